@@ -1,0 +1,71 @@
+/**
+ * The Channel: the one contract between transports (WebSocket, HTTP fallback),
+ * the relay and services. Nothing above a Channel can tell the transports apart.
+ *
+ * Delivery is push-based through a single sink object rather than an
+ * EventEmitter: one virtual call per message on the hot path, no listener arrays.
+ */
+import type { Admission } from './admission/types.js';
+
+/** How a channel ended. `code` 1005 / 1006 are local-only values, never sent. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  /** true when a close handshake completed in both directions */
+  wasClean: boolean;
+  /** who started the close */
+  initiator: 'local' | 'remote' | 'transport';
+}
+
+export interface ChannelSink {
+  /**
+   * When true the channel delivers messages as they arrive, fragment by
+   * fragment, through `onFragment`; otherwise whole messages through `onMessage`.
+   * Text fragments are already UTF-8 validated (incrementally) when delivered.
+   */
+  readonly streaming?: boolean;
+  onMessage?(data: Buffer, isBinary: boolean): void;
+  /**
+   * One piece of a message. `first` marks the first piece (its `isBinary` is the
+   * message type), `fin` the last. `totalLength` is the message length when the
+   * transport knows it up front (an unfragmented frame), else undefined.
+   */
+  onFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void;
+  /** Outbound buffer fell below the low-water mark after `send` returned false. */
+  onDrain?(): void;
+  /** Called exactly once. */
+  onClose?(info: CloseInfo): void;
+}
+
+export interface Channel {
+  readonly transport: 'websocket' | 'fallback';
+  /** Negotiated subprotocol, '' when none. */
+  readonly protocol: string;
+  /** Negotiated extensions as they would appear in Sec-WebSocket-Extensions, '' when none. */
+  readonly extensions: string;
+  readonly admission: Admission;
+  /** Bytes accepted by `send` but not yet handed to the network. */
+  readonly bufferedAmount: number;
+  readonly closed: boolean;
+
+  /** Install the receiver of inbound traffic. Messages are queued until a sink is attached. */
+  attach(sink: ChannelSink): void;
+
+  /** Send one whole message. Returns false when the outbound buffer is above its high-water mark. */
+  send(data: Buffer | string, isBinary: boolean): boolean;
+  /**
+   * Send one piece of a message (streaming relay). `first` starts a message of
+   * the given type; `fin` ends it. Pieces of one message must not interleave
+   * with other sends.
+   */
+  sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean;
+
+  /** Stop delivering inbound messages (and stop reading from the network). */
+  pause(): void;
+  resume(): void;
+
+  /** Start the close handshake (or end the session) with a code and reason. */
+  close(code?: number, reason?: string): void;
+  /** Drop at once, without a close handshake. */
+  terminate(): void;
+}

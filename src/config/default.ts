@@ -1,0 +1,14 @@
+/**
+ * The built-in configuration `gatehouse start` uses without --config: a
+ * loopback listener, an echo service and the index page. Written as YAML so it
+ * doubles as an example (also in examples/default.yaml).
+ */
+export const DEFAULT_CONFIG = `# Gatehouse built-in default configuration
+listen:
+  - host: \${GATEHOUSE_HOST:-127.0.0.1}
+    port: \${GATEHOUSE_PORT:-8080}
+services:
+  echo:
+    path: /echo
+    type: echo
+`;

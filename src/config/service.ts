@@ -1,0 +1,33 @@
+/**
+ * A service: a route (path, optional host) and where its traffic goes (type),
+ * with the admission policy and message limits that apply to it.
+ */
+import { z } from 'zod';
+import { duration, size } from './units.js';
+
+/** 16 MiB: the largest message any service may allow. */
+export const HARD_MAX_MESSAGE = 16 * 1024 * 1024;
+
+const common = {
+  /** Exact request path this service answers on, e.g. /echo. */
+  path: z.string().regex(/^\/[\x21-\x7e]*$/, 'a path starts with "/" and has no spaces'),
+  /** Host names (Host header, no port) this service answers for; any when absent. */
+  host: z.union([z.string(), z.array(z.string())]).optional()
+    .transform((h) => (h === undefined ? undefined : (Array.isArray(h) ? h : [h]).map((x) => x.toLowerCase()))),
+  /** Largest message (after reassembly). Over → close 1009. */
+  max_message: size().default(1024 * 1024)
+    .refine((n) => n <= HARD_MAX_MESSAGE, `at most ${HARD_MAX_MESSAGE} bytes (16 MiB)`),
+  /** Largest single frame; defaults to max_message. */
+  max_frame: size().optional(),
+  /** Most frames in one message, empty ones counted. Over → close 1009. */
+  max_fragments: z.number().int().positive().default(1024),
+  /** A fragmented message must complete within this time. Over → close 1008. */
+  message_timeout: duration().default(30_000),
+};
+
+export const echoServiceSchema = z.strictObject({
+  ...common,
+  type: z.literal('echo'),
+});
+
+export const serviceSchema = z.discriminatedUnion('type', [echoServiceSchema]);

@@ -1,0 +1,23 @@
+/**
+ * A Service is where admitted traffic goes. Opening happens in two steps so that
+ * a backend can be dialled (and refuse with 502 / 504) before the client gets its 101.
+ */
+import type { Admission } from '../admission/types.js';
+import type { Channel } from '../channel.js';
+
+export interface ServiceSession {
+  /** The subprotocol the backend chose, when the service decides it (websocket backends). */
+  readonly protocol?: string;
+  /** Join the client channel; from here the session owns it. */
+  attach(channel: Channel): void;
+  /** The client handshake failed after `open`: release the backend. */
+  abort(): void;
+}
+
+export interface Service {
+  readonly name: string;
+  /** Prepare a backend link for an admitted client. Throws BackendError to refuse. */
+  open(admission: Admission): Promise<ServiceSession>;
+  /** Gateway is draining: close backends cleanly. */
+  shutdown?(): Promise<void>;
+}
