@@ -1,0 +1,38 @@
+/**
+ * The ordered list of admission checks. Each entry is a factory that builds the
+ * check for one service from its config (returning undefined when the service
+ * does not need it), so policy is compiled once, not per request.
+ *
+ * Order matters and is the security model: cheap refusals first, nothing that
+ * costs a backend or an outbound call before origin and rate limits have passed.
+ */
+import type { Logger } from 'pino';
+import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { AdmissionCheck } from './types.js';
+
+/** What checks may share across services (limiters, stores). */
+export interface CheckEnv {
+  config: GatehouseConfig;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export type CheckFactory = (service: ServiceConfig, env: CheckEnv) => AdmissionCheck | undefined;
+
+export const CHECK_FACTORIES: CheckFactory[] = [
+  // 1. request sanity and rate limits
+  // 2. origin (RFC 6454)
+  // 3. authentication
+  // 4. authorization
+  // 5. subprotocol negotiation
+];
+
+export function buildChecks(service: ServiceConfig, env: CheckEnv): AdmissionCheck[] {
+  const checks: AdmissionCheck[] = [];
+  for (const factory of CHECK_FACTORIES) {
+    const c = factory(service, env);
+    if (c) checks.push(c);
+  }
+  return checks;
+}

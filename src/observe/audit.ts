@@ -1,0 +1,41 @@
+/**
+ * The audit trail: one line per admission decision that refuses, and per
+ * connection a gateway ends for bad input. Each carries a stable reason code,
+ * the service, the client address and the origin — never credentials.
+ * Lines are rate-limited per reason so a flood cannot drown the log; every
+ * event is still counted in the metrics.
+ */
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
+import { RateLimitedLog } from './log.js';
+
+export interface AuditFields {
+  service?: string;
+  client?: string;
+  origin?: string | null;
+  transport?: string;
+  status?: number;
+  code?: number;
+  principal?: string;
+  connection?: string;
+  detail?: string;
+}
+
+export class Audit {
+  private readonly limited: RateLimitedLog;
+  constructor(log: Logger, private readonly metrics: Metrics, perSecond: number) {
+    this.limited = new RateLimitedLog(log.child({ audit: true }), perSecond);
+  }
+
+  /** A handshake or fallback request refused with an HTTP status. */
+  reject(reason: string, fields: AuditFields): void {
+    this.metrics.inc('gatehouse_rejections_total', { reason });
+    this.limited.warn(`reject.${reason}`, { reason, ...fields }, `refused: ${reason}`);
+  }
+
+  /** An open connection ended by the gateway because of bad input or a policy. */
+  violation(reason: string, fields: AuditFields): void {
+    this.metrics.inc('gatehouse_violations_total', { reason });
+    this.limited.warn(`violation.${reason}`, { reason, ...fields }, `connection closed: ${reason}`);
+  }
+}
