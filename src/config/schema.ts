@@ -8,6 +8,9 @@ import { listenerSchema } from './listener.js';
 import { serviceSchema } from './service.js';
 import { limitsSchema } from './limits.js';
 import { duration, size } from './units.js';
+import { policyRootFields } from './policy.js';
+import { authRootFields } from './auth.js';
+import { fallbackRootFields } from './fallback.js';
 
 export const websocketSchema = z.strictObject({
   /** Send a ping after this long without traffic from the peer; 0 disables. */
@@ -42,6 +45,9 @@ export const configSchema = z.strictObject({
   shutdown: shutdownSchema.prefault({}),
   /** Serve a small page at `/` listing the services (and the demo). */
   index_page: z.boolean().default(true),
+  ...policyRootFields,
+  ...authRootFields,
+  ...fallbackRootFields,
 });
 
 export type GatehouseConfig = z.output<typeof configSchema>;

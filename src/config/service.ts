@@ -4,6 +4,9 @@
  */
 import { z } from 'zod';
 import { duration, size } from './units.js';
+import { policyServiceFields } from './policy.js';
+import { authServiceFields } from './auth.js';
+import { fallbackServiceFields } from './fallback.js';
 
 /** 16 MiB: the largest message any service may allow. */
 export const HARD_MAX_MESSAGE = 16 * 1024 * 1024;
@@ -23,6 +26,9 @@ const common = {
   max_fragments: z.number().int().positive().default(1024),
   /** A fragmented message must complete within this time. Over → close 1008. */
   message_timeout: duration().default(30_000),
+  ...policyServiceFields,
+  ...authServiceFields,
+  ...fallbackServiceFields,
 };
 
 export const echoServiceSchema = z.strictObject({
