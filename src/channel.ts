@@ -43,10 +43,17 @@ export interface Channel {
   readonly protocol: string;
   /** Negotiated extensions as they would appear in Sec-WebSocket-Extensions, '' when none. */
   readonly extensions: string;
-  readonly admission: Admission;
+  /** The admission the channel came in with; absent on client-role (backend) connections. */
+  readonly admission?: Admission;
   /** Bytes accepted by `send` but not yet handed to the network. */
   readonly bufferedAmount: number;
   readonly closed: boolean;
+
+  /**
+   * Infrastructure (front door, guards, credential expiry) learns of the end
+   * here; the service learns through its sink. Called once, after the sink's onClose.
+   */
+  whenClosed(fn: (info: CloseInfo) => void): void;
 
   /** Install the receiver of inbound traffic. Messages are queued until a sink is attached. */
   attach(sink: ChannelSink): void;

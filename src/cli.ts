@@ -1,0 +1,103 @@
+/**
+ * The command line: `gatehouse start|check|help`. Each command is one entry in
+ * COMMANDS; a command returns the process exit status.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
+import { loadConfigFile, loadDefaultConfig } from './config/load.js';
+import type { GatehouseConfig } from './config/schema.js';
+import { Gateway } from './gateway.js';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i >= 0) return args[i + 1];
+  const eq = args.find((a) => a.startsWith(`${name}=`));
+  return eq?.slice(name.length + 1);
+}
+
+function printConfigError(err: unknown): void {
+  if (err instanceof ConfigError) {
+    console.error(`gatehouse: ${err.message}`);
+    for (const issue of err.issues) console.error(`  - ${issue}`);
+  } else {
+    console.error(`gatehouse: ${(err as Error).message}`);
+  }
+}
+
+function readConfig(file: string | undefined): GatehouseConfig {
+  return file ? loadConfigFile(file) : loadDefaultConfig();
+}
+
+const start: Command = {
+  summary: 'start the gateway',
+  usage: 'gatehouse start [--config FILE]   (without --config: the built-in default, echo on 127.0.0.1:8080)',
+  async run(args) {
+    const file = option(args, '--config');
+    let config: GatehouseConfig;
+    try { config = readConfig(file); } catch (err) { printConfigError(err); return 1; }
+    const gw = await Gateway.start(config);
+    for (const a of gw.addresses) {
+      process.stderr.write(`gatehouse: listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
+    }
+    process.on('SIGHUP', () => {
+      if (!file) { gw.log.warn('SIGHUP: running on the built-in config, nothing to reload'); return; }
+      try {
+        gw.reload(loadConfigFile(file));
+      } catch (err) {
+        gw.log.error({ issues: err instanceof ConfigError ? err.issues : undefined, err: err instanceof ConfigError ? undefined : err },
+          'reload refused: the new configuration is invalid; the running configuration stays');
+      }
+    });
+    return new Promise<number>((resolve) => {
+      const stop = (signal: string) => {
+        gw.log.info({ signal }, 'shutdown requested');
+        gw.stop().then(() => resolve(0), (err) => { gw.log.error({ err }, 'shutdown failed'); resolve(1); });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  },
+};
+
+const check: Command = {
+  summary: 'validate a configuration file',
+  usage: 'gatehouse check --config FILE',
+  async run(args) {
+    const file = option(args, '--config');
+    if (!file) { console.error(`usage: ${this.usage}`); return 2; }
+    try {
+      const config = loadConfigFile(file);
+      console.log(`${file}: ok (${Object.keys(config.services).length} services, ${config.listen.length} listeners)`);
+      return 0;
+    } catch (err) {
+      printConfigError(err);
+      return 1;
+    }
+  },
+};
+
+export const COMMANDS: Record<string, Command> = { start, check };
+
+function help(): void {
+  console.log('gatehouse — a secure WebSocket gateway\n\nCommands:');
+  for (const [name, c] of Object.entries(COMMANDS)) console.log(`  ${name.padEnd(14)} ${c.summary}\n  ${''.padEnd(14)} ${c.usage}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === '--version' || name === '-v') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    console.log(pkg.version);
+    return 0;
+  }
+  if (!name || name === 'help' || name === '--help' || name === '-h') { help(); return name ? 0 : 2; }
+  const command = COMMANDS[name];
+  if (!command) { console.error(`gatehouse: unknown command "${name}"`); help(); return 2; }
+  return command.run(args);
+}

@@ -1,0 +1,314 @@
+/**
+ * The front door: listeners, routing, the WebSocket upgrade and the plain HTTP
+ * endpoints. It orchestrates and holds no policy of its own — every decision
+ * about who may come in is the admission pipeline's.
+ *
+ * Upgrade path, in order: drain state → header count → route → RFC 6455
+ * handshake rules → admission pipeline → service.open (backend dial) → 101 →
+ * WebSocketConnection → service session. Any step may refuse with an HTTP
+ * status; nothing reaches a backend before admission has passed.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { Rejection, type Admission } from '../admission/types.js';
+import type { AdmissionPipeline } from '../admission/pipeline.js';
+import type { Channel } from '../channel.js';
+import type { GatehouseConfig, ListenerConfig, ServiceConfig } from '../config/schema.js';
+import { BackendError } from '../errors.js';
+import type { Audit } from '../observe/audit.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { Service } from '../services/types.js';
+import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest } from '../websocket/handshake.js';
+import { WebSocketConnection } from '../websocket/connection.js';
+import { writeRejection } from './respond.js';
+import { splitTarget, toAdmissionRequest } from './request.js';
+import type { Router } from './router.js';
+import { renderIndexPage } from './index-page.js';
+
+/** Everything a request is handled with. Swapped as a whole on reload. */
+export interface FrontDoorContext {
+  config: GatehouseConfig;
+  router: Router;
+  pipeline: AdmissionPipeline;
+  services: Map<string, Service>;
+  audit: Audit;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * An HTTP endpoint of another module (fallback transport, tickets, admin).
+ * Returns true when it took the request.
+ */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: FrontDoorContext) => boolean;
+
+/** Runs on every admitted channel before the service attaches (guards, expiry). */
+export type ChannelHook = (channel: Channel, admission: Admission, ctx: FrontDoorContext) => void;
+
+export interface BoundAddress { host: string; port: number; tls: boolean }
+
+const CLOSE_REASONS: Record<number, string> = {
+  1002: 'protocol_error', 1003: 'unsupported_data', 1007: 'invalid_payload', 1008: 'policy_violation',
+  1009: 'message_too_big', 1011: 'internal_error', 1001: 'timeout',
+};
+
+export class FrontDoor {
+  private readonly servers: http.Server[] = [];
+  private readonly channels = new Set<Channel>();
+  private readonly httpHandlers: HttpHandler[] = [];
+  private readonly channelHooks: ChannelHook[] = [];
+  private draining = false;
+  readonly addresses: BoundAddress[] = [];
+
+  constructor(private ctx: FrontDoorContext) {}
+
+  get context(): FrontDoorContext { return this.ctx; }
+  /** New connections use the new context; open ones keep what they were admitted with. */
+  setContext(ctx: FrontDoorContext): void { this.ctx = ctx; }
+  addHttpHandler(handler: HttpHandler): void { this.httpHandlers.push(handler); }
+  addChannelHook(hook: ChannelHook): void { this.channelHooks.push(hook); }
+  /** Open channels (WebSocket and fallback), for drain and metrics. */
+  get openChannels(): number { return this.channels.size; }
+
+  /** Register a channel that another transport (the fallback) admitted, so drain covers it. */
+  track(channel: Channel, admission: Admission): void {
+    this.channels.add(channel);
+    this.ctx.metrics.gauge('gatehouse_open_channels', { transport: channel.transport }, 1);
+    for (const hook of this.channelHooks) hook(channel, admission, this.ctx);
+  }
+
+  untrack(channel: Channel): void {
+    if (this.channels.delete(channel)) this.ctx.metrics.gauge('gatehouse_open_channels', { transport: channel.transport }, -1);
+  }
+
+  async listen(): Promise<BoundAddress[]> {
+    for (const l of this.ctx.config.listen) {
+      const server = this.createServer(l);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(l.port, l.host, () => { server.off('error', reject); resolve(); });
+      });
+      const addr = server.address() as AddressInfo;
+      this.servers.push(server);
+      this.addresses.push({ host: addr.address, port: addr.port, tls: false });
+      this.ctx.log.info({ host: addr.address, port: addr.port }, 'listening');
+    }
+    return this.addresses;
+  }
+
+  private createServer(_listener: ListenerConfig): http.Server {
+    const limits = this.ctx.config.limits;
+    const server = http.createServer({
+      maxHeaderSize: limits.header_bytes,
+      // Count one past the limit so that "too many" is seen and refused, never silently truncated.
+      headersTimeout: limits.header_timeout,
+      requestTimeout: Math.max(limits.header_timeout, 30_000),
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: Math.min(1_000, limits.header_timeout),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+    });
+    server.maxHeadersCount = limits.header_count + 1;
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.onUpgrade(req, socket, head);
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => socket.destroy());
+      this.refuse(socket, new Rejection(405, 'method_not_allowed', 'CONNECT is not supported', { Allow: 'GET' }), req);
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    server.on('error', (err) => this.ctx.log.error({ err }, 'listener error'));
+    return server;
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    socket.on('error', () => socket.destroy());
+    if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
+    let status = 400;
+    let reason = 'bad_request';
+    if (err.code === 'HPE_HEADER_OVERFLOW') { status = 431; reason = 'headers_too_large'; }
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT') { status = 408; reason = 'header_timeout'; }
+    this.ctx.audit.reject(reason, { client: (socket as Socket).remoteAddress, status, detail: err.code });
+    writeRejection(socket, { status, message: STATUS_MESSAGES[status] ?? 'bad request', headers: {} });
+  }
+
+  /** Refuse a handshake: audit (unless the pipeline already did) and answer. */
+  private refuse(socket: Duplex, rejection: Rejection, req: IncomingMessage, audited = false, service?: string): void {
+    if (!audited) {
+      this.ctx.audit.reject(rejection.reason, {
+        service, client: req.socket.remoteAddress, status: rejection.status, transport: 'websocket',
+        origin: typeof req.headers.origin === 'string' ? req.headers.origin.slice(0, 256) : undefined,
+      });
+    }
+    writeRejection(socket, rejection);
+  }
+
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const ctx = this.ctx;
+    try {
+      if (this.draining) {
+        return this.refuse(socket, new Rejection(503, 'draining', 'gateway is shutting down', { 'Retry-After': '5' }), req);
+      }
+      if (req.rawHeaders.length / 2 > ctx.config.limits.header_count) {
+        return this.refuse(socket, new Rejection(431, 'too_many_headers', 'too many header fields'), req);
+      }
+      const url = req.url ?? '';
+      if (!url.startsWith('/')) {
+        // Absolute-form or asterisk targets are never used for routing.
+        return this.refuse(socket, new Rejection(400, 'bad_request_target', 'request target must be a path'), req);
+      }
+      const route = ctx.router.match(req.headers.host, splitTarget(url).path);
+      if (route instanceof Rejection) return this.refuse(socket, route, req);
+
+      let key: string;
+      try {
+        key = validateUpgradeRequest(req).key;
+      } catch (err) {
+        if (err instanceof HandshakeError) {
+          return this.refuse(socket, new Rejection(err.status, err.reason, err.message, err.headers), req, false, route.name);
+        }
+        throw err;
+      }
+
+      const admission = await ctx.pipeline.admit(toAdmissionRequest(req, 'websocket'), route);
+      if (admission instanceof Rejection) return this.refuse(socket, admission, req, true, route.name);
+      if (socket.destroyed) { admission.release(); return; }
+
+      const service = ctx.services.get(route.name);
+      if (!service) { admission.release(); throw new Error(`service ${route.name} not built`); }
+      let session;
+      try {
+        session = await service.open(admission);
+      } catch (err) {
+        admission.release();
+        if (err instanceof BackendError) {
+          return this.refuse(socket, new Rejection(err.status, err.code.toLowerCase(), STATUS_MESSAGES[err.status] ?? 'bad gateway'), req, false, route.name);
+        }
+        throw err;
+      }
+      if (socket.destroyed) { session.abort(); admission.release(); return; }
+
+      const protocol = session.protocol ?? admission.protocol;
+      socket.write(buildUpgradeResponse(key, protocol));
+      const channel = this.openWebSocket(socket as Socket, head, route, admission, protocol);
+      session.attach(channel);
+    } catch (err) {
+      ctx.log.error({ err }, 'upgrade failed');
+      if (!socket.destroyed) writeRejection(socket, { status: 500, message: 'internal error', headers: {} });
+    }
+  }
+
+  private openWebSocket(socket: Socket, head: Buffer, svc: ServiceConfig, admission: Admission, protocol: string): WebSocketConnection {
+    const ctx = this.ctx;
+    const ws = ctx.config.websocket;
+    const conn = new WebSocketConnection(socket, head, {
+      role: 'server',
+      protocol,
+      admission,
+      maxMessage: svc.max_message,
+      maxFrame: svc.max_frame ?? svc.max_message,
+      maxFragments: svc.max_fragments,
+      messageTimeout: svc.message_timeout,
+      pingInterval: ws.ping_interval,
+      pongTimeout: ws.pong_timeout,
+      idleTimeout: ws.idle_timeout,
+      closeTimeout: ws.close_timeout,
+      highWaterMark: ws.high_water_mark,
+      onViolation: (code, reason) => {
+        ctx.audit.violation(CLOSE_REASONS[code] ?? `close_${code}`, {
+          service: svc.name, client: admission.client.address, origin: admission.origin,
+          code, detail: reason, connection: admission.id, principal: admission.principal?.id,
+        });
+      },
+    });
+    conn.whenClosed(() => {
+      admission.release();
+      this.untrack(conn);
+    });
+    this.track(conn, admission);
+    return conn;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const ctx = this.ctx;
+    try {
+      for (const handler of this.httpHandlers) if (handler(req, res, ctx)) return;
+      const url = req.url ?? '/';
+      const { path } = splitTarget(url);
+      if (path === '/' && ctx.config.index_page && (req.method === 'GET' || req.method === 'HEAD')) {
+        const body = renderIndexPage(ctx.router.services());
+        res.writeHead(200, {
+          'Content-Type': 'text/html; charset=utf-8',
+          'Content-Length': Buffer.byteLength(body),
+          'Cache-Control': 'no-store',
+          'X-Content-Type-Options': 'nosniff',
+          'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'",
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+      const route = url.startsWith('/') ? ctx.router.match(req.headers.host, path) : new Rejection(400, 'bad_request_target');
+      if (route instanceof Rejection) return this.respond(req, res, route);
+      if (req.headers.upgrade !== undefined) {
+        // An Upgrade header without "Connection: upgrade" (RFC 6455 §4.2.1 item 4).
+        return this.respond(req, res, new Rejection(400, 'bad_connection', 'Connection header must contain "upgrade"'), route.name);
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        return this.respond(req, res, new Rejection(405, 'method_not_allowed', 'method not allowed', { Allow: 'GET' }), route.name);
+      }
+      return this.respond(req, res, new Rejection(426, 'upgrade_required', 'this is a WebSocket endpoint',
+        { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' }), route.name);
+    } catch (err) {
+      ctx.log.error({ err }, 'request failed');
+      if (!res.headersSent) { res.statusCode = 500; res.end(); } else res.destroy();
+    }
+  }
+
+  private respond(req: IncomingMessage, res: ServerResponse, rejection: Rejection, service?: string): void {
+    this.ctx.audit.reject(rejection.reason, { service, client: req.socket.remoteAddress, status: rejection.status, transport: 'http' });
+    const body = `${rejection.message}\n`;
+    res.writeHead(rejection.status, {
+      ...rejection.headers,
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  /**
+   * Stop accepting, ask every open channel to close with 1001, and wait for
+   * them up to `timeoutMs`; whatever is left is dropped.
+   */
+  async drain(timeoutMs: number, code = 1001, reason = 'gateway shutting down'): Promise<void> {
+    this.draining = true;
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const s of this.servers) s.closeIdleConnections();
+    const channels = [...this.channels];
+    const allClosed = new Promise<void>((resolve) => {
+      if (this.channels.size === 0) return resolve();
+      const check = setInterval(() => {
+        if (this.channels.size === 0) { clearInterval(check); resolve(); }
+      }, 20);
+      check.unref();
+    });
+    for (const ch of channels) ch.close(code, reason);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([allClosed, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); })]);
+    clearTimeout(timer);
+    for (const ch of this.channels) ch.terminate();
+    for (const s of this.servers) s.closeAllConnections();
+    await closed;
+  }
+}
+
+const STATUS_MESSAGES: Record<number, string> = {
+  400: 'bad request', 408: 'request timeout', 431: 'request header fields too large',
+  502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
+};

@@ -1,0 +1,88 @@
+/**
+ * The composition root: builds everything from a validated config — logger,
+ * metrics, audit, router, admission pipeline, services, front door — and owns
+ * the lifecycle (start, reload, drain).
+ */
+import type { Logger } from 'pino';
+import { AdmissionPipeline } from './admission/pipeline.js';
+import type { GatehouseConfig } from './config/schema.js';
+import { servicesOf } from './config/load.js';
+import { FrontDoor, type BoundAddress, type FrontDoorContext } from './front/server.js';
+import { Router } from './front/router.js';
+import { Audit } from './observe/audit.js';
+import { createLogger } from './observe/log.js';
+import { Metrics } from './observe/metrics.js';
+import { createService } from './services/index.js';
+import type { Service } from './services/types.js';
+
+export interface GatewayOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+export class Gateway {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly audit: Audit;
+  readonly front: FrontDoor;
+  private config: GatehouseConfig;
+  private stopping?: Promise<void>;
+
+  private constructor(config: GatehouseConfig, opts: GatewayOptions) {
+    this.config = config;
+    this.log = opts.logger ?? createLogger(config.log.level);
+    this.metrics = opts.metrics ?? new Metrics();
+    this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
+    this.front = new FrontDoor(this.buildContext(config));
+  }
+
+  static async start(config: GatehouseConfig, opts: GatewayOptions = {}): Promise<Gateway> {
+    const gw = new Gateway(config, opts);
+    await gw.front.listen();
+    return gw;
+  }
+
+  get addresses(): BoundAddress[] { return this.front.addresses; }
+  get currentConfig(): GatehouseConfig { return this.config; }
+
+  private buildContext(config: GatehouseConfig): FrontDoorContext {
+    const services = new Map<string, Service>();
+    const list = servicesOf(config);
+    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics }));
+    return {
+      config,
+      router: new Router(list),
+      pipeline: new AdmissionPipeline(list, { config, log: this.log, metrics: this.metrics }, this.audit),
+      services,
+      audit: this.audit,
+      log: this.log,
+      metrics: this.metrics,
+    };
+  }
+
+  /**
+   * Apply a new config to new connections; open connections keep the service
+   * and policy they were admitted with. Listener changes need a restart.
+   */
+  reload(config: GatehouseConfig): void {
+    const previous = this.front.context;
+    this.front.setContext(this.buildContext(config));
+    this.config = config;
+    const retired = [...previous.services.values()];
+    this.log.info({ services: Object.keys(config.services) }, 'configuration reloaded');
+    void retired; // old services keep serving the sessions they opened
+  }
+
+  /** Drain: stop accepting, close channels with 1001, shut services down. */
+  stop(timeoutMs = this.config.shutdown.drain_timeout): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info({ open: this.front.openChannels, timeoutMs }, 'draining');
+      await this.front.drain(timeoutMs);
+      await Promise.all([...this.front.context.services.values()].map((s) => s.shutdown?.().catch((err) => {
+        this.log.warn({ err, service: s.name }, 'service shutdown failed');
+      })));
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+
+const MAIN = join(import.meta.dirname, '../../src/main.ts');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = once(child, 'exit').then(([code]) => code as number);
+  return { child, exited, out: () => out, err: () => err };
+}
+
+function tmpFile(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-cli-'));
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+test('check: a valid file exits 0', async () => {
+  const f = tmpFile('ok.yaml', 'listen:\n  - port: 0\nservices:\n  echo:\n    path: /echo\n    type: echo\n');
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 0);
+  assert.match(r.out(), /ok \(1 services, 1 listeners\)/);
+});
+
+test('check: an invalid file exits 1 and names each bad key by path', async () => {
+  const f = tmpFile('bad.yaml', 'services:\n  echo:\n    path: echo\n    type: echo\n    max_message: lots\n    colour: red\n');
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 1);
+  assert.match(r.err(), /services\.echo\.path:/);
+  assert.match(r.err(), /services\.echo\.max_message: not a size/);
+  assert.match(r.err(), /services\.echo: unknown key "colour"/);
+});
+
+test('check: an unset ${ENV} reference is an error naming the key', async () => {
+  const f = tmpFile('env.yaml', 'listen:\n  - port: ${GH_TEST_UNSET_PORT}\n');
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 1);
+  assert.match(r.err(), /listen\.0\.port: environment variable GH_TEST_UNSET_PORT is not set/);
+});
+
+test('start: serves echo on the built-in default config; SIGTERM closes clients with 1001 and exits', async () => {
+  // GATEHOUSE_PORT=0 is not useful to find the port, so pick one from the stderr line.
+  const r = run(['start'], { GATEHOUSE_PORT: '0' });
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no listening line: ${r.err()}`)), 10_000);
+    r.child.stderr.on('data', () => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(r.err());
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`, { headers: { origin: `http://127.0.0.1:${port}` } });
+  await once(ws, 'open');
+  ws.send('hello');
+  const [msg] = await once(ws, 'message');
+  assert.equal(String(msg), 'hello');
+  const closed = once(ws, 'close');
+  r.child.kill('SIGTERM');
+  const [code] = await closed;
+  assert.equal(code, 1001);
+  assert.equal(await r.exited, 0);
+});
