@@ -87,13 +87,12 @@ test('ping is answered with a pong carrying the same payload', async () => {
 });
 
 for (const [code, reason] of [[1000, ''], [1001, 'leaving'], [3000, 'app'], [4999, 'x'.repeat(123)]] as const) {
-  test(`client close ${code} is echoed by the gateway`, async () => {
+  test(`client close ${code} is answered with the same code (RFC 6455 §5.5.1)`, async () => {
     const ws = await open();
     const closed = once(ws, 'close');
     ws.close(code, reason);
-    const [gotCode, gotReason] = await closed;
+    const [gotCode] = await closed;
     assert.equal(gotCode, code);
-    assert.equal(String(gotReason), reason);
   });
 }
 
