@@ -1,0 +1,425 @@
+/**
+ * A WebSocket connection over an upgraded socket: our RFC 6455 engine behind
+ * the Channel interface, in server or client role.
+ *
+ * Ownership: after construction the connection owns the socket; an 'error'
+ * listener is always attached, so socket errors never become uncaught.
+ *
+ * Timers: none of its own. Every deadline (keepalive, pong, idle, message
+ * assembly, close) is a timestamp checked by the shared `heartbeat` tick.
+ */
+import type { Socket } from 'node:net';
+import type { Admission } from '../admission/types.js';
+import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
+import {
+  OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_NO_STATUS, CLOSE_ABNORMAL,
+  CLOSE_POLICY_VIOLATION, isValidCloseCode,
+} from './constants.js';
+import { FrameParser, type FrameParserHandler } from './frame-parser.js';
+import { FrameWriter } from './frame-writer.js';
+import { heartbeat, type HeartbeatMember } from './heartbeat.js';
+
+export interface ConnectionOptions {
+  role: 'server' | 'client';
+  protocol?: string;
+  extensions?: string;
+  admission?: Admission;
+  maxMessage: number;
+  /** Defaults to maxMessage. */
+  maxFrame?: number;
+  maxFragments: number;
+  /** ms; a message (fragmented, or one frame still arriving) must complete in time → 1008. 0 disables. */
+  messageTimeout: number;
+  /** ms of silence before a keepalive ping; 0 disables. */
+  pingInterval: number;
+  /** ms to wait for a pong before dropping; 0 disables. */
+  pongTimeout: number;
+  /** ms without any frame → close 1001; 0 disables. */
+  idleTimeout: number;
+  /** ms to wait for the peer's Close (and for TCP to end) after ours. */
+  closeTimeout: number;
+  /** Outbound bytes above which `send` returns false. */
+  highWaterMark: number;
+  /** We failed the connection for bad input (1002/1007/1008/1009) or a timeout. */
+  onViolation?(code: number, reason: string): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class WebSocketConnection implements Channel, FrameParserHandler, HeartbeatMember {
+  readonly transport = 'websocket' as const;
+  readonly protocol: string;
+  readonly extensions: string;
+  readonly admission?: Admission;
+  readonly role: 'server' | 'client';
+
+  /** Data messages received (completed). */
+  messagesIn = 0;
+  /** Data payload bytes received. */
+  bytesIn = 0;
+
+  private readonly socket: Socket;
+  private readonly writer: FrameWriter;
+  private readonly parser: FrameParser;
+  private readonly opts: ConnectionOptions;
+  private sink: ChannelSink | null = null;
+  private userPaused = false;
+
+  // Assembly of whole messages for non-streaming sinks.
+  private asm: Buffer | null = null;
+  private asmPos = 0;
+  private asmParts: Buffer[] | null = null;
+  private asmLen = 0;
+  private asmBinary = false;
+
+  // Outbound state.
+  private needDrain = false;
+  private pendingPong: Buffer | null = null;
+
+  // Close state.
+  private closeSent = false;
+  private closeReceived = false;
+  private remoteCode: number = CLOSE_ABNORMAL;
+  private remoteReason = '';
+  private initiator: CloseInfo['initiator'] | null = null;
+  /** When the current close-phase deadline started (our Close sent / TCP end). */
+  private closeAt = 0;
+  private finished = false;
+  private closeInfo: CloseInfo | null = null;
+  private closeReported = false;
+
+  // Timer bookkeeping (compared on each heartbeat tick).
+  private lastFrames = 0;
+  private lastActivity: number;
+  private pingSentAt = 0;
+  private msgSeq = 0;
+  private msgSeenAt = 0;
+
+  constructor(socket: Socket, head: Buffer, opts: ConnectionOptions) {
+    this.socket = socket;
+    this.opts = opts;
+    this.role = opts.role;
+    this.protocol = opts.protocol ?? '';
+    this.extensions = opts.extensions ?? '';
+    if (opts.admission !== undefined) this.admission = opts.admission;
+    this.writer = new FrameWriter(socket, opts.role === 'client');
+    this.parser = new FrameParser(
+      {
+        // RFC 6455 §5.1: clients mask, servers do not.
+        expectMasked: opts.role === 'server',
+        maxFrame: opts.maxFrame ?? opts.maxMessage,
+        maxMessage: opts.maxMessage,
+        maxFragments: opts.maxFragments,
+      },
+      this,
+    );
+    this.lastActivity = Date.now();
+
+    socket.setNoDelay(true);
+    socket.on('error', () => {
+      // Nothing to do: 'close' follows and reports 1006.
+    });
+    socket.on('close', () => this.finish());
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('drain', () => this.onSocketDrain());
+    socket.on('data', (chunk: Buffer) => this.parser.push(chunk));
+
+    // Until a sink is attached nothing is delivered: the parser holds what was
+    // already read (head) and the socket is not read further.
+    this.parser.pause();
+    socket.pause();
+    if (head.length > 0) this.parser.push(head);
+
+    const shortest = [opts.pingInterval, opts.pongTimeout, opts.idleTimeout, opts.closeTimeout, opts.messageTimeout]
+      .filter((t) => t > 0)
+      .reduce((a, b) => Math.min(a, b), Infinity);
+    heartbeat.add(this, Number.isFinite(shortest) ? shortest : 0);
+    if (socket.destroyed) this.finish();
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.finished || this.closeSent;
+  }
+
+  attach(sink: ChannelSink): void {
+    this.sink = sink;
+    if (this.closeInfo !== null) {
+      this.reportClose();
+      return;
+    }
+    if (!this.userPaused) this.startReading();
+  }
+
+  // ---- outbound -----------------------------------------------------------
+
+  send(data: Buffer | string, isBinary: boolean): boolean {
+    if (this.closeSent || this.finished) return false;
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    this.writer.writeFrame(isBinary ? OP_BINARY : OP_TEXT, buf, true);
+    return this.checkBackpressure();
+  }
+
+  sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean {
+    if (this.closeSent || this.finished) return false;
+    this.writer.writeFrame(first ? (isBinary ? OP_BINARY : OP_TEXT) : OP_CONT, data, fin);
+    return this.checkBackpressure();
+  }
+
+  /** Send a ping (application-level; keepalive pings are automatic). */
+  ping(payload: Buffer = EMPTY): void {
+    if (this.closeSent || this.finished) return;
+    this.writer.writeFrame(OP_PING, payload, true);
+  }
+
+  private checkBackpressure(): boolean {
+    if (this.socket.writableLength <= this.opts.highWaterMark) return true;
+    if (!this.needDrain) {
+      this.needDrain = true;
+      // The socket emits 'drain' only if its own high-water mark was passed;
+      // when ours is lower, an empty write's callback tells us it flushed.
+      if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
+    }
+    return false;
+  }
+
+  private onSocketDrain(): void {
+    if (this.pendingPong !== null && !this.closeSent && !this.finished) {
+      const p = this.pendingPong;
+      this.pendingPong = null;
+      this.writer.writeFrame(OP_PONG, p, true);
+    }
+    if (this.needDrain && this.socket.writableLength <= this.opts.highWaterMark) {
+      this.needDrain = false;
+      this.sink?.onDrain?.();
+    }
+  }
+
+  // ---- inbound flow control -------------------------------------------------
+
+  pause(): void {
+    if (this.userPaused) return;
+    this.userPaused = true;
+    this.socket.pause();
+    this.parser.pause();
+  }
+
+  resume(): void {
+    if (!this.userPaused) return;
+    this.userPaused = false;
+    if (this.sink !== null) this.startReading();
+  }
+
+  private startReading(): void {
+    if (this.finished) return;
+    this.socket.resume();
+    this.parser.resume();
+    // Restart the clocks: time spent paused is our doing, not the peer's.
+    this.lastActivity = Date.now();
+    this.msgSeenAt = this.lastActivity;
+  }
+
+  // ---- parser callbacks (FrameParserHandler) --------------------------------
+
+  onData(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void {
+    // RFC 6455 §5.5.1: after a Close, data is not processed.
+    if (this.closeSent) return;
+    const sink = this.sink;
+    if (sink === null) return;
+    this.bytesIn += data.length;
+    if (fin) this.messagesIn++;
+    if (sink.streaming === true) {
+      sink.onFragment?.(data, isBinary, first, fin, totalLength);
+      return;
+    }
+    if (first && fin) {
+      sink.onMessage?.(data, isBinary);
+      return;
+    }
+    if (first) {
+      this.asmBinary = isBinary;
+      if (totalLength !== undefined) {
+        // One frame arriving in pieces: its length is known, allocate once.
+        this.asm = Buffer.allocUnsafe(totalLength);
+        this.asmPos = 0;
+      } else {
+        this.asmParts = [];
+        this.asmLen = 0;
+      }
+    }
+    if (this.asm !== null) {
+      data.copy(this.asm, this.asmPos);
+      this.asmPos += data.length;
+    } else if (data.length > 0) {
+      // Copy: a view would pin the whole socket chunk for a tiny fragment.
+      (this.asmParts as Buffer[]).push(Buffer.from(data));
+      this.asmLen += data.length;
+    }
+    if (fin) {
+      const msg = this.asm ?? Buffer.concat(this.asmParts as Buffer[], this.asmLen);
+      this.asm = null;
+      this.asmParts = null;
+      sink.onMessage?.(msg, this.asmBinary);
+    }
+  }
+
+  onPing(payload: Buffer): void {
+    if (this.closeSent) return;
+    // RFC 6455 §5.5.2-5.5.3: answer with a Pong carrying the same payload, as
+    // soon as practical (also in the middle of a fragmented message). When the
+    // socket is congested only the latest pong is kept (§5.5.3 allows
+    // answering only the most recent ping).
+    if (this.socket.writableLength > this.opts.highWaterMark) {
+      this.pendingPong = Buffer.from(payload);
+      if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
+      return;
+    }
+    this.writer.writeFrame(OP_PONG, payload, true);
+  }
+
+  onPong(_payload: Buffer): void {
+    this.pingSentAt = 0;
+  }
+
+  onClose(code: number, reason: string): void {
+    this.closeReceived = true;
+    this.remoteCode = code;
+    this.remoteReason = reason;
+    if (!this.closeSent) {
+      // RFC 6455 §5.5.1: reply with a Close, echoing the code (an empty Close
+      // is answered with an empty Close: 1005 is never sent).
+      this.initiator = 'remote';
+      this.sendClose(code === CLOSE_NO_STATUS ? undefined : code, '');
+    }
+    this.handshakeDone();
+  }
+
+  onError(closeCode: number, reason: string): void {
+    this.failConnection(closeCode, reason);
+  }
+
+  // ---- closing --------------------------------------------------------------
+
+  close(code: number = CLOSE_NORMAL, reason = ''): void {
+    if (this.closeSent || this.finished) return;
+    if (code !== CLOSE_NO_STATUS && !isValidCloseCode(code)) throw new RangeError(`invalid close code ${code}`);
+    this.initiator ??= 'local';
+    this.sendClose(code === CLOSE_NO_STATUS ? undefined : code, reason);
+    // Keep reading (even if paused) so that the peer's Close can arrive.
+    if (this.userPaused) {
+      this.userPaused = false;
+      if (this.sink !== null) this.startReading();
+    }
+  }
+
+  terminate(): void {
+    if (this.finished) return;
+    this.initiator ??= 'local';
+    this.socket.destroy();
+  }
+
+  private sendClose(code: number | undefined, reason: string): void {
+    this.closeSent = true;
+    this.closeAt = Date.now();
+    this.pendingPong = null;
+    if (!this.socket.destroyed) this.writer.writeClose(code, reason);
+  }
+
+  /** Both Closes exchanged (or we gave up on the peer's). Close TCP per role. */
+  private handshakeDone(): void {
+    this.closeAt = Date.now();
+    if (this.role === 'server') {
+      // RFC 6455 §7.1.1: the server closes the TCP connection first. end()
+      // flushes our Close, then FIN; the close timeout destroys if the peer lingers.
+      this.socket.end();
+    }
+    // Client role: wait for the server's FIN ('end'), destroy at the close timeout.
+  }
+
+  /** RFC 6455 §7.1.7 "Fail the WebSocket Connection": Close with a code, then close TCP. */
+  private failConnection(code: number, reason: string): void {
+    if (this.finished) return;
+    this.opts.onViolation?.(code, reason);
+    if (!this.closeSent) {
+      this.initiator ??= 'local';
+      this.sendClose(code, reason);
+    }
+    this.closeAt = Date.now();
+    this.socket.end();
+  }
+
+  private onSocketEnd(): void {
+    // The peer sent FIN. Answer with ours; an abrupt end without a Close is a
+    // transport closure (reported as 1006).
+    this.initiator ??= 'transport';
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  /** Socket closed: release everything and report once. */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    heartbeat.delete(this);
+    this.asm = null;
+    this.asmParts = null;
+    this.pendingPong = null;
+    this.closeInfo = {
+      code: this.closeReceived ? this.remoteCode : CLOSE_ABNORMAL,
+      reason: this.closeReceived ? this.remoteReason : '',
+      wasClean: this.closeSent && this.closeReceived,
+      initiator: this.initiator ?? 'transport',
+    };
+    if (this.sink !== null) this.reportClose();
+  }
+
+  private reportClose(): void {
+    if (this.closeReported || this.closeInfo === null || this.sink === null) return;
+    this.closeReported = true;
+    this.sink.onClose?.(this.closeInfo);
+  }
+
+  // ---- timers (heartbeat tick) ----------------------------------------------
+
+  tick(now: number): void {
+    if (this.finished) return;
+    const o = this.opts;
+    if (this.closeSent || this.closeReceived) {
+      // RFC 6455 §7.1.1 / §5.5.1: do not wait forever for the peer's Close or FIN.
+      if (now - this.closeAt >= o.closeTimeout) this.socket.destroy();
+      return;
+    }
+    if (this.userPaused || this.sink === null) return;
+    const frames = this.parser.framesIn;
+    if (frames !== this.lastFrames) {
+      this.lastFrames = frames;
+      this.lastActivity = now;
+    }
+    if (o.pongTimeout > 0 && this.pingSentAt !== 0 && now - this.pingSentAt >= o.pongTimeout) {
+      // Dead peer / half-open TCP: drop without a close handshake.
+      this.opts.onViolation?.(CLOSE_ABNORMAL, 'pong timeout');
+      this.terminate();
+      return;
+    }
+    if (o.idleTimeout > 0 && now - this.lastActivity >= o.idleTimeout) {
+      this.opts.onViolation?.(CLOSE_GOING_AWAY, 'idle timeout');
+      this.close(CLOSE_GOING_AWAY, 'idle timeout');
+      return;
+    }
+    if (o.messageTimeout > 0 && this.parser.messageOpen) {
+      if (this.parser.messagesBegun !== this.msgSeq) {
+        this.msgSeq = this.parser.messagesBegun;
+        this.msgSeenAt = now;
+      } else if (now - this.msgSeenAt >= o.messageTimeout) {
+        this.failConnection(CLOSE_POLICY_VIOLATION, 'message timeout');
+        return;
+      }
+    }
+    if (o.pingInterval > 0 && this.pingSentAt === 0 && now - this.lastActivity >= o.pingInterval) {
+      this.pingSentAt = now;
+      this.writer.writeFrame(OP_PING, EMPTY, true);
+    }
+  }
+}

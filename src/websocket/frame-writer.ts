@@ -1,0 +1,159 @@
+/**
+ * Frame writer (RFC 6455 §5.2): header encoding and a socket wrapper.
+ *
+ * Small frames are copied with their header into one buffer and written with
+ * one `socket.write` (one syscall, one libuv request). Large frames are written
+ * as header + payload under cork/uncork, which Node turns into a single writev
+ * without copying the payload. Client role (§5.3) masks every frame with a
+ * fresh key and never mutates the caller's buffer unless told it may.
+ */
+import type { Socket } from 'node:net';
+import {
+  OP_CLOSE, OP_PING, OP_PONG, MAX_CLOSE_REASON, CLOSE_NO_STATUS, isValidCloseCode,
+} from './constants.js';
+import { applyMask, randomMask, remask, xorRange } from './mask.js';
+
+/**
+ * Up to this payload size a frame is copied into one buffer with its header.
+ * Above it the copy costs more than the second write entry of a writev.
+ */
+export const SMALL_FRAME = 16 * 1024;
+
+function headerLength(payloadLength: number, masked: boolean): number {
+  return (payloadLength < 126 ? 2 : payloadLength < 0x10000 ? 4 : 10) + (masked ? 4 : 0);
+}
+
+/** Write a frame header into `buf` at 0; returns the header length. */
+function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, mask: Buffer | undefined): number {
+  buf[0] = (fin ? 0x80 : 0) | opcode;
+  const m = mask !== undefined ? 0x80 : 0;
+  let p: number;
+  if (len < 126) {
+    buf[1] = m | len;
+    p = 2;
+  } else if (len < 0x10000) {
+    buf[1] = m | 126;
+    buf[2] = len >>> 8;
+    buf[3] = len & 0xff;
+    p = 4;
+  } else {
+    buf[1] = m | 127;
+    const hi = Math.floor(len / 0x100000000);
+    buf.writeUInt32BE(hi, 2);
+    buf.writeUInt32BE(len >>> 0, 6);
+    p = 10;
+  }
+  if (mask !== undefined) {
+    buf[p] = mask[0];
+    buf[p + 1] = mask[1];
+    buf[p + 2] = mask[2];
+    buf[p + 3] = mask[3];
+    p += 4;
+  }
+  return p;
+}
+
+/** Encode a frame header (minimal length encoding, §5.2). */
+export function encodeHeader(opcode: number, fin: boolean, payloadLength: number, mask?: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(headerLength(payloadLength, mask !== undefined));
+  writeHeader(buf, opcode, fin, payloadLength, mask);
+  return buf;
+}
+
+/** Close payload: 2-byte code + reason truncated to 123 bytes on a UTF-8 boundary. */
+export function encodeClosePayload(code: number | undefined, reason = ''): Buffer {
+  if (code === undefined || code === CLOSE_NO_STATUS) return Buffer.alloc(0);
+  // RFC 6455 §7.4: 1004/1005/1006/1015 and unassigned codes are never sent.
+  if (!isValidCloseCode(code)) throw new RangeError(`invalid close code ${code}`);
+  let r = Buffer.from(reason, 'utf8');
+  if (r.length > MAX_CLOSE_REASON) {
+    let end = MAX_CLOSE_REASON;
+    while (end > 0 && (r[end] & 0xc0) === 0x80) end--; // do not cut a code point
+    r = r.subarray(0, end);
+  }
+  const buf = Buffer.allocUnsafe(2 + r.length);
+  buf.writeUInt16BE(code, 0);
+  r.copy(buf, 2);
+  return buf;
+}
+
+export class FrameWriter {
+  readonly socket: Socket;
+  /** Client role: every frame masked with a fresh key (RFC 6455 §5.3). */
+  readonly masked: boolean;
+
+  constructor(socket: Socket, masked: boolean) {
+    this.socket = socket;
+    this.masked = masked;
+  }
+
+  /**
+   * Write one frame. `masked` overrides the writer's role default (tests);
+   * the caller's `payload` is never modified. Returns socket.write's result.
+   */
+  writeFrame(opcode: number, payload: Buffer, fin: boolean, masked: boolean = this.masked): boolean {
+    const len = payload.length;
+    const mask = masked ? randomMask() : undefined;
+    const socket = this.socket;
+    if (len <= SMALL_FRAME) {
+      const buf = Buffer.allocUnsafe(headerLength(len, masked) + len);
+      const h = writeHeader(buf, opcode, fin, len, mask);
+      payload.copy(buf, h);
+      if (mask !== undefined) xorRange(buf, h, h + len, mask[0], mask[1], mask[2], mask[3]);
+      return socket.write(buf);
+    }
+    let body = payload;
+    if (mask !== undefined) {
+      // Copy-and-mask: the caller keeps an intact buffer.
+      body = Buffer.allocUnsafe(len);
+      payload.copy(body);
+      applyMask(body, mask);
+    }
+    socket.cork();
+    socket.write(encodeHeader(opcode, fin, len, mask));
+    const ok = socket.write(body);
+    socket.uncork();
+    return ok;
+  }
+
+  /**
+   * Relay variant: `payload` is the caller's to give up; it is currently masked
+   * with `fromMask` (or plain when null) and is transformed IN PLACE in one pass
+   * to the mask this frame needs (a fresh key in client role, none in server role).
+   */
+  writeFrameRemasked(opcode: number, payload: Buffer, fin: boolean, fromMask: Buffer | null, fromOffset = 0): boolean {
+    const len = payload.length;
+    const socket = this.socket;
+    let mask: Buffer | undefined;
+    if (this.masked) {
+      mask = randomMask();
+      remask(payload, fromMask, mask, 0, len, fromOffset, 0);
+    } else if (fromMask !== null) {
+      applyMask(payload, fromMask, 0, len, fromOffset);
+    }
+    if (len <= 1024) {
+      const buf = Buffer.allocUnsafe(headerLength(len, mask !== undefined) + len);
+      const h = writeHeader(buf, opcode, fin, len, mask);
+      payload.copy(buf, h);
+      return socket.write(buf);
+    }
+    socket.cork();
+    socket.write(encodeHeader(opcode, fin, len, mask));
+    const ok = socket.write(payload);
+    socket.uncork();
+    return ok;
+  }
+
+  writeClose(code?: number, reason = ''): boolean {
+    return this.writeFrame(OP_CLOSE, encodeClosePayload(code, reason), true);
+  }
+
+  writePing(payload: Buffer): boolean {
+    return this.writeFrame(OP_PING, payload, true);
+  }
+
+  writePong(payload: Buffer): boolean {
+    return this.writeFrame(OP_PONG, payload, true);
+  }
+}
+

@@ -1,0 +1,251 @@
+/**
+ * The opening handshake (RFC 6455 §4): server-side request validation and
+ * response, client-side request and response validation.
+ *
+ * Duplicated headers are counted on `rawHeaders`: Node joins some duplicates
+ * with ", " and silently drops others (Host), so the parsed object cannot tell.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { GatehouseError } from '../errors.js';
+import { WS_GUID } from './constants.js';
+
+/** A refused handshake: HTTP status, a stable snake_case reason, headers to add. */
+export class HandshakeError extends GatehouseError {
+  readonly status: number;
+  readonly reason: string;
+  readonly headers: Record<string, string>;
+  constructor(status: number, reason: string, message?: string, headers: Record<string, string> = {}) {
+    super(`GH_HANDSHAKE_${reason.toUpperCase()}`, message ?? reason);
+    this.status = status;
+    this.reason = reason;
+    this.headers = headers;
+  }
+}
+
+export interface UpgradeRequestLike {
+  method?: string;
+  httpVersion: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+}
+
+export interface UpgradeRequestInfo {
+  key: string;
+  protocols: string[];
+  extensions: string | undefined;
+}
+
+/** All values of header `name` (lower case) in arrival order. */
+function rawValues(rawHeaders: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === name.length && rawHeaders[i].toLowerCase() === name) out.push(rawHeaders[i + 1]);
+  }
+  return out;
+}
+
+/** Lower-cased, trimmed elements of a comma-separated header value (RFC 9110 §5.6.1). */
+function tokens(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t.length > 0) out.push(t);
+  }
+  return out;
+}
+
+// RFC 6455 §4.1 item 7: base64 of 16 random bytes = 22 base64 chars + "==".
+// Standard alphabet only; the 22nd char carries 2 data bits so it must be one
+// of the chars whose low 4 bits are zero (A Q g w) for a canonical encoding.
+const KEY_RE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+const VERSION_RE = /^[0-9]{1,3}$/;
+
+/**
+ * Validate a WebSocket upgrade request (RFC 6455 §4.2.1). Throws HandshakeError.
+ */
+export function validateUpgradeRequest(
+  req: UpgradeRequestLike,
+  limits: { maxProtocolTokens?: number; maxProtocolBytes?: number } = {},
+): UpgradeRequestInfo {
+  const raw = req.rawHeaders;
+  // §4.2.1 (1): the method MUST be GET.
+  if (req.method !== 'GET') {
+    throw new HandshakeError(405, 'method_not_allowed', 'method must be GET', { Allow: 'GET' });
+  }
+  // §4.2.1 (1): HTTP/1.1 or higher (we speak only 1.1 on this path).
+  if (req.httpVersion !== '1.1') throw new HandshakeError(400, 'http_version', 'HTTP/1.1 required');
+  // §4.2.1 (2): a Host header, exactly one (RFC 9112 §3.2).
+  const hosts = rawValues(raw, 'host');
+  if (hosts.length !== 1 || hosts[0].trim() === '') throw new HandshakeError(400, 'bad_host', 'exactly one Host header required');
+  // RFC 9112 §6.3 / RFC 9931: an upgrade request with a body is refused; bytes
+  // after the head must never be tunnelled.
+  const cls = rawValues(raw, 'content-length');
+  if (rawValues(raw, 'transfer-encoding').length > 0 || cls.some((v) => v.trim() !== '0')) {
+    throw new HandshakeError(400, 'upgrade_with_body', 'upgrade request must not have a body');
+  }
+  // §4.2.1 (3): Upgrade contains "websocket" (case-insensitive). A list that
+  // also names other protocols (e.g. h2c) is refused so nothing else is switched to.
+  const upgrades = rawValues(raw, 'upgrade').flatMap(tokens);
+  if (upgrades.length !== 1 || upgrades[0] !== 'websocket') {
+    throw new HandshakeError(400, 'bad_upgrade', 'Upgrade must be websocket');
+  }
+  // §4.2.1 (4): Connection contains the "upgrade" token.
+  if (!rawValues(raw, 'connection').flatMap(tokens).includes('upgrade')) {
+    throw new HandshakeError(400, 'bad_connection', 'Connection must include upgrade');
+  }
+  // §4.2.1 (5): Sec-WebSocket-Key, base64 of exactly 16 bytes, exactly once.
+  const keys = rawValues(raw, 'sec-websocket-key');
+  if (keys.length !== 1 || !KEY_RE.test(keys[0].trim())) {
+    throw new HandshakeError(400, 'bad_key', 'Sec-WebSocket-Key must be base64 of 16 bytes');
+  }
+  // §4.2.1 (6) and §4.4: version 13; another number → 426 naming 13.
+  const versions = rawValues(raw, 'sec-websocket-version');
+  if (versions.length !== 1 || !VERSION_RE.test(versions[0].trim())) {
+    throw new HandshakeError(400, 'bad_version', 'Sec-WebSocket-Version must be 13');
+  }
+  if (versions[0].trim() !== '13') {
+    throw new HandshakeError(426, 'unsupported_version', 'Sec-WebSocket-Version must be 13', { 'Sec-WebSocket-Version': '13' });
+  }
+  // §4.2.1 (8): subprotocols; several header lines form one list (RFC 9110 §5.3).
+  const protoLines = rawValues(raw, 'sec-websocket-protocol');
+  const protocols = protoLines.length === 0
+    ? []
+    : parseSubprotocols(protoLines.join(','), limits.maxProtocolTokens ?? 16, limits.maxProtocolBytes ?? 1024);
+  const extLines = rawValues(raw, 'sec-websocket-extensions');
+  return {
+    key: keys[0].trim(),
+    protocols,
+    extensions: extLines.length > 0 ? extLines.join(', ') : undefined,
+  };
+}
+
+// RFC 9110 §5.6.2 tchar.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
+
+/**
+ * Parse Sec-WebSocket-Protocol (RFC 6455 §4.1, §11.3.4): a comma-separated list
+ * of RFC 7230 tokens with optional whitespace. One linear scan, no regex
+ * backtracking (the lesson of CVE-2021-32640). Empty elements, parameters,
+ * quotes → 'invalid_subprotocol'; too many or too long → 'subprotocol_limit';
+ * duplicates → 'duplicate_subprotocol'.
+ */
+export function parseSubprotocols(value: string | undefined, maxTokens = 16, maxBytes = 1024): string[] {
+  if (value === undefined) return [];
+  if (value.length > maxBytes) throw new HandshakeError(400, 'subprotocol_limit', 'Sec-WebSocket-Protocol too long');
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const n = value.length;
+  let i = 0;
+  for (;;) {
+    while (i < n && (value.charCodeAt(i) === 0x20 || value.charCodeAt(i) === 0x09)) i++;
+    const start = i;
+    while (i < n) {
+      const c = value.charCodeAt(i);
+      if (c >= 128 || TCHAR[c] === 0) break;
+      i++;
+    }
+    if (i === start) throw new HandshakeError(400, 'invalid_subprotocol', 'empty or invalid subprotocol');
+    const tok = value.slice(start, i);
+    while (i < n && (value.charCodeAt(i) === 0x20 || value.charCodeAt(i) === 0x09)) i++;
+    if (seen.has(tok)) throw new HandshakeError(400, 'duplicate_subprotocol', 'subprotocol offered twice');
+    seen.add(tok);
+    out.push(tok);
+    if (out.length > maxTokens) throw new HandshakeError(400, 'subprotocol_limit', 'too many subprotocols');
+    if (i === n) return out;
+    if (value.charCodeAt(i) !== 0x2c) throw new HandshakeError(400, 'invalid_subprotocol', 'invalid character in subprotocol list');
+    i++;
+  }
+}
+
+/** Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2 item 5.4). */
+export function acceptKey(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+function headerLines(extra: Record<string, string> | undefined): string {
+  let s = '';
+  if (extra === undefined) return s;
+  for (const [k, v] of Object.entries(extra)) {
+    // Never let a value split the response (CRLF injection).
+    if (/[\r\n]/.test(k) || /[\r\n]/.test(v)) throw new TypeError(`invalid header ${k}`);
+    s += `${k}: ${v}\r\n`;
+  }
+  return s;
+}
+
+/** The 101 response (RFC 6455 §4.2.2 item 5). `protocol` '' = none. */
+export function buildUpgradeResponse(key: string, protocol: string, extraHeaders?: Record<string, string>): string {
+  return (
+    'HTTP/1.1 101 Switching Protocols\r\n' +
+    'Upgrade: websocket\r\n' +
+    'Connection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
+    (protocol !== '' ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
+    headerLines(extraHeaders) +
+    '\r\n'
+  );
+}
+
+/** A fresh Sec-WebSocket-Key (RFC 6455 §4.1 item 7: 16 random bytes). */
+export function generateKey(): string {
+  return randomBytes(16).toString('base64');
+}
+
+/** The client's opening handshake request (RFC 6455 §4.1). */
+export function buildClientRequest(opts: {
+  path: string; host: string; key: string; protocols?: string[]; headers?: Record<string, string>;
+}): string {
+  if (/[\s]/.test(opts.path) || /[\r\n]/.test(opts.host)) throw new TypeError('invalid path or host');
+  const protocols = opts.protocols ?? [];
+  return (
+    `GET ${opts.path} HTTP/1.1\r\n` +
+    `Host: ${opts.host}\r\n` +
+    'Upgrade: websocket\r\n' +
+    'Connection: Upgrade\r\n' +
+    `Sec-WebSocket-Key: ${opts.key}\r\n` +
+    'Sec-WebSocket-Version: 13\r\n' +
+    (protocols.length > 0 ? `Sec-WebSocket-Protocol: ${protocols.join(', ')}\r\n` : '') +
+    headerLines(opts.headers) +
+    '\r\n'
+  );
+}
+
+function headerValue(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h.join(', ') : h;
+}
+
+/**
+ * Validate the server's answer (RFC 6455 §4.1, client requirements 1–6).
+ * Any failure is a HandshakeError with status 502 (bad gateway).
+ */
+export function validateServerResponse(
+  res: { statusCode: number; headers: IncomingHttpHeaders }, key: string, offeredProtocols: string[],
+): { protocol: string } {
+  const h = res.headers;
+  // (1) status 101.
+  if (res.statusCode !== 101) throw new HandshakeError(502, 'backend_status', `backend answered ${res.statusCode}, not 101`);
+  // (2) Upgrade: websocket.
+  const up = headerValue(h.upgrade);
+  if (up === undefined || up.trim().toLowerCase() !== 'websocket') throw new HandshakeError(502, 'backend_bad_upgrade', 'backend 101 without Upgrade: websocket');
+  // (3) Connection: upgrade.
+  const conn = headerValue(h.connection);
+  if (conn === undefined || !tokens(conn).includes('upgrade')) throw new HandshakeError(502, 'backend_bad_connection', 'backend 101 without Connection: upgrade');
+  // (4) Sec-WebSocket-Accept matches our key.
+  if (headerValue(h['sec-websocket-accept'])?.trim() !== acceptKey(key)) {
+    throw new HandshakeError(502, 'backend_bad_accept', 'backend sent a wrong Sec-WebSocket-Accept');
+  }
+  // (5) no extension we did not offer (we offer none).
+  const ext = headerValue(h['sec-websocket-extensions']);
+  if (ext !== undefined && ext.trim() !== '') throw new HandshakeError(502, 'backend_bad_extension', 'backend chose an extension we did not offer');
+  // (6) a subprotocol, if any, must be one we offered.
+  const proto = headerValue(h['sec-websocket-protocol']);
+  if (proto === undefined || proto.trim() === '') return { protocol: '' };
+  const p = proto.trim();
+  if (!offeredProtocols.includes(p)) throw new HandshakeError(502, 'backend_bad_subprotocol', 'backend chose a subprotocol we did not offer');
+  return { protocol: p };
+}

@@ -1,0 +1,98 @@
+/**
+ * Masking (RFC 6455 §5.3): payload byte i is XORed with key[i mod 4].
+ *
+ * The middle of the range is processed as aligned 32-bit words through a
+ * Uint32Array view (native byte order; the key word is built in the same byte
+ * order, so no endianness logic is needed); the unaligned head and tail go byte
+ * by byte. `maskOffset` is the position within the key of the first byte, so a
+ * payload that arrives in pieces can be unmasked piece by piece.
+ */
+import { randomFillSync } from 'node:crypto';
+
+/** Below this length a plain byte loop is cheaper than creating a word view. */
+const WORD_MIN = 32;
+
+// Scratch used to assemble a rotated key word in native byte order.
+const keyBytes = new Uint8Array(4);
+const keyWord = new Uint32Array(keyBytes.buffer);
+// Scratch holding the key in sequence, indexed by rotation.
+const keySeq = new Uint8Array(4);
+// Scratch for remask's combined key.
+const combined = Buffer.alloc(4);
+
+/**
+ * XOR bytes [start, end) of `buf` in place with the key k0..k3, where k0
+ * applies to `start`. Internal primitive shared by the parser (which keeps the
+ * key as four numbers to stay allocation-free) and the public functions.
+ */
+export function xorRange(buf: Uint8Array, start: number, end: number, k0: number, k1: number, k2: number, k3: number): void {
+  let i = start;
+  if (end - start >= WORD_MIN) {
+    // Byte-wise up to a 4-byte aligned address.
+    const headEnd = start + ((4 - ((buf.byteOffset + start) & 3)) & 3);
+    let r = 0; // rotation of the key reached after the head
+    for (; i < headEnd; i++, r++) {
+      buf[i] ^= r === 0 ? k0 : r === 1 ? k1 : r === 2 ? k2 : k3;
+    }
+    // Key word for the aligned middle, starting at rotation r.
+    const ks = keySeq;
+    ks[0] = k0; ks[1] = k1; ks[2] = k2; ks[3] = k3;
+    keyBytes[0] = ks[r & 3];
+    keyBytes[1] = ks[(r + 1) & 3];
+    keyBytes[2] = ks[(r + 2) & 3];
+    keyBytes[3] = ks[(r + 3) & 3];
+    const word = keyWord[0];
+    const words = (end - i) >>> 2;
+    const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] ^= word;
+    i += words << 2;
+    // Tail continues at the same rotation (the middle is a multiple of 4).
+    for (let t = r; i < end; i++, t++) buf[i] ^= ks[t & 3];
+    return;
+  }
+  for (let r = 0; i < end; i++, r++) {
+    const m = r & 3;
+    buf[i] ^= m === 0 ? k0 : m === 1 ? k1 : m === 2 ? k2 : k3;
+  }
+}
+
+/**
+ * Mask or unmask `buf[start, end)` in place with a 4-byte `mask`; the first
+ * byte uses `mask[maskOffset % 4]`.
+ */
+export function applyMask(buf: Buffer, mask: Buffer, start = 0, end = buf.length, maskOffset = 0): void {
+  const o = maskOffset & 3;
+  xorRange(buf, start, end, mask[o], mask[(o + 1) & 3], mask[(o + 2) & 3], mask[(o + 3) & 3]);
+}
+
+/**
+ * Single pass unmask-and-remask for relays: `buf[start, end)` is masked with
+ * `fromMask` (at `fromOffset`), or plain when `fromMask` is null; afterwards
+ * it is masked with `toMask` (at `toOffset`). XOR with fromMask^toMask.
+ */
+export function remask(
+  buf: Buffer, fromMask: Buffer | null, toMask: Buffer, start = 0, end = buf.length, fromOffset = 0, toOffset = 0,
+): void {
+  for (let j = 0; j < 4; j++) {
+    combined[j] = (fromMask === null ? 0 : fromMask[(fromOffset + j) & 3]) ^ toMask[(toOffset + j) & 3];
+  }
+  xorRange(buf, start, end, combined[0], combined[1], combined[2], combined[3]);
+}
+
+// Masking keys come from a pooled CSPRNG buffer (RFC 6455 §5.3 and §10.3: a
+// fresh, unpredictable key per frame). When the pool is spent a NEW pool is
+// allocated rather than refilled, so keys handed out earlier never change.
+const POOL_SIZE = 8192;
+let pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+let poolPos = POOL_SIZE;
+
+/** A fresh random 4-byte masking key (a view into the pool; never rewritten). */
+export function randomMask(): Buffer {
+  if (poolPos + 4 > POOL_SIZE) {
+    pool = randomFillSync(Buffer.allocUnsafeSlow(POOL_SIZE));
+    poolPos = 0;
+  }
+  const key = pool.subarray(poolPos, poolPos + 4);
+  poolPos += 4;
+  return key;
+}
