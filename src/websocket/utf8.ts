@@ -56,7 +56,7 @@ const TABLE = new Uint8Array([
 if (TABLE.length !== NSTATES * NCLASSES) throw new Error('utf8: bad DFA table');
 
 /** Below this many bytes the JS loop beats the native call overhead. */
-const NATIVE_MIN = 64;
+const NATIVE_MIN = 128;
 
 /** Length of the sequence a lead byte starts (1 for ASCII and stray bytes). */
 function seqLength(b: number): number {
