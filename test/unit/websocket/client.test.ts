@@ -17,6 +17,7 @@ import { HandshakeError, acceptKey } from '../../../src/websocket/handshake.js';
 import { BackendError } from '../../../src/errors.js';
 import type { CloseInfo } from '../../../src/channel.js';
 import { parseServerFrame } from '../../helpers/raw-client.js';
+import { heartbeat } from '../../../src/websocket/heartbeat.js';
 import { snapshotResources, assertNoLeaks, type ResourceCounts } from '../../helpers/leaks.js';
 
 let before: ResourceCounts;
@@ -25,6 +26,10 @@ beforeEach(() => {
 });
 afterEach(async () => {
   await assertNoLeaks(before, { timeoutMs: 2000 });
+  // The shared heartbeat interval is unref'd, so the resource check cannot
+  // see it: check directly that every connection left the scheduler.
+  for (let i = 0; i < 200 && heartbeat.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(heartbeat.size, 0, 'connections left in the heartbeat');
 });
 
 /** A raw TCP server that answers every request with `response(key)`. */

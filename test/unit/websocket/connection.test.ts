@@ -13,6 +13,7 @@ import { WebSocketConnection, type ConnectionOptions } from '../../../src/websoc
 import { buildUpgradeResponse, validateUpgradeRequest, HandshakeError } from '../../../src/websocket/handshake.js';
 import { OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT } from '../../../src/websocket/constants.js';
 import { RawClient, closePayload } from '../../helpers/raw-client.js';
+import { heartbeat } from '../../../src/websocket/heartbeat.js';
 import { snapshotResources, assertNoLeaks, type ResourceCounts } from '../../helpers/leaks.js';
 
 const DEFAULTS: ConnectionOptions = {
@@ -130,6 +131,10 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
   await assertNoLeaks(before, { timeoutMs: 2000 });
+  // The shared heartbeat interval is unref'd, so the resource check cannot
+  // see it: check directly that every connection left the scheduler.
+  for (let i = 0; i < 200 && heartbeat.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(heartbeat.size, 0, 'connections left in the heartbeat');
 });
 
 describe('WebSocketConnection with the ws client', () => {
@@ -265,6 +270,32 @@ describe('WebSocketConnection with the ws client', () => {
     await drainP;
     assert.equal(drained, 1);
     assert.ok(conn.bufferedAmount <= 64 * 1024);
+    raw.destroy();
+    await h.recorders[0].closed;
+  });
+
+  it('pongs are coalesced while the socket is congested: only the latest ping is answered', async () => {
+    const got: string[] = [];
+    h = await startServer({ highWaterMark: 16 * 1024 }, () => ({ onMessage(d) { got.push(d.toString()); } }));
+    const raw = await rawUpgraded(h.port);
+    raw.socket.pause();
+    const { conn } = await h.next();
+    // Fill the outbound path until the connection reports congestion.
+    const big = Buffer.alloc(1 << 20, 1);
+    let n = 0;
+    while (conn.send(big, true)) assert.ok(++n < 200);
+    const pings = [];
+    for (let i = 0; i < 50; i++) pings.push(raw.frame({ opcode: OP_PING, payload: `p${i}` }));
+    pings.push(raw.frame({ opcode: OP_TEXT, payload: 'marker' }));
+    await raw.write(Buffer.concat(pings));
+    while (got.length < 1) await new Promise((r) => setImmediate(r));
+    raw.socket.resume();
+    const pongs: string[] = [];
+    while (!pongs.includes('p49')) {
+      const fr = await raw.readFrame(5000);
+      if (fr.opcode === OP_PONG) pongs.push(fr.payload.toString());
+    }
+    assert.deepEqual(pongs, ['p49']);
     raw.destroy();
     await h.recorders[0].closed;
   });

@@ -1,0 +1,149 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { FrameWriter, encodeHeader, encodeClosePayload, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
+import { FrameParser } from '../../../src/websocket/frame-parser.js';
+import { applyMask } from '../../../src/websocket/mask.js';
+import { OP_BINARY, OP_CLOSE, OP_TEXT } from '../../../src/websocket/constants.js';
+import { parseServerFrame } from '../../helpers/raw-client.js';
+
+/** Records what a FrameWriter does to its socket. */
+class FakeSocket {
+  calls: string[] = [];
+  chunks: Buffer[] = [];
+  writableLength = 0;
+  cork(): void { this.calls.push('cork'); }
+  uncork(): void { this.calls.push('uncork'); }
+  write(b: Buffer): boolean {
+    this.calls.push(`write:${b.length}`);
+    this.chunks.push(Buffer.from(b));
+    return true;
+  }
+  get bytes(): Buffer { return Buffer.concat(this.chunks); }
+}
+
+function writer(masked: boolean): { w: FrameWriter; s: FakeSocket } {
+  const s = new FakeSocket();
+  return { w: new FrameWriter(s as unknown as Socket, masked), s };
+}
+
+describe('encodeHeader', () => {
+  for (const [len, size] of [[0, 2], [125, 2], [126, 4], [65535, 4], [65536, 10], [2 ** 32 + 5, 10]] as const) {
+    it(`length ${len} → ${size}-byte header (minimal encoding), +4 with a mask`, () => {
+      const h = encodeHeader(OP_BINARY, true, len);
+      assert.equal(h.length, size);
+      assert.equal(h[0], 0x82);
+      assert.equal(h[1] & 0x80, 0);
+      const m = encodeHeader(OP_TEXT, false, len, Buffer.from([1, 2, 3, 4]));
+      assert.equal(m.length, size + 4);
+      assert.equal(m[0], 0x01);
+      assert.equal(m[1] & 0x80, 0x80);
+      assert.deepEqual([...m.subarray(size)], [1, 2, 3, 4]);
+      const declared = (m[1] & 0x7f) < 126 ? m[1] & 0x7f : (m[1] & 0x7f) === 126 ? m.readUInt16BE(2) : m.readUInt32BE(2) * 2 ** 32 + m.readUInt32BE(6);
+      assert.equal(declared, len);
+    });
+  }
+});
+
+describe('encodeClosePayload', () => {
+  it('code + reason; none → empty; 1005 → empty', () => {
+    assert.deepEqual([...encodeClosePayload(1000, 'ok')], [0x03, 0xe8, 0x6f, 0x6b]);
+    assert.equal(encodeClosePayload(undefined).length, 0);
+    assert.equal(encodeClosePayload(1005).length, 0);
+  });
+  it('never puts 1004/1006/1015 or out-of-range codes on the wire', () => {
+    for (const c of [0, 999, 1004, 1006, 1015, 1016, 2000, 5000]) assert.throws(() => encodeClosePayload(c), RangeError);
+  });
+  it('truncates the reason to 123 bytes without cutting a code point', () => {
+    const p = encodeClosePayload(1000, '€'.repeat(60));
+    assert.ok(p.length <= 125);
+    assert.equal(p.subarray(2).toString(), '€'.repeat(41));
+  });
+});
+
+describe('FrameWriter', () => {
+  it('small frame: header and payload in one write', () => {
+    const { w, s } = writer(false);
+    w.writeFrame(OP_TEXT, Buffer.from('hello'), true);
+    assert.deepEqual(s.calls, ['write:7']);
+    const f = parseServerFrame(s.bytes);
+    assert.equal(f?.frame.payload.toString(), 'hello');
+    assert.equal(f?.frame.masked, false);
+  });
+
+  it('large frame: header and payload as two writes under cork', () => {
+    const { w, s } = writer(false);
+    const big = Buffer.alloc(SMALL_FRAME + 1, 3);
+    w.writeFrame(OP_BINARY, big, true);
+    assert.deepEqual(s.calls, ['cork', 'write:4', `write:${big.length}`, 'uncork']);
+    assert.ok(parseServerFrame(s.bytes)?.frame.payload.equals(big));
+  });
+
+  it('client role masks with a fresh key per frame and never mutates the caller buffer', () => {
+    const { w, s } = writer(true);
+    for (const size of [10, SMALL_FRAME + 10]) {
+      const payload = Buffer.alloc(size, 0x61);
+      const copy = Buffer.from(payload);
+      w.writeFrame(OP_TEXT, payload, true);
+      w.writeFrame(OP_TEXT, payload, true);
+      assert.ok(payload.equals(copy), 'caller buffer unchanged');
+    }
+    let rest = s.bytes;
+    const keys = new Set<string>();
+    while (rest.length > 0) {
+      const r = parseServerFrame(rest);
+      assert.ok(r);
+      assert.equal(r.frame.masked, true);
+      assert.ok(r.frame.payload.every((b) => b === 0x61));
+      const keyAt = r.size - r.frame.payload.length - 4;
+      keys.add(rest.subarray(keyAt, keyAt + 4).toString('hex'));
+      rest = rest.subarray(r.size);
+    }
+    assert.equal(keys.size, 4);
+  });
+
+  it('writeFrameRemasked re-masks a masked payload in place, in one pass', () => {
+    for (const size of [100, 5000]) {
+      const plain = Buffer.from('x'.repeat(size));
+      const clientKey = Buffer.from([9, 8, 7, 6]);
+      const masked = Buffer.from(plain);
+      applyMask(masked, clientKey);
+      const { w, s } = writer(true);
+      w.writeFrameRemasked(OP_TEXT, masked, true, clientKey);
+      const r = parseServerFrame(s.bytes);
+      assert.ok(r?.frame.masked);
+      assert.ok(r?.frame.payload.equals(plain));
+      // Server role: the payload is unmasked in place, frame sent plain.
+      const again = Buffer.from(plain);
+      applyMask(again, clientKey);
+      const srv = writer(false);
+      srv.w.writeFrameRemasked(OP_TEXT, again, true, clientKey);
+      const r2 = parseServerFrame(srv.s.bytes);
+      assert.equal(r2?.frame.masked, false);
+      assert.ok(r2?.frame.payload.equals(plain));
+    }
+  });
+
+  it('writeClose writes a Close frame', () => {
+    const { w, s } = writer(false);
+    w.writeClose(1001, 'bye');
+    const r = parseServerFrame(s.bytes);
+    assert.equal(r?.frame.opcode, OP_CLOSE);
+    assert.equal(r?.frame.payload.readUInt16BE(0), 1001);
+    assert.equal(r?.frame.payload.subarray(2).toString(), 'bye');
+  });
+
+  it('round trip: client-role writer output parses in a server-role parser', () => {
+    const { w, s } = writer(true);
+    const msgs = ['', 'a', 'é'.repeat(100), 'z'.repeat(70_000)];
+    for (const m of msgs) w.writeFrame(OP_TEXT, Buffer.from(m), true);
+    const got: string[] = [];
+    let cur: Buffer[] = [];
+    const p = new FrameParser({ expectMasked: true, maxFrame: 1 << 20, maxMessage: 1 << 20, maxFragments: 10 }, {
+      onData(d, _b, _first, fin) { cur.push(Buffer.from(d)); if (fin) { got.push(Buffer.concat(cur).toString()); cur = []; } },
+      onPing() {}, onPong() {}, onClose() {}, onError(c, r) { assert.fail(`${c} ${r}`); },
+    });
+    p.push(s.bytes);
+    assert.deepEqual(got, msgs);
+  });
+});
