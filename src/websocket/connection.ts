@@ -13,7 +13,7 @@ import type { Admission } from '../admission/types.js';
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import {
   OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_NO_STATUS, CLOSE_ABNORMAL,
-  CLOSE_POLICY_VIOLATION, isValidCloseCode,
+  CLOSE_POLICY_VIOLATION, CLOSE_INTERNAL_ERROR, isValidCloseCode,
 } from './constants.js';
 import { FrameParser, type FrameParserHandler } from './frame-parser.js';
 import { FrameWriter } from './frame-writer.js';
@@ -42,6 +42,12 @@ export interface ConnectionOptions {
   highWaterMark: number;
   /** We failed the connection for bad input (1002/1007/1008/1009) or a timeout. */
   onViolation?(code: number, reason: string): void;
+  /**
+   * A sink callback threw while we delivered to it. The connection is closed
+   * with 1011 and the error handed here (never rethrown: a bug in one
+   * connection's consumer must not take the process down).
+   */
+  onError?(err: unknown): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -122,7 +128,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     socket.on('close', () => this.finish());
     socket.on('end', () => this.onSocketEnd());
     socket.on('drain', () => this.onSocketDrain());
-    socket.on('data', (chunk: Buffer) => this.parser.push(chunk));
+    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
 
     // Until a sink is attached nothing is delivered: the parser holds what was
     // already read (head) and the socket is not read further.
@@ -135,6 +141,25 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       .reduce((a, b) => Math.min(a, b), Infinity);
     heartbeat.add(this, Number.isFinite(shortest) ? shortest : 0);
     if (socket.destroyed) this.finish();
+  }
+
+  private onSocketData(chunk: Buffer): void {
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  /** A consumer callback threw: close 1011 (RFC 6455 §7.4.1), report, never rethrow. */
+  private internalError(err: unknown): void {
+    if (!this.closeSent && !this.finished) {
+      this.initiator ??= 'local';
+      this.sendClose(CLOSE_INTERNAL_ERROR, 'internal error');
+      this.closeAt = Date.now();
+      this.socket.end();
+    }
+    this.opts.onError?.(err);
   }
 
   get bufferedAmount(): number {
@@ -151,7 +176,13 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       this.reportClose();
       return;
     }
-    if (!this.userPaused) this.startReading();
+    if (!this.userPaused) {
+      try {
+        this.startReading();
+      } catch (err) {
+        this.internalError(err);
+      }
+    }
   }
 
   // ---- outbound -----------------------------------------------------------
@@ -210,7 +241,12 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   resume(): void {
     if (!this.userPaused) return;
     this.userPaused = false;
-    if (this.sink !== null) this.startReading();
+    if (this.sink === null) return;
+    try {
+      this.startReading();
+    } catch (err) {
+      this.internalError(err);
+    }
   }
 
   private startReading(): void {

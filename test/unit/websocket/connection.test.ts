@@ -494,6 +494,16 @@ describe('WebSocketConnection with the raw client', () => {
     assert.deepEqual(await rec.closed, { code: 1006, reason: '', wasClean: false, initiator: 'local' });
   });
 
+  it('a sink that throws: close 1011, error reported, process unharmed', async () => {
+    const errors: unknown[] = [];
+    h = await startServer({ onError: (e) => errors.push(e) }, () => ({ onMessage() { throw new Error('sink bug'); } }));
+    const raw = await rawUpgraded(h.port);
+    await raw.sendFrame({ opcode: OP_TEXT, payload: 'boom' });
+    assert.equal((await raw.readClose()).code, 1011);
+    await raw.expectClosed();
+    assert.equal((errors[0] as Error).message, 'sink bug');
+  });
+
   it('sendFragment writes TEXT/BINARY first, CONT after, with FIN per flag', async () => {
     h = await startServer();
     const raw = await rawUpgraded(h.port);
