@@ -93,6 +93,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private finished = false;
   private closeInfo: CloseInfo | null = null;
   private closeReported = false;
+  private closeWatchers: ((info: CloseInfo) => void)[] | null = null;
 
   // Timer bookkeeping (compared on each heartbeat tick).
   private lastFrames = 0;
@@ -409,12 +410,36 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       initiator: this.initiator ?? 'transport',
     };
     if (this.sink !== null) this.reportClose();
+    const watchers = this.closeWatchers;
+    this.closeWatchers = null;
+    if (watchers !== null) for (const fn of watchers) this.safeCall(fn, this.closeInfo);
+  }
+
+  /** Infrastructure hook: `fn` runs once when the connection has ended, after the sink's onClose. */
+  whenClosed(fn: (info: CloseInfo) => void): void {
+    if (this.closeInfo !== null) {
+      this.safeCall(fn, this.closeInfo);
+      return;
+    }
+    (this.closeWatchers ??= []).push(fn);
+  }
+
+  private safeCall(fn: (info: CloseInfo) => void, info: CloseInfo): void {
+    try {
+      fn(info);
+    } catch (err) {
+      this.opts.onError?.(err);
+    }
   }
 
   private reportClose(): void {
     if (this.closeReported || this.closeInfo === null || this.sink === null) return;
     this.closeReported = true;
-    this.sink.onClose?.(this.closeInfo);
+    try {
+      this.sink.onClose?.(this.closeInfo);
+    } catch (err) {
+      this.opts.onError?.(err);
+    }
   }
 
   // ---- timers (heartbeat tick) ----------------------------------------------

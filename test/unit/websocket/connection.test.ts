@@ -485,13 +485,19 @@ describe('WebSocketConnection with the raw client', () => {
     assert.deepEqual(await h.recorders[0].closed, { code: 1006, reason: '', wasClean: false, initiator: 'transport' });
   });
 
-  it('terminate destroys at once', async () => {
-    h = await startServer();
+  it('terminate destroys at once; whenClosed runs once, after the sink, also when registered late', async () => {
+    const order: string[] = [];
+    h = await startServer({}, () => ({ onClose() { order.push('sink'); } }));
     const raw = await rawUpgraded(h.port);
     const { conn, rec } = await h.next();
+    conn.whenClosed((info) => order.push(`watcher:${info.code}`));
     conn.terminate();
     await raw.expectClosed();
     assert.deepEqual(await rec.closed, { code: 1006, reason: '', wasClean: false, initiator: 'local' });
+    assert.deepEqual(order, ['sink', 'watcher:1006']);
+    let late: CloseInfo | undefined;
+    conn.whenClosed((info) => { late = info; });
+    assert.equal(late?.code, 1006);
   });
 
   it('a sink that throws: close 1011, error reported, process unharmed', async () => {
