@@ -52,6 +52,26 @@ export interface ConnectionOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+const kConnection = Symbol('gatehouse.websocket.connection');
+type OwnedSocket = Socket & { [kConnection]: WebSocketConnection };
+
+function onSocketError(): void {
+  // Nothing to do: 'close' follows and reports 1006. The listener's presence
+  // is what matters: a socket error is never an uncaught exception.
+}
+function onSocketClose(this: Socket): void {
+  (this as OwnedSocket)[kConnection].finish();
+}
+function onSocketEnd(this: Socket): void {
+  (this as OwnedSocket)[kConnection].onSocketEnd();
+}
+function onSocketDrain(this: Socket): void {
+  (this as OwnedSocket)[kConnection].onSocketDrain();
+}
+function onSocketData(this: Socket, chunk: Buffer): void {
+  (this as OwnedSocket)[kConnection].onSocketData(chunk);
+}
+
 export class WebSocketConnection implements Channel, FrameParserHandler, HeartbeatMember {
   readonly transport = 'websocket' as const;
   readonly protocol: string;
@@ -123,13 +143,14 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     this.lastActivity = Date.now();
 
     socket.setNoDelay(true);
-    socket.on('error', () => {
-      // Nothing to do: 'close' follows and reports 1006.
-    });
-    socket.on('close', () => this.finish());
-    socket.on('end', () => this.onSocketEnd());
-    socket.on('drain', () => this.onSocketDrain());
-    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    // Module-level listeners find the connection through a symbol on the
+    // socket: no closures per connection (memory per idle connection counts).
+    (socket as OwnedSocket)[kConnection] = this;
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('end', onSocketEnd);
+    socket.on('drain', onSocketDrain);
+    socket.on('data', onSocketData);
 
     // Until a sink is attached nothing is delivered: the parser holds what was
     // already read (head) and the socket is not read further.
@@ -144,7 +165,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     if (socket.destroyed) this.finish();
   }
 
-  private onSocketData(chunk: Buffer): void {
+  /** @internal socket listener */
+  onSocketData(chunk: Buffer): void {
     try {
       this.parser.push(chunk);
     } catch (err) {
@@ -218,7 +240,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     return false;
   }
 
-  private onSocketDrain(): void {
+  /** @internal socket listener */
+  onSocketDrain(): void {
     if (this.pendingPong !== null && !this.closeSent && !this.finished) {
       const p = this.pendingPong;
       this.pendingPong = null;
@@ -388,15 +411,16 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     this.socket.end();
   }
 
-  private onSocketEnd(): void {
+  /** @internal socket listener */
+  onSocketEnd(): void {
     // The peer sent FIN. Answer with ours; an abrupt end without a Close is a
     // transport closure (reported as 1006).
     this.initiator ??= 'transport';
     if (!this.socket.destroyed) this.socket.end();
   }
 
-  /** Socket closed: release everything and report once. */
-  private finish(): void {
+  /** Socket closed: release everything and report once. @internal socket listener */
+  finish(): void {
     if (this.finished) return;
     this.finished = true;
     heartbeat.delete(this);
