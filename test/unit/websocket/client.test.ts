@@ -33,7 +33,7 @@ afterEach(async () => {
 });
 
 /** A raw TCP server that answers every request with `response(key)`. */
-async function fakeBackend(response: (key: string) => string | null): Promise<{ port: number; received: Buffer[]; close(): Promise<void> }> {
+async function fakeBackend(response: (key: string) => string | null): Promise<{ port: number; received: Buffer[]; sockets(): net.Socket[]; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const received: Buffer[] = [];
   const server = net.createServer((s) => {
@@ -56,6 +56,7 @@ async function fakeBackend(response: (key: string) => string | null): Promise<{ 
   return {
     port: (server.address() as net.AddressInfo).port,
     received,
+    sockets: () => [...sockets],
     async close() {
       for (const s of sockets) s.destroy();
       server.close();
@@ -131,6 +132,42 @@ describe('connectWebSocket', () => {
     const msg = await new Promise<string>((resolve) => conn.attach({ onMessage: (d) => resolve(d.toString()) }));
     assert.equal(msg, 'early');
     conn.terminate();
+    await backend.close();
+  });
+
+  it('client role: after the close handshake waits for the server FIN, destroys at the close timeout', async () => {
+    // A backend that answers our Close but never closes TCP.
+    const backend = await fakeBackend((key) =>
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`);
+    const conn = await connectWebSocket(`ws://127.0.0.1:${backend.port}/`, { connection: { closeTimeout: 150 } });
+    const closed = new Promise<CloseInfo>((resolve) => conn.attach({ onClose: resolve }));
+    const t0 = Date.now();
+    conn.close(1000, 'bye');
+    // Echo a Close from the "server" once ours arrived (unmasked, code 1000).
+    for (let i = 0; i < 200 && !Buffer.concat(backend.received).includes(Buffer.from([0x88])); i++) await new Promise((r) => setTimeout(r, 5));
+    backend.sockets()[0].write(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
+    const info = await closed;
+    assert.ok(Date.now() - t0 >= 140, 'waited for the server to close TCP first');
+    assert.deepEqual(info, { code: 1000, reason: '', wasClean: true, initiator: 'local' });
+    await backend.close();
+  });
+
+  it('client role: a masked frame from the server → close 1002 (RFC 6455 §5.1)', async () => {
+    const backend = await fakeBackend((key) =>
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n` +
+      '\x81\x82\x00\x00\x00\x00hi');
+    const violations: number[] = [];
+    const conn = await connectWebSocket(`ws://127.0.0.1:${backend.port}/`, { connection: { onViolation: (c) => violations.push(c) } });
+    const closed = new Promise<CloseInfo>((resolve) => conn.attach({ onMessage: () => assert.fail('delivered'), onClose: resolve }));
+    await closed;
+    assert.deepEqual(violations, [1002]);
+    // Our Close to the server carried 1002, masked as every client frame.
+    const all = Buffer.concat(backend.received);
+    const ws = all.subarray(all.indexOf('\r\n\r\n') + 4);
+    const f = parseServerFrame(ws);
+    assert.equal(f?.frame.opcode, 0x8);
+    assert.equal(f?.frame.masked, true);
+    assert.equal(f?.frame.payload.readUInt16BE(0), 1002);
     await backend.close();
   });
 

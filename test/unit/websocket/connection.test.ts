@@ -412,6 +412,22 @@ describe('WebSocketConnection with the raw client', () => {
     assert.equal((await h.recorders[0].closed).code, 1005);
   });
 
+  it('after our Close, data frames from the peer are not delivered; its Close completes the handshake', async () => {
+    h = await startServer();
+    const raw = await rawUpgraded(h.port);
+    const { conn, rec } = await h.next();
+    conn.close(4001, 'app closing');
+    const c = await raw.readClose();
+    assert.deepEqual([c.code, c.reason], [4001, 'app closing']);
+    await raw.sendFrame({ opcode: OP_TEXT, payload: 'too late' });
+    await raw.sendFrame({ opcode: OP_PING, payload: 'late ping' });
+    await raw.sendFrame({ opcode: OP_CLOSE, payload: closePayload(4001) });
+    await raw.expectClosed();
+    assert.equal(raw.unread.length, 0, 'no pong, no echo after our Close');
+    assert.deepEqual(rec.messages, []);
+    assert.deepEqual(await rec.closed, { code: 4001, reason: '', wasClean: true, initiator: 'local' });
+  });
+
   it('close timeout: a peer that never answers our Close is dropped', async () => {
     h = await startServer({ closeTimeout: 150 });
     const raw = await rawUpgraded(h.port);
