@@ -474,6 +474,15 @@ describe('WebSocketConnection with the raw client', () => {
     assert.deepEqual(h.recorders[0].violations.map((v) => v.code), [1008]);
   });
 
+  it('message timeout also bounds one large frame trickling in', async () => {
+    h = await startServer({ messageTimeout: 150 });
+    const raw = await rawUpgraded(h.port);
+    // The header and a few bytes of a 1000-byte frame, then nothing more.
+    await raw.write(raw.frame({ opcode: OP_BINARY, payload: Buffer.alloc(1000) }).subarray(0, 20));
+    assert.equal((await raw.readClose(3000)).code, 1008);
+    await raw.expectClosed();
+  });
+
   it('frames that arrive with the upgrade (head) are parsed, and queued until attach', async () => {
     const got: string[] = [];
     h = await startServer({}, () => ({ onMessage(d) { got.push(d.toString()); } }), false);
