@@ -7,6 +7,7 @@ import { duration, size } from './units.js';
 import { policyServiceFields } from './policy.js';
 import { authServiceFields } from './auth.js';
 import { fallbackServiceFields } from './fallback.js';
+import { tcpServiceFields, websocketServiceFields } from './backends.js';
 
 /** 16 MiB: the largest message any service may allow. */
 export const HARD_MAX_MESSAGE = 16 * 1024 * 1024;
@@ -36,4 +37,16 @@ export const echoServiceSchema = z.strictObject({
   type: z.literal('echo'),
 });
 
-export const serviceSchema = z.discriminatedUnion('type', [echoServiceSchema]);
+export const tcpServiceSchema = z.strictObject({
+  ...common,
+  type: z.literal('tcp'),
+  ...tcpServiceFields,
+});
+
+export const websocketServiceSchema = z.strictObject({
+  ...common,
+  type: z.literal('websocket'),
+  ...websocketServiceFields,
+});
+
+export const serviceSchema = z.discriminatedUnion('type', [echoServiceSchema, tcpServiceSchema, websocketServiceSchema]);

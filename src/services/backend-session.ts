@@ -1,0 +1,82 @@
+/**
+ * What the backend services (tcp, websocket) share: their dependencies, the
+ * set of live relays a service drains on shutdown, and the audit of backend
+ * failures.
+ */
+import type { Logger } from 'pino';
+import type { Admission } from '../admission/types.js';
+import type { Audit } from '../observe/audit.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { Relay, RelaySummary, Violation } from '../relay.js';
+
+export interface BackendServiceDeps {
+  log: Logger;
+  audit: Audit;
+  metrics: Metrics;
+}
+
+/** How long shutdown waits for close handshakes before dropping what is left. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+/** The live relays of one service instance. */
+export class LiveRelays {
+  private readonly relays = new Set<Relay>();
+  private readonly waiters = new Set<() => void>();
+
+  get size(): number {
+    return this.relays.size;
+  }
+
+  add(relay: Relay): void {
+    this.relays.add(relay);
+  }
+
+  delete(relay: Relay): void {
+    this.relays.delete(relay);
+    if (this.relays.size === 0) for (const w of this.waiters) w();
+  }
+
+  /** Send 1001 both ways on every relay; resolve when all have ended or the grace period is over. */
+  async drain(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
+    for (const r of this.relays) r.goingAway();
+    if (this.relays.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, graceMs);
+      timer.unref();
+      const waiter = (): void => done();
+      this.waiters.add(waiter);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    for (const r of this.relays) r.terminate();
+  }
+}
+
+/** One log line per ended relay at debug level, and the byte counters. */
+export function recordRelayEnd(deps: BackendServiceDeps, admission: Admission, summary: RelaySummary): void {
+  const service = admission.service.name;
+  deps.metrics.inc('gatehouse_relay_bytes_total', { service, direction: 'to_backend' }, summary.bytesToBackend);
+  deps.metrics.inc('gatehouse_relay_bytes_total', { service, direction: 'to_client' }, summary.bytesToClient);
+  deps.log.debug({
+    connection: admission.id,
+    service,
+    client_code: summary.client?.code,
+    backend_code: summary.backend?.code,
+    bytes_to_backend: summary.bytesToBackend,
+    bytes_to_client: summary.bytesToClient,
+  }, 'relay ended');
+}
+
+/** The audit line of an inspector's refusal (reason code only, never payload). */
+export function auditViolation(deps: BackendServiceDeps, admission: Admission, violation: Violation): void {
+  deps.audit.violation(violation.reason, {
+    service: admission.service.name,
+    client: admission.client.address,
+    origin: admission.origin,
+    code: violation.code,
+    connection: admission.id,
+    principal: admission.principal?.id,
+  });
+}

@@ -1,0 +1,273 @@
+/**
+ * The `tcp` service, a websockify-style bridge: each admitted WebSocket client
+ * gets its own TCP (or verified TLS) connection to the backend, dialled in
+ * `open`, before the client is sent its 101 — so an unreachable backend is a
+ * 502 and a slow one a 504, never an accepted WebSocket that dies at once.
+ *
+ * Client binary messages become bytes on the socket; text messages are
+ * refused with 1003 or passed as their UTF-8 bytes (`text`). Backend bytes
+ * become binary messages, coalesced up to `frame_size`. A backend FIN closes
+ * the client with 1000, a reset or error with 1014; a client that goes away
+ * takes its backend socket with it.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Admission } from '../admission/types.js';
+import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
+import type { ServiceConfig } from '../config/schema.js';
+import { BackendError } from '../errors.js';
+import { Relay, type Inspector, type RelayEnd } from '../relay.js';
+import { backendTlsOptions } from './backend-tls.js';
+import { LiveRelays, auditViolation, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
+import type { Service, ServiceSession } from './types.js';
+
+export type TcpServiceConfig = Extract<ServiceConfig, { type: 'tcp' }>;
+
+/** After a clean FIN to the backend, how long it may take to close its side before the socket is dropped. */
+const BACKEND_CLOSE_TIMEOUT_MS = 5_000;
+
+/** Text messages are not bytes: refuse them unless the service says `text: pass`. */
+const refuseText: Inspector = {
+  name: 'tcp_text_policy',
+  inspect(direction, _data, isBinary, first) {
+    if (direction === 'to_backend' && first && !isBinary) return { code: 1003, reason: 'text_not_allowed' };
+    return undefined;
+  },
+};
+
+export class TcpService implements Service {
+  readonly name: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly tlsOptions?: tls.ConnectionOptions;
+  private readonly live = new LiveRelays();
+  private shuttingDown = false;
+
+  constructor(private readonly config: TcpServiceConfig, private readonly deps: BackendServiceDeps) {
+    this.name = config.name;
+    const url = new URL(config.backend);
+    this.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.port = Number(url.port);
+    if (url.protocol === 'tls:') this.tlsOptions = backendTlsOptions(config.tls, this.host, config.name);
+  }
+
+  /** Open relays (for tests and the admin view). */
+  get liveConnections(): number {
+    return this.live.size;
+  }
+
+  async open(admission: Admission): Promise<ServiceSession> {
+    if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
+    const socket = await this.dial(admission);
+    return new TcpSession(socket, this.config, admission, this.deps, this.live);
+  }
+
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.live.drain();
+  }
+
+  private dial(admission: Admission): Promise<net.Socket> {
+    const { host, port } = this;
+    return new Promise((resolve, reject) => {
+      const socket = this.tlsOptions
+        ? tls.connect({ ...this.tlsOptions, host, port })
+        : net.connect({ host, port });
+      const readyEvent = this.tlsOptions ? 'secureConnect' : 'connect';
+      const fail = (err: BackendError): void => {
+        clearTimeout(timer);
+        socket.removeListener(readyEvent, ready);
+        socket.destroy();
+        this.deps.metrics.inc('gatehouse_backend_failures_total', { service: this.name, code: err.code });
+        this.deps.log.warn({ connection: admission.id, service: this.name, code: err.code, cause: (err.cause as Error | undefined)?.message }, 'backend connect failed');
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(new BackendError('GH_BACKEND_TIMEOUT', 504, `backend of ${this.name} did not connect within ${this.config.connect_timeout} ms`));
+      }, this.config.connect_timeout);
+      const onError = (err: NodeJS.ErrnoException): void => {
+        const tlsFailure = this.tlsOptions !== undefined && !/^E[A-Z]+$/.test(err.code ?? '');
+        fail(new BackendError(tlsFailure ? 'GH_BACKEND_TLS' : 'GH_BACKEND_UNREACHABLE', 502,
+          `backend of ${this.name} ${tlsFailure ? 'failed TLS verification' : 'is unreachable'} (${err.code ?? 'error'})`, { cause: err }));
+      };
+      const ready = (): void => {
+        clearTimeout(timer);
+        socket.removeListener('error', onError);
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, 30_000);
+        resolve(socket);
+      };
+      socket.once('error', onError);
+      socket.once(readyEvent, ready);
+    });
+  }
+}
+
+class TcpSession implements ServiceSession {
+  private readonly link: TcpLink;
+
+  constructor(
+    socket: net.Socket,
+    private readonly config: TcpServiceConfig,
+    private readonly admission: Admission,
+    private readonly deps: BackendServiceDeps,
+    private readonly live: LiveRelays,
+  ) {
+    this.link = new TcpLink(socket, config.frame_size);
+  }
+
+  attach(channel: Channel): void {
+    const relay: Relay = new Relay({
+      client: channel,
+      backend: this.link,
+      inspectors: this.config.text === 'reject' ? [refuseText] : [],
+      onViolation: (v) => auditViolation(this.deps, this.admission, v),
+      onEnd: (summary) => {
+        this.live.delete(relay);
+        if (summary.backend?.initiator === 'transport') {
+          this.deps.metrics.inc('gatehouse_backend_failures_total', { service: this.config.name, code: 'GH_BACKEND_RESET' });
+          this.deps.log.warn({ connection: this.admission.id, service: this.config.name, cause: summary.backend.reason }, 'backend connection failed mid-stream');
+        }
+        recordRelayEnd(this.deps, this.admission, summary);
+      },
+    });
+    this.live.add(relay);
+    relay.start();
+  }
+
+  abort(): void {
+    this.link.terminate();
+  }
+}
+
+/**
+ * A TCP socket seen as one side of a relay: bytes out, binary messages in.
+ * Reports exactly one CloseInfo: a FIN from the backend is a clean remote
+ * close (1000), an error or reset a transport failure (1006 → the client gets
+ * 1014), and a close we asked for a local one.
+ */
+export class TcpLink implements RelayEnd {
+  private sink?: ChannelSink;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  private closeInfo?: CloseInfo;
+  private reported = false;
+  private localClose?: { code: number; reason: string };
+  private closeTimer?: NodeJS.Timeout;
+  private _closed = false;
+
+  constructor(private readonly socket: net.Socket, private readonly frameSize: number) {
+    // Listeners from the start: an error before the client is attached must not crash the process.
+    socket.on('error', (err: NodeJS.ErrnoException) => this.settle({ code: 1006, reason: err.code ?? 'error', wasClean: false, initiator: 'transport' }));
+    socket.on('end', () => {
+      if (this.localClose) return; // the backend answering our FIN: reported on 'close'
+      this.flush();
+      this.settle({ code: 1000, reason: '', wasClean: true, initiator: 'remote' });
+    });
+    socket.on('close', () => {
+      this._closed = true;
+      if (this.closeTimer) clearTimeout(this.closeTimer);
+      const local = this.localClose;
+      this.settle(local
+        ? { code: local.code, reason: local.reason, wasClean: true, initiator: 'local' }
+        : { code: 1006, reason: 'closed', wasClean: false, initiator: 'transport' });
+    });
+    socket.on('drain', () => this.sink?.onDrain?.());
+  }
+
+  get closed(): boolean {
+    return this._closed || this.localClose !== undefined || this.closeInfo !== undefined;
+  }
+
+  attach(sink: ChannelSink): void {
+    this.sink = sink;
+    // Reading starts only now: bytes the backend sent before the 101 wait in the kernel.
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (this.closeInfo) queueMicrotask(() => this.report());
+  }
+
+  sendFragment(data: Buffer, _isBinary: boolean, _first: boolean, _fin: boolean): boolean {
+    if (this.closed) return true;
+    if (data.length === 0) return !this.socket.writableNeedDrain;
+    return this.socket.write(data);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.socket.resume();
+  }
+
+  /** A clean end: what was written is flushed, then FIN; dropped if the backend does not close its side in time. */
+  close(code = 1000, reason = ''): void {
+    if (this.closed) return;
+    this.localClose = { code, reason };
+    this.socket.end();
+    this.closeTimer = setTimeout(() => this.socket.destroy(), BACKEND_CLOSE_TIMEOUT_MS);
+    this.closeTimer.unref();
+  }
+
+  terminate(): void {
+    if (!this.localClose) this.localClose = { code: 1006, reason: 'terminated' };
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= this.frameSize) {
+      this.flush();
+    } else if (!this.flushScheduled) {
+      // Reads that land in the same event-loop turn go out as one message.
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    while (this.pendingBytes > 0 && this.sink && !this.reported) {
+      const size = Math.min(this.frameSize, this.pendingBytes);
+      let message: Buffer;
+      if (this.pending[0].length === size) {
+        message = this.pending.shift()!;
+      } else if (this.pending[0].length > size) {
+        message = this.pending[0].subarray(0, size);
+        this.pending[0] = this.pending[0].subarray(size);
+      } else {
+        message = Buffer.allocUnsafe(size);
+        let off = 0;
+        while (off < size) {
+          const head = this.pending[0];
+          const take = Math.min(head.length, size - off);
+          head.copy(message, off, 0, take);
+          off += take;
+          if (take === head.length) this.pending.shift();
+          else this.pending[0] = head.subarray(take);
+        }
+      }
+      this.pendingBytes -= size;
+      this.sink.onFragment?.(message, true, true, true, size);
+    }
+  }
+
+  private settle(info: CloseInfo): void {
+    if (this.closeInfo) return;
+    this.closeInfo = info;
+    if (info.initiator === 'transport') this.socket.destroy();
+    if (this.sink) this.report();
+  }
+
+  private report(): void {
+    if (this.reported || !this.closeInfo) return;
+    this.reported = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.sink?.onClose?.(this.closeInfo);
+  }
+}
