@@ -130,8 +130,9 @@ describe('tcp service', () => {
   });
 
   it('coalesces backend bytes into messages of at most frame_size', async () => {
+    const pending = scripted.nextSocket();
     const ws = await openClient(gw.url('/scripted'));
-    const backend = await scripted.nextSocket();
+    const backend = await pending;
     const payload = Buffer.alloc(200_000);
     for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
     const got = collect(ws, payload.length);
@@ -162,8 +163,9 @@ describe('tcp service', () => {
   });
 
   it('closes the client with 1000 after the backend FIN, data first', async () => {
+    const pending = scripted.nextSocket();
     const ws = await openClient(gw.url('/scripted'));
-    const backend = await scripted.nextSocket();
+    const backend = await pending;
     const msg = nextMessage(ws);
     const closed = closedOf(ws);
     backend.end('last words');
@@ -172,8 +174,9 @@ describe('tcp service', () => {
   });
 
   it('closes the client with 1014 when the backend resets mid-stream', async () => {
+    const pending = scripted.nextSocket();
     const ws = await openClient(gw.url('/scripted'));
-    const backend = await scripted.nextSocket();
+    const backend = await pending;
     const msg = nextMessage(ws);
     backend.write('some bytes');
     await msg;
@@ -184,8 +187,9 @@ describe('tcp service', () => {
   });
 
   it('closes the backend socket at once when the client goes away', async () => {
+    const pending = scripted.nextSocket();
     const ws = await openClient(gw.url('/scripted'));
-    const backend = await scripted.nextSocket();
+    const backend = await pending;
     const backendClosed = once(backend, 'close');
     ws.terminate();
     await backendClosed;
@@ -193,8 +197,9 @@ describe('tcp service', () => {
   });
 
   it('sends the backend a clean FIN when the client closes normally', async () => {
+    const pending = scripted.nextSocket();
     const ws = await openClient(gw.url('/scripted'));
-    const backend = await scripted.nextSocket();
+    const backend = await pending;
     const got = readBytes(backend, 5);
     ws.send(Buffer.from('hello'));
     assert.equal((await got).toString(), 'hello');

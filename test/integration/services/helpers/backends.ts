@@ -15,7 +15,7 @@ export interface WsBackend {
   port: number;
   url: string;
   wss: WebSocketServer;
-  /** Resolves with the next server-side socket (and the upgrade request). */
+  /** Resolves with the next server-side socket (and the upgrade request) accepted after this call. */
   nextConnection(): Promise<{ ws: WebSocket; req: http.IncomingMessage }>;
   close(): Promise<void>;
 }
@@ -33,12 +33,10 @@ export async function startWsBackend(opts: WsBackendOptions = {}): Promise<WsBac
     : http.createServer();
   const wss = new WebSocketServer({ server, handleProtocols: opts.handleProtocols });
   const waiting: Array<(c: { ws: WebSocket; req: http.IncomingMessage }) => void> = [];
-  const arrived: Array<{ ws: WebSocket; req: http.IncomingMessage }> = [];
   wss.on('connection', (ws, req) => {
     ws.on('error', () => {});
     if (opts.echo !== false) ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
-    const w = waiting.shift();
-    if (w) w({ ws, req }); else arrived.push({ ws, req });
+    for (const w of waiting.splice(0)) w({ ws, req });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
@@ -46,10 +44,7 @@ export async function startWsBackend(opts: WsBackendOptions = {}): Promise<WsBac
     port,
     url: `${opts.tls ? 'wss' : 'ws'}://127.0.0.1:${port}/backend`,
     wss,
-    nextConnection: () => new Promise((resolve) => {
-      const a = arrived.shift();
-      if (a) resolve(a); else waiting.push(resolve);
-    }),
+    nextConnection: () => new Promise((resolve) => { waiting.push(resolve); }),
     close: async () => {
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -62,7 +57,7 @@ export async function startWsBackend(opts: WsBackendOptions = {}): Promise<WsBac
 export interface RawBackend {
   port: number;
   sockets: Set<net.Socket>;
-  /** Resolves with the next accepted socket. */
+  /** Resolves with the next socket accepted after this call. */
   nextSocket(): Promise<net.Socket>;
   close(): Promise<void>;
 }
@@ -71,14 +66,12 @@ export interface RawBackend {
 export async function startRawBackend(onSocket: (socket: net.Socket) => void = () => {}, tlsOpts?: tls.TlsOptions): Promise<RawBackend> {
   const sockets = new Set<net.Socket>();
   const waiting: Array<(s: net.Socket) => void> = [];
-  const arrived: net.Socket[] = [];
   const handle = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
     onSocket(socket);
-    const w = waiting.shift();
-    if (w) w(socket); else arrived.push(socket);
+    for (const w of waiting.splice(0)) w(socket);
   };
   const server = tlsOpts ? tls.createServer(tlsOpts, handle) : net.createServer(handle);
   if (tlsOpts) server.on('tlsClientError', () => {});
@@ -86,10 +79,7 @@ export async function startRawBackend(onSocket: (socket: net.Socket) => void = (
   return {
     port: (server.address() as AddressInfo).port,
     sockets,
-    nextSocket: () => new Promise((resolve) => {
-      const s = arrived.shift();
-      if (s) resolve(s); else waiting.push(resolve);
-    }),
+    nextSocket: () => new Promise((resolve) => { waiting.push(resolve); }),
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,0 +1,146 @@
+/**
+ * The `websocket` service: a ws:// or wss:// backend reached with our own
+ * engine in client role. The backend is dialled and its handshake completed
+ * in `open`, before the client gets its 101, so a backend that refuses,
+ * answers anything but a valid 101, or fails TLS verification costs the
+ * client a 502 (504 on timeout) and is never tunnelled.
+ *
+ * The client's offered subprotocols that the service allows are offered to
+ * the backend; the backend's choice becomes the session's protocol, which the
+ * front door echoes in the client's 101. Frames are relayed as they arrive
+ * (each hop unmasks / masks in its own codec, one pass each); close codes
+ * cross in both directions; each hop answers its own pings.
+ */
+import type tls from 'node:tls';
+import type { Admission } from '../admission/types.js';
+import type { Channel } from '../channel.js';
+import type { ServiceConfig, WebSocketSettings } from '../config/schema.js';
+import { BackendError } from '../errors.js';
+import { Relay } from '../relay.js';
+import { connectWebSocket } from '../websocket/client.js';
+import { HandshakeError } from '../websocket/handshake.js';
+import type { WebSocketConnection } from '../websocket/connection.js';
+import { backendTlsOptions } from './backend-tls.js';
+import { LiveRelays, auditViolation, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
+import type { Service, ServiceSession } from './types.js';
+
+export type WebSocketServiceConfig = Extract<ServiceConfig, { type: 'websocket' }>;
+
+export interface WebSocketServiceDeps extends BackendServiceDeps {
+  /** The gateway's per-hop keepalive and buffer settings (root `websocket:` section). */
+  websocket: WebSocketSettings;
+}
+
+/**
+ * Headers that tell the backend who the client is.
+ * >>> CALL SITE for issue 4: replace the body with
+ *     `return backendIdentityHeaders(admission, admission.service);`
+ *     from src/auth/identity.ts once it lands. <<<
+ */
+function identityHeaders(_admission: Admission): Record<string, string> {
+  return {};
+}
+
+export class WebSocketService implements Service {
+  readonly name: string;
+  private readonly tlsOptions?: tls.ConnectionOptions;
+  private readonly live = new LiveRelays();
+  private shuttingDown = false;
+
+  constructor(private readonly config: WebSocketServiceConfig, private readonly deps: WebSocketServiceDeps) {
+    this.name = config.name;
+    const url = new URL(config.backend);
+    if (url.protocol === 'wss:') {
+      this.tlsOptions = backendTlsOptions(config.tls, url.hostname.replace(/^\[(.*)\]$/, '$1'), config.name);
+    }
+  }
+
+  get liveConnections(): number {
+    return this.live.size;
+  }
+
+  /** The client's offer, in its order, narrowed to what this service lets through to the backend. */
+  protocolsToOffer(admission: Admission): string[] {
+    const allowed = this.config.backend_protocols ?? (admission.protocol !== '' ? [admission.protocol] : []);
+    return admission.offeredProtocols.filter((p) => allowed.includes(p));
+  }
+
+  async open(admission: Admission): Promise<ServiceSession> {
+    if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
+    const ws = this.deps.websocket;
+    const cfg = this.config;
+    let backend: WebSocketConnection;
+    try {
+      backend = await connectWebSocket(cfg.backend, {
+        protocols: this.protocolsToOffer(admission),
+        headers: identityHeaders(admission),
+        tls: this.tlsOptions,
+        timeout: cfg.connect_timeout,
+        connection: {
+          maxMessage: cfg.max_message,
+          maxFrame: cfg.max_frame,
+          maxFragments: cfg.max_fragments,
+          messageTimeout: cfg.message_timeout,
+          pingInterval: ws.ping_interval,
+          pongTimeout: ws.pong_timeout,
+          idleTimeout: ws.idle_timeout,
+          closeTimeout: ws.close_timeout,
+          highWaterMark: ws.high_water_mark,
+          onViolation: (code, reason) => {
+            // The backend broke the protocol (or timed out): audited like a client would be.
+            this.deps.audit.violation('backend_protocol_error', {
+              service: this.name, client: admission.client.address, connection: admission.id, code, detail: reason,
+            });
+          },
+        },
+      });
+    } catch (err) {
+      // A wrong answer to the upgrade (HandshakeError: status other than 101, bad
+      // Accept, unoffered subprotocol, garbage) is a 502, labelled with its reason.
+      const reason = err instanceof HandshakeError ? err.reason : undefined;
+      const failure = err instanceof BackendError
+        ? err
+        : new BackendError('GH_BACKEND_HANDSHAKE', 502, `backend of ${this.name} failed the handshake: ${(err as Error).message}`, { cause: err });
+      this.deps.metrics.inc('gatehouse_backend_failures_total', { service: this.name, code: reason ?? failure.code });
+      this.deps.log.warn({ connection: admission.id, service: this.name, code: failure.code, status: failure.status, cause: failure.message }, 'backend connect failed');
+      throw failure;
+    }
+    return new WebSocketSession(backend, admission, this.deps, this.live);
+  }
+
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.live.drain(this.deps.websocket.close_timeout);
+  }
+}
+
+class WebSocketSession implements ServiceSession {
+  readonly protocol: string;
+
+  constructor(
+    private readonly backend: WebSocketConnection,
+    private readonly admission: Admission,
+    private readonly deps: BackendServiceDeps,
+    private readonly live: LiveRelays,
+  ) {
+    this.protocol = backend.protocol;
+  }
+
+  attach(channel: Channel): void {
+    const relay: Relay = new Relay({
+      client: channel,
+      backend: this.backend,
+      onViolation: (v) => auditViolation(this.deps, this.admission, v),
+      onEnd: (summary) => {
+        this.live.delete(relay);
+        recordRelayEnd(this.deps, this.admission, summary);
+      },
+    });
+    this.live.add(relay);
+    relay.start();
+  }
+
+  abort(): void {
+    this.backend.close(1001, 'client handshake failed');
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * The `websocket` service end to end: a `ws` client through a real gateway to
+ * real backends — a `ws` server over plain and verified TLS (with and without a
+ * client certificate) — and to scripted sockets that misbehave.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { startGateway } from '../../helpers/gateway.js';
+import {
+  readUpgradeKey, serverFrame, startRawBackend, startWsBackend, switchingProtocols, type RawBackend, type WsBackend,
+} from './helpers/backends.js';
+import { closedOf, nextMessage, openClient, refusedStatus, roundTrip } from './helpers/clients.js';
+import { makeTestPki, type TestPki } from './helpers/certs.js';
+import { freePort } from './helpers/processes.js';
+
+type Gw = Awaited<ReturnType<typeof startGateway>>;
+
+/** Reads one masked client→server frame from a raw backend socket (small frames only). */
+function readClientFrame(socket: net.Socket): Promise<{ opcode: number; payload: Buffer }> {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      if (buf.length < 2) return;
+      const len = buf[1] & 0x7f;
+      if (len >= 126 || buf.length < 6 + len) return;
+      socket.removeListener('data', onData);
+      const key = buf.subarray(2, 6);
+      const payload = Buffer.from(buf.subarray(6, 6 + len));
+      for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
+      resolve({ opcode: buf[0] & 0x0f, payload });
+    };
+    socket.on('data', onData);
+  });
+}
+
+describe('websocket service', () => {
+  let pki: TestPki;
+  let plain: WsBackend;
+  let secure: WsBackend;
+  let mutual: WsBackend;
+  let picky: WsBackend;
+  let raw: RawBackend;
+  let gw: Gw;
+  let closedPort: number;
+  /** What the raw backend does with the next connection. */
+  let script: (socket: net.Socket) => void = () => {};
+
+  before(async () => {
+    pki = makeTestPki();
+    plain = await startWsBackend();
+    secure = await startWsBackend({ tls: { cert: pki.serverCert, key: pki.serverKey } });
+    mutual = await startWsBackend({ tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requestCert: true } });
+    picky = await startWsBackend({ handleProtocols: (offered) => (offered.has('chat.v2') ? 'chat.v2' : false) });
+    raw = await startRawBackend((s) => script(s));
+    closedPort = await freePort();
+    const tls = { ca: pki.caFile };
+    gw = await startGateway({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      services: {
+        plain: { path: '/plain', type: 'websocket', backend: plain.url, max_message: '8MiB' },
+        secure: { path: '/secure', type: 'websocket', backend: secure.url, tls },
+        untrusted: { path: '/untrusted', type: 'websocket', backend: secure.url },
+        mutual: { path: '/mutual', type: 'websocket', backend: mutual.url, tls: { ...tls, cert: pki.clientCertFile, key: pki.clientKeyFile } },
+        'mutual-nocert': { path: '/mutual-nocert', type: 'websocket', backend: mutual.url, tls },
+        picky: { path: '/picky', type: 'websocket', backend: picky.url, backend_protocols: ['chat.v2', 'chat.v1'] },
+        raw: { path: '/raw', type: 'websocket', backend: `ws://127.0.0.1:${raw.port}/`, connect_timeout: '300ms' },
+        refused: { path: '/refused', type: 'websocket', backend: `ws://127.0.0.1:${closedPort}/` },
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([plain?.close(), secure?.close(), mutual?.close(), picky?.close(), raw?.close()]);
+    pki?.cleanup();
+  });
+
+  async function assertCanary(): Promise<void> {
+    const canary = await openClient(gw.url('/plain'));
+    assert.equal((await roundTrip(canary, 'canary')).data.toString(), 'canary');
+    canary.close();
+  }
+
+  it('relays text and binary messages both ways over plain ws', async () => {
+    const ws = await openClient(gw.url('/plain'));
+    const text = await roundTrip(ws, 'héllo');
+    assert.equal(text.isBinary, false);
+    assert.equal(text.data.toString(), 'héllo');
+    const bin = await roundTrip(ws, Buffer.from([0, 1, 2, 255]));
+    assert.equal(bin.isBinary, true);
+    assert.deepEqual(bin.data, Buffer.from([0, 1, 2, 255]));
+    ws.close();
+  });
+
+  it('relays a large message and a fragmented message intact', async () => {
+    const ws = await openClient(gw.url('/plain'));
+    const big = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i >> 12) & 0xff;
+    assert.deepEqual((await roundTrip(ws, big)).data, big);
+    const reply = nextMessage(ws);
+    ws.send('frag-', { fin: false });
+    ws.send('ment-', { fin: false });
+    ws.send('ed', { fin: true });
+    const r = await reply;
+    assert.equal(r.isBinary, false);
+    assert.equal(r.data.toString(), 'frag-ment-ed');
+    ws.close();
+  });
+
+  it('carries close codes from the client to the backend', async () => {
+    const pending = plain.nextConnection();
+    const ws = await openClient(gw.url('/plain'));
+    const { ws: backendSide } = await pending;
+    const backendClosed = once(backendSide, 'close');
+    ws.close(4001, 'client bye');
+    const [code, reason] = await backendClosed as [number, Buffer];
+    assert.equal(code, 4001);
+    assert.equal(reason.toString(), 'client bye');
+  });
+
+  it('carries close codes from the backend to the client (no code → 1000)', async () => {
+    const pending = plain.nextConnection();
+    const ws = await openClient(gw.url('/plain'));
+    const { ws: backendSide } = await pending;
+    const closed = closedOf(ws);
+    backendSide.close(4002, 'backend bye');
+    assert.deepEqual(await closed, { code: 4002, reason: 'backend bye' });
+
+    const pending2 = plain.nextConnection();
+    const ws2 = await openClient(gw.url('/plain'));
+    const { ws: backendSide2 } = await pending2;
+    const closed2 = closedOf(ws2);
+    backendSide2.close();
+    assert.equal((await closed2).code, 1000);
+  });
+
+  it('closes the client with 1014 when the backend is killed mid-stream', async () => {
+    const pending = plain.nextConnection();
+    const ws = await openClient(gw.url('/plain'));
+    const { ws: backendSide } = await pending;
+    const msg = nextMessage(ws);
+    backendSide.send('before the crash');
+    assert.equal((await msg).data.toString(), 'before the crash');
+    const closed = closedOf(ws);
+    backendSide.terminate();
+    assert.equal((await closed).code, 1014);
+    await assertCanary();
+  });
+
+  it('closes the backend when the client goes away', async () => {
+    const pending = plain.nextConnection();
+    const ws = await openClient(gw.url('/plain'));
+    const { ws: backendSide } = await pending;
+    const backendClosed = once(backendSide, 'close');
+    ws.terminate();
+    const [code] = await backendClosed as [number];
+    assert.ok(code === 1001 || code === 1006, `backend saw ${code}`);
+  });
+
+  it('reaches a wss backend verified by the configured CA', async () => {
+    const ws = await openClient(gw.url('/secure'));
+    assert.equal((await roundTrip(ws, 'over tls')).data.toString(), 'over tls');
+    ws.close();
+  });
+
+  it('presents the configured client certificate to a backend that requires one', async () => {
+    const pending = mutual.nextConnection();
+    const ws = await openClient(gw.url('/mutual'));
+    const { req } = await pending;
+    const cert = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+    assert.equal(cert.subject.CN, 'gatehouse');
+    assert.equal((await roundTrip(ws, 'mtls')).data.toString(), 'mtls');
+    ws.close();
+  });
+
+  it('answers 502 when the backend certificate is untrusted or the backend wants a client certificate', async () => {
+    assert.equal(await refusedStatus(gw.url('/untrusted')), 502);
+    assert.equal(await refusedStatus(gw.url('/mutual-nocert')), 502);
+    await assertCanary();
+  });
+
+  it('offers the backend only the allowed subprotocols and returns its choice', async () => {
+    const pending = picky.nextConnection();
+    const ws = await openClient(gw.url('/picky'), ['chat.v1', 'other', 'chat.v2']);
+    const { req } = await pending;
+    assert.equal(req.headers['sec-websocket-protocol'], 'chat.v1, chat.v2');
+    assert.equal(ws.protocol, 'chat.v2');
+    ws.close();
+  });
+
+  for (const [status, extra] of [[200, 'Content-Length: 2\r\n\r\nhi'], [302, 'Location: http://127.0.0.1/\r\nContent-Length: 0\r\n\r\n']] as const) {
+    it(`answers 502 when the backend answers ${status} instead of 101, never tunnelling`, async () => {
+      const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'raw', code: 'backend_status' });
+      script = (s) => { readUpgradeKey(s).then(() => s.end(`HTTP/1.1 ${status} Whatever\r\n${extra}`), () => {}); };
+      assert.equal(await refusedStatus(gw.url('/raw')), 502);
+      assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'raw', code: 'backend_status' }), before + 1);
+      await assertCanary();
+    });
+  }
+
+  it('answers 502 to a garbage answer and 504 to a backend that never answers', async () => {
+    script = (s) => { readUpgradeKey(s).then(() => s.write('SSH-2.0-OpenSSH_9.6\r\n\r\n'), () => {}); };
+    assert.equal(await refusedStatus(gw.url('/raw')), 502);
+    script = () => {}; // accepts TCP, reads, never answers
+    assert.equal(await refusedStatus(gw.url('/raw')), 504);
+    await assertCanary();
+  });
+
+  it('answers 502 when the backend refuses the connection', async () => {
+    assert.equal(await refusedStatus(gw.url('/refused')), 502);
+    await assertCanary();
+  });
+
+  for (const [name, frame, backendCode] of [
+    ['a masked frame', serverFrame(0x2, Buffer.from('masked'), { mask: true }), 1002],
+    ['invalid UTF-8 in a text frame', serverFrame(0x1, Buffer.from([0x68, 0xc3, 0x28])), 1007],
+  ] as const) {
+    it(`closes the client with 1014 when the backend sends ${name}, never relaying it`, async () => {
+      const before = gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'backend_protocol_error' });
+      let backendSocket!: net.Socket;
+      script = (s) => {
+        backendSocket = s;
+        readUpgradeKey(s).then((key) => s.write(switchingProtocols(key)), () => {});
+      };
+      const ws = await openClient(gw.url('/raw'));
+      let relayed = false;
+      ws.on('message', () => { relayed = true; });
+      const closed = closedOf(ws);
+      const closeFrame = readClientFrame(backendSocket);
+      backendSocket.write(frame);
+      assert.equal((await closed).code, 1014);
+      const f = await closeFrame;
+      assert.equal(f.opcode, 0x8);
+      assert.equal(f.payload.readUInt16BE(0), backendCode);
+      assert.equal(relayed, false);
+      assert.equal(gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'backend_protocol_error' }), before + 1);
+      await assertCanary();
+    });
+  }
+});
