@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { WebSocket } from 'ws';
 import { startGateway } from '../../helpers/gateway.js';
 import {
   readUpgradeKey, serverFrame, startRawBackend, startWsBackend, switchingProtocols, type RawBackend, type WsBackend,

@@ -1,0 +1,57 @@
+/**
+ * The gateway as a real child process (`gatehouse start --config file`), for
+ * what only a process can show: its resident memory under load, and how it
+ * answers SIGTERM and SIGHUP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitForOutput } from './processes.js';
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  configFile: string;
+  url(path: string): string;
+  /** Everything the process wrote so far (stdout + stderr). */
+  output(): string;
+  /** Resolves at the first output line matching `pattern` printed from now on. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code (signal → null). */
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+export const CLI = ['--import', 'tsx', 'test/helpers/gateway-child.ts', 'start', '--config'];
+
+export async function startGatewayProcess(yaml: string): Promise<GatewayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'));
+  const configFile = join(dir, 'gatehouse.yaml');
+  writeFileSync(configFile, yaml);
+  const child = spawn(process.execPath, [...CLI, configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const m = await waitForOutput(child, /"port":(\d+)/, ['stdout', 'stderr'], 20_000);
+  const port = Number(m[1]);
+  return {
+    child,
+    pid: child.pid!,
+    port,
+    configFile,
+    url: (path) => `ws://127.0.0.1:${port}${path}`,
+    output: () => out,
+    waitFor: (pattern, timeoutMs) => waitForOutput(child, pattern, ['stdout', 'stderr'], timeoutMs),
+    exited,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
