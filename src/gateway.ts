@@ -48,7 +48,7 @@ export class Gateway {
   private buildContext(config: GatehouseConfig): FrontDoorContext {
     const services = new Map<string, Service>();
     const list = servicesOf(config);
-    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics }));
+    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit }));
     return {
       config,
       router: new Router(list),

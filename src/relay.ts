@@ -93,6 +93,8 @@ export function backendCodeForClientEnd(info: CloseInfo): { code: number; reason
 
 export interface RelayOptions {
   client: Channel;
+  /** The client's admission (inspectors are built for it). */
+  admission: Admission;
   backend: RelayEnd;
   /** Extra inspectors of the service, run before the subprotocol's. */
   inspectors?: Inspector[];
@@ -126,7 +128,7 @@ export class Relay {
   constructor(private readonly options: RelayOptions) {
     this.client = options.client;
     this.backend = options.backend;
-    this.inspectors = [...(options.inspectors ?? []), ...inspectorsFor(options.client.admission, options.client.protocol)];
+    this.inspectors = [...(options.inspectors ?? []), ...inspectorsFor(options.admission, options.client.protocol)];
   }
 
   /** Attach both sides; traffic flows from here. */

@@ -1,19 +1,27 @@
 /** Builds the Service for a service config, by type. */
 import type { Logger } from 'pino';
 import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
+import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import { EchoService } from './echo.js';
+import { TcpService } from './tcp.js';
+import { WebSocketService } from './websocket.js';
 import type { Service } from './types.js';
 
 export interface ServiceDeps {
   config: GatehouseConfig;
   log: Logger;
   metrics: Metrics;
+  audit: Audit;
 }
 
-export function createService(svc: ServiceConfig, _deps: ServiceDeps): Service {
+export function createService(svc: ServiceConfig, deps: ServiceDeps): Service {
   switch (svc.type) {
     case 'echo':
       return new EchoService(svc.name);
+    case 'tcp':
+      return new TcpService(svc, deps);
+    case 'websocket':
+      return new WebSocketService(svc, { ...deps, websocket: deps.config.websocket });
   }
 }

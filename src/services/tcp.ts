@@ -119,6 +119,7 @@ class TcpSession implements ServiceSession {
   attach(channel: Channel): void {
     const relay: Relay = new Relay({
       client: channel,
+      admission: this.admission,
       backend: this.link,
       inspectors: this.config.text === 'reject' ? [refuseText] : [],
       onViolation: (v) => auditViolation(this.deps, this.admission, v),

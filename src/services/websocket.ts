@@ -59,10 +59,16 @@ export class WebSocketService implements Service {
     return this.live.size;
   }
 
-  /** The client's offer, in its order, narrowed to what this service lets through to the backend. */
+  /**
+   * The client's offer, in its order, narrowed to what this service lets
+   * through to the backend: `backend_protocols` when set, else the service's
+   * admission list `subprotocols` (issue 3), plus whatever admission chose.
+   */
   protocolsToOffer(admission: Admission): string[] {
-    const allowed = this.config.backend_protocols ?? (admission.protocol !== '' ? [admission.protocol] : []);
-    return admission.offeredProtocols.filter((p) => allowed.includes(p));
+    const listed = this.config.backend_protocols ?? (this.config as { subprotocols?: string[] }).subprotocols ?? [];
+    const allowed = new Set(listed);
+    if (admission.protocol !== '') allowed.add(admission.protocol);
+    return admission.offeredProtocols.filter((p) => allowed.has(p));
   }
 
   async open(admission: Admission): Promise<ServiceSession> {
@@ -129,6 +135,7 @@ class WebSocketSession implements ServiceSession {
   attach(channel: Channel): void {
     const relay: Relay = new Relay({
       client: channel,
+      admission: this.admission,
       backend: this.backend,
       onViolation: (v) => auditViolation(this.deps, this.admission, v),
       onEnd: (summary) => {

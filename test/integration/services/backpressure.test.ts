@@ -24,6 +24,7 @@ import { startWsBackend, type WsBackend } from './helpers/backends.js';
 import { openClient } from './helpers/clients.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 import { rssOf } from './helpers/processes.js';
+import { nonBrowserYaml } from './helpers/config.js';
 
 const MiB = 1024 * 1024;
 /** Most the gateway's RSS may grow over its idle baseline while streaming. */
@@ -132,11 +133,11 @@ services:
     path: /stream
     type: websocket
     backend: ${backend.url}
-  bytes:
+${nonBrowserYaml('    ')}  bytes:
     path: /bytes
     type: tcp
     backend: tcp://127.0.0.1:${tcpPort}
-`);
+${nonBrowserYaml('    ')}`);
   });
 
   afterEach(async () => {

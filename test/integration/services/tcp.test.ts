@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { WebSocket } from 'ws';
 import { startGateway } from '../../helpers/gateway.js';
+import { NON_BROWSER } from './helpers/config.js';
 import { echoSocket, startRawBackend, type RawBackend } from './helpers/backends.js';
 import { closedOf, nextMessage, openClient, refusedStatus, roundTrip } from './helpers/clients.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
@@ -78,14 +79,14 @@ describe('tcp service', () => {
     gw = await startGateway({
       listen: [{ host: '127.0.0.1', port: 0 }],
       services: {
-        mqtt: { path: '/mqtt', type: 'tcp', backend: `tcp://127.0.0.1:${mosquitto.port}` },
-        'echo-tcp': { path: '/echo-tcp', type: 'tcp', backend: `tcp://127.0.0.1:${echo.port}` },
-        'echo-text': { path: '/echo-text', type: 'tcp', backend: `tcp://127.0.0.1:${echo.port}`, text: 'pass' },
-        scripted: { path: '/scripted', type: 'tcp', backend: `tcp://127.0.0.1:${scripted.port}`, frame_size: '16KiB' },
-        refused: { path: '/refused', type: 'tcp', backend: `tcp://127.0.0.1:${closedPort}` },
-        stalled: { path: '/stalled', type: 'tcp', backend: `tls://127.0.0.1:${stalling.port}`, connect_timeout: '300ms', tls: { ca: pki.caFile } },
-        tls: { path: '/tls', type: 'tcp', backend: `tls://127.0.0.1:${tlsBackend.port}`, tls: { ca: pki.caFile } },
-        'tls-untrusted': { path: '/tls-untrusted', type: 'tcp', backend: `tls://127.0.0.1:${tlsBackend.port}` },
+        mqtt: { path: '/mqtt', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${mosquitto.port}` },
+        'echo-tcp': { path: '/echo-tcp', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${echo.port}` },
+        'echo-text': { path: '/echo-text', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${echo.port}`, text: 'pass' },
+        scripted: { path: '/scripted', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${scripted.port}`, frame_size: '16KiB' },
+        refused: { path: '/refused', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${closedPort}` },
+        stalled: { path: '/stalled', type: 'tcp', ...NON_BROWSER, backend: `tls://127.0.0.1:${stalling.port}`, connect_timeout: '300ms', tls: { ca: pki.caFile } },
+        tls: { path: '/tls', type: 'tcp', ...NON_BROWSER, backend: `tls://127.0.0.1:${tlsBackend.port}`, tls: { ca: pki.caFile } },
+        'tls-untrusted': { path: '/tls-untrusted', type: 'tcp', ...NON_BROWSER, backend: `tls://127.0.0.1:${tlsBackend.port}` },
       },
     });
   });
@@ -109,9 +110,9 @@ describe('tcp service', () => {
     const pub = await connect('pub-1');
     try {
       await sub.subscribeAsync('gatehouse/test', { qos: 1 });
-      const received = once(sub, 'message');
+      const received = new Promise<[string, Buffer]>((resolve) => sub.once('message', (t, p) => resolve([t, p])));
       await pub.publishAsync('gatehouse/test', 'hello through the gate', { qos: 1 });
-      const [topic, payload] = await received as [string, Buffer];
+      const [topic, payload] = await received;
       assert.equal(topic, 'gatehouse/test');
       assert.equal(payload.toString(), 'hello through the gate');
     } finally {

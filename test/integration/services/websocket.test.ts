@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import type { Admission, AdmissionRequest } from '../../../src/admission/types.js';
+import { parseConfig, servicesOf } from '../../../src/config/load.js';
+import { WebSocketService, type WebSocketServiceConfig } from '../../../src/services/websocket.js';
 import { startGateway } from '../../helpers/gateway.js';
+import { NON_BROWSER } from './helpers/config.js';
 import {
   readUpgradeKey, serverFrame, startRawBackend, startWsBackend, switchingProtocols, type RawBackend, type WsBackend,
 } from './helpers/backends.js';
@@ -60,14 +64,14 @@ describe('websocket service', () => {
     gw = await startGateway({
       listen: [{ host: '127.0.0.1', port: 0 }],
       services: {
-        plain: { path: '/plain', type: 'websocket', backend: plain.url, max_message: '8MiB' },
-        secure: { path: '/secure', type: 'websocket', backend: secure.url, tls },
-        untrusted: { path: '/untrusted', type: 'websocket', backend: secure.url },
-        mutual: { path: '/mutual', type: 'websocket', backend: mutual.url, tls: { ...tls, cert: pki.clientCertFile, key: pki.clientKeyFile } },
-        'mutual-nocert': { path: '/mutual-nocert', type: 'websocket', backend: mutual.url, tls },
-        picky: { path: '/picky', type: 'websocket', backend: picky.url, backend_protocols: ['chat.v2', 'chat.v1'] },
-        raw: { path: '/raw', type: 'websocket', backend: `ws://127.0.0.1:${raw.port}/`, connect_timeout: '300ms' },
-        refused: { path: '/refused', type: 'websocket', backend: `ws://127.0.0.1:${closedPort}/` },
+        plain: { path: '/plain', type: 'websocket', ...NON_BROWSER, backend: plain.url, max_message: '8MiB' },
+        secure: { path: '/secure', type: 'websocket', ...NON_BROWSER, backend: secure.url, tls },
+        untrusted: { path: '/untrusted', type: 'websocket', ...NON_BROWSER, backend: secure.url },
+        mutual: { path: '/mutual', type: 'websocket', ...NON_BROWSER, backend: mutual.url, tls: { ...tls, cert: pki.clientCertFile, key: pki.clientKeyFile } },
+        'mutual-nocert': { path: '/mutual-nocert', type: 'websocket', ...NON_BROWSER, backend: mutual.url, tls },
+        picky: { path: '/picky', type: 'websocket', ...NON_BROWSER, backend: picky.url, backend_protocols: ['chat.v2', 'chat.v1'] },
+        raw: { path: '/raw', type: 'websocket', ...NON_BROWSER, backend: `ws://127.0.0.1:${raw.port}/`, connect_timeout: '300ms' },
+        refused: { path: '/refused', type: 'websocket', ...NON_BROWSER, backend: `ws://127.0.0.1:${closedPort}/` },
       },
     });
   });
@@ -183,11 +187,32 @@ describe('websocket service', () => {
   });
 
   it('offers the backend only the allowed subprotocols and returns its choice', async () => {
+    // Driven at the service: the client's offer reaches `admission.offeredProtocols`
+    // through the admission pipeline's subprotocol parsing (issue 3).
+    const config = parseConfig({ services: { picky: { path: '/p', type: 'websocket', ...NON_BROWSER, backend: picky.url, backend_protocols: ['chat.v2', 'chat.v1'] } } });
+    const svcConfig = servicesOf(config)[0] as WebSocketServiceConfig;
+    const g = gw.gateway;
+    const service = new WebSocketService(svcConfig, { log: g.log, audit: g.audit, metrics: g.metrics, websocket: config.websocket });
+    const admission: Admission = {
+      id: 'test-1', service: svcConfig, client: { address: '127.0.0.1', port: 1 }, origin: null, protocol: '',
+      offeredProtocols: ['chat.v1', 'other', 'chat.v2'], request: {} as AdmissionRequest, release: () => {},
+    };
     const pending = picky.nextConnection();
-    const ws = await openClient(gw.url('/picky'), ['chat.v1', 'other', 'chat.v2']);
-    const { req } = await pending;
+    const session = await service.open(admission);
+    const { req, ws: backendSide } = await pending;
     assert.equal(req.headers['sec-websocket-protocol'], 'chat.v1, chat.v2');
-    assert.equal(ws.protocol, 'chat.v2');
+    assert.equal(session.protocol, 'chat.v2');
+    const backendClosed = once(backendSide, 'close');
+    session.abort();
+    assert.equal((await backendClosed)[0], 1001);
+  });
+
+  it('carries no subprotocol in the 101 when the client offered none', async () => {
+    const pending = picky.nextConnection();
+    const ws = await openClient(gw.url('/picky'));
+    await pending;
+    // Without an offer the backend picks nothing and the client's 101 carries nothing.
+    assert.equal(ws.protocol, '');
     ws.close();
   });
 

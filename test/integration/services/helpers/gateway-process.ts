@@ -24,7 +24,8 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-export const CLI = ['--import', 'tsx', 'test/helpers/gateway-child.ts', 'start', '--config'];
+/** `gatehouse start --config FILE`, from the TypeScript sources. */
+export const CLI = ['--import', 'tsx', 'src/main.ts', 'start', '--config'];
 
 export async function startGatewayProcess(yaml: string): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'));
@@ -35,7 +36,7 @@ export async function startGatewayProcess(yaml: string): Promise<GatewayProcess>
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const m = await waitForOutput(child, /"port":(\d+)/, ['stdout', 'stderr'], 20_000);
+  const m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], 20_000);
   const port = Number(m[1]);
   return {
     child,
