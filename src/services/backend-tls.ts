@@ -12,7 +12,7 @@ function readPem(file: string, what: string, service: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new ConfigError(`services.${service}.tls.${what}: cannot read ${file}: ${(err as Error).message}`, [], { cause: err });
+    throw new ConfigError('configuration is invalid', [`services.${service}.tls.${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], { cause: err });
   }
 }
 

@@ -24,6 +24,8 @@ export interface WsBackendOptions {
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert?: boolean };
   /** Echo every message back (default true). */
   echo?: boolean;
+  /** Echo with this prefix, to tell backends apart. */
+  tag?: string;
   handleProtocols?: (protocols: Set<string>) => string | false;
 }
 
@@ -35,7 +37,8 @@ export async function startWsBackend(opts: WsBackendOptions = {}): Promise<WsBac
   const waiting: Array<(c: { ws: WebSocket; req: http.IncomingMessage }) => void> = [];
   wss.on('connection', (ws, req) => {
     ws.on('error', () => {});
-    if (opts.echo !== false) ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
+    if (opts.tag !== undefined) ws.on('message', (data) => ws.send(`${opts.tag}${String(data)}`));
+    else if (opts.echo !== false) ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
     for (const w of waiting.splice(0)) w({ ws, req });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
