@@ -122,6 +122,7 @@ class TcpSession implements ServiceSession {
       admission: this.admission,
       backend: this.link,
       inspectors: this.config.text === 'reject' ? [refuseText] : [],
+      dropBackendWhenClientVanishes: true,
       onViolation: (v) => auditViolation(this.deps, this.admission, v),
       onEnd: (summary) => {
         this.live.delete(relay);
