@@ -62,10 +62,12 @@ describe('encodeClosePayload', () => {
 });
 
 describe('FrameWriter', () => {
-  it('small frame: header and payload in one write', () => {
+  it('small frame: header and payload in one write, batched until the end of the tick', async () => {
     const { w, s } = writer(false);
     w.writeFrame(OP_TEXT, Buffer.from('hello'), true);
-    assert.deepEqual(s.calls, ['write:7']);
+    assert.deepEqual(s.calls, ['cork', 'write:7']);
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.deepEqual(s.calls, ['cork', 'write:7', 'uncork']);
     const f = parseServerFrame(s.bytes);
     assert.equal(f?.frame.payload.toString(), 'hello');
     assert.equal(f?.frame.masked, false);
