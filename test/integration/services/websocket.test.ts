@@ -226,9 +226,11 @@ describe('websocket service', () => {
     });
   }
 
-  it('answers 502 to a garbage answer and 504 to a backend that never answers', async () => {
+  it('answers 502 to garbage or a wrong Accept, and 504 to a backend that never answers', async () => {
     script = (s) => { readUpgradeKey(s).then(() => s.write('SSH-2.0-OpenSSH_9.6\r\n\r\n'), () => {}); };
     assert.equal(await refusedStatus(gw.url('/raw')), 502);
+    script = (s) => { readUpgradeKey(s).then(() => s.write(switchingProtocols('AAAAAAAAAAAAAAAAAAAAAA==')), () => {}); };
+    assert.equal(await refusedStatus(gw.url('/raw')), 502, 'a 101 with the wrong Sec-WebSocket-Accept');
     script = () => {}; // accepts TCP, reads, never answers
     assert.equal(await refusedStatus(gw.url('/raw')), 504);
     await assertCanary();
@@ -242,6 +244,9 @@ describe('websocket service', () => {
   for (const [name, frame, backendCode] of [
     ['a masked frame', serverFrame(0x2, Buffer.from('masked'), { mask: true }), 1002],
     ['invalid UTF-8 in a text frame', serverFrame(0x1, Buffer.from([0x68, 0xc3, 0x28])), 1007],
+    ['a frame with RSV1 set (no extension agreed)', Buffer.concat([Buffer.from([0xc2, 0x02]), Buffer.from('hi')]), 1002],
+    ['a frame declaring 32 MiB (over max_message)', Buffer.from([0x82, 127, 0, 0, 0, 0, 0x02, 0, 0, 0]), 1009],
+    ['a Close frame with code 1005', serverFrame(0x8, Buffer.from([0x03, 0xed])), 1002],
   ] as const) {
     it(`closes the client with 1014 when the backend sends ${name}, never relaying it`, async () => {
       const before = gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'backend_protocol_error' });
