@@ -70,7 +70,8 @@ describe('websocket service', () => {
         mutual: { path: '/mutual', type: 'websocket', ...NON_BROWSER, backend: mutual.url, tls: { ...tls, cert: pki.clientCertFile, key: pki.clientKeyFile } },
         'mutual-nocert': { path: '/mutual-nocert', type: 'websocket', ...NON_BROWSER, backend: mutual.url, tls },
         picky: { path: '/picky', type: 'websocket', ...NON_BROWSER, backend: picky.url, backend_protocols: ['chat.v2', 'chat.v1'] },
-        raw: { path: '/raw', type: 'websocket', ...NON_BROWSER, backend: `ws://127.0.0.1:${raw.port}/`, connect_timeout: '300ms' },
+        raw: { path: '/raw', type: 'websocket', ...NON_BROWSER, backend: `ws://127.0.0.1:${raw.port}/` },
+        silent: { path: '/silent', type: 'websocket', ...NON_BROWSER, backend: `ws://127.0.0.1:${raw.port}/`, connect_timeout: '300ms' },
         refused: { path: '/refused', type: 'websocket', ...NON_BROWSER, backend: `ws://127.0.0.1:${closedPort}/` },
       },
     });
@@ -232,7 +233,7 @@ describe('websocket service', () => {
     script = (s) => { readUpgradeKey(s).then(() => s.write(switchingProtocols('AAAAAAAAAAAAAAAAAAAAAA==')), () => {}); };
     assert.equal(await refusedStatus(gw.url('/raw')), 502, 'a 101 with the wrong Sec-WebSocket-Accept');
     script = () => {}; // accepts TCP, reads, never answers
-    assert.equal(await refusedStatus(gw.url('/raw')), 504);
+    assert.equal(await refusedStatus(gw.url('/silent')), 504);
     await assertCanary();
   });
 
