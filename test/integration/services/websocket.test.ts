@@ -22,7 +22,7 @@ import { freePort } from './helpers/processes.js';
 type Gw = Awaited<ReturnType<typeof startGateway>>;
 
 /** Reads one masked client→server frame from a raw backend socket (small frames only). */
-function readClientFrame(socket: net.Socket): Promise<{ opcode: number; payload: Buffer }> {
+function readClientFrame(socket: net.Socket): Promise<{ opcode: number; fin: boolean; payload: Buffer }> {
   return new Promise((resolve) => {
     let buf = Buffer.alloc(0);
     const onData = (c: Buffer): void => {
@@ -34,7 +34,7 @@ function readClientFrame(socket: net.Socket): Promise<{ opcode: number; payload:
       const key = buf.subarray(2, 6);
       const payload = Buffer.from(buf.subarray(6, 6 + len));
       for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
-      resolve({ opcode: buf[0] & 0x0f, payload });
+      resolve({ opcode: buf[0] & 0x0f, fin: (buf[0] & 0x80) !== 0, payload });
     };
     socket.on('data', onData);
   });
@@ -113,6 +113,29 @@ describe('websocket service', () => {
     assert.equal(r.isBinary, false);
     assert.equal(r.data.toString(), 'frag-ment-ed');
     ws.close();
+  });
+
+  it('relays each fragment as it arrives, never waiting for the whole message', async () => {
+    let backendSocket!: net.Socket;
+    script = (s) => {
+      backendSocket = s;
+      readUpgradeKey(s).then((key) => s.write(switchingProtocols(key)), () => {});
+    };
+    const ws = await openClient(gw.url('/raw'));
+    const firstFrame = readClientFrame(backendSocket);
+    ws.send('first half, ', { fin: false });
+    // The message is still open on the client side: the backend already has its first piece.
+    const f1 = await firstFrame;
+    assert.equal(f1.opcode, 0x1);
+    assert.equal(f1.fin, false);
+    assert.equal(f1.payload.toString(), 'first half, ');
+    const lastFrame = readClientFrame(backendSocket);
+    ws.send('second half', { fin: true });
+    const f2 = await lastFrame;
+    assert.equal(f2.opcode, 0x0, 'a continuation frame');
+    assert.equal(f2.fin, true);
+    assert.equal(f2.payload.toString(), 'second half');
+    ws.terminate();
   });
 
   it('carries close codes from the client to the backend', async () => {
