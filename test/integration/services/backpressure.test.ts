@@ -97,10 +97,14 @@ function receiveSlowThenFast(ws: WebSocket, total: number, slow: boolean): Promi
 describe('backpressure end to end (gateway in a child process)', () => {
   let backend: WsBackend;
   let tcpSource: net.Server;
+  let tcpSink: net.Server;
+  let sinkTotal = 0;
+  let sinkResult: Promise<{ bytes: number; hash: string }> = Promise.resolve({ bytes: 0, hash: '' });
   let tcpTotal = 0;
   let tcpSourceHash = '';
   let gw: GatewayProcess;
   let tcpPort = 0;
+  let sinkPort = 0;
 
   before(async () => {
     backend = await startWsBackend({ echo: false });
@@ -119,6 +123,23 @@ describe('backpressure end to end (gateway in a child process)', () => {
     });
     await new Promise<void>((r) => tcpSource.listen(0, '127.0.0.1', r));
     tcpPort = (tcpSource.address() as AddressInfo).port;
+    // A TCP backend that does not read for SLOW_PHASE_MS, then reads `sinkTotal` bytes as fast as it can.
+    tcpSink = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.pause();
+      sinkResult = new Promise((resolve) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        socket.on('data', (c: Buffer) => {
+          hash.update(c);
+          bytes += c.length;
+          if (bytes >= sinkTotal) resolve({ bytes, hash: hash.digest('hex') });
+        });
+      });
+      setTimeout(() => socket.resume(), SLOW_PHASE_MS);
+    });
+    await new Promise<void>((r) => tcpSink.listen(0, '127.0.0.1', r));
+    sinkPort = (tcpSink.address() as AddressInfo).port;
   });
 
   beforeEach(async () => {
@@ -137,6 +158,10 @@ ${nonBrowserYaml('    ')}  bytes:
     path: /bytes
     type: tcp
     backend: tcp://127.0.0.1:${tcpPort}
+${nonBrowserYaml('    ')}  sink:
+    path: /sink
+    type: tcp
+    backend: tcp://127.0.0.1:${sinkPort}
 ${nonBrowserYaml('    ')}`);
   });
 
@@ -147,6 +172,7 @@ ${nonBrowserYaml('    ')}`);
   after(async () => {
     await backend?.close();
     await new Promise((r) => tcpSource?.close(r));
+    await new Promise((r) => tcpSink?.close(r));
   });
 
   it('a slow client stalls a websocket backend: 256 MiB arrive in order, gateway RSS bounded', async () => {
@@ -192,6 +218,21 @@ ${nonBrowserYaml('    ')}`);
     const peak = rss.stop();
     assert.equal(got.bytes, tcpTotal);
     assert.equal(got.hash, tcpSourceHash);
+    assert.ok(peak - baseline < RSS_GROWTH_BOUND, `gateway RSS grew ${((peak - baseline) / MiB).toFixed(1)} MiB (bound ${RSS_GROWTH_BOUND / MiB} MiB)`);
+    client.close();
+  });
+
+  it('a slow tcp backend stalls a fast client: 128 MiB arrive in order, gateway RSS bounded', async () => {
+    const src = new PatternSource(128 * MiB);
+    sinkTotal = src.total;
+    const client = await openClient(gw.url('/sink'));
+    const baseline = rssOf(gw.pid);
+    const rss = watchRss(gw.pid);
+    await sendAll(client, src);
+    const got = await sinkResult;
+    const peak = rss.stop();
+    assert.equal(got.bytes, src.total);
+    assert.equal(got.hash, src.hash.digest('hex'));
     assert.ok(peak - baseline < RSS_GROWTH_BOUND, `gateway RSS grew ${((peak - baseline) / MiB).toFixed(1)} MiB (bound ${RSS_GROWTH_BOUND / MiB} MiB)`);
     client.close();
   });
