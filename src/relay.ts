@@ -102,6 +102,8 @@ export interface RelayOptions {
   inspectors?: Inspector[];
   /** An inspector refused traffic (for the audit trail). */
   onViolation?(violation: Violation, direction: Direction, inspector: string): void;
+  /** The backend ended the connection without a close of its own (reset, vanished, bad data): the client gets 1014. */
+  onBackendFailed?(info: CloseInfo): void;
   /** Both sides have closed. */
   onEnd?(summary: RelaySummary): void;
 }
@@ -230,10 +232,9 @@ export class Relay {
     this.backendInfo = info;
     if (!this.ending) {
       this.ending = true;
-      if (!this.client.closed) {
-        const { code, reason } = clientCodeForBackendEnd(info);
-        this.client.close(code, reason);
-      }
+      const { code, reason } = clientCodeForBackendEnd(info);
+      if (code === 1014) this.options.onBackendFailed?.(info);
+      if (!this.client.closed) this.client.close(code, reason);
     }
     this.maybeEnd();
   }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Admission } from '../admission/types.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
+import type { CloseInfo } from '../channel.js';
 import type { Relay, RelaySummary, Violation } from '../relay.js';
 
 export interface BackendServiceDeps {
@@ -79,4 +80,10 @@ export function auditViolation(deps: BackendServiceDeps, admission: Admission, v
     connection: admission.id,
     principal: admission.principal?.id,
   });
+}
+
+/** A backend lost mid-stream (reset, vanished, or closed by us for bad data): counted and logged. */
+export function recordBackendLost(deps: BackendServiceDeps, admission: Admission, info: CloseInfo): void {
+  deps.metrics.inc('gatehouse_backend_failures_total', { service: admission.service.name, code: 'GH_BACKEND_LOST' });
+  deps.log.warn({ connection: admission.id, service: admission.service.name, code: info.code, cause: info.reason }, 'backend connection lost mid-stream');
 }

@@ -18,7 +18,7 @@ import type { ServiceConfig } from '../config/schema.js';
 import { BackendError } from '../errors.js';
 import { Relay, type Inspector, type RelayEnd } from '../relay.js';
 import { backendTlsOptions } from './backend-tls.js';
-import { LiveRelays, auditViolation, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
+import { LiveRelays, auditViolation, recordBackendLost, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
 
 export type TcpServiceConfig = Extract<ServiceConfig, { type: 'tcp' }>;
@@ -124,12 +124,9 @@ class TcpSession implements ServiceSession {
       inspectors: this.config.text === 'reject' ? [refuseText] : [],
       dropBackendWhenClientVanishes: true,
       onViolation: (v) => auditViolation(this.deps, this.admission, v),
+      onBackendFailed: (info) => recordBackendLost(this.deps, this.admission, info),
       onEnd: (summary) => {
         this.live.delete(relay);
-        if (summary.backend?.initiator === 'transport') {
-          this.deps.metrics.inc('gatehouse_backend_failures_total', { service: this.config.name, code: 'GH_BACKEND_RESET' });
-          this.deps.log.warn({ connection: this.admission.id, service: this.config.name, cause: summary.backend.reason }, 'backend connection failed mid-stream');
-        }
         recordRelayEnd(this.deps, this.admission, summary);
       },
     });

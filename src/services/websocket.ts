@@ -21,7 +21,7 @@ import { connectWebSocket } from '../websocket/client.js';
 import { HandshakeError } from '../websocket/handshake.js';
 import type { WebSocketConnection } from '../websocket/connection.js';
 import { backendTlsOptions } from './backend-tls.js';
-import { LiveRelays, auditViolation, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
+import { LiveRelays, auditViolation, recordBackendLost, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
 
 export type WebSocketServiceConfig = Extract<ServiceConfig, { type: 'websocket' }>;
@@ -102,12 +102,13 @@ export class WebSocketService implements Service {
       });
     } catch (err) {
       // A wrong answer to the upgrade (HandshakeError: status other than 101, bad
-      // Accept, unoffered subprotocol, garbage) is a 502, labelled with its reason.
-      const reason = err instanceof HandshakeError ? err.reason : undefined;
+      // Accept, unoffered subprotocol, garbage) is a 502 whose code names the
+      // reason, e.g. backend_status → GH_BACKEND_STATUS (the audit reason is its lower case).
+      const reason = err instanceof HandshakeError && err.reason.startsWith('backend_') ? err.reason : 'backend_handshake';
       const failure = err instanceof BackendError
         ? err
-        : new BackendError('GH_BACKEND_HANDSHAKE', 502, `backend of ${this.name} failed the handshake: ${(err as Error).message}`, { cause: err });
-      this.deps.metrics.inc('gatehouse_backend_failures_total', { service: this.name, code: reason ?? failure.code });
+        : new BackendError(`GH_${reason.toUpperCase()}`, 502, `backend of ${this.name} failed the handshake: ${(err as Error).message}`, { cause: err });
+      this.deps.metrics.inc('gatehouse_backend_failures_total', { service: this.name, code: failure.code });
       this.deps.log.warn({ connection: admission.id, service: this.name, code: failure.code, status: failure.status, cause: failure.message }, 'backend connect failed');
       throw failure;
     }
@@ -138,6 +139,7 @@ class WebSocketSession implements ServiceSession {
       admission: this.admission,
       backend: this.backend,
       onViolation: (v) => auditViolation(this.deps, this.admission, v),
+      onBackendFailed: (info) => recordBackendLost(this.deps, this.admission, info),
       onEnd: (summary) => {
         this.live.delete(relay);
         recordRelayEnd(this.deps, this.admission, summary);

@@ -152,6 +152,7 @@ describe('tcp service', () => {
     ws.send('some text');
     assert.equal((await closed).code, 1003);
     assert.equal(gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'text_not_allowed' }), before + 1);
+    assert.ok(gw.auditReasons().includes('text_not_allowed'), 'audited with its reason');
     await assertCanary(gw);
   });
 
@@ -181,9 +182,11 @@ describe('tcp service', () => {
     const msg = nextMessage(ws);
     backend.write('some bytes');
     await msg;
+    const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'scripted', code: 'GH_BACKEND_LOST' });
     const closed = closedOf(ws);
     backend.resetAndDestroy();
     assert.equal((await closed).code, 1014);
+    assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'scripted', code: 'GH_BACKEND_LOST' }), before + 1);
     await assertCanary(gw);
   });
 
@@ -214,12 +217,14 @@ describe('tcp service', () => {
     const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'refused', code: 'GH_BACKEND_UNREACHABLE' });
     assert.equal(await refusedStatus(gw.url('/refused')), 502);
     assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'refused', code: 'GH_BACKEND_UNREACHABLE' }), before + 1);
+    assert.ok(gw.auditReasons().includes('gh_backend_unreachable'), 'audited with its reason');
     await assertCanary(gw);
   });
 
   it('answers 504 when the backend does not complete the connection within connect_timeout', async () => {
     assert.equal(await refusedStatus(gw.url('/stalled')), 504);
     assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'stalled', code: 'GH_BACKEND_TIMEOUT' }), 1);
+    assert.ok(gw.auditReasons().includes('gh_backend_timeout'), 'audited with its reason');
     await assertCanary(gw);
   });
 
@@ -233,6 +238,7 @@ describe('tcp service', () => {
   it('answers 502 when the TLS backend certificate is not trusted (never falls back to unverified)', async () => {
     assert.equal(await refusedStatus(gw.url('/tls-untrusted')), 502);
     assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'tls-untrusted', code: 'GH_BACKEND_TLS' }), 1);
+    assert.ok(gw.auditReasons().includes('gh_backend_tls'), 'audited with its reason');
     await assertCanary(gw);
   });
 });

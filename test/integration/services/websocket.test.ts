@@ -172,9 +172,11 @@ describe('websocket service', () => {
     const msg = nextMessage(ws);
     backendSide.send('before the crash');
     assert.equal((await msg).data.toString(), 'before the crash');
+    const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'plain', code: 'GH_BACKEND_LOST' });
     const closed = closedOf(ws);
     backendSide.terminate();
     assert.equal((await closed).code, 1014);
+    assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'plain', code: 'GH_BACKEND_LOST' }), before + 1);
     await assertCanary();
   });
 
@@ -206,6 +208,7 @@ describe('websocket service', () => {
 
   it('answers 502 when the backend certificate is untrusted or the backend wants a client certificate', async () => {
     assert.equal(await refusedStatus(gw.url('/untrusted')), 502);
+    assert.ok(gw.auditReasons().includes('gh_backend_tls'));
     assert.equal(await refusedStatus(gw.url('/mutual-nocert')), 502);
     await assertCanary();
   });
@@ -242,26 +245,40 @@ describe('websocket service', () => {
 
   for (const [status, extra] of [[200, 'Content-Length: 2\r\n\r\nhi'], [302, 'Location: http://127.0.0.1/\r\nContent-Length: 0\r\n\r\n']] as const) {
     it(`answers 502 when the backend answers ${status} instead of 101, never tunnelling`, async () => {
-      const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'raw', code: 'backend_status' });
-      script = (s) => { readUpgradeKey(s).then(() => s.end(`HTTP/1.1 ${status} Whatever\r\n${extra}`), () => {}); };
+      const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'raw', code: 'GH_BACKEND_STATUS' });
+      let tunnelled = false;
+      script = (s) => {
+        readUpgradeKey(s).then(() => {
+          s.write(`HTTP/1.1 ${status} Whatever\r\n${extra}`);
+          s.on('data', () => { tunnelled = true; });
+        }, () => {});
+      };
       assert.equal(await refusedStatus(gw.url('/raw')), 502);
-      assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'raw', code: 'backend_status' }), before + 1);
+      assert.equal(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'raw', code: 'GH_BACKEND_STATUS' }), before + 1);
+      assert.ok(gw.auditReasons().includes('gh_backend_status'), 'audited with its reason');
+      assert.equal(tunnelled, false, 'no byte reaches the backend after its refusal');
       await assertCanary();
     });
   }
 
-  it('answers 502 to garbage or a wrong Accept, and 504 to a backend that never answers', async () => {
+  it('answers 502 to garbage, a wrong Accept or a reset, and 504 to a backend that never answers', async () => {
     script = (s) => { readUpgradeKey(s).then(() => s.write('SSH-2.0-OpenSSH_9.6\r\n\r\n'), () => {}); };
     assert.equal(await refusedStatus(gw.url('/raw')), 502);
+    assert.ok(gw.auditReasons().includes('gh_backend_bad_response'));
     script = (s) => { readUpgradeKey(s).then(() => s.write(switchingProtocols('AAAAAAAAAAAAAAAAAAAAAA==')), () => {}); };
     assert.equal(await refusedStatus(gw.url('/raw')), 502, 'a 101 with the wrong Sec-WebSocket-Accept');
+    assert.ok(gw.auditReasons().includes('gh_backend_bad_accept'));
+    script = (s) => { readUpgradeKey(s).then(() => s.resetAndDestroy(), () => {}); };
+    assert.equal(await refusedStatus(gw.url('/raw')), 502, 'a reset during the handshake');
     script = () => {}; // accepts TCP, reads, never answers
     assert.equal(await refusedStatus(gw.url('/silent')), 504);
+    assert.ok(gw.auditReasons().includes('gh_backend_timeout'));
     await assertCanary();
   });
 
   it('answers 502 when the backend refuses the connection', async () => {
     assert.equal(await refusedStatus(gw.url('/refused')), 502);
+    assert.ok(gw.auditReasons().includes('gh_backend_connect'));
     await assertCanary();
   });
 
