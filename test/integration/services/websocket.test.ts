@@ -138,6 +138,27 @@ describe('websocket service', () => {
     ws.terminate();
   });
 
+  it('answers pings on each hop and never relays them', async () => {
+    const pending = plain.nextConnection();
+    const ws = await openClient(gw.url('/plain'));
+    const { ws: backendSide } = await pending;
+    let clientSawPing = false;
+    let backendSawPing = false;
+    ws.on('ping', () => { clientSawPing = true; });
+    backendSide.on('ping', () => { backendSawPing = true; });
+    const backendPong = once(backendSide, 'pong');
+    backendSide.ping(Buffer.from('from backend'));
+    assert.equal(String((await backendPong)[0]), 'from backend', 'the gateway answered the backend');
+    const clientPong = once(ws, 'pong');
+    ws.ping(Buffer.from('from client'));
+    assert.equal(String((await clientPong)[0]), 'from client', 'the gateway answered the client');
+    // A message after the pings has crossed the same sockets: a relayed ping would have arrived first.
+    assert.equal((await roundTrip(ws, 'after')).data.toString(), 'after');
+    assert.equal(clientSawPing, false);
+    assert.equal(backendSawPing, false);
+    ws.close();
+  });
+
   it('carries close codes from the client to the backend', async () => {
     const pending = plain.nextConnection();
     const ws = await openClient(gw.url('/plain'));
