@@ -16,8 +16,12 @@ export interface BackendServiceDeps {
   metrics: Metrics;
 }
 
-/** How long shutdown waits for close handshakes before dropping what is left. */
-const SHUTDOWN_GRACE_MS = 5_000;
+/**
+ * How long `shutdown` waits for backend close handshakes before dropping what
+ * is left. It runs after the front door has drained the clients (within
+ * `shutdown.drain_timeout`), so it is kept short: exit stays close to the drain timeout.
+ */
+const SHUTDOWN_GRACE_MS = 1_000;
 
 /** The live relays of one service instance. */
 export class LiveRelays {

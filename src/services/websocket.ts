@@ -117,7 +117,7 @@ export class WebSocketService implements Service {
 
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    await this.live.drain(this.deps.websocket.close_timeout);
+    await this.live.drain();
   }
 }
 
