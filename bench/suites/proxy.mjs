@@ -116,7 +116,14 @@ http {
   let errText = '';
   child.stderr.on('data', (d) => { errText = (errText + d.toString()).slice(-4096); });
   let exited = false;
-  const exitPromise = new Promise((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  // If the runner is interrupted (it exits on SIGINT), nginx must not outlive it.
+  const killOnExit = () => { if (!exited) child.kill('SIGKILL'); };
+  process.on('exit', killOnExit);
+  const exitPromise = new Promise((resolve) => child.once('exit', () => {
+    exited = true;
+    process.removeListener('exit', killOnExit);
+    resolve();
+  }));
   const t0 = Date.now();
   while (!(await canConnect(port))) {
     if (exited) throw new Error(`nginx exited before listening: ${errText}`);

@@ -74,7 +74,11 @@ export class TcpService implements Service {
         ? tls.connect({ ...this.tlsOptions, host, port })
         : net.connect({ host, port });
       const readyEvent = this.tlsOptions ? 'secureConnect' : 'connect';
+      let settled = false;
       const fail = (err: BackendError): void => {
+        // Once: a timed-out socket may still report an error while being destroyed.
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.removeListener(readyEvent, ready);
         socket.destroy();
@@ -91,13 +95,15 @@ export class TcpService implements Service {
           `backend of ${this.name} ${tlsFailure ? 'failed TLS verification' : 'is unreachable'} (${err.code ?? 'error'})`, { cause: err }));
       };
       const ready = (): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.removeListener('error', onError);
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 30_000);
         resolve(socket);
       };
-      socket.once('error', onError);
+      socket.on('error', onError);
       socket.once(readyEvent, ready);
     });
   }
