@@ -24,7 +24,7 @@ import { startWsBackend, type WsBackend } from './helpers/backends.js';
 import { openClient } from './helpers/clients.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 import { rssOf } from './helpers/processes.js';
-import { nonBrowserYaml } from './helpers/config.js';
+import { limitsYaml, nonBrowserYaml } from './helpers/config.js';
 
 const MiB = 1024 * 1024;
 /** Most the gateway's RSS may grow over its idle baseline while streaming. */
@@ -147,7 +147,7 @@ describe('backpressure end to end (gateway in a child process)', () => {
 listen:
   - host: 127.0.0.1
     port: 0
-log:
+${limitsYaml()}log:
   level: warn
 services:
   stream:

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startRawBackend, startWsBackend, type RawBackend, type WsBackend } from './helpers/backends.js';
 import { closedOf, openClient, refusedStatus, roundTrip } from './helpers/clients.js';
-import { nonBrowserYaml } from './helpers/config.js';
+import { limitsYaml, nonBrowserYaml } from './helpers/config.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 
 /** Completes a WebSocket handshake on a raw socket, then reads and ignores everything (never answers a Close). */
@@ -46,7 +46,7 @@ describe('drain on SIGTERM (real process)', () => {
     tcpBackend = await startRawBackend((s) => s.pipe(s));
     gw = await startGatewayProcess(`
 listen: [{ host: 127.0.0.1, port: 0 }]
-shutdown: { drain_timeout: 2s }
+${limitsYaml()}shutdown: { drain_timeout: 2s }
 services:
   ws:
     path: /ws
@@ -104,7 +104,7 @@ describe('reload on SIGHUP (real process)', () => {
   let gw: GatewayProcess;
   const config = (aBackend: string, extra = ''): string => `
 listen: [{ host: 127.0.0.1, port: 0 }]
-log: { level: info }
+${limitsYaml()}log: { level: info }
 services:
   a:
     path: /a

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { WebSocket } from 'ws';
 import { startGateway } from '../../helpers/gateway.js';
-import { NON_BROWSER } from './helpers/config.js';
+import { NON_BROWSER, TEST_LIMITS } from './helpers/config.js';
 import { echoSocket, startRawBackend, type RawBackend } from './helpers/backends.js';
 import { closedOf, nextMessage, openClient, refusedStatus, roundTrip } from './helpers/clients.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
@@ -78,6 +78,7 @@ describe('tcp service', () => {
     closedPort = await freePort();
     gw = await startGateway({
       listen: [{ host: '127.0.0.1', port: 0 }],
+      limits: TEST_LIMITS,
       services: {
         mqtt: { path: '/mqtt', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${mosquitto.port}` },
         'echo-tcp': { path: '/echo-tcp', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${echo.port}` },

@@ -11,7 +11,7 @@ import type { Admission, AdmissionRequest } from '../../../src/admission/types.j
 import { parseConfig, servicesOf } from '../../../src/config/load.js';
 import { WebSocketService, type WebSocketServiceConfig } from '../../../src/services/websocket.js';
 import { startGateway } from '../../helpers/gateway.js';
-import { NON_BROWSER } from './helpers/config.js';
+import { NON_BROWSER, TEST_LIMITS } from './helpers/config.js';
 import {
   readUpgradeKey, serverFrame, startRawBackend, startWsBackend, switchingProtocols, type RawBackend, type WsBackend,
 } from './helpers/backends.js';
@@ -63,6 +63,7 @@ describe('websocket service', () => {
     const tls = { ca: pki.caFile };
     gw = await startGateway({
       listen: [{ host: '127.0.0.1', port: 0 }],
+      limits: TEST_LIMITS,
       services: {
         plain: { path: '/plain', type: 'websocket', ...NON_BROWSER, backend: plain.url, max_message: '8MiB' },
         secure: { path: '/secure', type: 'websocket', ...NON_BROWSER, backend: secure.url, tls },
