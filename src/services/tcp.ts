@@ -156,6 +156,8 @@ export class TcpLink implements RelayEnd {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
+  /** The relay paused us: no more messages until resume (what is pending waits). */
+  private paused = false;
   private closeInfo?: CloseInfo;
   private reported = false;
   private localClose?: { code: number; reason: string };
@@ -167,6 +169,9 @@ export class TcpLink implements RelayEnd {
     socket.on('error', (err: NodeJS.ErrnoException) => this.settle({ code: 1006, reason: err.code ?? 'error', wasClean: false, initiator: 'transport' }));
     socket.on('end', () => {
       if (this.localClose) return; // the backend answering our FIN: reported on 'close'
+      // Everything the backend sent before its FIN is delivered first, paused or not
+      // (Node only reports 'end' once the bytes before it were read).
+      this.paused = false;
       this.flush();
       this.settle({ code: 1000, reason: '', wasClean: true, initiator: 'remote' });
     });
@@ -199,11 +204,16 @@ export class TcpLink implements RelayEnd {
   }
 
   pause(): void {
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
-    if (!this.closed) this.socket.resume();
+    this.paused = false;
+    if (this.closed) return;
+    // What was read before the pause goes first, then the socket is read again.
+    this.flush();
+    if (!this.paused) this.socket.resume();
   }
 
   /** A clean end: what was written is flushed, then FIN; dropped if the backend does not close its side in time. */
@@ -236,7 +246,7 @@ export class TcpLink implements RelayEnd {
   }
 
   private flush(): void {
-    while (this.pendingBytes > 0 && this.sink && !this.reported) {
+    while (this.pendingBytes > 0 && this.sink && !this.reported && !this.paused) {
       const size = Math.min(this.frameSize, this.pendingBytes);
       let message: Buffer;
       if (this.pending[0].length === size) {
