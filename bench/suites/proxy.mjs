@@ -11,8 +11,9 @@
  * Gatehouse parses, validates (masking, UTF-8, limits) and re-frames every
  * frame on both hops; nginx only tunnels bytes once the upgrade is done.
  *
- * Per run, one backend process and both proxies are started fresh; for each
- * case the three setups are measured one after the other, the order rotating
+ * Per run, one backend process and both proxies are started fresh; idle
+ * memory is measured first (on processes that have done nothing else yet),
+ * then for each case the three setups one after the other, the order rotating
  * by run and case. Each measurement forks new load generator processes.
  *
  * Cases and metrics:
@@ -275,6 +276,15 @@ export async function run(ctx) {
   for (let r = 0; r < ctx.runs; r++) {
     const setups = await startSetups(ctx);
     try {
+      // Idle memory first, on processes that have done nothing else yet.
+      for (const s of ['gatehouse', 'nginx']) {
+        const m = await measureIdle(ctx, setups.servers[s], t);
+        put('idle', s, r, m.perConnBytes);
+        put('idleFromEmpty', s, r, m.fromEmptyBytes);
+        ctx.log(`proxy run ${r + 1}/${ctx.runs} idle ${s.padEnd(9)} RSS ${m.emptyKiB} KiB (0) → ${m.baseKiB} KiB (${t.idleBase}) → ` +
+          `${m.fullKiB} KiB (${t.idleConns} conns): ${(m.perConnBytes / 1024).toFixed(2)} KiB/conn marginal, ` +
+          `${(m.fromEmptyBytes / 1024).toFixed(2)} KiB/conn from empty`);
+      }
       for (const [ci, c] of THROUGHPUT_CASES.entries()) {
         for (const s of rotate(r + ci)) {
           const m = await measureThroughput(ctx, setups.servers[s], c, t);
@@ -290,14 +300,6 @@ export async function run(ctx) {
         put('p50', s, r, m.p50Us);
         put('p99', s, r, m.p99Us);
         ctx.log(`proxy run ${r + 1}/${ctx.runs} ${LATENCY_CASE.label.padEnd(16)} ${s.padEnd(9)} p50 ${m.p50Us.toFixed(1)} µs  p99 ${m.p99Us.toFixed(1)} µs`);
-      }
-      for (const s of ['gatehouse', 'nginx']) {
-        const m = await measureIdle(ctx, setups.servers[s], t);
-        put('idle', s, r, m.perConnBytes);
-        put('idleFromEmpty', s, r, m.fromEmptyBytes);
-        ctx.log(`proxy run ${r + 1}/${ctx.runs} idle ${s.padEnd(9)} RSS ${m.emptyKiB} KiB (0) → ${m.baseKiB} KiB (${t.idleBase}) → ` +
-          `${m.fullKiB} KiB (${t.idleConns} conns): ${(m.perConnBytes / 1024).toFixed(2)} KiB/conn marginal, ` +
-          `${(m.fromEmptyBytes / 1024).toFixed(2)} KiB/conn from empty`);
       }
     } finally {
       await setups.stop();
