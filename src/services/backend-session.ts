@@ -1,14 +1,15 @@
 /**
  * What the backend services (tcp, websocket) share: their dependencies, the
- * set of live relays a service drains on shutdown, and the audit of backend
- * failures.
+ * session that joins a client to its backend link through a Relay, the set of
+ * live relays a service drains on shutdown, and the audit of backend failures.
  */
 import type { Logger } from 'pino';
 import type { Admission } from '../admission/types.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { CloseInfo } from '../channel.js';
-import type { Relay, RelaySummary, Violation } from '../relay.js';
+import type { Channel, CloseInfo } from '../channel.js';
+import { Relay, type Inspector, type RelayEnd, type RelayOptions, type RelaySummary, type Violation } from '../relay.js';
+import type { ServiceSession } from './types.js';
 
 export interface BackendServiceDeps {
   log: Logger;
@@ -90,4 +91,46 @@ export function auditViolation(deps: BackendServiceDeps, admission: Admission, v
 export function recordBackendLost(deps: BackendServiceDeps, admission: Admission, info: CloseInfo): void {
   deps.metrics.inc('gatehouse_backend_failures_total', { service: admission.service.name, code: 'GH_BACKEND_LOST' });
   deps.log.warn({ connection: admission.id, service: admission.service.name, code: info.code, cause: info.reason }, 'backend connection lost mid-stream');
+}
+
+/**
+ * A service session whose traffic goes through a Relay. The session is the
+ * relay's options object and observer itself (methods, not closures), so an
+ * idle proxied connection costs one small object here.
+ */
+export abstract class RelayedSession implements ServiceSession, RelayOptions {
+  client!: Channel;
+  private relay?: Relay;
+
+  constructor(
+    readonly admission: Admission,
+    readonly backend: RelayEnd,
+    protected readonly deps: BackendServiceDeps,
+    private readonly live: LiveRelays,
+    readonly inspectors: Inspector[] = [],
+    readonly dropBackendWhenClientVanishes = false,
+  ) {}
+
+  attach(channel: Channel): void {
+    this.client = channel;
+    const relay = new Relay(this);
+    this.relay = relay;
+    this.live.add(relay);
+    relay.start();
+  }
+
+  abstract abort(): void;
+
+  onViolation(violation: Violation): void {
+    auditViolation(this.deps, this.admission, violation);
+  }
+
+  onBackendFailed(info: CloseInfo): void {
+    recordBackendLost(this.deps, this.admission, info);
+  }
+
+  onEnd(summary: RelaySummary): void {
+    if (this.relay) this.live.delete(this.relay);
+    recordRelayEnd(this.deps, this.admission, summary);
+  }
 }

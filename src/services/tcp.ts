@@ -13,12 +13,12 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Admission } from '../admission/types.js';
-import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
+import type { ChannelSink, CloseInfo } from '../channel.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { BackendError } from '../errors.js';
-import { Relay, type Inspector, type RelayEnd } from '../relay.js';
+import type { Inspector, RelayEnd } from '../relay.js';
 import { backendTlsOptions } from './backend-tls.js';
-import { LiveRelays, auditViolation, recordBackendLost, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
+import { LiveRelays, RelayedSession, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
 
 export type TcpServiceConfig = Extract<ServiceConfig, { type: 'tcp' }>;
@@ -59,7 +59,7 @@ export class TcpService implements Service {
   async open(admission: Admission): Promise<ServiceSession> {
     if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
     const socket = await this.dial(admission);
-    return new TcpSession(socket, this.config, admission, this.deps, this.live);
+    return new TcpSession(new TcpLink(socket, this.config.frame_size), this.config, admission, this.deps, this.live);
   }
 
   async shutdown(): Promise<void> {
@@ -109,39 +109,13 @@ export class TcpService implements Service {
   }
 }
 
-class TcpSession implements ServiceSession {
-  private readonly link: TcpLink;
-
-  constructor(
-    socket: net.Socket,
-    private readonly config: TcpServiceConfig,
-    private readonly admission: Admission,
-    private readonly deps: BackendServiceDeps,
-    private readonly live: LiveRelays,
-  ) {
-    this.link = new TcpLink(socket, config.frame_size);
-  }
-
-  attach(channel: Channel): void {
-    const relay: Relay = new Relay({
-      client: channel,
-      admission: this.admission,
-      backend: this.link,
-      inspectors: this.config.text === 'reject' ? [refuseText] : [],
-      dropBackendWhenClientVanishes: true,
-      onViolation: (v) => auditViolation(this.deps, this.admission, v),
-      onBackendFailed: (info) => recordBackendLost(this.deps, this.admission, info),
-      onEnd: (summary) => {
-        this.live.delete(relay);
-        recordRelayEnd(this.deps, this.admission, summary);
-      },
-    });
-    this.live.add(relay);
-    relay.start();
+class TcpSession extends RelayedSession {
+  constructor(link: TcpLink, config: TcpServiceConfig, admission: Admission, deps: BackendServiceDeps, live: LiveRelays) {
+    super(admission, link, deps, live, config.text === 'reject' ? [refuseText] : [], true);
   }
 
   abort(): void {
-    this.link.terminate();
+    this.backend.terminate();
   }
 }
 

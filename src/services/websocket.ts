@@ -13,15 +13,13 @@
  */
 import type tls from 'node:tls';
 import type { Admission } from '../admission/types.js';
-import type { Channel } from '../channel.js';
 import type { ServiceConfig, WebSocketSettings } from '../config/schema.js';
 import { BackendError } from '../errors.js';
-import { Relay } from '../relay.js';
 import { connectWebSocket } from '../websocket/client.js';
 import { HandshakeError } from '../websocket/handshake.js';
 import type { WebSocketConnection } from '../websocket/connection.js';
 import { backendTlsOptions } from './backend-tls.js';
-import { LiveRelays, auditViolation, recordBackendLost, recordRelayEnd, type BackendServiceDeps } from './backend-session.js';
+import { LiveRelays, RelayedSession, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
 
 export type WebSocketServiceConfig = Extract<ServiceConfig, { type: 'websocket' }>;
@@ -121,32 +119,12 @@ export class WebSocketService implements Service {
   }
 }
 
-class WebSocketSession implements ServiceSession {
+class WebSocketSession extends RelayedSession {
   readonly protocol: string;
 
-  constructor(
-    private readonly backend: WebSocketConnection,
-    private readonly admission: Admission,
-    private readonly deps: BackendServiceDeps,
-    private readonly live: LiveRelays,
-  ) {
+  constructor(backend: WebSocketConnection, admission: Admission, deps: BackendServiceDeps, live: LiveRelays) {
+    super(admission, backend, deps, live);
     this.protocol = backend.protocol;
-  }
-
-  attach(channel: Channel): void {
-    const relay: Relay = new Relay({
-      client: channel,
-      admission: this.admission,
-      backend: this.backend,
-      onViolation: (v) => auditViolation(this.deps, this.admission, v),
-      onBackendFailed: (info) => recordBackendLost(this.deps, this.admission, info),
-      onEnd: (summary) => {
-        this.live.delete(relay);
-        recordRelayEnd(this.deps, this.admission, summary);
-      },
-    });
-    this.live.add(relay);
-    relay.start();
   }
 
   abort(): void {
