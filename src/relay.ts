@@ -54,10 +54,13 @@ export function registerInspector(protocol: string, factory: InspectorFactory): 
   inspectorsByProtocol.set(protocol, factory);
 }
 
+/** Shared by every passthrough relay: no array per connection. */
+const NO_INSPECTORS: readonly Inspector[] = Object.freeze([]);
+
 /** The inspectors for a connection, chosen by its negotiated subprotocol; none → passthrough. */
-export function inspectorsFor(admission: Admission, protocol: string): Inspector[] {
+export function inspectorsFor(admission: Admission, protocol: string): readonly Inspector[] {
   const factory = protocol === '' ? undefined : inspectorsByProtocol.get(protocol);
-  return factory ? [factory(admission)] : [];
+  return factory ? [factory(admission)] : NO_INSPECTORS;
 }
 
 /** Close codes a peer may put on the wire (RFC 6455 §7.4, IANA registry). */
@@ -99,7 +102,7 @@ export interface RelayOptions {
   /** When the client vanishes (1006), drop the backend link instead of closing it with 1001. */
   dropBackendWhenClientVanishes?: boolean;
   /** Extra inspectors of the service, run before the subprotocol's. */
-  inspectors?: Inspector[];
+  inspectors?: readonly Inspector[];
   /** An inspector refused traffic (for the audit trail). */
   onViolation?(violation: Violation, direction: Direction, inspector: string): void;
   /** The backend ended the connection without a close of its own (reset, vanished, bad data): the client gets 1014. */
@@ -118,7 +121,7 @@ export interface RelaySummary {
 export class Relay {
   private readonly client: Channel;
   private readonly backend: RelayEnd;
-  private readonly inspectors: Inspector[];
+  private readonly inspectors: readonly Inspector[];
   private clientPaused = false;
   private backendPaused = false;
   /** Set once either side has ended: from then on nothing more is relayed. */
@@ -132,7 +135,9 @@ export class Relay {
   constructor(private readonly options: RelayOptions) {
     this.client = options.client;
     this.backend = options.backend;
-    this.inspectors = [...(options.inspectors ?? []), ...inspectorsFor(options.admission, options.client.protocol)];
+    const own = options.inspectors ?? NO_INSPECTORS;
+    const byProtocol = inspectorsFor(options.admission, options.client.protocol);
+    this.inspectors = byProtocol.length === 0 ? own : own.length === 0 ? byProtocol : [...own, ...byProtocol];
   }
 
   /** Attach both sides; traffic flows from here. */

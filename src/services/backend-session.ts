@@ -107,7 +107,7 @@ export abstract class RelayedSession implements ServiceSession, RelayOptions {
     readonly backend: RelayEnd,
     protected readonly deps: BackendServiceDeps,
     private readonly live: LiveRelays,
-    readonly inspectors: Inspector[] = [],
+    readonly inspectors: readonly Inspector[] = [],
     readonly dropBackendWhenClientVanishes = false,
   ) {}
 

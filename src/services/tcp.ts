@@ -109,9 +109,12 @@ export class TcpService implements Service {
   }
 }
 
+const TEXT_REFUSED: readonly Inspector[] = Object.freeze([refuseText]);
+const TEXT_PASSED: readonly Inspector[] = Object.freeze([]);
+
 class TcpSession extends RelayedSession {
   constructor(link: TcpLink, config: TcpServiceConfig, admission: Admission, deps: BackendServiceDeps, live: LiveRelays) {
-    super(admission, link, deps, live, config.text === 'reject' ? [refuseText] : [], true);
+    super(admission, link, deps, live, config.text === 'reject' ? TEXT_REFUSED : TEXT_PASSED, true);
   }
 
   abort(): void {
