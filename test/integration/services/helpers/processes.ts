@@ -50,7 +50,13 @@ export async function startMosquitto(): Promise<Mosquitto> {
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n`);
   const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await waitForOutput(child, /mosquitto version \S+ running/);
+  try {
+    await waitForOutput(child, /mosquitto version \S+ running/);
+  } catch (err) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     port,
     stop: async () => {
