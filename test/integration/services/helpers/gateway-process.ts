@@ -36,7 +36,14 @@ export async function startGatewayProcess(yaml: string): Promise<GatewayProcess>
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], 20_000);
+  let m: RegExpMatchArray;
+  try {
+    m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], 20_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const port = Number(m[1]);
   return {
     child,
