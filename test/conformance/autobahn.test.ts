@@ -1,0 +1,175 @@
+/**
+ * The Autobahn|Testsuite fuzzing-client cases (categories 1–7, 9, 10) against
+ * the gateway's echo service, one subtest per case.
+ *
+ * Two services:
+ * - "Autobahn profile" (/autobahn): max_message 16 MiB and max_fragments
+ *   65,536 (9.3.1/9.4.1 send 4 MiB in 64-byte fragments). Every case must be
+ *   OK, NON-STRICT or INFORMATIONAL.
+ * - production defaults (/echo: max_message 1 MiB, max_fragments 1,024):
+ *   category 9 again; messages over 1 MiB must end in close 1009 from the
+ *   gateway, the rest must pass.
+ *
+ * Around every case: a canary connection (the `ws` client) keeps echoing, and
+ * every case in which the gateway must fail the connection leaves an audit
+ * line with its reason and close code.
+ *
+ * CONFORMANCE_REPORT=path writes the Markdown report (docs/conformance.md).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { startGateway, type TestGateway, type LogLine } from '../helpers/gateway.js';
+import { CASES, NORMAL, type ConformanceCase } from './cases.js';
+import { isPassing, runCase, type CaseResult, type Target } from './runner.js';
+import { renderReport } from './report.js';
+
+const MiB = 1024 * 1024;
+const PRODUCTION_MAX_MESSAGE = MiB;
+/** Failure-path timers of category 9 are capped so a broken engine cannot stall the run. */
+const RUN_OPTIONS = { maxAfterMs: 10_000 };
+
+let gw: TestGateway;
+let canary: WebSocket;
+let canarySeq = 0;
+const autobahnResults: CaseResult[] = [];
+const productionResults: CaseResult[] = [];
+const productionExpected = new Map<string, string>();
+
+before(async () => {
+  gw = await startGateway({
+    services: {
+      autobahn: { path: '/autobahn', type: 'echo', max_message: '16MiB', max_fragments: 65_536, allow_missing_origin: true },
+      echo: { path: '/echo', type: 'echo', allow_missing_origin: true },
+    },
+    // Audit lines are warnings; debug lines of ~400 connections are not needed.
+    log: { level: 'info' },
+  });
+  canary = new WebSocket(gw.url('/autobahn'), { perMessageDeflate: false });
+  await once(canary, 'open');
+});
+
+after(async () => {
+  if (canary) {
+    canary.close();
+    await once(canary, 'close');
+  }
+  await gw?.stop();
+  const out = process.env.CONFORMANCE_REPORT;
+  if (out) {
+    writeFileSync(out, renderReport([
+      {
+        title: 'Autobahn profile',
+        setup: 'Echo service with `max_message: 16MiB`, `max_fragments: 65536` (4 MiB in 64-byte fragments for 9.3.1/9.4.1); everything else default. All cases must be OK, NON-STRICT or INFORMATIONAL.',
+        results: autobahnResults,
+      },
+      {
+        title: 'Production defaults, category 9',
+        setup: 'Echo service with the defaults (`max_message: 1MiB`, `max_fragments: 1024`). Messages up to 1 MiB pass; larger ones must be refused with close 1009 by the gateway — Autobahn scores that FAILED (the connection was failed by the server), which is the expected outcome for this profile.',
+        results: productionResults,
+        expectedOutcome: productionExpected,
+      },
+    ], {
+      date: new Date().toISOString().slice(0, 10),
+      commit: gitCommit(),
+      node: process.version,
+    }));
+  }
+});
+
+function gitCommit(): string {
+  try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; }
+}
+
+function target(path: string): Target {
+  return { host: '127.0.0.1', port: gw.port, path };
+}
+
+/** The canary must still round-trip a message. */
+async function canaryEchoes(): Promise<void> {
+  const text = `canary ${++canarySeq}`;
+  const got = new Promise<string>((resolve, reject) => {
+    canary.once('message', (d) => resolve(String(d)));
+    canary.once('close', (code) => reject(new Error(`canary closed with ${code}`)));
+  });
+  canary.send(text);
+  assert.equal(await got, text, 'the canary connection stopped echoing');
+}
+
+/** A case in which the gateway itself must end the connection for bad input. */
+function gatewayMustFail(c: ConformanceCase): boolean {
+  return !c.informational && !c.close.codes.includes(NORMAL);
+}
+
+const violationLines = (): LogLine[] => gw.logs.filter((l) => l.audit === true && typeof l.reason === 'string' && l.msg.startsWith('connection closed'));
+
+/** The audit line is written as the gateway closes; give the logger a few turns of the event loop. */
+async function newViolation(before: number, code: number | undefined): Promise<LogLine | undefined> {
+  for (let i = 0; i < 200; i++) {
+    const found = violationLines().slice(before).find((l) => code === undefined || l.code === code);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return undefined;
+}
+
+function explain(r: CaseResult): string {
+  return [
+    `${r.id}: ${r.verdict} (behaviour ${r.behavior}, close ${r.behaviorClose})`,
+    `  result: ${r.result}`,
+    `  close:  ${r.resultClose}; server close code ${r.remoteCloseCode ?? 'none'}${r.remoteCloseReason ? ` "${r.remoteCloseReason}"` : ''}; closedByMe=${r.closedByMe} droppedByMe=${r.droppedByMe} wasClean=${r.wasClean}`,
+    `  received: ${r.received.join(', ') || '(nothing)'}`,
+    '  wire:',
+    ...r.wirelog.map((l) => `    ${l}`),
+  ].join('\n');
+}
+
+test('Autobahn profile: every case passes', async (t) => {
+  for (const c of CASES) {
+    await t.test(`${c.id} ${c.description.slice(0, 80)}`, { timeout: 60_000 }, async () => {
+      const violationsBefore = violationLines().length;
+      const r = await runCase(c, target('/autobahn'), RUN_OPTIONS);
+      autobahnResults.push(r);
+      assert.ok(isPassing(r.verdict), explain(r));
+      if (gatewayMustFail(c)) {
+        const line = await newViolation(violationsBefore, r.remoteCloseCode);
+        assert.ok(line, `${c.id}: no audit line for the violation (close code ${r.remoteCloseCode ?? 'none'})`);
+        assert.ok(line.reason, 'the audit line names a reason');
+      }
+      await canaryEchoes();
+    });
+  }
+});
+
+test('production defaults: category 9 passes up to 1 MiB and ends in 1009 above', async (t) => {
+  for (const c of CASES.filter((x) => x.category === 9)) {
+    const length = c.echo?.length ?? c.roundTrips?.length ?? 0;
+    const tooBig = length > PRODUCTION_MAX_MESSAGE;
+    if (tooBig) productionExpected.set(c.id, 'close 1009 from the gateway (message over max_message)');
+    await t.test(`${c.id} (production) ${tooBig ? 'refused with 1009' : 'passes'}`, { timeout: 60_000 }, async () => {
+      const violationsBefore = violationLines().length;
+      const r = await runCase(c, target('/echo'), RUN_OPTIONS);
+      productionResults.push(r);
+      if (!tooBig) {
+        assert.ok(isPassing(r.verdict), explain(r));
+      } else {
+        // The gateway fails the connection; the Close may be lost to a TCP reset while our
+        // client is still writing, so the audit line is the authority on the code.
+        assert.equal(r.closedByMe, false, `the gateway must end the connection\n${explain(r)}`);
+        if (r.remoteCloseCode !== undefined) assert.equal(r.remoteCloseCode, 1009, explain(r));
+        const line = await newViolation(violationsBefore, 1009);
+        assert.ok(line, `${c.id}: no audit line with close code 1009\n${explain(r)}`);
+      }
+      await canaryEchoes();
+    });
+  }
+});
+
+test('no connection is left behind', async () => {
+  // Only the canary stays open; channels unregister as their sockets close.
+  for (let i = 0; i < 200 && gw.gateway.front.openChannels !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(gw.gateway.front.openChannels, 1);
+});

@@ -1,0 +1,195 @@
+/**
+ * The fuzzing client's wire layer: a raw TCP WebSocket client that can put any
+ * byte on the wire (any opcode, RSV bits, FIN, length, chopping) and a strict
+ * incremental reader for what the server sends back.
+ *
+ * Deliberately independent of `src/websocket/`: the suite judges that engine,
+ * so it must not share code with it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+export interface OutFrame {
+  opcode: number;
+  payload: Buffer;
+  fin?: boolean;
+  /** RSV1..3 as a number 0..7 (RSV1 is the high bit, as in Autobahn). */
+  rsv?: number;
+}
+
+/** Encode one client frame, masked with a fresh random key (clients must mask). */
+export function encodeFrame(frame: OutFrame): Buffer {
+  const { opcode, payload } = frame;
+  const fin = frame.fin ?? true;
+  const rsv = frame.rsv ?? 0;
+  const len = payload.length;
+  const extLen = len <= 125 ? 0 : len <= 0xffff ? 2 : 8;
+  const header = Buffer.alloc(2 + extLen + 4);
+  header[0] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f);
+  if (extLen === 0) header[1] = 0x80 | len;
+  else if (extLen === 2) { header[1] = 0x80 | 126; header.writeUInt16BE(len, 2); }
+  else { header[1] = 0x80 | 127; header.writeBigUInt64BE(BigInt(len), 2); }
+  const mask = randomBytes(4);
+  mask.copy(header, 2 + extLen);
+  return Buffer.concat([header, maskBytes(payload, mask)]);
+}
+
+/** The header of a frame whose payload follows in separate writes (Autobahn's beginMessageFrame). */
+export function encodeFrameHeader(opcode: number, length: number, fin: boolean): { header: Buffer; mask: Buffer } {
+  const extLen = length <= 125 ? 0 : length <= 0xffff ? 2 : 8;
+  const header = Buffer.alloc(2 + extLen + 4);
+  header[0] = (fin ? 0x80 : 0) | (opcode & 0x0f);
+  if (extLen === 0) header[1] = 0x80 | length;
+  else if (extLen === 2) { header[1] = 0x80 | 126; header.writeUInt16BE(length, 2); }
+  else { header[1] = 0x80 | 127; header.writeBigUInt64BE(BigInt(length), 2); }
+  const mask = randomBytes(4);
+  mask.copy(header, 2 + extLen);
+  return { header, mask };
+}
+
+/** XOR with the 4-byte key, starting at key offset `offset` (for payloads written in pieces). */
+export function maskBytes(data: Buffer, mask: Buffer, offset = 0): Buffer {
+  const out = Buffer.allocUnsafe(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i] ^ mask[(i + offset) & 3];
+  return out;
+}
+
+export interface InFrame {
+  fin: boolean;
+  rsv: number;
+  opcode: number;
+  masked: boolean;
+  payload: Buffer;
+}
+
+/**
+ * Incremental reader of server frames. Keeps the received chunks in a list and
+ * only concatenates when a whole frame is there, so a 16 MiB echo does not cost
+ * quadratic copying.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(data: Buffer): InFrame[] {
+    this.chunks.push(data);
+    this.buffered += data.length;
+    const frames: InFrame[] = [];
+    for (;;) {
+      const frame = this.next();
+      if (!frame) return frames;
+      frames.push(frame);
+    }
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0].length >= n) return this.chunks[0];
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined;
+  }
+
+  private take(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const head = this.chunks[0];
+      const want = n - filled;
+      if (head.length <= want) {
+        head.copy(out, filled);
+        filled += head.length;
+        this.chunks.shift();
+      } else {
+        head.copy(out, filled, 0, want);
+        this.chunks[0] = head.subarray(want);
+        filled += want;
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private next(): InFrame | undefined {
+    if (this.buffered < 2) return undefined;
+    let head = this.peek(2);
+    const b0 = head[0];
+    const b1 = head[1];
+    const masked = (b1 & 0x80) !== 0;
+    let len = b1 & 0x7f;
+    let headerLen = 2;
+    if (len === 126) headerLen += 2;
+    else if (len === 127) headerLen += 8;
+    if (masked) headerLen += 4;
+    if (this.buffered < headerLen) return undefined;
+    head = this.peek(headerLen);
+    if (len === 126) len = head.readUInt16BE(2);
+    else if (len === 127) {
+      const big = head.readBigUInt64BE(2);
+      if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`server frame length ${big} is absurd`);
+      len = Number(big);
+    }
+    if (this.buffered < headerLen + len) return undefined;
+    const header = this.take(headerLen);
+    let payload = this.take(len);
+    if (masked) payload = maskBytes(payload, header.subarray(headerLen - 4, headerLen));
+    return { fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked, payload };
+  }
+}
+
+export interface RawConnection {
+  socket: net.Socket;
+  /** Bytes that arrived after the 101 response head (frames the server sent at once). */
+  leftover: Buffer;
+}
+
+/**
+ * Open a TCP connection and perform the opening handshake by hand. Resolves
+ * once a valid 101 (with the right Sec-WebSocket-Accept) has arrived.
+ */
+export function openRaw(host: string, port: number, path: string, timeoutMs = 5000): Promise<RawConnection> {
+  return new Promise((resolve, reject) => {
+    const key = randomBytes(16).toString('base64');
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    let head = Buffer.alloc(0);
+    const timer = setTimeout(() => fail(new Error(`opening handshake did not finish within ${timeoutMs} ms`)), timeoutMs);
+    function fail(err: Error): void {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    }
+    socket.on('error', fail);
+    socket.on('connect', () => {
+      socket.write([
+        `GET ${path} HTTP/1.1`,
+        `Host: ${host}:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${key}`,
+        'Sec-WebSocket-Version: 13',
+        'User-Agent: gatehouse-conformance',
+        '', '',
+      ].join('\r\n'));
+    });
+    socket.on('end', () => fail(new Error(`connection closed during the opening handshake: ${JSON.stringify(head.toString('latin1'))}`)));
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      socket.removeAllListeners('end');
+      socket.off('error', fail);
+      clearTimeout(timer);
+      const lines = head.subarray(0, end).toString('latin1').split('\r\n');
+      const status = lines[0];
+      const accept = lines.find((l) => l.toLowerCase().startsWith('sec-websocket-accept:'))?.slice(21).trim();
+      const expected = createHash('sha1').update(key + WS_GUID).digest('base64');
+      if (!/^HTTP\/1\.1 101 /.test(status)) return fail(new Error(`opening handshake refused: ${status}`));
+      if (accept !== expected) return fail(new Error(`bad Sec-WebSocket-Accept ${accept ?? '(none)'}`));
+      resolve({ socket, leftover: head.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+  });
+}
