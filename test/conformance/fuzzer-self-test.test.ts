@@ -37,7 +37,12 @@ async function wsEcho(extra: ServerOptions = {}): Promise<number> {
 /** Completes the opening handshake by hand, then hands the socket to `behave`. */
 async function rawServer(behave: (socket: import('node:net').Socket) => void): Promise<number> {
   const server = http.createServer();
+  // Upgraded sockets are half-open capable and outside closeAllConnections(): track and destroy them.
+  const sockets = new Set<import('node:stream').Duplex>();
   server.on('upgrade', (req, socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('end', () => socket.destroy());
     const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
     socket.on('error', () => { /* the client drops it */ });
@@ -45,7 +50,10 @@ async function rawServer(behave: (socket: import('node:net').Socket) => void): P
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  closers.push(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  closers.push(() => new Promise((r) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => r());
+  }));
   return (server.address() as AddressInfo).port;
 }
 

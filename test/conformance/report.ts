@@ -75,7 +75,7 @@ function renderSection(s: ReportSection): string[] {
     out.push(`| ${cat} ${CATEGORY_NAMES[cat] ?? ''} | ${rs.length} | ${verdicts.map((v) => rs.filter((r) => r.verdict === v).length || '').join(' | ')} |`);
   }
   const total = results.length;
-  out.push(`| **all** | **${total}** | ${verdicts.map((v) => `**${results.filter((r) => r.verdict === v).length || ''}**`).join(' | ')} |`, '');
+  out.push(`| **all** | **${total}** | ${verdicts.map((v) => { const n = results.filter((r) => r.verdict === v).length; return n ? `**${n}**` : ''; }).join(' | ')} |`, '');
 
   out.push('| case | what is sent | verdict | server close code | time | notes |', '|---|---|---|---|---|---|');
   for (const r of results) {

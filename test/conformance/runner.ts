@@ -56,7 +56,8 @@ export const isPassing = (v: Verdict): boolean => PASSING.includes(v);
 const VALID_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]);
 const isValidCloseCode = (code: number): boolean => VALID_CLOSE_CODES.has(code) || (code >= 3000 && code <= 4999);
 
-const WIRELOG_LIMIT = 80;
+const WIRELOG_HEAD = 40;
+const WIRELOG_TAIL = 40;
 
 export async function runCase(c: ConformanceCase, target: Target, opts: RunOptions = {}): Promise<CaseResult> {
   const started = performance.now();
@@ -87,6 +88,8 @@ class CaseRun {
   private violation?: string;
   private readonly received: Event[] = [];
   private readonly wirelog: string[] = [];
+  private readonly logTail: string[] = [];
+  private logDropped = 0;
   private readonly reader = new FrameReader();
   private pending: Buffer[] = [];
   private message?: { opcode: number; chunks: Buffer[]; length: number };
@@ -137,9 +140,12 @@ class CaseRun {
           case 'frame':
             await this.sendFrame(step.opcode, step.payload ?? Buffer.alloc(0), step.fin ?? true, step.rsv ?? 0, step.chop, step.sync);
             break;
-          case 'message':
-            for (const f of fragment(step)) await this.sendFrame(f.opcode, f.payload, f.fin, 0);
+          case 'message': {
+            const frames = fragment(step);
+            this.log(`tx message ${step.binary ? 'binary' : 'text'} ${describeBytes(step.payload)}${frames.length > 1 ? ` in ${frames.length} frames of ${step.fragmentSize} bytes` : ''}`);
+            for (const f of frames) await this.sendFrame(f.opcode, f.payload, f.fin, 0, undefined, undefined, frames.length > 1);
             break;
+          }
           case 'beginFrame': {
             const { header, mask } = encodeFrameHeader(step.opcode, step.length, false);
             this.countTx(step.opcode);
@@ -176,10 +182,10 @@ class CaseRun {
     }
   }
 
-  private async sendFrame(opcode: number, payload: Buffer, fin: boolean, rsv: number, chop?: number, sync?: boolean): Promise<void> {
+  private async sendFrame(opcode: number, payload: Buffer, fin: boolean, rsv: number, chop?: number, sync?: boolean, quiet = false): Promise<void> {
     const bytes = encodeFrame({ opcode, payload, fin, rsv });
     this.countTx(opcode);
-    this.log(`tx frame op=${opcode} fin=${fin ? 1 : 0}${rsv ? ` rsv=${rsv}` : ''} ${describeBytes(payload)}${chop ? ` in ${chop}-octet chops` : ''}${sync ? ' (own write)' : ''}`);
+    if (!quiet) this.log(`tx frame op=${opcode} fin=${fin ? 1 : 0}${rsv ? ` rsv=${rsv}` : ''} ${describeBytes(payload)}${chop ? ` in ${chop}-octet chops` : ''}${sync ? ' (own write)' : ''}`);
     if (chop) {
       await this.flush(true);
       for (let i = 0; i < bytes.length; i += chop) {
@@ -498,13 +504,19 @@ class CaseRun {
       remoteCloseCode: this.remoteCloseCode, remoteCloseReason: this.remoteCloseReason,
       closedByMe: this.closedByMe, droppedByMe: this.droppedByMe, wasClean: this.wasClean,
       durationMs: Math.round(performance.now() - this.started),
-      wirelog: this.wirelog,
+      wirelog: this.fullWirelog(),
     });
   }
 
+  /** Keeps the first and the last lines: how a case starts and how it ends both matter. */
   private log(line: string): void {
-    if (this.wirelog.length < WIRELOG_LIMIT) this.wirelog.push(line);
-    else if (this.wirelog.length === WIRELOG_LIMIT) this.wirelog.push('… (wire log truncated)');
+    if (this.wirelog.length < WIRELOG_HEAD) { this.wirelog.push(line); return; }
+    this.logTail.push(line);
+    if (this.logTail.length > WIRELOG_TAIL) { this.logTail.shift(); this.logDropped++; }
+  }
+
+  private fullWirelog(): string[] {
+    return [...this.wirelog, ...(this.logDropped ? [`… ${this.logDropped} lines left out …`] : []), ...this.logTail];
   }
 }
 

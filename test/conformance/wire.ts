@@ -6,7 +6,7 @@
  * Deliberately independent of `src/websocket/`: the suite judges that engine,
  * so it must not share code with it.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import net from 'node:net';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -17,6 +17,19 @@ export interface OutFrame {
   fin?: boolean;
   /** RSV1..3 as a number 0..7 (RSV1 is the high bit, as in Autobahn). */
   rsv?: number;
+}
+
+/**
+ * Masking keys come from a pool refilled in bulk: category 9 sends 65,536-frame
+ * messages, and one crypto call per frame would dominate the run.
+ */
+const keyPool = Buffer.alloc(4096);
+let keyPos = keyPool.length;
+function nextMaskKey(): Buffer {
+  if (keyPos === keyPool.length) { randomFillSync(keyPool); keyPos = 0; }
+  const key = Buffer.from(keyPool.subarray(keyPos, keyPos + 4));
+  keyPos += 4;
+  return key;
 }
 
 /** Encode one client frame, masked with a fresh random key (clients must mask). */
@@ -31,7 +44,7 @@ export function encodeFrame(frame: OutFrame): Buffer {
   if (extLen === 0) header[1] = 0x80 | len;
   else if (extLen === 2) { header[1] = 0x80 | 126; header.writeUInt16BE(len, 2); }
   else { header[1] = 0x80 | 127; header.writeBigUInt64BE(BigInt(len), 2); }
-  const mask = randomBytes(4);
+  const mask = nextMaskKey();
   mask.copy(header, 2 + extLen);
   return Buffer.concat([header, maskBytes(payload, mask)]);
 }
@@ -44,7 +57,7 @@ export function encodeFrameHeader(opcode: number, length: number, fin: boolean):
   if (extLen === 0) header[1] = 0x80 | length;
   else if (extLen === 2) { header[1] = 0x80 | 126; header.writeUInt16BE(length, 2); }
   else { header[1] = 0x80 | 127; header.writeBigUInt64BE(BigInt(length), 2); }
-  const mask = randomBytes(4);
+  const mask = nextMaskKey();
   mask.copy(header, 2 + extLen);
   return { header, mask };
 }
@@ -142,13 +155,22 @@ export interface RawConnection {
   socket: net.Socket;
   /** Bytes that arrived after the 101 response head (frames the server sent at once). */
   leftover: Buffer;
+  /** Response header fields, names lower-cased. */
+  headers: Record<string, string>;
+}
+
+export interface OpenOptions {
+  /** Extra request header lines, e.g. an extension offer. */
+  headers?: Record<string, string>;
+  timeoutMs?: number;
 }
 
 /**
  * Open a TCP connection and perform the opening handshake by hand. Resolves
  * once a valid 101 (with the right Sec-WebSocket-Accept) has arrived.
  */
-export function openRaw(host: string, port: number, path: string, timeoutMs = 5000): Promise<RawConnection> {
+export function openRaw(host: string, port: number, path: string, opts: OpenOptions = {}): Promise<RawConnection> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
     const key = randomBytes(16).toString('base64');
     const socket = net.connect({ host, port });
@@ -170,6 +192,7 @@ export function openRaw(host: string, port: number, path: string, timeoutMs = 50
         `Sec-WebSocket-Key: ${key}`,
         'Sec-WebSocket-Version: 13',
         'User-Agent: gatehouse-conformance',
+        ...Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
         '', '',
       ].join('\r\n'));
     });
@@ -184,11 +207,16 @@ export function openRaw(host: string, port: number, path: string, timeoutMs = 50
       clearTimeout(timer);
       const lines = head.subarray(0, end).toString('latin1').split('\r\n');
       const status = lines[0];
-      const accept = lines.find((l) => l.toLowerCase().startsWith('sec-websocket-accept:'))?.slice(21).trim();
+      const headers: Record<string, string> = {};
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(':');
+        if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const accept = headers['sec-websocket-accept'];
       const expected = createHash('sha1').update(key + WS_GUID).digest('base64');
       if (!/^HTTP\/1\.1 101 /.test(status)) return fail(new Error(`opening handshake refused: ${status}`));
       if (accept !== expected) return fail(new Error(`bad Sec-WebSocket-Accept ${accept ?? '(none)'}`));
-      resolve({ socket, leftover: head.subarray(end + 4) });
+      resolve({ socket, leftover: head.subarray(end + 4), headers });
     };
     socket.on('data', onData);
   });
