@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the test files with node's built-in runner, TypeScript through tsx.
 // Node 20's --test does not expand globs, so the file list is built here.
-// Usage: node scripts/run-tests.mjs [unit|integration|e2e ...] [--only name-substring]
+// Usage: node scripts/run-tests.mjs [unit|integration|e2e|conformance ...] [--only name-substring]
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 const args = process.argv.slice(2);
 const onlyIdx = args.indexOf('--only');
 const only = onlyIdx >= 0 ? args.splice(onlyIdx, 2)[1] : undefined;
-const suites = args.length > 0 ? args : ['unit', 'integration', 'e2e'];
+const suites = args.length > 0 ? args : ['unit', 'integration', 'e2e', 'conformance'];
 
 function walk(dir) {
   let out = [];
