@@ -26,6 +26,7 @@ import { startGateway, type TestGateway, type LogLine } from '../helpers/gateway
 import { CASES, NORMAL, type ConformanceCase } from './cases.js';
 import { isPassing, runCase, type CaseResult, type Target } from './runner.js';
 import { FrameReader, encodeFrame, openRaw } from './wire.js';
+import { assertNoLeaks, snapshotResources, type ResourceCounts } from '../helpers/leaks.js';
 import { renderReport } from './report.js';
 import { echoServiceSchema } from '../../src/config/service.js';
 
@@ -37,6 +38,8 @@ const RUN_OPTIONS = { maxAfterMs: 10_000 };
 let gw: TestGateway;
 let canary: WebSocket;
 let canarySeq = 0;
+/** Sockets and timers with only the gateway and the canary open. */
+let baseline: ResourceCounts;
 const autobahnResults: CaseResult[] = [];
 const productionResults: CaseResult[] = [];
 const productionExpected = new Map<string, string>();
@@ -59,6 +62,7 @@ before(async () => {
   });
   canary = new WebSocket(gw.url('/autobahn'), { perMessageDeflate: false });
   await once(canary, 'open');
+  baseline = snapshotResources();
 });
 
 after(async () => {
@@ -197,8 +201,11 @@ test('categories 12 and 13 are UNIMPLEMENTED: a permessage-deflate offer is decl
   await canaryEchoes();
 });
 
-test('no connection is left behind', async () => {
+test('nothing is left behind and nothing went wrong inside the gateway', async () => {
   // Only the canary stays open; channels unregister as their sockets close.
   for (let i = 0; i < 200 && gw.gateway.front.openChannels !== 1; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(gw.gateway.front.openChannels, 1);
+  await assertNoLeaks(baseline, { timeoutMs: 2000 });
+  const errors = gw.logs.filter((l) => l.level >= 50);
+  assert.deepEqual(errors, [], 'the gateway logged errors during the run');
 });
