@@ -256,6 +256,7 @@ class CaseRun {
 
   private waitFor(step: Extract<Step, { op: 'wait' }>): Promise<void> {
     return new Promise((resolve) => {
+      if (this.isClosed()) { resolve(); return; }
       const t = this.timer(step.ms, () => { this.wake = undefined; resolve(); });
       this.wake = () => {
         const pongSeen = step.until === 'pong' && this.received.some((e) => e.type === 'pong');
@@ -269,6 +270,7 @@ class CaseRun {
   }
 
   private scheduleAfter(): void {
+    if (this.isClosed()) return; // the case already ended; no timer may outlive it
     const ms = this.afterMs();
     this.timer(ms, () => {
       if (this.state === 'CLOSED') return;
