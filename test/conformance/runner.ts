@@ -26,6 +26,12 @@ export interface Target { host: string; port: number; path: string }
 export interface RunOptions {
   /** Upper bound for a case's failure-path timers (Autobahn allows up to 1000 s in category 9). */
   maxAfterMs?: number;
+  /**
+   * Lower bound for them (Autobahn gives the 6.5–6.23 cases 0.5 s). A passing
+   * server never meets these timers, so raising them only keeps a loaded CI
+   * machine from turning a slow echo into a failure.
+   */
+  minAfterMs?: number;
   /** Wait for the server's Close after ours (Autobahn: closeHandshakeTimeout 1 s). */
   closeHandshakeTimeoutMs?: number;
   /** Wait for the server to close TCP after the close handshake (Autobahn: serverConnectionDropTimeout 1 s). */
@@ -126,7 +132,7 @@ class CaseRun {
   // ------------------------------------------------------------ sending
 
   private afterMs(): number {
-    return Math.min(this.c.after.ms, this.opts.maxAfterMs ?? Infinity);
+    return Math.min(Math.max(this.c.after.ms, this.opts.minAfterMs ?? 0), this.opts.maxAfterMs ?? Infinity);
   }
 
   private async script(): Promise<void> {
