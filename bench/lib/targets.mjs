@@ -1,0 +1,229 @@
+/**
+ * The servers under test ("targets") and how to start them.
+ *
+ * Every target is a separate Node process started the same way
+ * (`node [nodeArgs] script ...`, so its pid is the process we measure),
+ * listening on 127.0.0.1 on a free port, with its WebSocket echo at /echo.
+ * A target is ready when a TCP connect to its port succeeds.
+ *
+ * Targets:
+ *   gatehouse — `node bin/gatehouse.js start --config <generated YAML>` (needs `npm run build`)
+ *   ws        — `node bench/servers/ws-echo.mjs` (npm `ws`, default options)
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds, rssKiB } from './proc.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const HOST = '127.0.0.1';
+export const ECHO_PATH = '/echo';
+
+/**
+ * Extra keys for the benchmark's `echo` service in the Gatehouse config.
+ *
+ * >>> When per-connection / per-service message-rate limits (or any other
+ * >>> limit that would throttle a benchmark) land in the config schema, turn
+ * >>> them OFF here, e.g. `rate_limit: { messages_per_second: 0 }` — whatever
+ * >>> the schema's "unlimited" spelling is. The schema is strict, so a key
+ * >>> that does not exist yet must not be added before it does.
+ *
+ * `max_message` must stay ≥ the largest message a suite sends (256 KiB).
+ */
+export const GATEHOUSE_ECHO_SERVICE = {
+  max_message: '1MiB',
+};
+
+/** Extra top-level sections for the Gatehouse config (e.g. future `limits` for connection rates). */
+export const GATEHOUSE_TOP_LEVEL = {
+  // The idle suite holds 10,000 connections for several seconds: keep them.
+  websocket: { idle_timeout: '10m' },
+  // So SIGTERM (and a --cpu-prof profile write) does not wait long.
+  shutdown: { drain_timeout: '3s' },
+};
+
+/** A tiny YAML writer for the plain objects above (strings, numbers, booleans, nested objects, arrays of objects). */
+function toYaml(value, indent = '') {
+  let out = '';
+  for (const [key, v] of Object.entries(value)) {
+    if (Array.isArray(v)) {
+      out += `${indent}${key}:\n`;
+      for (const item of v) {
+        const inner = toYaml(item, `${indent}    `);
+        out += `${indent}  - ${inner.slice(indent.length + 4)}`;
+      }
+    } else if (v !== null && typeof v === 'object') {
+      out += `${indent}${key}:\n${toYaml(v, `${indent}  `)}`;
+    } else {
+      out += `${indent}${key}: ${typeof v === 'string' ? JSON.stringify(v) : String(v)}\n`;
+    }
+  }
+  return out;
+}
+
+/** The Gatehouse config used by the benchmark, as YAML. */
+export function gatehouseConfig(port, { services = {}, topLevel = {} } = {}) {
+  return toYaml({
+    listen: [{ host: HOST, port }],
+    services: {
+      echo: { path: ECHO_PATH, type: 'echo', ...GATEHOUSE_ECHO_SERVICE },
+      ...services,
+    },
+    log: { level: 'warn' },
+    ...GATEHOUSE_TOP_LEVEL,
+    ...topLevel,
+  });
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+const live = new Set();
+
+/** Kill every server still running (used when the runner aborts). */
+export function killAllServers() {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
+/**
+ * A started server process.
+ * @typedef {{ target: string, label: string, pid: number, host: string, port: number, path: string,
+ *   cpuSeconds: () => number, rssKiB: () => number, stop: () => Promise<void>, stderr: () => string }} Server
+ */
+
+async function launch(target, label, script, args, { nodeArgs = [], port, readyTimeoutMs = 20000, cleanup }) {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  let errText = '';
+  child.stdout.on('data', () => {});
+  child.stderr.on('data', (d) => {
+    errText = (errText + d.toString()).slice(-8192);
+  });
+  let exited = false;
+  const exitPromise = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = true;
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+
+  const t0 = Date.now();
+  while (!(await canConnect(port))) {
+    if (exited) {
+      cleanup?.();
+      throw new Error(`${label} exited before listening:\n${errText}`);
+    }
+    if (Date.now() - t0 > readyTimeoutMs) {
+      child.kill('SIGKILL');
+      cleanup?.();
+      throw new Error(`${label} did not listen on ${HOST}:${port} within ${readyTimeoutMs} ms:\n${errText}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  return {
+    target,
+    label,
+    pid: child.pid,
+    host: HOST,
+    port,
+    path: ECHO_PATH,
+    cpuSeconds: () => cpuSeconds(child.pid),
+    rssKiB: () => rssKiB(child.pid),
+    stderr: () => errText,
+    async stop(timeoutMs = 10000) {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        await exitPromise;
+        clearTimeout(timer);
+      }
+      cleanup?.();
+    },
+  };
+}
+
+export function gatehouseAvailable() {
+  return existsSync(path.join(ROOT, 'bin', 'gatehouse.js')) && existsSync(path.join(ROOT, 'dist'));
+}
+
+const TARGETS = {
+  /** @returns {Promise<Server>} */
+  async gatehouse(opts = {}) {
+    if (!gatehouseAvailable()) {
+      throw new Error('Gatehouse is not runnable here (need bin/gatehouse.js and dist/: run `npm run build`). ' +
+        'Use --aa to check the harness with ws on both sides.');
+    }
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
+    const file = path.join(dir, 'config.yaml');
+    writeFileSync(file, gatehouseConfig(port, opts.config));
+    return launch('gatehouse', 'Gatehouse', path.join(ROOT, 'bin', 'gatehouse.js'), ['start', '--config', file], {
+      ...opts,
+      port,
+      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    });
+  },
+
+  /** @returns {Promise<Server>} */
+  async ws(opts = {}) {
+    const port = await freePort();
+    return launch('ws', 'ws', path.join(ROOT, 'bench', 'servers', 'ws-echo.mjs'),
+      ['--host', HOST, '--port', String(port), '--path', ECHO_PATH], { ...opts, port });
+  },
+
+  /** Minimal raw-`net` echo: only for checking the load generator's headroom. */
+  async raw(opts = {}) {
+    const port = await freePort();
+    return launch('raw', 'raw', path.join(ROOT, 'bench', 'servers', 'raw-echo.mjs'),
+      ['--host', HOST, '--port', String(port)], { ...opts, port });
+  },
+};
+
+export const TARGET_NAMES = Object.keys(TARGETS);
+
+/**
+ * Start a target by name. `opts.candidate` replaces what runs in the
+ * "gatehouse" slot: `ws` for an A/A check (the harness's own noise), `raw`
+ * for the load generator's ceiling.
+ */
+export function startTarget(name, opts = {}) {
+  const actual = name === 'gatehouse' && opts.candidate ? opts.candidate : name;
+  const impl = TARGETS[actual];
+  if (!impl) throw new Error(`unknown target ${actual}`);
+  return impl(opts);
+}

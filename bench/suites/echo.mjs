@@ -1,0 +1,139 @@
+/**
+ * Suite `echo`: messages/s, round-trip latency and server CPU per message for
+ * binary echo at 64 B, 4 KiB and 256 KiB × 1 and 50 connections.
+ *
+ * Per run, both servers are started fresh; for each case, the two servers are
+ * measured one after the other, the order alternating by run and by case.
+ * Each measurement forks new load generator processes, so nothing carries over.
+ *
+ * One measurement of one server for one case:
+ *   1. open the connections, echo one message per connection and compare the bytes;
+ *   2. throughput phase: `window` messages in flight per connection;
+ *      warm-up, then a fixed interval: messages/s, server CPU (utime+stime) / messages;
+ *   3. latency phase: 1 message in flight per connection;
+ *      warm-up, then a fixed interval: p50 and p99 of the round trips;
+ *   4. every echo checked (binary, exact length); any error fails the run.
+ */
+import { histCount, histQuantile, mergeHists } from '../lib/stats.mjs';
+
+export const name = 'echo';
+export const description = 'echo throughput, latency and CPU/message: 64 B, 4 KiB, 256 KiB × 1 and 50 connections';
+
+export const SIZES = [64, 4096, 256 * 1024];
+export const CONNECTIONS = [1, 50];
+
+/** Messages in flight per connection in the throughput phase. */
+export function windowFor(size) {
+  return size >= 64 * 1024 ? 4 : 32;
+}
+
+function sizeLabel(size) {
+  if (size >= 1024 * 1024) return `${size / (1024 * 1024)} MiB`;
+  if (size >= 1024) return `${size / 1024} KiB`;
+  return `${size} B`;
+}
+
+function timing(ctx) {
+  const t = ctx.quick
+    ? { warmup: 500, duration: 1500, latWarmup: 300, latDuration: 1000 }
+    : { warmup: 1000, duration: 3000, latWarmup: 500, latDuration: 2000 };
+  if (ctx.options.duration) t.duration = ctx.options.duration * 1000;
+  return t;
+}
+
+async function measure(ctx, server, c, t) {
+  const pool = ctx.spawnLoadgens(ctx.options.loadgens ?? 1);
+  try {
+    await pool.connect(server, c.conns);
+    await pool.all('verify', { size: c.size });
+    await pool.assertClean(`${server.label} ${c.label}: verify`);
+
+    // Throughput: `window` in flight per connection.
+    await pool.all('start', { mode: 'throughput', size: c.size, window: c.window });
+    await ctx.sleep(t.warmup);
+    const cpu0 = server.cpuSeconds();
+    await pool.all('mark');
+    await ctx.sleep(t.duration);
+    const m1 = await pool.all('mark');
+    const cpu1 = server.cpuSeconds();
+    await pool.all('stop');
+    const messages = m1.reduce((s, m) => s + m.interval.messages, 0);
+    const rate = m1.reduce((s, m) => s + m.interval.rate, 0);
+    const seconds = m1[0].interval.ms / 1000;
+    const cpu = cpu1 - cpu0;
+
+    // Latency: 1 in flight per connection.
+    await pool.all('start', { mode: 'latency', size: c.size });
+    await ctx.sleep(t.latWarmup);
+    await pool.all('mark');
+    await ctx.sleep(t.latDuration);
+    const l1 = await pool.all('mark');
+    await pool.all('stop');
+    const hist = mergeHists(l1.map((m) => m.interval.hist));
+    await pool.assertClean(`${server.label} ${c.label}`);
+
+    return {
+      rate,
+      cpuPerMsgUs: messages > 0 ? (cpu * 1e6) / messages : NaN,
+      p50Us: histQuantile(hist, 0.5),
+      p99Us: histQuantile(hist, 0.99),
+      // context, kept in the JSON
+      messages,
+      serverBusy: cpu / seconds,
+      loadgenBusy: Math.max(...m1.map((m) => m.interval.cpuBusy)),
+      latencySamples: histCount(hist),
+      latencyRate: l1.reduce((s, m) => s + m.interval.rate, 0),
+    };
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function run(ctx) {
+  const t = timing(ctx);
+  const cases = [];
+  for (const size of SIZES) {
+    for (const conns of CONNECTIONS) {
+      cases.push({ size, conns, window: windowFor(size), label: `${sizeLabel(size)} × ${conns} conn` });
+    }
+  }
+  /** results[caseIndex][target][run] */
+  const results = cases.map(() => Object.fromEntries(ctx.targets.map((name) => [name, []])));
+
+  for (let r = 0; r < ctx.runs; r++) {
+    const servers = {};
+    try {
+      for (const target of ctx.order(r)) servers[target] = await ctx.startServer(target);
+      for (const [ci, c] of cases.entries()) {
+        for (const target of ctx.order(r + ci)) {
+          const m = await measure(ctx, servers[target], c, t);
+          results[ci][target][r] = m;
+          ctx.log(`echo run ${r + 1}/${ctx.runs} ${c.label.padEnd(18)} ${servers[target].label.padEnd(10)} ` +
+            `${Math.round(m.rate).toLocaleString('en-US').padStart(9)} msg/s  cpu ${m.cpuPerMsgUs.toFixed(2)} µs/msg  ` +
+            `p50 ${m.p50Us.toFixed(0)} µs  p99 ${m.p99Us.toFixed(0)} µs  ` +
+            `(server ${(m.serverBusy * 100).toFixed(0)} % busy, loadgen ${(m.loadgenBusy * 100).toFixed(0)} %)`);
+          if (m.loadgenBusy > 0.9) {
+            ctx.log(`  warning: the load generator was ${(m.loadgenBusy * 100).toFixed(0)} % busy — it may be the bottleneck`);
+          }
+        }
+      }
+    } finally {
+      for (const s of Object.values(servers)) await s.stop();
+    }
+  }
+
+  const rows = [];
+  for (const [ci, c] of cases.entries()) {
+    const pick = (key) => Object.fromEntries(ctx.targets.map((name) => [name, results[ci][name].map((m) => m[key])]));
+    const extra = { size: c.size, connections: c.conns, window: c.window, timing: t, raw: results[ci] };
+    rows.push(
+      { case: c.label, metric: 'messages/s', format: 'rate', better: 'higher', values: pick('rate'),
+        target: { kind: 'ratio', op: '>=', value: 1.2 }, extra },
+      { case: c.label, metric: 'p50 round trip', format: 'us', better: 'lower', values: pick('p50Us') },
+      { case: c.label, metric: 'p99 round trip', format: 'us', better: 'lower', values: pick('p99Us') },
+      { case: c.label, metric: 'server CPU / message', format: 'us', better: 'lower', values: pick('cpuPerMsgUs'),
+        target: { kind: 'ratio', op: '<=', value: 0.8 } },
+    );
+  }
+  return rows;
+}
