@@ -110,11 +110,11 @@ async function main() {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const nodeArgs = [];
+  let profileDir;
   if (opts.profile) {
-    const dir = path.join(RESULTS_DIR, 'profiles', stamp);
-    mkdirSync(dir, { recursive: true });
-    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', dir);
-    log(`CPU profiles → ${path.relative(ROOT, dir)}/`);
+    profileDir = path.join(RESULTS_DIR, 'profiles', stamp);
+    mkdirSync(profileDir, { recursive: true });
+    log(`CPU profiles → ${path.relative(ROOT, profileDir)}/<target>-<n>/ (summarise with node bench/profile-top.mjs FILE)`);
   }
 
   const ctx = {
@@ -126,7 +126,7 @@ async function main() {
     /** The order to measure the targets in for step k (alternates). */
     order: (k) => (k % 2 === 0 ? [...TARGETS] : [...TARGETS].reverse()),
     startServer: (name, extra = {}) => startTarget(name, {
-      candidate: opts.candidate === 'gatehouse' ? undefined : opts.candidate, nodeArgs, ...extra,
+      candidate: opts.candidate === 'gatehouse' ? undefined : opts.candidate, nodeArgs, profileDir, ...extra,
     }),
     spawnLoadgens: (n) => LoadgenPool.spawn(n),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

@@ -216,14 +216,24 @@ const TARGETS = {
 
 export const TARGET_NAMES = Object.keys(TARGETS);
 
+let profileSeq = 0;
+
 /**
  * Start a target by name. `opts.candidate` replaces what runs in the
  * "gatehouse" slot: `ws` for an A/A check (the harness's own noise), `raw`
  * for the load generator's ceiling.
  */
-export function startTarget(name, opts = {}) {
+export async function startTarget(name, opts = {}) {
   const actual = name === 'gatehouse' && opts.candidate ? opts.candidate : name;
   const impl = TARGETS[actual];
   if (!impl) throw new Error(`unknown target ${actual}`);
-  return impl(opts);
+  let startOpts = opts;
+  if (opts.profileDir) {
+    // One directory per server process, named after the target, so profiles are easy to tell apart.
+    const dir = path.join(opts.profileDir, `${actual}-${String(++profileSeq).padStart(2, '0')}`);
+    startOpts = { ...opts, nodeArgs: [...(opts.nodeArgs ?? []), '--cpu-prof', '--cpu-prof-dir', dir] };
+  }
+  const server = await impl(startOpts);
+  // A stand-in for Gatehouse is labelled "(A)" so logs tell two ws processes apart.
+  return actual === name ? server : { ...server, label: `${server.label} (A)` };
 }
