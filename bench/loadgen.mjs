@@ -16,10 +16,11 @@
  *   counted as an error unless we asked for it.
  *
  * Modes:
- *   throughput — each connection keeps between window/2 and `window` messages
- *                in flight: once half the window has been echoed, that half is
- *                sent again in one write (fewer, larger writes: the load
- *                generator spends less per message than the server).
+ *   throughput — each connection keeps between `window - refillAt` and
+ *                `window` messages in flight: once `refillAt` echoes are in,
+ *                that many are sent again in one write (fewer, larger writes:
+ *                the load generator spends less per message than the server;
+ *                default refillAt = window/2, the echo suite uses window/4).
  *   latency    — each connection keeps 1 message in flight; the round trip
  *                (last byte written → last byte of the echo read) is recorded
  *                in a log-scale histogram (buckets of 1 % width).
@@ -403,14 +404,14 @@ async function cmdConnect({ host, port, path, count, concurrency = 100, headers,
 // ---------------------------------------------------------------------------
 // Phases
 
-function setPhase(mode, size, window) {
+function setPhase(mode, size, window, refillAt) {
   load.mode = mode;
   load.size = size;
   load.payload = makePayload(size);
   const frame = buildFrame(OP_BINARY, load.payload);
   load.frameLen = frame.length;
   load.frames = Buffer.concat(Array.from({ length: window }, () => frame));
-  load.refillAt = Math.max(1, Math.floor(window / 2));
+  load.refillAt = refillAt ?? Math.max(1, Math.floor(window / 2));
   load.completed = 0;
   load.recording = false;
   load.hist.fill(0);
@@ -436,10 +437,10 @@ async function cmdVerify({ size, timeoutMs = 10000 }) {
   return { verified: live.length };
 }
 
-function cmdStart({ mode, size, window }) {
+function cmdStart({ mode, size, window, refillAt }) {
   if (mode !== 'throughput' && mode !== 'latency') throw new Error(`unknown mode ${mode}`);
   const w = mode === 'latency' ? 1 : window;
-  setPhase(mode, size, w);
+  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt);
   load.sending = true;
   for (const c of conns) {
     if (!c.open) continue;

@@ -37,3 +37,14 @@ export function rssKiB(pid) {
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]);
 }
+
+/**
+ * Scheduler statistics of the process's main thread (its event loop):
+ * nanoseconds on a CPU and nanoseconds runnable but waiting for one. On a
+ * shared machine, `waitNs` shows how much the server was held back by other
+ * processes; busy + waiting ≈ 100 % of an interval means it always had work.
+ */
+export function schedstat(pid) {
+  const [runNs, waitNs] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(' ').map(Number);
+  return { runNs, waitNs };
+}

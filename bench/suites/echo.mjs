@@ -8,12 +8,14 @@
  *
  * One measurement of one server for one case:
  *   1. open the connections, echo one message per connection and compare the bytes;
- *   2. throughput phase: `window` messages in flight per connection;
+ *   2. throughput phase: up to `window` messages in flight per connection
+ *      (topped up once a quarter of the window is free);
  *      warm-up, then a fixed interval: messages/s, server CPU (utime+stime) / messages;
  *   3. latency phase: 1 message in flight per connection;
  *      warm-up, then a fixed interval: p50 and p99 of the round trips;
  *   4. every echo checked (binary, exact length); any error fails the run.
  */
+import { schedstat } from '../lib/proc.mjs';
 import { histCount, histQuantile, mergeHists } from '../lib/stats.mjs';
 
 export const name = 'echo';
@@ -25,6 +27,11 @@ export const CONNECTIONS = [1, 50];
 /** Messages in flight per connection in the throughput phase. */
 export function windowFor(size) {
   return size >= 64 * 1024 ? 4 : 32;
+}
+
+/** The load generator tops the window up once this many of its slots are free. */
+export function refillFor(window) {
+  return Math.max(1, Math.floor(window / 4));
 }
 
 function sizeLabel(size) {
@@ -49,13 +56,15 @@ async function measure(ctx, server, c, t) {
     await pool.assertClean(`${server.label} ${c.label}: verify`);
 
     // Throughput: `window` in flight per connection.
-    await pool.all('start', { mode: 'throughput', size: c.size, window: c.window });
+    await pool.all('start', { mode: 'throughput', size: c.size, window: c.window, refillAt: c.refillAt });
     await ctx.sleep(t.warmup);
     const cpu0 = server.cpuSeconds();
+    const sched0 = schedstat(server.pid);
     await pool.all('mark');
     await ctx.sleep(t.duration);
     const m1 = await pool.all('mark');
     const cpu1 = server.cpuSeconds();
+    const sched1 = schedstat(server.pid);
     await pool.all('stop');
     const messages = m1.reduce((s, m) => s + m.interval.messages, 0);
     const rate = m1.reduce((s, m) => s + m.interval.rate, 0);
@@ -80,6 +89,9 @@ async function measure(ctx, server, c, t) {
       // context, kept in the JSON
       messages,
       serverBusy: cpu / seconds,
+      // main thread: share of the interval on a CPU, and runnable but waiting for one
+      serverLoopRun: (sched1.runNs - sched0.runNs) / 1e9 / seconds,
+      serverLoopWait: (sched1.waitNs - sched0.waitNs) / 1e9 / seconds,
       loadgenBusy: Math.max(...m1.map((m) => m.interval.cpuBusy)),
       latencySamples: histCount(hist),
       latencyRate: l1.reduce((s, m) => s + m.interval.rate, 0),
@@ -94,7 +106,8 @@ export async function run(ctx) {
   const cases = [];
   for (const size of SIZES) {
     for (const conns of CONNECTIONS) {
-      cases.push({ size, conns, window: windowFor(size), label: `${sizeLabel(size)} × ${conns} conn` });
+      const window = windowFor(size);
+      cases.push({ size, conns, window, refillAt: refillFor(window), label: `${sizeLabel(size)} × ${conns} conn` });
     }
   }
   /** results[caseIndex][target][run] */
@@ -111,7 +124,8 @@ export async function run(ctx) {
           ctx.log(`echo run ${r + 1}/${ctx.runs} ${c.label.padEnd(18)} ${servers[target].label.padEnd(10)} ` +
             `${Math.round(m.rate).toLocaleString('en-US').padStart(9)} msg/s  cpu ${m.cpuPerMsgUs.toFixed(2)} µs/msg  ` +
             `p50 ${m.p50Us.toFixed(0)} µs  p99 ${m.p99Us.toFixed(0)} µs  ` +
-            `(server ${(m.serverBusy * 100).toFixed(0)} % busy, loadgen ${(m.loadgenBusy * 100).toFixed(0)} %)`);
+            `(server ${(m.serverBusy * 100).toFixed(0)} % CPU, loop ${(m.serverLoopRun * 100).toFixed(0)} % running ` +
+            `+ ${(m.serverLoopWait * 100).toFixed(0)} % waiting for a CPU; loadgen ${(m.loadgenBusy * 100).toFixed(0)} % CPU)`);
           if (m.loadgenBusy > 0.9) {
             ctx.log(`  warning: the load generator was ${(m.loadgenBusy * 100).toFixed(0)} % busy — it may be the bottleneck`);
           }
@@ -125,7 +139,7 @@ export async function run(ctx) {
   const rows = [];
   for (const [ci, c] of cases.entries()) {
     const pick = (key) => Object.fromEntries(ctx.targets.map((name) => [name, results[ci][name].map((m) => m[key])]));
-    const extra = { size: c.size, connections: c.conns, window: c.window, timing: t, raw: results[ci] };
+    const extra = { size: c.size, connections: c.conns, window: c.window, refillAt: c.refillAt, timing: t, raw: results[ci] };
     rows.push(
       { case: c.label, metric: 'messages/s', format: 'rate', better: 'higher', values: pick('rate'),
         target: { kind: 'ratio', op: '>=', value: 1.2 }, extra },
