@@ -37,7 +37,12 @@ export const GATEHOUSE_ECHO_SERVICE = {
   max_message: '1MiB',
 };
 
-/** Extra top-level sections for the Gatehouse config (e.g. future `limits` for connection rates). */
+/**
+ * Extra top-level sections for the Gatehouse config. When connection limits
+ * (per IP, per service, handshake rate) land, they must allow the idle
+ * suite's 10,000 connections from 127.0.0.1 opened at full speed: raise or
+ * disable them here.
+ */
 export const GATEHOUSE_TOP_LEVEL = {
   // The idle suite holds 10,000 connections for several seconds: keep them.
   websocket: { idle_timeout: '10m' },
