@@ -14,6 +14,8 @@
  *   --duration S    throughput interval of the echo suite, seconds (default 3)
  *   --loadgens N    load generator processes for the echo suite (default 1)
  *   --connections N idle suite: connections to hold (default 10000)
+ *   --sizes A,B     echo suite: only these message sizes in bytes (default 64,4096,262144)
+ *   --conns A,B     echo suite: only these connection counts (default 1,50)
  *   --aa            A/A check: a second ws server stands in for Gatehouse (harness noise);
  *                   same as --candidate ws
  *   --candidate T   what runs in the Gatehouse column: gatehouse (default), ws, or raw
@@ -52,6 +54,8 @@ function parseArgs(argv) {
       case '--duration': opts.duration = num(a, argv[++i]); break;
       case '--loadgens': opts.loadgens = num(a, argv[++i]); break;
       case '--connections': opts.connections = num(a, argv[++i]); break;
+      case '--sizes': opts.sizes = String(argv[++i]).split(',').map((v) => num(a, v)); break;
+      case '--conns': opts.conns = String(argv[++i]).split(',').map((v) => num(a, v)); break;
       case '--aa': opts.candidate = 'ws'; break;
       case '--candidate': opts.candidate = argv[++i]; break;
       case '--profile': opts.profile = true; break;
@@ -96,7 +100,7 @@ async function main() {
   if (opts.help || opts.list) {
     if (opts.help) {
       log('usage: node bench/run.mjs [suite ...] [--runs N] [--quick] [--duration S] [--loadgens N] ' +
-        '[--connections N] [--aa | --candidate gatehouse|ws|raw] [--profile] [--out FILE] [--list]');
+        '[--connections N] [--sizes A,B] [--conns A,B] [--aa | --candidate gatehouse|ws|raw] [--profile] [--out FILE] [--list]');
     }
     for (const s of all) process.stdout.write(`${s.name.padEnd(10)} ${s.description ?? ''}\n`);
     return;

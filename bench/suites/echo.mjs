@@ -104,8 +104,11 @@ async function measure(ctx, server, c, t) {
 export async function run(ctx) {
   const t = timing(ctx);
   const cases = [];
-  for (const size of SIZES) {
-    for (const conns of CONNECTIONS) {
+  // --sizes 64,4096 / --conns 50 narrow the matrix (for profiling one case).
+  const sizes = ctx.options.sizes ?? SIZES;
+  const connections = ctx.options.conns ?? CONNECTIONS;
+  for (const size of sizes) {
+    for (const conns of connections) {
       const window = windowFor(size);
       cases.push({ size, conns, window, refillAt: refillFor(window), label: `${sizeLabel(size)} × ${conns} conn` });
     }
