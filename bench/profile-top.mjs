@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+process.stdout.on('error', () => process.exit(0)); // e.g. piped into head
 const args = process.argv.slice(2);
 const file = args.find((a) => !a.startsWith('--'));
 const topIdx = args.indexOf('--top');

@@ -22,6 +22,7 @@
  *                   (a minimal raw-net echo: the load generator's ceiling)
  *   --profile       run both servers with --cpu-prof; profiles in bench/results/profiles/
  *   --out FILE      JSON output (default bench/results/bench-<date>.json)
+ *   --gatehouse-root DIR  measure the (built) Gatehouse in another checkout, e.g. a branch's worktree
  *   --list          list the suites and exit
  *
  * Output: progress on stderr; the Markdown table on stdout; the JSON file.
@@ -60,6 +61,7 @@ function parseArgs(argv) {
       case '--candidate': opts.candidate = argv[++i]; break;
       case '--profile': opts.profile = true; break;
       case '--out': opts.out = argv[++i]; break;
+      case '--gatehouse-root': opts.gatehouseRoot = argv[++i]; break;
       case '--list': opts.list = true; break;
       case '-h':
       case '--help':
@@ -100,7 +102,8 @@ async function main() {
   if (opts.help || opts.list) {
     if (opts.help) {
       log('usage: node bench/run.mjs [suite ...] [--runs N] [--quick] [--duration S] [--loadgens N] ' +
-        '[--connections N] [--sizes A,B] [--conns A,B] [--aa | --candidate gatehouse|ws|raw] [--profile] [--out FILE] [--list]');
+        '[--connections N] [--sizes A,B] [--conns A,B] [--aa | --candidate gatehouse|ws|raw] [--profile] [--out FILE] ' +
+        '[--gatehouse-root DIR] [--list]');
     }
     for (const s of all) process.stdout.write(`${s.name.padEnd(10)} ${s.description ?? ''}\n`);
     return;
@@ -130,7 +133,8 @@ async function main() {
     /** The order to measure the targets in for step k (alternates). */
     order: (k) => (k % 2 === 0 ? [...TARGETS] : [...TARGETS].reverse()),
     startServer: (name, extra = {}) => startTarget(name, {
-      candidate: opts.candidate === 'gatehouse' ? undefined : opts.candidate, nodeArgs, profileDir, ...extra,
+      candidate: opts.candidate === 'gatehouse' ? undefined : opts.candidate, nodeArgs, profileDir,
+      gatehouseRoot: opts.gatehouseRoot, ...extra,
     }),
     spawnLoadgens: (n) => LoadgenPool.spawn(n),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

@@ -126,9 +126,9 @@ export function killAllServers() {
  *   cpuSeconds: () => number, rssKiB: () => number, stop: () => Promise<void>, stderr: () => string }} Server
  */
 
-async function launch(target, label, script, args, { nodeArgs = [], port, readyTimeoutMs = 20000, cleanup }) {
+async function launch(target, label, script, args, { nodeArgs = [], port, readyTimeoutMs = 20000, cleanup, cwd = ROOT }) {
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
-    cwd: ROOT,
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
@@ -182,24 +182,27 @@ async function launch(target, label, script, args, { nodeArgs = [], port, readyT
   };
 }
 
-export function gatehouseAvailable() {
-  return existsSync(path.join(ROOT, 'bin', 'gatehouse.js')) && existsSync(path.join(ROOT, 'dist'));
+export function gatehouseAvailable(root = ROOT) {
+  return existsSync(path.join(root, 'bin', 'gatehouse.js')) && existsSync(path.join(root, 'dist', 'main.js'));
 }
 
 const TARGETS = {
   /** @returns {Promise<Server>} */
   async gatehouse(opts = {}) {
-    if (!gatehouseAvailable()) {
-      throw new Error('Gatehouse is not runnable here (need bin/gatehouse.js and dist/: run `npm run build`). ' +
+    // --gatehouse-root: another checkout (built) to measure instead of this one.
+    const root = opts.gatehouseRoot ? path.resolve(opts.gatehouseRoot) : ROOT;
+    if (!gatehouseAvailable(root)) {
+      throw new Error(`Gatehouse is not runnable in ${root} (need bin/gatehouse.js and dist/main.js: run \`npm run build\`). ` +
         'Use --aa to check the harness with ws on both sides.');
     }
     const port = await freePort();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
     const file = path.join(dir, 'config.yaml');
     writeFileSync(file, gatehouseConfig(port, opts.config));
-    return launch('gatehouse', 'Gatehouse', path.join(ROOT, 'bin', 'gatehouse.js'), ['start', '--config', file], {
+    return launch('gatehouse', 'Gatehouse', path.join(root, 'bin', 'gatehouse.js'), ['start', '--config', file], {
       ...opts,
       port,
+      cwd: root,
       cleanup: () => rmSync(dir, { recursive: true, force: true }),
     });
   },
