@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+/**
+ * Where the memory of idle connections goes: start a server, take a V8 heap
+ * snapshot before and after opening N idle connections, and print the
+ * difference per connection by object kind (constructor name), largest first.
+ *
+ *   node bench/heap-idle.mjs [gatehouse|ws] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
+ *
+ * The JS heap is only part of RSS: native
+ * memory (libuv handles, stream buffers, V8 heap fragmentation and unused
+ * pages) is the rest. Snapshots are written to a temporary directory and
+ * deleted afterwards (kept with --keep). Taking a snapshot forces full GCs, so these numbers are
+ * "after GC" and are not comparable to the idle suite's.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startTarget } from './lib/targets.mjs';
+import { LoadgenPool } from './lib/loadgen-pool.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const target = args.find((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--'))) ?? 'gatehouse';
+const total = Number(opt('--connections', '10000'));
+const TOP = Number(opt('--top', '25'));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Aggregate a snapshot's nodes by "type:name" → { count, size }. */
+function aggregate(file) {
+  const snap = JSON.parse(readFileSync(file, 'utf8'));
+  const fields = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const width = fields.length;
+  const iType = fields.indexOf('type');
+  const iName = fields.indexOf('name');
+  const iSize = fields.indexOf('self_size');
+  const { nodes, strings } = snap;
+  const out = new Map();
+  let totalSize = 0;
+  for (let i = 0; i < nodes.length; i += width) {
+    const type = types[nodes[i + iType]];
+    let name = strings[nodes[i + iName]];
+    if (type === 'string' || type === 'concatenated string' || type === 'sliced string') name = '(string)';
+    else if (type === 'number') name = '(heap number)';
+    else if (type === 'code') name = '(code)';
+    else if (name.length > 60) name = `${name.slice(0, 57)}...`;
+    const key = `${type}: ${name}`;
+    const e = out.get(key) ?? { count: 0, size: 0 };
+    e.count++;
+    e.size += nodes[i + iSize];
+    totalSize += nodes[i + iSize];
+    out.set(key, e);
+  }
+  return { groups: out, totalSize };
+}
+
+async function snapshot(server, dir) {
+  const before = new Set(readdirSync(dir));
+  process.kill(server.pid, 'SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(100);
+    const fresh = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (fresh.length > 0) {
+      // wait until the file stops growing
+      const file = path.join(dir, fresh[0]);
+      let last = -1;
+      for (;;) {
+        const size = readFileSync(file).length;
+        if (size === last && size > 0) return file;
+        last = size;
+        await sleep(300);
+      }
+    }
+  }
+  throw new Error('no heap snapshot written');
+}
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-heap-'));
+const server = await startTarget(target, {
+  nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`],
+  gatehouseRoot: opt('--gatehouse-root'),
+});
+const pool = LoadgenPool.spawn(Math.max(2, Math.ceil(total / 5000)));
+try {
+  await pool.connect(server, 100);
+  await pool.all('verify', { size: 64 });
+  await pool.all('close', { timeoutMs: 5000 });
+  await sleep(2000);
+  const rss0 = server.rssKiB();
+  const a = aggregate(await snapshot(server, dir));
+  await pool.connect(server, total, { concurrency: 50 });
+  await sleep(3000);
+  const rss1 = server.rssKiB();
+  const b = aggregate(await snapshot(server, dir));
+  const rss2 = server.rssKiB();
+  await pool.assertClean('heap-idle');
+
+  const rows = [];
+  for (const [key, e] of b.groups) {
+    const p = a.groups.get(key) ?? { count: 0, size: 0 };
+    rows.push({ key, count: (e.count - p.count) / total, size: (e.size - p.size) / total });
+  }
+  rows.sort((x, y) => y.size - x.size);
+  const heapPer = (b.totalSize - a.totalSize) / total;
+  process.stdout.write(`${server.label}, ${total} idle connections\n` +
+    `VmRSS: ${rss0} KiB before, ${rss1} KiB with the connections, ${rss2} KiB after the second snapshot ` +
+    '(inflated by the snapshots themselves: use the idle suite for RSS)\n' +
+    `JS heap (live objects, after GC): ${(heapPer / 1024).toFixed(2)} KiB/conn\n\n` +
+    `  bytes/conn  objects/conn  kind\n`);
+  for (const r of rows.slice(0, TOP)) {
+    process.stdout.write(`${r.size.toFixed(0).padStart(12)}  ${r.count.toFixed(2).padStart(12)}  ${r.key}\n`);
+  }
+} finally {
+  await server.stop();
+  await pool.close({ graceful: false });
+  if (args.includes('--keep')) process.stdout.write(`snapshots kept in ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
+}
