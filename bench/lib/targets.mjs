@@ -133,7 +133,7 @@ async function launch(target, label, script, args, { nodeArgs = [], port, readyT
   });
   live.add(child);
   let errText = '';
-  child.stdout.on('data', () => {});
+  child.stdout.on('data', (d) => { if (process.env.BENCH_SERVER_STDOUT) process.stderr.write(d); });
   child.stderr.on('data', (d) => {
     errText = (errText + d.toString()).slice(-8192);
   });
