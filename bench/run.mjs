@@ -171,10 +171,13 @@ function cleanup() {
   killAllServers();
 }
 
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(code);
+  });
+}
+process.on('exit', cleanup);
 
 main().then(
   () => cleanup(),
