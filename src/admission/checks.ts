@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { AdmissionCheck } from './types.js';
+import { authenticateCheck } from '../auth/authenticate.js';
+import { authorizeCheck } from '../auth/authorize.js';
 
 /** What checks may share across services (limiters, stores). */
 export interface CheckEnv {
@@ -24,7 +26,9 @@ export const CHECK_FACTORIES: CheckFactory[] = [
   // 1. request sanity and rate limits
   // 2. origin (RFC 6454)
   // 3. authentication
+  authenticateCheck,
   // 4. authorization
+  authorizeCheck,
   // 5. subprotocol negotiation
 ];
 

@@ -1,0 +1,121 @@
+/**
+ * The authentication check: runs a service's methods in order; the first that
+ * finds its kind of credentials decides (admit, or refuse). None found → 401
+ * naming every method's challenge. Failed attempts are counted per client
+ * address (and per user name for `basic`); past the limit → 429 + Retry-After
+ * before any credential is even looked at.
+ *
+ * Whatever decides, credential carriers in Sec-WebSocket-Protocol are removed
+ * from `ctx.offeredProtocols`, so the subprotocol check can never echo a token.
+ */
+import type { CheckFactory } from '../admission/checks.js';
+import { Rejection, type AdmissionCheck, type AdmissionContext, type Principal } from '../admission/types.js';
+import type { AuthMethodConfig, ServiceAuthConfig } from '../config/auth.js';
+import type { ServiceConfig } from '../config/schema.js';
+import type { Metrics } from '../observe/metrics.js';
+import { BasicAuthenticator } from './basic.js';
+import { stopWatching } from './expiry.js';
+import { offeredProtocols } from './credentials.js';
+import { ForwardAuthenticator } from './forward.js';
+import { loadIdentityKey } from './identity.js';
+import { JwtAuthenticator } from './jwt.js';
+import { badRequest, tooManyFailures, unauthorized } from './rejections.js';
+import { authRuntime, type AuthRuntime } from './runtime.js';
+import { TicketAuthenticator } from './ticket.js';
+import type { Authenticator } from './types.js';
+
+export class AuthChain {
+  private readonly challenge: string;
+  private readonly carrierPrefixes: string[];
+
+  constructor(
+    readonly service: string,
+    private readonly authenticators: Authenticator[],
+    methods: AuthMethodConfig[],
+    private readonly runtime: AuthRuntime,
+    private readonly metrics?: Metrics,
+  ) {
+    const challenges = authenticators.map((a) => a.challenge).filter((c): c is string => c !== undefined);
+    this.challenge = challenges.length > 0 ? challenges.join(', ') : 'Session realm="gatehouse"';
+    this.carrierPrefixes = methods.flatMap((m) => {
+      if (m.type === 'jwt') return m.from.includes('protocol') ? [m.protocol_prefix] : [];
+      if (m.type === 'ticket') return [m.protocol_prefix];
+      return [];
+    });
+  }
+
+  /** Who is calling, or why not. Never throws for bad input. */
+  async run(ctx: AdmissionContext): Promise<Principal | Rejection> {
+    try {
+      return await this.decide(ctx);
+    } finally {
+      this.scrubCarriers(ctx);
+    }
+  }
+
+  private async decide(ctx: AdmissionContext): Promise<Principal | Rejection> {
+    const address = ctx.request.remoteAddress;
+    const wait = this.runtime.addressFailures.blockedFor(address);
+    if (wait > 0) return tooManyFailures(wait / 1000);
+    if (this.carrierPrefixes.length > 0 && offeredProtocols(ctx) === undefined) return badRequest('protocol_header_malformed');
+
+    for (const authenticator of this.authenticators) {
+      const outcome = await authenticator.authenticate(ctx);
+      if (outcome.kind === 'none') continue;
+      if (outcome.kind === 'ok') {
+        this.metrics?.inc('gatehouse_auth_total', { method: authenticator.method, result: 'ok' });
+        return outcome.principal;
+      }
+      this.metrics?.inc('gatehouse_auth_total', { method: authenticator.method, result: outcome.rejection.reason });
+      if (outcome.failed) {
+        this.runtime.addressFailures.fail(address);
+        if (outcome.user !== undefined) this.runtime.userFailures.fail(outcome.user);
+      }
+      return outcome.rejection;
+    }
+    return unauthorized('auth_missing', this.challenge);
+  }
+
+  private scrubCarriers(ctx: AdmissionContext): void {
+    if (this.carrierPrefixes.length === 0 || ctx.offeredProtocols.length === 0) return;
+    ctx.offeredProtocols = ctx.offeredProtocols.filter((p) => !this.carrierPrefixes.some((prefix) => p.startsWith(prefix)));
+  }
+}
+
+export function buildAuthenticators(service: ServiceConfig, auth: ServiceAuthConfig, runtime: AuthRuntime, includeTickets: boolean): Authenticator[] {
+  const out: Authenticator[] = [];
+  for (const m of auth.methods) {
+    switch (m.type) {
+      case 'basic': out.push(new BasicAuthenticator(m, runtime.userFailures)); break;
+      case 'jwt': out.push(new JwtAuthenticator(m, runtime.jwks)); break;
+      case 'forward': out.push(new ForwardAuthenticator(m, service.name)); break;
+      case 'ticket': if (includeTickets) out.push(new TicketAuthenticator(m, runtime.tickets)); break;
+    }
+  }
+  return out;
+}
+
+/** Slot 3 of CHECK_FACTORIES. */
+export const authenticateCheck: CheckFactory = (service, env): AdmissionCheck | undefined => {
+  // Fail at start, not at the first connection, when the identity key is unusable.
+  if (service.identity.mode === 'jwt' && service.identity.signing_key_file) loadIdentityKey(service.identity.signing_key_file);
+  const auth = service.auth;
+  if (!auth) return undefined;
+  const runtime = authRuntime(env.config);
+  const chain = new AuthChain(service.name, buildAuthenticators(service, auth, runtime, true), auth.methods, runtime, env.metrics);
+  if (auth.methods.some((m) => m.type === 'ticket')) {
+    const others = auth.methods.filter((m) => m.type !== 'ticket');
+    runtime.ticketIssuers.set(service.name, new AuthChain(service.name, buildAuthenticators(service, { ...auth, methods: others }, runtime, false), others, runtime, env.metrics));
+  }
+  return {
+    name: 'authenticate',
+    async check(ctx) {
+      const result = await chain.run(ctx);
+      if (result instanceof Rejection) return result;
+      ctx.principal = result;
+      // When the connection ends (or a later check refuses), its expiry watch ends too.
+      ctx.onRelease(() => stopWatching(result));
+      return undefined;
+    },
+  };
+};

@@ -1,0 +1,69 @@
+/**
+ * HTTP Basic authentication (RFC 7617) against a users file. Wrong password
+ * and unknown user take the same time and give the same answer (401 with
+ * `WWW-Authenticate: Basic realm="…"`); a user name that keeps failing is
+ * refused with 429 before any hash is computed.
+ */
+import type { AdmissionContext } from '../admission/types.js';
+import type { BasicMethodConfig } from '../config/auth.js';
+import { findAuthorization } from './credentials.js';
+import type { FailureLimiter } from './failure-limiter.js';
+import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import { tooManyFailures, unauthorized } from './rejections.js';
+import { NONE, type AuthOutcome, type Authenticator } from './types.js';
+import { loadUsersFile } from './users-file.js';
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const MAX_USER = 256;
+const MAX_PASSWORD = 1024;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export type BasicCredentials = { user: string; password: string };
+
+/** Decodes `Basic` credentials; undefined when they are not valid base64 of UTF-8 `user:password`. */
+export function decodeBasic(value: string): BasicCredentials | undefined {
+  if (value.length > 4 * Math.ceil((MAX_USER + MAX_PASSWORD + 1) * 4 / 3 / 4) || !BASE64.test(value)) return undefined;
+  let text: string;
+  try {
+    text = utf8.decode(Buffer.from(value, 'base64'));
+  } catch {
+    return undefined;
+  }
+  const colon = text.indexOf(':');
+  if (colon <= 0) return undefined;
+  const user = text.slice(0, colon);
+  const password = text.slice(colon + 1);
+  if (user.length > MAX_USER || password.length > MAX_PASSWORD || /[\x00-\x1f\x7f]/.test(user)) return undefined;
+  return { user, password };
+}
+
+export class BasicAuthenticator implements Authenticator {
+  readonly method = 'basic';
+  readonly challenge: string;
+  private readonly users: Map<string, string>;
+
+  constructor(private readonly config: BasicMethodConfig, private readonly userFailures: FailureLimiter) {
+    this.challenge = `Basic realm="${config.realm}", charset="UTF-8"`;
+    this.users = loadUsersFile(config.users_file);
+    // Start computing the timing-equaliser hash now, not on the first unknown user.
+    void dummyPasswordHash();
+  }
+
+  async authenticate(ctx: AdmissionContext): Promise<AuthOutcome> {
+    const auth = findAuthorization(ctx.request);
+    if (auth.kind !== 'found' || auth.scheme !== 'basic') return NONE;
+    const creds = decodeBasic(auth.value);
+    if (!creds) return { kind: 'refused', rejection: unauthorized('basic_malformed', this.challenge), failed: true };
+    const wait = this.userFailures.blockedFor(`basic:${creds.user}`);
+    if (wait > 0) return { kind: 'refused', rejection: tooManyFailures(wait / 1000), failed: false };
+    const stored = this.users.get(creds.user);
+    const ok = await verifyPassword(creds.password, stored ?? await dummyPasswordHash());
+    if (!ok || stored === undefined) {
+      return { kind: 'refused', rejection: unauthorized('basic_invalid', this.challenge), failed: true, user: `basic:${creds.user}` };
+    }
+    return {
+      kind: 'ok',
+      principal: { id: creds.user, roles: [...(this.config.roles[creds.user] ?? [])], claims: {}, method: 'basic' },
+    };
+  }
+}

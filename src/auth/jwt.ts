@@ -1,0 +1,151 @@
+/**
+ * JWT bearer authentication with jose. The token comes from `Authorization:
+ * Bearer`, a named cookie, a `Sec-WebSocket-Protocol` entry under a prefix
+ * (browsers cannot set headers; the entry is removed from the offer so it is
+ * never echoed), or — only when listed — a query parameter.
+ *
+ * The unverified `iss` picks one configured issuer; that issuer's algorithm
+ * allow-list, audience and keys then decide. `exp` is required: a connection
+ * must not outlive its token (expiry.ts closes it at `exp` + skew + grace).
+ */
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import type { AdmissionContext, Principal, Rejection } from '../admission/types.js';
+import type { JwtIssuerConfig, JwtMethodConfig } from '../config/auth.js';
+import { findAuthorization, findCookie, findQuery, takeProtocolCredential } from './credentials.js';
+import type { JwksRegistry, JwtKeySource } from './jwt-keys.js';
+import { unauthorized, unavailable } from './rejections.js';
+import { NONE, type AuthOutcome, type Authenticator } from './types.js';
+
+const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+type Found = { token: string } | { refused: Rejection } | undefined;
+
+export class JwtAuthenticator implements Authenticator {
+  readonly method = 'jwt';
+  readonly challenge = 'Bearer realm="gatehouse"';
+  private readonly issuers = new Map<string, { config: JwtIssuerConfig; keys: JwtKeySource }>();
+
+  constructor(private readonly config: JwtMethodConfig, registry: JwksRegistry) {
+    for (const issuer of config.issuers) this.issuers.set(issuer.issuer, { config: issuer, keys: registry.keysFor(issuer) });
+  }
+
+  private invalid(reason: string): AuthOutcome {
+    return { kind: 'refused', rejection: unauthorized(reason, 'Bearer realm="gatehouse", error="invalid_token"'), failed: true };
+  }
+
+  /** The token from the first configured source that has one. A protocol carrier is always removed. */
+  private find(ctx: AdmissionContext): Found {
+    const fromProtocol = this.config.from.includes('protocol') ? takeProtocolCredential(ctx, this.config.protocol_prefix) : undefined;
+    for (const source of this.config.from) {
+      switch (source) {
+        case 'header': {
+          const auth = findAuthorization(ctx.request);
+          if (auth.kind === 'found' && auth.scheme === 'bearer') return { token: auth.value };
+          break;
+        }
+        case 'cookie': {
+          const c = findCookie(ctx.request, this.config.cookie);
+          if (c.kind === 'ambiguous') return { refused: unauthorized('cookie_ambiguous', this.challenge) };
+          if (c.kind === 'found') return { token: c.value };
+          break;
+        }
+        case 'protocol':
+          if (fromProtocol !== undefined) return { token: fromProtocol };
+          break;
+        case 'query': {
+          const q = findQuery(ctx.request, this.config.query_param);
+          if (q.kind === 'ambiguous') return { refused: unauthorized('query_token_ambiguous', this.challenge) };
+          if (q.kind === 'found') return { token: q.value };
+          break;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  async authenticate(ctx: AdmissionContext): Promise<AuthOutcome> {
+    const found = this.find(ctx);
+    if (!found) return NONE;
+    if ('refused' in found) return { kind: 'refused', rejection: found.refused, failed: true };
+    const token = found.token;
+    if (token.length > this.config.max_length || !JWS_COMPACT.test(token)) return this.invalid('jwt_malformed');
+
+    let iss: string | undefined;
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+      iss = decodeJwt(token).iss;
+    } catch {
+      return this.invalid('jwt_malformed');
+    }
+    const issuer = iss === undefined ? undefined : this.issuers.get(iss);
+    if (!issuer) return this.invalid('jwt_unknown_issuer');
+    if (alg === undefined || !(issuer.config.algorithms as string[]).includes(alg)) return this.invalid('jwt_alg_not_allowed');
+
+    let payload: JWTPayload;
+    try {
+      const result = await jwtVerify(token, issuer.keys as Parameters<typeof jwtVerify>[1], {
+        issuer: issuer.config.issuer,
+        audience: issuer.config.audience,
+        algorithms: issuer.config.algorithms,
+        clockTolerance: this.config.clock_skew / 1000,
+        requiredClaims: ['exp'],
+      });
+      payload = result.payload;
+    } catch (err) {
+      const reason = joseReason(err);
+      if (reason === 'jwt_keys_unavailable') return { kind: 'refused', rejection: unavailable(reason), failed: false };
+      return this.invalid(reason);
+    }
+
+    const id = payload[this.config.subject_claim];
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256) return this.invalid('jwt_no_subject');
+    const principal: Principal = {
+      id,
+      roles: rolesFrom(payload[this.config.roles_claim]),
+      claims: payload as Record<string, unknown>,
+      // The moment the gateway itself would stop accepting this token.
+      expiresAt: (payload.exp as number) * 1000 + this.config.clock_skew,
+      method: 'jwt',
+    };
+    return { kind: 'ok', principal };
+  }
+}
+
+export function rolesFrom(claim: unknown): string[] {
+  if (typeof claim === 'string') return claim.split(/\s+/).filter(Boolean);
+  if (Array.isArray(claim)) return claim.filter((r): r is string => typeof r === 'string');
+  return [];
+}
+
+/** jose's error codes → our stable reason codes. */
+export function joseReason(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  switch (code) {
+    case 'ERR_JWT_EXPIRED': return 'jwt_expired';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
+      const claim = (err as { claim?: string }).claim;
+      if (claim === 'nbf' || claim === 'iat') return 'jwt_not_yet_valid';
+      if (claim === 'aud') return 'jwt_wrong_audience';
+      if (claim === 'iss') return 'jwt_unknown_issuer';
+      return 'jwt_claims_invalid';
+    }
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED': return 'jwt_bad_signature';
+    case 'ERR_JWKS_NO_MATCHING_KEY': return 'jwt_unknown_key';
+    case 'ERR_JOSE_ALG_NOT_ALLOWED': return 'jwt_alg_not_allowed';
+    case 'ERR_JWKS_TIMEOUT': return 'jwt_keys_unavailable';
+    case 'ERR_JWKS_INVALID': return 'jwt_keys_unavailable';
+    case 'ERR_JOSE_GENERIC': return 'jwt_keys_unavailable';
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+    case 'ERR_JWK_INVALID':
+      return 'jwt_malformed';
+    default:
+      // A failed JWKS fetch surfaces as fetch's own TypeError or an abort, without a jose code.
+      if (code === undefined && err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError' || /fetch/i.test(err.message))) {
+        return 'jwt_keys_unavailable';
+      }
+      return 'jwt_invalid';
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Methods whose credentials can be revoked behind our back (`forward`: the web
+ * app's session may be logged out) attach a re-check to the principal they
+ * establish. expiry.ts runs it every `interval` for each open connection.
+ * Kept beside the principal, not inside it, so the Admission stays plain data.
+ */
+import type { Principal } from '../admission/types.js';
+
+/** `valid`: still good; `invalid`: revoked → close 1008; `unknown`: could not ask (keep, try again). */
+export type RecheckResult = 'valid' | 'invalid' | 'unknown';
+
+export interface CredentialRecheck {
+  readonly interval: number;
+  recheck(): Promise<RecheckResult>;
+}
+
+const rechecks = new WeakMap<Principal, CredentialRecheck>();
+
+export function setRecheck(principal: Principal, recheck: CredentialRecheck): void {
+  rechecks.set(principal, recheck);
+}
+
+export function recheckOf(principal: Principal | undefined): CredentialRecheck | undefined {
+  return principal ? rechecks.get(principal) : undefined;
+}
