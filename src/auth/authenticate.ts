@@ -15,7 +15,7 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { Metrics } from '../observe/metrics.js';
 import { BasicAuthenticator } from './basic.js';
 import { stopWatching } from './expiry.js';
-import { offeredProtocols } from './credentials.js';
+import { headerCount, offeredProtocols } from './credentials.js';
 import { ForwardAuthenticator } from './forward.js';
 import { loadIdentityKey } from './identity.js';
 import { JwtAuthenticator } from './jwt.js';
@@ -58,6 +58,11 @@ export class AuthChain {
     const wait = this.runtime.addressFailures.blockedFor(address);
     if (wait > 0) return tooManyFailures(wait / 1000);
     if (this.carrierPrefixes.length > 0 && offeredProtocols(ctx) === undefined) return badRequest('protocol_header_malformed');
+    // Node keeps only the first of several Authorization headers; which one a proxy saw is unknowable.
+    if (headerCount(ctx.request, 'authorization') > 1) {
+      this.runtime.addressFailures.fail(address);
+      return unauthorized('credentials_ambiguous', this.challenge);
+    }
 
     for (const authenticator of this.authenticators) {
       const outcome = await authenticator.authenticate(ctx);

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import bcrypt from 'bcryptjs';
+import { isAuthorized } from '../../../src/auth/authorize.js';
+import { findCookie, takeProtocolCredential } from '../../../src/auth/credentials.js';
+import { FailureLimiter } from '../../../src/auth/failure-limiter.js';
+import { hashPasswordCommand } from '../../../src/auth/hash-password-command.js';
+import { hashAlgorithmOf, hashPassword, verifyPassword } from '../../../src/auth/passwords.js';
+import { DeadlineScheduler } from '../../../src/auth/scheduler.js';
+import { parseUsersFile } from '../../../src/auth/users-file.js';
+import { ConfigError } from '../../../src/errors.js';
+import type { AdmissionContext } from '../../../src/admission/types.js';
+import { request } from './harness.js';
+
+describe('password hashes', () => {
+  it('verifies scrypt, argon2id and bcrypt ($2y$, $2b$) hashes and rejects wrong passwords', async () => {
+    for (const alg of ['scrypt', 'argon2id', 'bcrypt'] as const) {
+      const h = await hashPassword('pässwörd', alg);
+      assert.equal(hashAlgorithmOf(h), alg);
+      assert.equal(await verifyPassword('pässwörd', h), true, alg);
+      assert.equal(await verifyPassword('passwörd', h), false, alg);
+    }
+    const y = bcrypt.hashSync('apache', 5).replace(/^\$2b\$/, '$2y$');
+    assert.equal(await verifyPassword('apache', y), true);
+  });
+
+  it('refuses unknown hash formats and out-of-range scrypt parameters', async () => {
+    await assert.rejects(verifyPassword('x', '{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M='), { code: 'GH_AUTH_BAD_HASH' });
+    await assert.rejects(verifyPassword('x', `$scrypt$ln=30,r=8,p=1$${'A'.repeat(22)}$${'B'.repeat(43)}`), { code: 'GH_AUTH_BAD_HASH' });
+  });
+
+  it('parses a users file and reports bad lines without echoing hashes', async () => {
+    const good = await hashPassword('x');
+    const users = parseUsersFile(`# comment\n\nalice:${good}\n`, 'users');
+    assert.equal(users.get('alice'), good);
+    assert.throws(() => parseUsersFile('bob:{SHA}secrethash\nalice\n', 'users'), (err: ConfigError) => {
+      assert.equal(err.code, 'GH_CONFIG_INVALID');
+      assert.equal(err.issues.length, 2);
+      assert.ok(!err.issues.join(' ').includes('secrethash'), 'hash echoed');
+      return true;
+    });
+  });
+});
+
+describe('gatehouse hash-password', () => {
+  async function run(args: string[], input: string) {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '', err = '';
+    stdout.on('data', (c) => { out += c; });
+    stderr.on('data', (c) => { err += c; });
+    stdin.end(input);
+    const code = await hashPasswordCommand(args, { stdin, stdout, stderr });
+    return { code, out, err };
+  }
+
+  it('hashes a password read from stdin, as name:hash with --user', async () => {
+    const r = await run(['--user', 'alice', '--algorithm', 'argon2id'], 'open sesame\n');
+    assert.equal(r.code, 0, r.err);
+    const m = /^alice:(\$argon2id\$\S+)\n$/.exec(r.out);
+    assert.ok(m, r.out);
+    assert.equal(await verifyPassword('open sesame', m[1]), true);
+    assert.ok(!r.out.includes('open sesame'), 'password echoed');
+  });
+
+  it('defaults to scrypt and refuses bad arguments and empty input', async () => {
+    const r = await run([], 'pw');
+    assert.equal(r.code, 0);
+    assert.equal(hashAlgorithmOf(r.out.trim()), 'scrypt');
+    assert.equal((await run(['--algorithm', 'md5'], 'pw\n')).code, 2);
+    assert.equal((await run(['--user', 'a:b'], 'pw\n')).code, 2);
+    assert.equal((await run([], '')).code, 1);
+  });
+});
+
+describe('failure limiter', () => {
+  it('blocks a key at its limit until the window ends, and bounds its memory', () => {
+    let now = 0;
+    const l = new FailureLimiter(3, 60_000, 100, () => now);
+    for (let i = 0; i < 2; i++) l.fail('a');
+    assert.equal(l.blockedFor('a'), 0);
+    l.fail('a');
+    now = 10_000;
+    assert.equal(l.blockedFor('a'), 50_000);
+    assert.equal(l.blockedFor('b'), 0, 'other keys unaffected');
+    now = 60_000;
+    assert.equal(l.blockedFor('a'), 0, 'window over');
+    for (let i = 0; i < 1000; i++) l.fail(`k${i}`);
+    assert.ok(l.size <= 100, `size ${l.size}`);
+  });
+});
+
+describe('deadline scheduler', () => {
+  it('runs tasks in deadline order on one timer, skipping cancelled ones', async () => {
+    const s = new DeadlineScheduler();
+    const ran: string[] = [];
+    const start = Date.now();
+    const done = new Promise<void>((resolve) => {
+      s.schedule(start + 30, () => ran.push('c'));
+      s.schedule(start + 10, () => ran.push('a'));
+      const x = s.schedule(start + 15, () => ran.push('x'));
+      s.schedule(start + 20, () => { ran.push('b'); throw new Error('a failing task does not stop others'); });
+      s.schedule(start + 40, () => { ran.push('d'); resolve(); });
+      x.cancel();
+    });
+    // The scheduler's timer is unref'd (deadlines never keep a process alive): hold the loop open meanwhile.
+    const keepAlive = setInterval(() => {}, 1000);
+    await done;
+    clearInterval(keepAlive);
+    assert.deepEqual(ran, ['a', 'b', 'c', 'd']);
+    assert.equal(s.size, 0);
+  });
+
+  it('compacts when most tasks are cancelled', () => {
+    const s = new DeadlineScheduler();
+    const far = Date.now() + 3_600_000;
+    const tasks = Array.from({ length: 5000 }, (_, i) => s.schedule(far + i, () => {}));
+    for (const t of tasks.slice(0, 4990)) t.cancel();
+    assert.equal(s.size, 10);
+    for (const t of tasks.slice(4990)) t.cancel();
+    assert.equal(s.size, 0);
+  });
+});
+
+describe('credential helpers', () => {
+  it('finds a cookie, tolerates a repeated equal value, flags conflicting ones', () => {
+    assert.deepEqual(findCookie(request({ headers: { cookie: 'a=1; sid=x; b=2' } }), 'sid'), { kind: 'found', value: 'x' });
+    assert.deepEqual(findCookie(request({ headers: { cookie: 'sid=x; sid=x' } }), 'sid'), { kind: 'found', value: 'x' });
+    assert.deepEqual(findCookie(request({ headers: { cookie: 'sid=x; sid=y' } }), 'sid'), { kind: 'ambiguous' });
+    assert.deepEqual(findCookie(request({ headers: { cookie: 'SID=x' } }), 'sid'), { kind: 'absent' });
+  });
+
+  it('takes a protocol-carried credential out of the offer, parsing the header if needed', () => {
+    const ctx = { request: request({ headers: { 'sec-websocket-protocol': 'v12.stomp, bearer.abc.def.ghi, v11.stomp' } }), offeredProtocols: [] as string[] } as unknown as AdmissionContext;
+    assert.equal(takeProtocolCredential(ctx, 'bearer.'), 'abc.def.ghi');
+    assert.deepEqual(ctx.offeredProtocols, ['v12.stomp', 'v11.stomp']);
+  });
+});
+
+describe('authorization rules', () => {
+  const p = { id: 'alice', roles: ['staff'], claims: { plan: 'pro', groups: ['a', 'b'], admin: true }, method: 'jwt' };
+  it('allows by user, role or claim value; refuses otherwise', () => {
+    const base = { users: [], roles: [], claims: {} };
+    assert.equal(isAuthorized(p, base), true, 'empty rules: any authenticated principal');
+    assert.equal(isAuthorized(p, { ...base, users: ['alice'] }), true);
+    assert.equal(isAuthorized(p, { ...base, users: ['bob'] }), false);
+    assert.equal(isAuthorized(p, { ...base, roles: ['staff'] }), true);
+    assert.equal(isAuthorized(p, { ...base, roles: ['admin'] }), false);
+    assert.equal(isAuthorized(p, { ...base, claims: { plan: ['pro', 'team'] } }), true);
+    assert.equal(isAuthorized(p, { ...base, claims: { groups: ['b'] } }), true);
+    assert.equal(isAuthorized(p, { ...base, claims: { admin: ['true'] } }), true);
+    assert.equal(isAuthorized(p, { ...base, claims: { plan: ['free'] } }), false);
+    assert.equal(isAuthorized(p, { ...base, claims: { constructor: ['x'] } }), false, 'no prototype lookups');
+  });
+});
