@@ -7,6 +7,7 @@ import { ConfigError } from './errors.js';
 import { loadConfigFile, loadDefaultConfig } from './config/load.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { Gateway } from './gateway.js';
+import { HASH_PASSWORD_USAGE, hashPasswordCommand } from './auth/hash-password-command.js';
 
 export interface Command {
   summary: string;
@@ -82,7 +83,13 @@ const check: Command = {
   },
 };
 
-export const COMMANDS: Record<string, Command> = { start, check };
+const hashPassword: Command = {
+  summary: 'hash a password (read from stdin) for a basic-auth users file',
+  usage: HASH_PASSWORD_USAGE.replace(/^usage: /, ''),
+  run: (args) => hashPasswordCommand(args, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }),
+};
+
+export const COMMANDS: Record<string, Command> = { start, check, 'hash-password': hashPassword };
 
 function help(): void {
   console.log('gatehouse — a secure WebSocket gateway\n\nCommands:');

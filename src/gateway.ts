@@ -13,6 +13,9 @@ import { Audit } from './observe/audit.js';
 import { createLogger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createService } from './services/index.js';
+import { watchCredentials } from './auth/expiry.js';
+import { ticketHttpHandler } from './auth/ticket-endpoint.js';
+import { toAdmissionRequest } from './front/request.js';
 import type { Service } from './services/types.js';
 
 export interface GatewayOptions {
@@ -34,6 +37,9 @@ export class Gateway {
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
     this.front = new FrontDoor(this.buildContext(config));
+    // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
+    this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
+    this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });
   }
 
   static async start(config: GatehouseConfig, opts: GatewayOptions = {}): Promise<Gateway> {

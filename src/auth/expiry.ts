@@ -7,9 +7,10 @@
  *  - when a periodic re-check of a revocable credential (`forward`, every
  *    `revalidate`) says it is no longer valid.
  *
- * The front door calls `watchCredentials(channel, { audit })` once after
- * `session.attach(channel)`. All connections share one DeadlineScheduler.
- * Watches end when the channel closes or its Admission is released.
+ * The composition root registers it as a front-door channel hook:
+ *   front.addChannelHook((channel, admission, ctx) => watchCredentials(channel, admission, { audit: ctx.audit }))
+ * All connections share one DeadlineScheduler. Watches end when the channel
+ * closes or its Admission is released.
  */
 import type { Admission, Principal } from '../admission/types.js';
 import type { Channel } from '../channel.js';
@@ -42,8 +43,7 @@ export function stopWatching(principal: Principal | undefined): void {
  * stopped by `stopWatching(admission.principal)`, which the authenticate check
  * registers as a release action of the Admission).
  */
-export function watchCredentials(channel: Channel, deps: WatchDeps = {}): () => void {
-  const admission: Admission = channel.admission;
+export function watchCredentials(channel: Channel, admission: Admission, deps: WatchDeps = {}): () => void {
   const principal = admission.principal;
   if (!principal) return () => {};
   const sched = deps.scheduler ?? scheduler;
@@ -59,6 +59,7 @@ export function watchCredentials(channel: Channel, deps: WatchDeps = {}): () => 
     if (watches.get(principal) === stop) watches.delete(principal);
   };
   watches.set(principal, stop);
+  channel.whenClosed(stop);
 
   const expire = (why: 'expired' | 'revoked'): void => {
     if (stopped) return;
