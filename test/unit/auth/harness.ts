@@ -8,6 +8,8 @@ import { AdmissionPipeline } from '../../../src/admission/pipeline.js';
 import type { Admission, AdmissionRequest } from '../../../src/admission/types.js';
 import { Rejection } from '../../../src/admission/types.js';
 import { parseConfig, servicesOf } from '../../../src/config/load.js';
+import { limitsSchema } from '../../../src/config/limits.js';
+import { echoServiceSchema } from '../../../src/config/service.js';
 import type { GatehouseConfig, ServiceConfig } from '../../../src/config/schema.js';
 import { Audit } from '../../../src/observe/audit.js';
 import { createLogger } from '../../../src/observe/log.js';
@@ -25,8 +27,30 @@ export interface Harness {
   admit(service: string, req?: Omit<Partial<AdmissionRequest>, 'headers'> & { headers?: Record<string, string | string[]> }): Promise<Admission | Rejection>;
 }
 
-export function makeHarness(rawConfig: unknown): Harness {
-  const config = parseConfig(rawConfig, {});
+/** Origins every test service allows (when the schema has the origin policy keys). */
+export const TEST_ORIGINS = ['http://gw.test', 'https://other.gw.test'];
+
+/**
+ * These tests are about authentication: where the admission issue's origin
+ * policy is in the schema, services admit the test origins and clients
+ * without Origin (non-browser), unless a test says otherwise.
+ */
+function withOriginPolicy(raw: Record<string, unknown>): Record<string, unknown> {
+  const shape = echoServiceSchema.shape as Record<string, unknown>;
+  // Many handshakes come from one test address in a burst: the handshake rate limit is not under test here.
+  if ('handshake_burst' in (limitsSchema.shape as Record<string, unknown>)) {
+    raw = { ...raw, limits: { handshake_rate: 100_000, handshake_burst: 100_000, ...(raw.limits as object | undefined) } };
+  }
+  if (!('origins' in shape) || !('allow_missing_origin' in shape)) return raw;
+  const services: Record<string, unknown> = {};
+  for (const [name, svc] of Object.entries((raw.services ?? {}) as Record<string, Record<string, unknown>>)) {
+    services[name] = { origins: TEST_ORIGINS, allow_missing_origin: true, ...svc };
+  }
+  return { ...raw, services };
+}
+
+export function makeHarness(rawConfig: Record<string, unknown>): Harness {
+  const config = parseConfig(withOriginPolicy(rawConfig), {});
   const lines: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
   const log = createLogger('debug', sink);
