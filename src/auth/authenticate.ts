@@ -108,8 +108,9 @@ export const authenticateCheck: CheckFactory = (service, env): AdmissionCheck | 
   if (!auth) return undefined;
   const runtime = authRuntime(env.config);
   const chain = new AuthChain(service.name, buildAuthenticators(service, auth, runtime, true), auth.methods, runtime, env.metrics);
-  if (auth.methods.some((m) => m.type === 'ticket')) {
-    const others = auth.methods.filter((m) => m.type !== 'ticket');
+  const others = auth.methods.filter((m) => m.type !== 'ticket');
+  // Tickets are issued to callers authenticated by another of the service's methods.
+  if (others.length > 0 && others.length < auth.methods.length) {
     runtime.ticketIssuers.set(service.name, new AuthChain(service.name, buildAuthenticators(service, { ...auth, methods: others }, runtime, false), others, runtime, env.metrics));
   }
   return {

@@ -4,6 +4,8 @@
  * and a live connection closed with 1008 when its token expires.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,20 @@ import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { closed, connect, open, rawUpgrade, refused, roundTrip } from './common.js';
 
 const ISS = 'https://login.test';
+const PYTHON = '/usr/bin/python3';
+const PY_CLIENT = String.raw`
+import asyncio, json, sys
+import websockets
+
+async def main():
+    url, token = sys.argv[1], sys.argv[2]
+    async with websockets.connect(url, subprotocols=["chat.v1", "bearer." + token], compression=None) as ws:
+        await ws.send("from python")
+        echo = await asyncio.wait_for(ws.recv(), 10)
+        print(json.dumps({"subprotocol": ws.subprotocol, "echo": echo}))
+
+asyncio.run(main())
+`;
 let gw: TestGateway;
 let key: CryptoKey;
 let otherKey: CryptoKey;
@@ -35,6 +51,7 @@ before(async () => {
       chat: {
         path: '/chat', type: 'echo', allow_missing_origin: true, subprotocols: ['chat.v1'],
         auth: {
+          grace: '500ms',
           methods: [{ type: 'jwt', from: ['header', 'protocol'], clock_skew: 0,
             issuers: [{ issuer: ISS, audience: 'chat', algorithms: ['ES256'], key_files: [join(dir, 'issuer.pem')] }] }],
         },
@@ -66,6 +83,17 @@ describe('jwt through the gateway', () => {
     const raw = await rawUpgrade(gw.url('/chat'), { 'sec-websocket-protocol': `bearer.${t}` });
     assert.equal(raw.status, 101);
     assert.equal(raw.headers['sec-websocket-protocol'], undefined);
+  });
+
+  it('an independent client (Python websockets) carries the token as a subprotocol; the 101 names only chat.v1', async () => {
+    const t = await token({ sub: 'py' });
+    const child = spawn(PYTHON, ['-c', PY_CLIENT, gw.url('/chat'), t], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0, err);
+    assert.deepEqual(JSON.parse(out), { subprotocol: 'chat.v1', echo: 'from python' });
   });
 
   it('refuses bad tokens with 401, an audit reason and no token in the log; a canary keeps working', async () => {
@@ -101,7 +129,7 @@ describe('jwt through the gateway', () => {
     const { code, reason } = await closed(ws);
     assert.equal(code, 1008);
     assert.equal(reason, 'credential expired');
-    assert.ok(Date.now() >= exp * 1000, 'not closed before the token expired');
+    assert.ok(Date.now() >= exp * 1000 + 500, 'not closed before the token expired plus the grace');
     assert.ok(gw.logs.some((l) => l.reason === 'credential_expired' && l.principal === 'short'), 'audit line');
     assert.equal(await roundTrip(canary, 'still here'), 'still here');
     canary.close();

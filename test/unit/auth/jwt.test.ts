@@ -141,6 +141,8 @@ describe('jwt authentication (JWKS over HTTP)', () => {
   let server: http.Server;
   let jwks: { keys: JWK[] } = { keys: [] };
   let fetches = 0;
+  let attackerFetches = 0;
+  let port = 0;
   let h: Harness;
   let k1: { publicKey: CryptoKey; privateKey: CryptoKey };
   let k2: { publicKey: CryptoKey; privateKey: CryptoKey };
@@ -149,9 +151,9 @@ describe('jwt authentication (JWKS over HTTP)', () => {
     k1 = await generateKeyPair('ES256', { extractable: true });
     k2 = await generateKeyPair('ES256', { extractable: true });
     jwks = { keys: [{ ...(await exportJWK(k1.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] };
-    server = http.createServer((_req, res) => { fetches++; res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify(jwks)); });
+    server = http.createServer((req, res) => { if (req.url !== '/jwks.json') { attackerFetches++; res.writeHead(404); res.end(); return; } fetches++; res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify(jwks)); });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    port = (server.address() as AddressInfo).port;
     h = makeHarness({
       services: {
         live: {
@@ -185,6 +187,18 @@ describe('jwt authentication (JWKS over HTTP)', () => {
     const r = await h.admit('live', { headers: { authorization: `Bearer ${t3}` } });
     assert.ok(isRejection(r));
     assert.equal(r.status, 401);
+  });
+
+  it('never fetches keys a token points to (jku, x5u) and ignores an embedded jwk', async () => {
+    const attacker = await generateKeyPair('ES256', { extractable: true });
+    const t = await new SignJWT({}).setProtectedHeader({
+      alg: 'ES256', kid: '../../dev/null', jku: `http://127.0.0.1:${port}/evil-jwks`, x5u: `http://127.0.0.1:${port}/evil-cert`,
+      jwk: await exportJWK(attacker.publicKey),
+    }).setSubject('mallory').setIssuer(ISS).setAudience(AUD).setExpirationTime('5m').sign(attacker.privateKey);
+    const r = await h.admit('live', { headers: { authorization: `Bearer ${t}` } });
+    assert.ok(isRejection(r), 'refused');
+    assert.equal(r.status, 401);
+    assert.equal(attackerFetches, 0, 'no request to a URL named by the token');
   });
 
   it('answers 503 when the key set cannot be fetched', async () => {
