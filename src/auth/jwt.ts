@@ -8,11 +8,12 @@
  * allow-list, audience and keys then decide. `exp` is required: a connection
  * must not outlive its token (expiry.ts closes it at `exp` + skew + grace).
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import type { CryptoKey, JWSHeaderParameters } from 'jose';
 import type { AdmissionContext, Principal, Rejection } from '../admission/types.js';
 import type { JwtIssuerConfig, JwtMethodConfig } from '../config/auth.js';
 import { findAuthorization, findCookie, findQuery, takeProtocolCredential } from './credentials.js';
 import type { JwksRegistry, JwtKeySource } from './jwt-keys.js';
+import { keyObjectOf, verifyJwsSignature } from './jws-verify.js';
 import { unauthorized, unavailable } from './rejections.js';
 import { NONE, type AuthOutcome, type Authenticator } from './types.js';
 
@@ -70,33 +71,41 @@ export class JwtAuthenticator implements Authenticator {
     const token = found.token;
     if (token.length > this.config.max_length || !JWS_COMPACT.test(token)) return this.invalid('jwt_malformed');
 
-    let iss: string | undefined;
-    let alg: string | undefined;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-      iss = decodeJwt(token).iss;
-    } catch {
-      return this.invalid('jwt_malformed');
-    }
-    const issuer = iss === undefined ? undefined : this.issuers.get(iss);
+    const [h64, p64, s64] = token.split('.');
+    const header = parseSegment(h64);
+    const payload = parseSegment(p64);
+    if (!header || !payload) return this.invalid('jwt_malformed');
+    // We implement no JWS extension, so any critical one is unknown to us (RFC 7515 §4.1.11).
+    if (header.crit !== undefined) return this.invalid('jwt_malformed');
+    const issuer = typeof payload.iss === 'string' ? this.issuers.get(payload.iss) : undefined;
     if (!issuer) return this.invalid('jwt_unknown_issuer');
-    if (alg === undefined || !(issuer.config.algorithms as string[]).includes(alg)) return this.invalid('jwt_alg_not_allowed');
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !(issuer.config.algorithms as string[]).includes(alg)) return this.invalid('jwt_alg_not_allowed');
 
-    let payload: JWTPayload;
-    try {
-      const result = await jwtVerify(token, issuer.keys as Parameters<typeof jwtVerify>[1], {
-        issuer: issuer.config.issuer,
-        audience: issuer.config.audience,
-        algorithms: issuer.config.algorithms,
-        clockTolerance: this.config.clock_skew / 1000,
-        requiredClaims: ['exp'],
-      });
-      payload = result.payload;
-    } catch (err) {
-      const reason = joseReason(err);
-      if (reason === 'jwt_keys_unavailable') return { kind: 'refused', rejection: unavailable(reason), failed: false };
-      return this.invalid(reason);
+    const signingInput = `${h64}.${p64}`;
+    let verified = false;
+    if (issuer.keys instanceof Uint8Array) {
+      verified = verifyJwsSignature(alg, signingInput, s64, issuer.keys);
+    } else {
+      try {
+        // jose picks the key (kid, kty, crv, rotation of a remote set); node:crypto checks the signature.
+        const key = await issuer.keys(header as JWSHeaderParameters, { protected: h64, payload: p64, signature: s64 });
+        verified = verifyJwsSignature(alg, signingInput, s64, keyObjectOf(key));
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') {
+          for await (const candidate of err as AsyncIterable<CryptoKey>) {
+            if (verifyJwsSignature(alg, signingInput, s64, keyObjectOf(candidate))) { verified = true; break; }
+          }
+        } else {
+          const reason = joseReason(err);
+          if (reason === 'jwt_keys_unavailable') return { kind: 'refused', rejection: unavailable(reason), failed: false };
+          return this.invalid(reason);
+        }
+      }
     }
+    if (!verified) return this.invalid('jwt_bad_signature');
+    const claimProblem = checkClaims(payload, issuer.config, this.config.clock_skew);
+    if (claimProblem) return this.invalid(claimProblem);
 
     const id = payload[this.config.subject_claim];
     if (typeof id !== 'string' || id.length === 0 || id.length > 256) return this.invalid('jwt_no_subject');
@@ -110,6 +119,38 @@ export class JwtAuthenticator implements Authenticator {
     };
     return { kind: 'ok', principal };
   }
+}
+
+/** A base64url segment holding a JSON object, or undefined. */
+function parseSegment(segment: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The registered claims, as RFC 7519 §4.1 and jose's jwtVerify check them:
+ * `iss` exact, `aud` one of the accepted audiences, `exp` required and in the
+ * future, `nbf` not in the future, `iat` a number — each with `skew` tolerance.
+ * Returns the reason code of the first problem.
+ */
+export function checkClaims(payload: Record<string, unknown>, issuer: JwtIssuerConfig, skewMs: number, nowMs = Date.now()): string | undefined {
+  const now = Math.floor(nowMs / 1000);
+  const tolerance = skewMs / 1000;
+  if (payload.iss !== issuer.issuer) return 'jwt_unknown_issuer';
+  const aud = payload.aud;
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  if (!audiences.some((a) => typeof a === 'string' && issuer.audience.includes(a))) return 'jwt_wrong_audience';
+  const { exp, nbf, iat } = payload;
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return 'jwt_claims_invalid';
+  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) return 'jwt_claims_invalid';
+  if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) return 'jwt_claims_invalid';
+  if (exp <= now - tolerance) return 'jwt_expired';
+  if (nbf !== undefined && nbf > now + tolerance) return 'jwt_not_yet_valid';
+  return undefined;
 }
 
 export function rolesFrom(claim: unknown): string[] {

@@ -28,11 +28,11 @@ export const jwtIssuerSchema = z.strictObject({
   /** Accepted `aud` values (the token must name at least one). */
   audience: stringList().pipe(z.array(z.string().min(1)).min(1)),
   /** Algorithm allow-list for this issuer. Asymmetric and HMAC algorithms cannot be mixed (no key confusion). */
-  algorithms: z.array(z.enum([...ASYMMETRIC_JWT_ALGORITHMS, ...HMAC_JWT_ALGORITHMS])).min(1),
+  algorithms: stringList().pipe(z.array(z.enum([...ASYMMETRIC_JWT_ALGORITHMS, ...HMAC_JWT_ALGORITHMS])).min(1)),
   /** JWKS URL (https, or http for loopback/tests). Keys are cached; an unknown `kid` triggers a refresh. */
   jwks_url: z.url({ protocol: /^https?$/ }).optional(),
   /** Local key files: PEM (SPKI public key or X.509 certificate) or JWK / JWKS JSON. */
-  key_files: z.array(z.string().min(1)).optional(),
+  key_files: stringList().pipe(z.array(z.string().min(1)).min(1)).optional(),
   /** Shared secret for HS* algorithms (at least 32 bytes; use ${ENV}). */
   secret: z.string().min(32, 'an HMAC secret needs at least 32 bytes').optional(),
   /** JWKS fetch timeout. */
