@@ -10,7 +10,9 @@
  * Per run and server (order alternating): a fresh server process, one load
  * generator process; warm-up of 200 handshakes (closed again), then `count`
  * handshakes at concurrency 50, timed from the first SYN to the last 101:
- * rate = count / elapsed. The connections are then closed.
+ * rate = count / elapsed. The connections are then closed. A second row gives
+ * the server's CPU time per handshake over the same interval, which stays
+ * meaningful on a machine shared with other work (wall-clock rates do not).
  * Target: Gatehouse ≥ 1.0× ws (issue 4).
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { cpuSeconds } from '../lib/proc.mjs';
 import { GATEHOUSE_ECHO_SERVICE, HOST, ROOT } from '../lib/targets.mjs';
 
 export const name = 'handshake-jwt';
@@ -51,6 +54,7 @@ async function startWsJwt(keyArgs) {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   return {
     target: 'ws', label: 'ws+jose', host: HOST, port, path: '/',
+    cpuSeconds: () => cpuSeconds(child.pid),
     async stop() { child.kill('SIGTERM'); const t = setTimeout(() => child.kill('SIGKILL'), 5000); await exited; clearTimeout(t); },
   };
 }
@@ -82,6 +86,7 @@ export async function run(ctx) {
     for (const [alg, route] of ALGS) {
       const headers = { Authorization: `Bearer ${tokens[alg]}` };
       const values = Object.fromEntries(ctx.targets.map((n) => [n, []]));
+      const cpu = Object.fromEntries(ctx.targets.map((n) => [n, []]));
       for (let r = 0; r < ctx.runs; r++) {
         for (const target of ctx.order(r)) {
           const server = target === 'gatehouse'
@@ -91,11 +96,14 @@ export async function run(ctx) {
           try {
             await pool.connect(server, 200, { concurrency: 50, headers });
             await pool.all('close', { timeoutMs: 5000 });
+            const cpu0 = server.cpuSeconds();
             const t0 = process.hrtime.bigint();
             await pool.connect(server, count, { concurrency: 50, headers });
             const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+            const cpuUs = ((server.cpuSeconds() - cpu0) * 1e6) / count;
             values[target][r] = count / seconds;
-            ctx.log(`handshake-jwt ${alg} run ${r + 1}/${ctx.runs} ${server.label.padEnd(10)} ${count} handshakes in ${seconds.toFixed(2)} s = ${Math.round(count / seconds)}/s`);
+            cpu[target][r] = cpuUs;
+            ctx.log(`handshake-jwt ${alg} run ${r + 1}/${ctx.runs} ${server.label.padEnd(10)} ${count} handshakes in ${seconds.toFixed(2)} s = ${Math.round(count / seconds)}/s, server CPU ${cpuUs.toFixed(0)} µs each`);
             await pool.all('close', { timeoutMs: 5000 });
           } finally {
             await pool.close({ graceful: false });
@@ -111,6 +119,14 @@ export async function run(ctx) {
         values,
         target: { kind: 'ratio', op: '>=', value: 1.0 },
         extra: { handshakes: count, concurrency: 50, tokenBytes: tokens[alg].length },
+      });
+      rows.push({
+        case: `JWT ${alg} (Bearer, keys cached)`,
+        metric: 'server CPU / handshake',
+        format: 'us',
+        better: 'lower',
+        values: cpu,
+        target: { kind: 'ratio', op: '<=', value: 1.0 },
       });
     }
     return rows;
