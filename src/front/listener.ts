@@ -78,12 +78,8 @@ export class ListenerServer {
     if (config.tls) {
       this.tls = new TlsContexts(config.tls, options.log);
       const server = createHttpsServer({ ...httpOptions, ...this.tls.serverOptions() });
-      this.tls.attach(server);
-      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-        const timeout = /timeout/i.test(err.message) || err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
-        this.options.audit?.reject(timeout ? 'tls_handshake_timeout' : 'tls_handshake_failed', {
-          client: socketPeer(socket).address, transport: 'tls', detail: err.code ?? err.message.slice(0, 120),
-        });
+      this.tls.attach(server, (socket, code) => {
+        this.options.audit?.reject('tls_client_certificate', { client: socketPeer(socket).address, transport: 'tls', detail: code });
       });
       this.server = server;
     } else {
@@ -197,6 +193,14 @@ export class ListenerServer {
 
   private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
+      // https.Server reports TLS failures here too; there is no HTTP to answer with.
+      const reason = code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'tls_handshake_timeout'
+        : code === 'ERR_TLS_RENEGOTIATION_DISABLED' ? 'tls_renegotiation' : 'tls_handshake_failed';
+      this.options.audit?.reject(reason, { client: socketPeer(socket).address, transport: 'tls', detail: code });
+      socket.destroy();
+      return;
+    }
     let status = 400;
     let reason = 'bad_request';
     if (code === 'HPE_HEADER_OVERFLOW') { status = 431; reason = 'header_too_large'; }

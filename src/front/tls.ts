@@ -58,18 +58,32 @@ export class TlsContexts {
       ...this.current.defaults,
       maxVersion: 'TLSv1.3',
       requestCert: c.client_certificate !== 'none',
-      rejectUnauthorized: c.client_certificate === 'required',
+      // Verification failures are enforced in `attach` (Node would destroy the socket silently; we audit it).
+      rejectUnauthorized: false,
       handshakeTimeout: c.handshake_timeout,
       SNICallback: (servername, cb) => cb(null, this.contextFor(servername)),
     };
   }
 
-  /** Hook the server: renegotiation off, reload on SIGHUP and (if configured) on file change. */
-  attach(server: HttpsServer): void {
+  /**
+   * Hook the server: client certificates enforced, renegotiation off, reload on
+   * SIGHUP and (if configured) on file change. `onRefused` hears of every
+   * connection dropped for its client certificate.
+   */
+  attach(server: HttpsServer, onRefused?: (socket: TLSSocket, code: string) => void): void {
     this.server = server;
-    server.on('secureConnection', (socket: TLSSocket) => {
+    const mode = this.config.client_certificate;
+    // Prepended: runs before the HTTP server starts reading from the connection.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
       // CVE-2011-1473: a client may not make the server redo the expensive handshake.
       socket.disableRenegotiation();
+      if (mode === 'none' || socket.authorized) return;
+      const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+      // required: no certificate or an unverifiable one; optional: an unverifiable one.
+      if (mode === 'required' || presented) {
+        onRefused?.(socket, presented ? String(socket.authorizationError ?? 'UNVERIFIED') : 'NO_CERTIFICATE');
+        socket.destroy();
+      }
     });
     live.add(this);
     if (!sighupInstalled) {
