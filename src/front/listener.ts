@@ -127,8 +127,14 @@ export class ListenerServer {
     if (config.proxy_protocol) {
       const server = this.server;
       this.outer = createNetServer({ pauseOnConnect: false }, (socket) => {
-        readProxyHeader(socket, limits.header_timeout, (s) => server.emit('connection', s), (reason) => {
-          this.options.audit?.reject('proxy_protocol_invalid', { client: socket.remoteAddress, transport: 'tcp', detail: reason });
+        const peer = socket.remoteAddress;
+        readProxyHeader(socket, limits.header_timeout, (s) => {
+          server.emit('connection', s);
+          // The HTTP server reads the bytes put back after the header as 'data' once flowing;
+          // a TLS server reads them itself from the socket's buffer when it wraps it.
+          if (!config.tls) s.resume();
+        }, (reason) => {
+          this.options.audit?.reject('proxy_protocol_invalid', { client: peer, transport: 'tcp', detail: reason });
         });
       });
     }
