@@ -1,11 +1,12 @@
 /**
  * Check 3: the service's origin policy (RFC 6454, RFC 6455 §10.2). Exactly one
  * well-formed Origin, serialised and looked up in the service's allow-list.
- * `null` is always refused; a missing Origin only where the service sets
+ * `self` in the list admits the gateway's own origin (connection scheme + Host),
+ * for pages it serves itself. `null` is always refused; a missing Origin only where the service sets
  * `allow_missing_origin` (non-browser clients — browsers always send one).
  * Refusals are 403: `origin_missing`, `origin_null`, `origin_malformed`, `origin_not_allowed`.
  */
-import { OriginAllowList, parseOrigin } from '../http/origin.js';
+import { OriginAllowList, parseOrigin, selfOrigin } from '../http/origin.js';
 import { Rejection, type AdmissionCheck } from './types.js';
 import type { CheckFactory } from './checks.js';
 import { countHeader } from './headers.js';
@@ -29,7 +30,10 @@ export const originCheck: CheckFactory = (service) => {
       if (value.trim().toLowerCase() === 'null') return new Rejection(403, 'origin_null', 'opaque origins are not allowed');
       const parsed = parseOrigin(value);
       if (!parsed) return new Rejection(403, 'origin_malformed', 'the Origin header is not a serialised origin');
-      if (!allowed.allows(parsed)) return new Rejection(403, 'origin_not_allowed', 'this origin may not open this service');
+      if (!allowed.allows(parsed)
+        && !(allowed.self && parsed.serialized === selfOrigin(ctx.request.secure, ctx.request.headers.host))) {
+        return new Rejection(403, 'origin_not_allowed', 'this origin may not open this service');
+      }
       ctx.origin = parsed.serialized;
       return undefined;
     },

@@ -29,15 +29,19 @@ export class TokenBucket {
   }
 
   /**
-   * Take `n` tokens if the bucket is not in debt. May go below zero, so that a
-   * single item larger than the capacity (one big message) passes once and is
-   * then paid back before anything else passes.
+   * Take `n` tokens unconditionally; the bucket may go below zero (debt), so
+   * that one item larger than the capacity (a big message) passes and is then
+   * paid back before the next one may start (see `inDebt`).
    */
-  takeWithDebt(n: number, now: number): boolean {
+  charge(n: number, now: number): void {
     this.refill(now);
-    if (this.tokens <= 0) return false;
     this.tokens -= n;
-    return true;
+  }
+
+  /** True while earlier charges have not been paid back. */
+  inDebt(now: number): boolean {
+    this.refill(now);
+    return this.tokens <= 0;
   }
 
   /** Milliseconds until `n` tokens are available. */

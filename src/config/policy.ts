@@ -30,7 +30,9 @@ export const policyServiceFields = {
   /**
    * Web origins allowed to open this service: exact serialised origins
    * (`https://app.example.com`, `http://localhost:8080`) and subdomain patterns
-   * (`https://*.example.com`). Empty: no browser origin is allowed.
+   * (`https://*.example.com`), and `self` for the gateway's own origin (the
+   * connection's scheme with the request's Host: pages the gateway serves).
+   * Empty: no browser origin is allowed.
    */
   origins: originList.default([]),
   /** Admit requests without an Origin header (non-browser clients). Browsers always send one. */

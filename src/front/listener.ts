@@ -23,6 +23,7 @@ import type { Audit } from '../observe/audit.js';
 import { resolveClientAddress, type ClientAddress } from './forwarded.js';
 import { proxyHeaderOf, readProxyHeader } from './proxy-protocol.js';
 import { TlsContexts } from './tls.js';
+import { writeRejection } from './respond.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -113,12 +114,12 @@ export class ListenerServer {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const refusal = this.screen(req);
       if (refusal) {
-        writeRawResponse(socket, refusal.status, refusal.headers);
+        writeRejection(socket, { status: refusal.status, message: refusal.reason, headers: refusal.headers });
         return;
       }
       if (redirect) {
         const to = redirectLocation(req, redirect.port);
-        writeRawResponse(socket, to ? 308 : 400, to ? { Location: to } : {});
+        writeRejection(socket, to ? { status: 308, message: to, headers: { Location: to } } : { status: 400, message: 'bad Host', headers: {} });
         return;
       }
       onUpgrade(req, socket, head);
@@ -188,7 +189,7 @@ export class ListenerServer {
       this.options.audit?.reject(reason, { client: client.address, status, transport: 'http' });
       return { status, reason, headers: {} };
     };
-    if (req.rawHeaders.length / 2 > this.limits.header_count) return refuse(431, 'header_count');
+    if (req.rawHeaders.length / 2 > this.limits.header_count) return refuse(431, 'too_many_headers');
     const servername = (req.socket as TLSSocket).servername;
     if (typeof servername === 'string' && servername !== '' && req.headers.host !== undefined) {
       // Domain fronting: the certificate was chosen for one name, the request names another.
@@ -209,11 +210,12 @@ export class ListenerServer {
     }
     let status = 400;
     let reason = 'bad_request';
-    if (code === 'HPE_HEADER_OVERFLOW') { status = 431; reason = 'header_too_large'; }
-    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') { status = 408; reason = 'header_timeout'; }
-    else if (code === 'ECONNRESET' || code === 'EPIPE') { socket.destroy(); return; }
+    socket.on('error', () => socket.destroy());
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) { socket.destroy(); return; }
+    if (code === 'HPE_HEADER_OVERFLOW') { status = 431; reason = 'headers_too_large'; }
+    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') { status = 408; reason = 'header_timeout'; }
     this.options.audit?.reject(reason, { client: socketPeer(socket).address, status, transport: 'http', detail: code });
-    writeRawResponse(socket, status, {});
+    writeRejection(socket, { status, message: STATUS_CODES[status] ?? 'bad request', headers: {} });
   }
 }
 
@@ -224,19 +226,6 @@ export function createListenerServer(
   options: ListenerOptions = {},
 ): ListenerServer {
   return new ListenerServer(listener, onRequest, onUpgrade, options);
-}
-
-/** A complete HTTP response written straight to a socket that has no ServerResponse, then close. */
-export function writeRawResponse(socket: Duplex, status: number, headers: Record<string, string>): void {
-  if (socket.destroyed) return;
-  if (!socket.writable) { socket.destroy(); return; }
-  const text = STATUS_CODES[status] ?? 'Error';
-  let head = `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n`;
-  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-  // end() then destroy: the response goes out, nothing after it is read (no pipelined requests).
-  socket.end(`${head}\r\n`);
-  socket.once('finish', () => socket.destroy());
-  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 function hstsValue(h: NonNullable<ListenerConfig['hsts']>): string {

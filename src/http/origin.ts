@@ -57,8 +57,16 @@ function normalise(scheme: string, host: string, port: string | undefined): Pars
   return { scheme: s, host: url.hostname, port: url.port, serialized: url.origin };
 }
 
-/** One entry of an allow-list: an exact origin or a `scheme://*.domain[:port]` pattern. */
+/**
+ * The allow-list keyword for "the gateway's own origin": the scheme of the
+ * connection (https on TLS) with the request's Host. For pages the gateway
+ * serves itself (the index page, demos).
+ */
+export const SELF = 'self';
+
+/** One entry of an allow-list: an exact origin, a `scheme://*.domain[:port]` pattern, or `self`. */
 export type OriginRule =
+  | { kind: 'self' }
   | { kind: 'exact'; origin: string }
   | { kind: 'subdomains'; scheme: string; suffix: string; port: string; pattern: string };
 
@@ -71,6 +79,7 @@ export type OriginRule =
  */
 export function compileOriginRule(entry: string): OriginRule {
   const value = entry.trim();
+  if (value.toLowerCase() === SELF) return { kind: 'self' };
   if (value.toLowerCase() === 'null') {
     throw new Error('the opaque origin "null" cannot be allowed (sandboxed frames, file: and data: pages all send it)');
   }
@@ -105,24 +114,33 @@ export function compileOriginRule(entry: string): OriginRule {
 
 /** Serialised form of a rule, for config output and logs. */
 export function ruleToString(rule: OriginRule): string {
-  return rule.kind === 'exact' ? rule.origin : rule.pattern;
+  return rule.kind === 'self' ? SELF : rule.kind === 'exact' ? rule.origin : rule.pattern;
+}
+
+/** The origin a page served by this gateway has: connection scheme + Host header. */
+export function selfOrigin(secure: boolean, host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  return parseOrigin(`${secure ? 'https' : 'http'}://${host.trim()}`)?.serialized;
 }
 
 /** A compiled allow-list: a Set for exact origins, a short list of suffix rules. */
 export class OriginAllowList {
   private readonly exact = new Set<string>();
   private readonly subdomains: Array<Extract<OriginRule, { kind: 'subdomains' }>> = [];
+  /** `self` is listed: compare with the request's own origin (see `allowsSelf`). */
+  readonly self: boolean = false;
 
   constructor(entries: readonly string[]) {
     for (const e of entries) {
       const rule = compileOriginRule(e);
-      if (rule.kind === 'exact') this.exact.add(rule.origin);
+      if (rule.kind === 'self') this.self = true;
+      else if (rule.kind === 'exact') this.exact.add(rule.origin);
       else this.subdomains.push(rule);
     }
   }
 
   get size(): number {
-    return this.exact.size + this.subdomains.length;
+    return this.exact.size + this.subdomains.length + (this.self ? 1 : 0);
   }
 
   allows(origin: ParsedOrigin): boolean {

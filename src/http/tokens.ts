@@ -23,12 +23,12 @@ export function isToken(s: string): boolean {
 
 export type TokenListResult =
   | { ok: true; tokens: string[] }
-  | { ok: false; error: 'too_long' | 'too_many' | 'syntax' };
+  | { ok: false; error: 'too_long' | 'too_many' | 'syntax' | 'duplicate' };
 
 /**
  * Parse `token *( OWS "," OWS token )`. Empty elements (`a,,b`, a leading or
- * trailing comma) are syntax errors: a conforming client never sends them.
- * Duplicates are kept once, in first-seen order.
+ * trailing comma) are syntax errors and a repeated token is an error: a
+ * conforming client sends neither (RFC 6455 §4.1: each value unique).
  */
 export function parseTokenList(value: string, limits: { maxBytes: number; maxTokens: number }): TokenListResult {
   if (value.length > limits.maxBytes) return { ok: false, error: 'too_long' };
@@ -45,10 +45,9 @@ export function parseTokenList(value: string, limits: { maxBytes: number; maxTok
     }
     if (i === start) return { ok: false, error: 'syntax' };
     const token = value.slice(start, i);
-    if (!tokens.includes(token)) {
-      if (tokens.length === limits.maxTokens) return { ok: false, error: 'too_many' };
-      tokens.push(token);
-    }
+    if (tokens.includes(token)) return { ok: false, error: 'duplicate' };
+    if (tokens.length === limits.maxTokens) return { ok: false, error: 'too_many' };
+    tokens.push(token);
     while (i < n && (value.charCodeAt(i) === 0x20 || value.charCodeAt(i) === 0x09)) i++;
     if (i === n) return { ok: true, tokens };
     if (value.charCodeAt(i) !== 0x2c) return { ok: false, error: 'syntax' };

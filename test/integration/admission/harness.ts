@@ -1,9 +1,8 @@
 /**
- * A small front door for the admission tests, built from the real parts:
- * createListenerServer (limits, TLS, PROXY protocol, trusted proxies) → Router →
- * AdmissionPipeline → 101 → a Channel → ChannelGuard → an echo "service".
- * Until the lead's FrontDoor lands this stands in for it; the upgrade itself is
- * done by the `ws` server in noServer mode, adapted to the Channel interface.
+ * Test plumbing for the admission suites: a real Gateway (front door with the
+ * listeners of src/front/listener.ts, the admission pipeline, the codec, the
+ * channel guard, the echo service) on ephemeral ports with its log captured,
+ * raw exchanges over TCP/TLS, and certificates made with openssl.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,158 +11,55 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectOptions } from 'node:tls';
-import type { IncomingMessage } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { AdmissionPipeline } from '../../../src/admission/pipeline.js';
-import { Rejection, type Admission } from '../../../src/admission/types.js';
-import { ChannelGuard } from '../../../src/admission/channel-guard.js';
-import type { Channel, ChannelSink, CloseInfo } from '../../../src/channel.js';
-import { parseConfig, servicesOf } from '../../../src/config/load.js';
+import type { Admission } from '../../../src/admission/types.js';
+import { parseConfig } from '../../../src/config/load.js';
 import type { GatehouseConfig } from '../../../src/config/schema.js';
-import { createListenerServer, writeRawResponse, type ListenerServer } from '../../../src/front/listener.js';
-import { toAdmissionRequest } from '../../../src/front/request.js';
-import { Router } from '../../../src/front/router.js';
-import { Audit } from '../../../src/observe/audit.js';
+import { Gateway } from '../../../src/gateway.js';
 import { createLogger } from '../../../src/observe/log.js';
-import { Metrics } from '../../../src/observe/metrics.js';
+import type { Metrics } from '../../../src/observe/metrics.js';
 
 export interface Door {
+  gateway: Gateway;
   config: GatehouseConfig;
-  listeners: ListenerServer[];
   ports: number[];
   port: number;
   metrics: Metrics;
-  guard: ChannelGuard;
   lines: Array<Record<string, unknown>>;
-  /** Admissions of connections the door opened (for assertions on principal, tls, address). */
+  /** Admissions of the channels the gateway opened, in order. */
   admissions: Admission[];
+  /** The first audit line with this reason (waits up to 2 s for it). */
   audited(reason: string): Promise<Record<string, unknown> | undefined>;
+  /** The first log line whose msg matches (waits up to 2 s). */
+  logged(msg: RegExp, after?: number): Promise<Record<string, unknown> | undefined>;
   stop(): Promise<void>;
 }
 
-/** Adapts a `ws` server-side socket to the Channel interface. */
-class WsChannel implements Channel {
-  readonly transport = 'websocket' as const;
-  readonly extensions = '';
-  private sink?: ChannelSink;
-  private ended = false;
-  constructor(private readonly ws: WebSocket, readonly admission: Admission, private readonly hwm = 64 * 1024) {
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.sink?.onMessage?.(data, isBinary));
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.ended = true;
-      this.sink?.onClose?.({ code, reason: reason.toString(), wasClean: code !== 1006, initiator: 'remote' } satisfies CloseInfo);
-    });
-    ws.on('error', () => { /* close follows */ });
-    (ws as unknown as { _socket: Socket })._socket.on('drain', () => this.sink?.onDrain?.());
-  }
-  get protocol(): string { return this.ws.protocol; }
-  get bufferedAmount(): number { return this.ws.bufferedAmount; }
-  get closed(): boolean { return this.ended; }
-  attach(sink: ChannelSink): void { this.sink = sink; }
-  send(data: Buffer | string, isBinary: boolean): boolean {
-    this.ws.send(data, { binary: isBinary });
-    return this.ws.bufferedAmount < this.hwm;
-  }
-  sendFragment(data: Buffer, isBinary: boolean, _first: boolean, fin: boolean): boolean {
-    this.ws.send(data, { binary: isBinary, fin });
-    return this.ws.bufferedAmount < this.hwm;
-  }
-  pause(): void { this.ws.pause(); }
-  resume(): void { this.ws.resume(); }
-  close(code?: number, reason?: string): void { this.ws.close(code, reason); }
-  terminate(): void { this.ws.terminate(); }
-}
-
-/**
- * Echo service with test commands: `flood:<KiB>` sends that much in 16 KiB
- * messages respecting backpressure; `blast:<KiB>` sends it ignoring `send`'s
- * answer (a producer that would grow the queue without bound).
- */
-function echoService(channel: Channel): void {
-  let pendingFlood = 0;
-  const chunk = Buffer.alloc(16 * 1024, 0x61);
-  const pump = (): void => {
-    while (pendingFlood > 0 && !channel.closed) {
-      pendingFlood--;
-      if (!channel.send(chunk, true)) return;
-    }
-  };
-  channel.attach({
-    onMessage(data, isBinary) {
-      const text = isBinary ? '' : data.toString();
-      if (text.startsWith('flood:')) { pendingFlood = Number(text.slice(6)) / 16; pump(); return; }
-      if (text.startsWith('blast:')) {
-        for (let i = 0; i < Number(text.slice(6)) / 16 && !channel.closed; i++) channel.send(chunk, true);
-        return;
-      }
-      channel.send(data, isBinary);
-    },
-    onDrain: pump,
-  });
-}
-
 export async function startDoor(raw: Record<string, unknown>): Promise<Door> {
-  const config = parseConfig(raw, {});
+  const config = parseConfig({ ...raw, log: { level: 'info', bad_input_per_second: 10_000 } }, {});
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split('\n')) if (l) { try { lines.push(JSON.parse(l) as Record<string, unknown>); } catch { /* partial */ } }
       cb();
     },
   });
-  const log = createLogger('info', sink);
-  const metrics = new Metrics();
-  const audit = new Audit(log, metrics, 10_000);
-  const services = servicesOf(config);
-  const router = new Router(services);
-  const pipeline = new AdmissionPipeline(services, { config, log, metrics }, audit);
-  const guard = new ChannelGuard({ limits: config.limits, audit, sweepInterval: 100 });
-  const admitted = new WeakMap<IncomingMessage, Admission>();
+  const gateway = await Gateway.start(config, { logger: createLogger('info', sink) });
   const admissions: Admission[] = [];
-  const wss = new WebSocketServer({
-    noServer: true,
-    handleProtocols: (_offered, req) => admitted.get(req)?.protocol || false,
-  });
-  const open = new Set<WebSocket>();
-
-  const listeners = config.listen.map((l) => createListenerServer(l, (req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/plain' });
-    res.end('gatehouse test door\n');
-  }, (req, socket, head) => {
-    void (async () => {
-      const request = toAdmissionRequest(req, 'websocket');
-      const route = router.match(req.headers.host, request.path);
-      if (route instanceof Rejection) { writeRawResponse(socket, route.status, route.headers); return; }
-      const outcome = await pipeline.admit(request, route);
-      if (outcome instanceof Rejection) { writeRawResponse(socket, outcome.status, outcome.headers); return; }
-      admitted.set(req, outcome);
-      admissions.push(outcome);
-      socket.on('error', () => outcome.release());
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        open.add(ws);
-        ws.on('close', () => { open.delete(ws); outcome.release(); });
-        echoService(guard.wrap(new WsChannel(ws, outcome)));
-      });
-    })();
-  }, { limits: config.limits, trustedProxies: config.trusted_proxies, audit, log }));
-  const ports: number[] = [];
-  for (const l of listeners) ports.push((await l.listen()).port);
-
+  gateway.front.addChannelHook((_channel, admission) => { admissions.push(admission); });
+  const ports = gateway.addresses.map((a) => a.port);
+  const waitFor = async <T>(find: () => T | undefined): Promise<T | undefined> => {
+    for (let i = 0; i < 100; i++) {
+      const found = find();
+      if (found !== undefined) return found;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return undefined;
+  };
   return {
-    config, listeners, ports, port: ports[0], metrics, guard, lines, admissions,
-    async audited(reason) {
-      for (let i = 0; i < 100; i++) {
-        const line = lines.find((l) => l.reason === reason);
-        if (line) return line;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      return undefined;
-    },
-    async stop() {
-      for (const ws of open) ws.terminate();
-      guard.stop();
-      await Promise.all(listeners.map((l) => l.close()));
-    },
+    gateway, config, ports, port: ports[0], metrics: gateway.metrics, lines, admissions,
+    audited: (reason) => waitFor(() => lines.find((l) => l.audit === true && l.reason === reason)),
+    logged: (msg, after = 0) => waitFor(() => lines.slice(after).find((l) => typeof l.msg === 'string' && msg.test(l.msg))),
+    stop: () => gateway.stop(500),
   };
 }
 

@@ -31,8 +31,8 @@ test('20 KiB of headers → 431, audited; canary unaffected', async () => {
   const res = await canary.during(rawExchange(door.port, upgradeRequest('/ws', [['Origin', ORIGIN], ['Cookie', 'a'.repeat(20 * 1024)]])));
   assert.equal(res.status, 431);
   assert.equal(res.closed, true);
-  assert.ok(await door.audited('header_too_large'));
-  assert.ok(door.metrics.get('gatehouse_rejections_total', { reason: 'header_too_large' }) >= 1);
+  assert.ok(await door.audited('headers_too_large'));
+  assert.ok(door.metrics.get('gatehouse_rejections_total', { reason: 'headers_too_large' }) >= 1);
 });
 
 test('2,000 headers → 431 (refused, never truncated), audited; canary unaffected', async () => {
@@ -45,7 +45,7 @@ test('2,000 headers → 431 (refused, never truncated), audited; canary unaffect
   assert.ok(Buffer.byteLength(text) < 16 * 1024);
   const res = await canary.during(rawExchange(door.port, text));
   assert.equal(res.status, 431);
-  assert.ok(await door.audited('header_count'));
+  assert.ok(await door.audited('too_many_headers'));
   // 101 headers: over; exactly 100 (with the ones upgradeRequest adds) still fine.
   const over = await rawExchange(door.port, upgradeRequest('/ws', [...many.slice(0, 95), ['Origin', ORIGIN]]));
   assert.equal(over.status, 431);

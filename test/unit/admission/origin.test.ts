@@ -79,3 +79,13 @@ test('compileOriginRule refuses what cannot be allowed', () => {
   });
   assert.deepEqual(compileOriginRule('https://münchen.example:443'), { kind: 'exact', origin: 'https://xn--mnchen-3ya.example' });
 });
+
+test('self: the gateway\'s own origin (connection scheme + Host)', async () => {
+  const { selfOrigin } = await import('../../../src/http/origin.js');
+  assert.equal(selfOrigin(false, '127.0.0.1:8080'), 'http://127.0.0.1:8080');
+  assert.equal(selfOrigin(true, 'GW.Example:443'), 'https://gw.example');
+  assert.equal(selfOrigin(false, undefined), undefined);
+  assert.equal(selfOrigin(false, 'a b'), undefined);
+  assert.deepEqual(compileOriginRule('self'), { kind: 'self' });
+  assert.equal(new OriginAllowList(['self']).self, true);
+});

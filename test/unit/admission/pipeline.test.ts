@@ -18,6 +18,7 @@ const CONFIG = {
       require_subprotocol: true,
     },
     device: { path: '/device', type: 'echo', allow_missing_origin: true, subprotocols: ['mqtt'] },
+    page: { path: '/page', type: 'echo', origins: ['self'] },
   },
 };
 
@@ -49,14 +50,14 @@ test('each origin and subprotocol rule: status, reason, audit line, counter; the
     { name: '4 KiB origin', headers: ['Origin', `https://${'a'.repeat(4096)}.example`], status: 403, reason: 'origin_malformed' },
     { name: 'no subprotocol offered', headers: ['Origin', 'https://app.example.com'], status: 400, reason: 'subprotocol_not_acceptable' },
     { name: 'only unknown offered', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'chat, superchat'], status: 400, reason: 'subprotocol_not_acceptable' },
-    { name: 'duplicates of an unknown', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'chat, chat'], status: 400, reason: 'subprotocol_not_acceptable' },
-    { name: 'parameters', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'v12.stomp;v=1'], status: 400, reason: 'subprotocol_invalid' },
-    { name: 'quoted', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', '"v12.stomp"'], status: 400, reason: 'subprotocol_invalid' },
-    { name: 'empty element', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'a,,v12.stomp'], status: 400, reason: 'subprotocol_invalid' },
-    { name: 'empty value', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', ''], status: 400, reason: 'subprotocol_invalid' },
-    { name: '17 tokens', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', Array.from({ length: 17 }, (_, i) => `p${i}`).join(',')], status: 400, reason: 'subprotocol_too_many' },
-    { name: 'ReDoS shape, 16 KiB of spaces', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', `b${' '.repeat(16 * 1024)}x`], status: 400, reason: 'subprotocol_too_long' },
-    { name: '1,000 tokens', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', Array.from({ length: 1000 }, (_, i) => `t${i}`).join(',')], status: 400, reason: 'subprotocol_too_long' },
+    { name: 'duplicates', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'v12.stomp, v12.stomp'], status: 400, reason: 'duplicate_subprotocol' },
+    { name: 'parameters', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'v12.stomp;v=1'], status: 400, reason: 'invalid_subprotocol' },
+    { name: 'quoted', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', '"v12.stomp"'], status: 400, reason: 'invalid_subprotocol' },
+    { name: 'empty element', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'a,,v12.stomp'], status: 400, reason: 'invalid_subprotocol' },
+    { name: 'empty value', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', ''], status: 400, reason: 'invalid_subprotocol' },
+    { name: '17 tokens', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', Array.from({ length: 17 }, (_, i) => `p${i}`).join(',')], status: 400, reason: 'subprotocol_limit' },
+    { name: 'ReDoS shape, 16 KiB of spaces', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', `b${' '.repeat(16 * 1024)}x`], status: 400, reason: 'subprotocol_limit' },
+    { name: '1,000 tokens', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', Array.from({ length: 1000 }, (_, i) => `t${i}`).join(',')], status: 400, reason: 'subprotocol_limit' },
   ];
   for (const row of rows) {
     const before = row.reason ? h.metrics.get('gatehouse_rejections_total', { reason: row.reason }) : 0;
@@ -169,6 +170,20 @@ test('connection limits per address (429), per service and total (503), released
   for (const a of [...open, again]) a.release();
   assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'device' }), 0);
   assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'app' }), 0);
+});
+
+test('self admits exactly the gateway\'s own origin', async () => {
+  const h = harness(CONFIG);
+  const page = h.service('page');
+  const ok = await h.pipeline.admit(request(['Host', 'gw.example:8080', 'Origin', 'http://GW.example:8080']), page);
+  assert.ok(!(ok instanceof Rejection));
+  assert.equal(ok.origin, 'http://gw.example:8080');
+  for (const origin of ['https://gw.example:8080', 'http://gw.example', 'http://evil.example:8080']) {
+    const r = await h.pipeline.admit(request(['Host', 'gw.example:8080', 'Origin', origin]), page);
+    assert.ok(r instanceof Rejection && r.reason === 'origin_not_allowed', origin);
+  }
+  const noHost = await h.pipeline.admit(request(['Origin', 'http://gw.example:8080']), page);
+  assert.ok(noHost instanceof Rejection);
 });
 
 test('the checks run in the documented order', () => {

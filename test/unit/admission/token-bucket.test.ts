@@ -12,12 +12,13 @@ test('token bucket: burst, refill, wait time', () => {
   assert.equal(b.isFull(10_000), true);
 });
 
-test('token bucket with debt lets one oversized item through, then makes it wait', () => {
+test('token bucket debt: an oversized charge passes, then must be paid back', () => {
   const b = new TokenBucket(100, 200, 0);
-  assert.equal(b.takeWithDebt(500, 0), true);
-  assert.equal(b.takeWithDebt(1, 0), false);
-  assert.equal(b.takeWithDebt(1, 2000), false); // still paying back: -300 + 200 = -100
-  assert.equal(b.takeWithDebt(1, 3100), true);
+  assert.equal(b.inDebt(0), false);
+  b.charge(500, 0);
+  assert.equal(b.inDebt(0), true);
+  assert.equal(b.inDebt(2000), true); // still paying back: -300 + 200 = -100
+  assert.equal(b.inDebt(3100), false);
 });
 
 test('keyed buckets forget refilled keys', () => {

@@ -10,7 +10,7 @@ test('token lists parse per RFC 9110 1#token', () => {
     ['v12.stomp, v11.stomp', ['v12.stomp', 'v11.stomp']],
     ['mqtt,\tmqttv3.1', ['mqtt', 'mqttv3.1']],
     ['  a  ,  b  ', ['a', 'b']],
-    ['a, a, b', ['a', 'b']],
+    ['a, a, b', 'duplicate'],
     ["!#$%&'*+-.^_`|~09AZaz", ["!#$%&'*+-.^_`|~09AZaz"]],
     ['', 'syntax'],
     [' ', 'syntax'],
