@@ -5,6 +5,8 @@
  */
 import type { Logger } from 'pino';
 import { AdmissionPipeline } from './admission/pipeline.js';
+import { ChannelGuard } from './admission/channel-guard.js';
+import { AdmissionState } from './admission/state.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { servicesOf } from './config/load.js';
 import { FrontDoor, type BoundAddress, type FrontDoorContext } from './front/server.js';
@@ -28,6 +30,10 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly audit: Audit;
   readonly front: FrontDoor;
+  /** Per-connection rate limits and slow-consumer policing, installed on every admitted channel. */
+  readonly guard: ChannelGuard;
+  /** Connection counts and handshake buckets, kept across reloads. */
+  private readonly admissionState = new AdmissionState();
   private config: GatehouseConfig;
   private stopping?: Promise<void>;
 
@@ -37,6 +43,8 @@ export class Gateway {
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
     this.front = new FrontDoor(this.buildContext(config));
+    this.guard = new ChannelGuard({ limits: config.limits, audit: this.audit });
+    this.front.addChannelHook(this.guard.hook);
     // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });
@@ -58,7 +66,7 @@ export class Gateway {
     return {
       config,
       router: new Router(list),
-      pipeline: new AdmissionPipeline(list, { config, log: this.log, metrics: this.metrics }, this.audit),
+      pipeline: new AdmissionPipeline(list, { config, log: this.log, metrics: this.metrics, state: this.admissionState }, this.audit),
       services,
       audit: this.audit,
       log: this.log,
@@ -73,6 +81,7 @@ export class Gateway {
   reload(config: GatehouseConfig): void {
     const previous = this.front.context;
     this.front.setContext(this.buildContext(config));
+    this.guard.setLimits(config.limits);
     this.config = config;
     const retired = [...previous.services.values()];
     this.log.info({ services: Object.keys(config.services) }, 'configuration reloaded');
@@ -84,6 +93,7 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.log.info({ open: this.front.openChannels, timeoutMs }, 'draining');
       await this.front.drain(timeoutMs);
+      this.guard.stop();
       await Promise.all([...this.front.context.services.values()].map((s) => s.shutdown?.().catch((err) => {
         this.log.warn({ err, service: s.name }, 'service shutdown failed');
       })));

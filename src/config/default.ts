@@ -11,4 +11,5 @@ services:
   echo:
     path: /echo
     type: echo
+    origins: [self]
 `;

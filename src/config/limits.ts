@@ -1,14 +1,47 @@
-/** Gateway-wide limits. Per-service limits live with the service. */
+/**
+ * Gateway-wide limits (the root `limits` section). Per-service limits live with
+ * the service. Defaults follow the catalogue's table of safe defaults
+ * (shared/security-catalogue.md §3); each says what happens on violation.
+ */
 import { z } from 'zod';
 import { duration, size } from './units.js';
+
+const positiveInt = () => z.number().int().positive();
 
 export const limitsSchema = z.strictObject({
   /** Total bytes of the request line and headers. Over → 431. */
   header_bytes: size().default(16 * 1024),
   /** Most header lines in a request. Over → 431 (never truncated). */
-  header_count: z.number().int().positive().default(100),
+  header_count: positiveInt().default(100),
   /** Time to receive the whole request head. Over → 408. */
   header_timeout: duration().default(10_000),
+  /** Time to receive a whole request, body included (fallback POSTs). Over → 408. */
+  request_timeout: duration().default(30_000),
+  /** How long an idle keep-alive HTTP connection stays open. */
+  keep_alive_timeout: duration().default(5_000),
+
+  /** New handshakes per second per client address (token bucket refill). Over → 429 + Retry-After. */
+  handshake_rate: positiveInt().default(20),
+  /** Handshakes a client address may make at once before the rate applies (bucket size). */
+  handshake_burst: positiveInt().default(50),
+  /** Open connections per client address (IPv6: per /64). Over → 429. */
+  connections_per_address: positiveInt().default(256),
+  /** Open connections in the whole gateway process. Over → 503. */
+  connections_total: positiveInt().default(10_000),
+
+  /** Messages per second a client may send on one connection (burst: × rate_burst). Over → close 1008. */
+  message_rate: positiveInt().default(100),
+  /** Bytes per second a client may send on one connection (burst: × rate_burst). Over → close 1008. */
+  byte_rate: size().pipe(z.number().int().positive()).default(1024 * 1024),
+  /** Burst allowance as a multiple of the rates above. */
+  rate_burst: z.number().min(1).max(100).default(2),
+  /** Bytes queued toward one client before it counts as a slow consumer. Over → close 1008. */
+  send_buffer: size().pipe(z.number().int().positive()).default(1024 * 1024),
+  /** Bytes queued toward a client without any progress for this long → close 1008. */
+  send_stall_timeout: duration().pipe(z.number().int().positive()).default(10_000),
 });
 
 export type LimitsConfig = z.output<typeof limitsSchema>;
+
+/** The limits with every default applied (for code that runs without a loaded config). */
+export const DEFAULT_LIMITS: LimitsConfig = limitsSchema.parse({});

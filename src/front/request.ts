@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AdmissionRequest, TlsInfo } from '../admission/types.js';
+import { clientAddressOf } from './listener.js';
 
 export function splitTarget(url: string): { path: string; query: URLSearchParams } {
   const q = url.indexOf('?');
@@ -18,6 +19,8 @@ export function toAdmissionRequest(req: IncomingMessage, transport: 'websocket' 
   const socket = req.socket;
   const secure = (socket as TLSSocket).encrypted === true;
   const peer = socket.remoteAddress ?? '';
+  // The listener resolved the client (PROXY header, trusted proxies); else the socket peer.
+  const client = clientAddressOf(req);
   return {
     transport,
     method: req.method ?? 'GET',
@@ -27,8 +30,8 @@ export function toAdmissionRequest(req: IncomingMessage, transport: 'websocket' 
     httpVersion: req.httpVersion,
     headers: req.headers,
     rawHeaders: req.rawHeaders,
-    remoteAddress: peer,
-    remotePort: socket.remotePort ?? 0,
+    remoteAddress: client?.address ?? peer,
+    remotePort: client?.port ?? socket.remotePort ?? 0,
     peerAddress: peer,
     localPort: socket.localPort ?? 0,
     secure,

@@ -8,8 +8,8 @@
  * WebSocketConnection → service session. Any step may refuse with an HTTP
  * status; nothing reaches a backend before admission has passed.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Rejection, type Admission } from '../admission/types.js';
@@ -26,6 +26,7 @@ import { writeRejection } from './respond.js';
 import { splitTarget, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
 import { renderIndexPage } from './index-page.js';
+import { clientAddressOf, createListenerServer, type ListenerServer } from './listener.js';
 
 /** Everything a request is handled with. Swapped as a whole on reload. */
 export interface FrontDoorContext {
@@ -55,7 +56,7 @@ const CLOSE_REASONS: Record<number, string> = {
 };
 
 export class FrontDoor {
-  private readonly servers: http.Server[] = [];
+  private readonly servers: ListenerServer[] = [];
   private readonly channels = new Set<Channel>();
   private readonly httpHandlers: HttpHandler[] = [];
   private readonly channelHooks: ChannelHook[] = [];
@@ -86,61 +87,38 @@ export class FrontDoor {
   async listen(): Promise<BoundAddress[]> {
     for (const l of this.ctx.config.listen) {
       const server = this.createServer(l);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(l.port, l.host, () => { server.off('error', reject); resolve(); });
-      });
-      const addr = server.address() as AddressInfo;
+      const addr = await server.listen();
       this.servers.push(server);
-      this.addresses.push({ host: addr.address, port: addr.port, tls: false });
+      this.addresses.push({ host: addr.address, port: addr.port, tls: l.tls !== undefined });
       this.ctx.log.info({ host: addr.address, port: addr.port }, 'listening');
     }
     return this.addresses;
   }
 
-  private createServer(_listener: ListenerConfig): http.Server {
-    const limits = this.ctx.config.limits;
-    const server = http.createServer({
-      maxHeaderSize: limits.header_bytes,
-      // Count one past the limit so that "too many" is seen and refused, never silently truncated.
-      headersTimeout: limits.header_timeout,
-      requestTimeout: Math.max(limits.header_timeout, 30_000),
-      keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: Math.min(1_000, limits.header_timeout),
-      requireHostHeader: true,
-      insecureHTTPParser: false,
-      joinDuplicateHeaders: false,
-    });
-    server.maxHeadersCount = limits.header_count + 1;
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  /**
+   * One listener (plain or TLS, optionally behind the PROXY protocol) with the
+   * request-head limits, TLS policy and client-address resolution of
+   * src/front/listener.ts; it also answers the parser's errors (431, 408, 400).
+   */
+  private createServer(listener: ListenerConfig): ListenerServer {
+    const ctx = this.ctx;
+    const ls = createListenerServer(listener, (req, res) => this.onRequest(req, res), (req, socket, head) => {
       void this.onUpgrade(req, socket, head);
-    });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    }, { limits: ctx.config.limits, trustedProxies: ctx.config.trusted_proxies, audit: ctx.audit, log: ctx.log });
+    const server = ls.server;
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
       this.refuse(socket, new Rejection(405, 'method_not_allowed', 'CONNECT is not supported', { Allow: 'GET' }), req);
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     server.on('error', (err) => this.ctx.log.error({ err }, 'listener error'));
-    return server;
-  }
-
-  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    socket.on('error', () => socket.destroy());
-    if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
-    let status = 400;
-    let reason = 'bad_request';
-    if (err.code === 'HPE_HEADER_OVERFLOW') { status = 431; reason = 'headers_too_large'; }
-    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT') { status = 408; reason = 'header_timeout'; }
-    this.ctx.audit.reject(reason, { client: (socket as Socket).remoteAddress, status, detail: err.code });
-    writeRejection(socket, { status, message: STATUS_MESSAGES[status] ?? 'bad request', headers: {} });
+    return ls;
   }
 
   /** Refuse a handshake: audit (unless the pipeline already did) and answer. */
   private refuse(socket: Duplex, rejection: Rejection, req: IncomingMessage, audited = false, service?: string): void {
     if (!audited) {
       this.ctx.audit.reject(rejection.reason, {
-        service, client: req.socket.remoteAddress, status: rejection.status, transport: 'websocket',
+        service, client: clientAddressOf(req)?.address ?? req.socket.remoteAddress, status: rejection.status, transport: 'websocket',
         origin: typeof req.headers.origin === 'string' ? req.headers.origin.slice(0, 256) : undefined,
       });
     }
@@ -270,7 +248,7 @@ export class FrontDoor {
   }
 
   private respond(req: IncomingMessage, res: ServerResponse, rejection: Rejection, service?: string): void {
-    this.ctx.audit.reject(rejection.reason, { service, client: req.socket.remoteAddress, status: rejection.status, transport: 'http' });
+    this.ctx.audit.reject(rejection.reason, { service, client: clientAddressOf(req)?.address ?? req.socket.remoteAddress, status: rejection.status, transport: 'http' });
     const body = `${rejection.message}\n`;
     res.writeHead(rejection.status, {
       ...rejection.headers,
@@ -288,8 +266,7 @@ export class FrontDoor {
    */
   async drain(timeoutMs: number, code = 1001, reason = 'gateway shutting down'): Promise<void> {
     this.draining = true;
-    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    for (const s of this.servers) s.closeIdleConnections();
+    const closed = Promise.all(this.servers.map((s) => s.close()));
     const channels = [...this.channels];
     const allClosed = new Promise<void>((resolve) => {
       if (this.channels.size === 0) return resolve();
@@ -303,7 +280,7 @@ export class FrontDoor {
     await Promise.race([allClosed, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); })]);
     clearTimeout(timer);
     for (const ch of this.channels) ch.terminate();
-    for (const s of this.servers) s.closeAllConnections();
+    for (const s of this.servers) s.server.closeAllConnections();
     await closed;
   }
 }

@@ -14,7 +14,7 @@ let gw: TestGateway;
 before(async () => {
   gw = await startGateway({
     services: {
-      echo: { path: '/echo', type: 'echo', max_message: '16MiB', allow_missing_origin: true },
+      echo: { path: '/echo', type: 'echo', max_message: '16MiB', allow_missing_origin: true, message_rate: 100_000 },
     },
   });
 });

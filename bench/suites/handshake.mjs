@@ -1,0 +1,178 @@
+/**
+ * Suite `handshake`: new WebSocket connections per second through the whole
+ * admission pipeline (limits, origin, subprotocol), plain and TLS, against a
+ * `ws` server whose `verifyClient` does the same origin check. Target ≥ 1.0× ws.
+ *
+ * Each server is its own process (Gatehouse: `bin/gatehouse.js start` with a
+ * plain and a TLS listener; ws: bench/servers/ws-handshake.mjs). The client
+ * runs `CONCURRENCY` loops in this process, each: connect (TLS: full
+ * handshake, no session resumption) → send the upgrade request with an allowed
+ * Origin → read `101` → close. Connections completed per second over a fixed
+ * interval, after a warm-up; every response must be 101.
+ *
+ * The Gatehouse limits that exist to stop exactly this (20 handshakes/s per
+ * address, 256 connections per address) are raised for the benchmark: every
+ * connection comes from 127.0.0.1.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+
+export const name = 'handshake';
+export const description = 'new connections/s through the admission pipeline, plain and TLS, vs ws + verifyClient';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const HOST = '127.0.0.1';
+const ORIGIN = 'https://bench.example';
+const CONCURRENCY = 32;
+const REQUEST = Buffer.from([
+  'GET /echo HTTP/1.1', `Host: ${HOST}`, 'Upgrade: websocket', 'Connection: Upgrade',
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', `Origin: ${ORIGIN}`,
+  '', '',
+].join('\r\n'), 'latin1');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, HOST, () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/** Start a server process and wait for its `{"listening":...}` line. */
+function launch(label, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${label} did not start:\n${err}`)); }, 20000);
+    child.stderr.on('data', (d) => { err = (err + d).slice(-4096); });
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/listening/.test(out)) { clearTimeout(timer); resolve(child); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${label} exited (${code}):\n${err}`)); });
+  });
+}
+
+async function waitForPort(port) {
+  for (let i = 0; i < 400; i++) {
+    const ok = await new Promise((r) => { const s = net.connect(port, HOST); s.once('connect', () => { s.destroy(); r(true); }); s.once('error', () => r(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+async function startGatehouse(dir, cert, key) {
+  const [port, tlsPort] = [await freePort(), await freePort()];
+  const file = path.join(dir, 'gatehouse.yaml');
+  writeFileSync(file, `listen:
+  - { host: ${HOST}, port: ${port} }
+  - { host: ${HOST}, port: ${tlsPort}, tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)}, watch: false } }
+limits: { handshake_rate: 1000000, handshake_burst: 1000000, connections_per_address: 100000, connections_total: 100000 }
+log: { level: warn }
+shutdown: { drain_timeout: 1s }
+services:
+  echo: { path: /echo, type: echo, origins: [${JSON.stringify(ORIGIN)}] }
+`);
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'gatehouse.js'), 'start', '--config', file], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitForPort(tlsPort);
+  return { child, port, tlsPort };
+}
+
+async function startWs(cert, key) {
+  const [port, tlsPort] = [await freePort(), await freePort()];
+  const child = await launch('ws', [path.join(ROOT, 'bench', 'servers', 'ws-handshake.mjs'), '--port', String(port), '--tls-port', String(tlsPort),
+    '--cert', cert, '--key', key, '--origin', ORIGIN]);
+  return { child, port, tlsPort };
+}
+
+/** One connection: connect, upgrade, expect 101, close. Resolves true on 101. */
+function handshakeOnce(port, secure) {
+  return new Promise((resolve) => {
+    const socket = secure
+      ? tls.connect({ host: HOST, port, rejectUnauthorized: false, session: undefined }, () => socket.write(REQUEST))
+      : net.connect(port, HOST, () => socket.write(REQUEST));
+    let head = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d) => {
+      head += d;
+      if (head.includes('\r\n')) {
+        socket.destroy();
+        resolve(head.startsWith('HTTP/1.1 101'));
+      }
+    });
+    socket.on('error', () => resolve(false));
+    socket.on('close', () => resolve(head.startsWith('HTTP/1.1 101')));
+  });
+}
+
+/** Handshakes/s over `seconds`, after `warmup` seconds. */
+async function measure(port, secure, warmup, seconds) {
+  let counting = false;
+  let done = 0;
+  let failed = 0;
+  let stop = false;
+  const loops = Array.from({ length: CONCURRENCY }, async () => {
+    while (!stop) {
+      const ok = await handshakeOnce(port, secure);
+      if (!counting) continue;
+      if (ok) done++; else failed++;
+    }
+  });
+  await new Promise((r) => setTimeout(r, warmup * 1000));
+  counting = true;
+  const t0 = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  counting = false;
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  stop = true;
+  await Promise.all(loops);
+  if (failed > 0) throw new Error(`${failed} handshakes did not get 101`);
+  return done / elapsed;
+}
+
+export async function run(ctx) {
+  if (!existsSync(path.join(ROOT, 'dist', 'main.js'))) throw new Error('handshake suite: run `npm run build` first');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-hs-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=bench.example', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const warmup = ctx.quick ? 0.5 : 1;
+  const seconds = ctx.quick ? 1 : 3;
+  const cases = [{ label: 'plain', secure: false }, { label: 'TLS', secure: true }];
+  const values = Object.fromEntries(cases.map((c) => [c.label, { gatehouse: [], ws: [] }]));
+  try {
+    for (let r = 0; r < ctx.runs; r++) {
+      for (const target of ctx.order(r)) {
+        const server = target === 'gatehouse' ? await startGatehouse(dir, cert, key) : await startWs(cert, key);
+        try {
+          for (const c of cases) {
+            const rate = await measure(c.secure ? server.tlsPort : server.port, c.secure, warmup, seconds);
+            values[c.label][target][r] = rate;
+            ctx.log(`handshake run ${r + 1}/${ctx.runs} ${target.padEnd(9)} ${c.label.padEnd(5)} ${rate.toFixed(0)} conn/s`);
+          }
+        } finally {
+          server.child.kill('SIGTERM');
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return cases.map((c) => ({
+    case: `new connections, ${c.label}, ${CONCURRENCY} in flight`,
+    metric: 'handshakes/s',
+    format: 'rate',
+    better: 'higher',
+    values: values[c.label],
+    target: { kind: 'ratio', op: '>=', value: 1.0 },
+    extra: { concurrency: CONCURRENCY, seconds, warmup },
+  }));
+}

@@ -1,0 +1,43 @@
+/**
+ * Check 2: concurrent connections per client address (IPv6 per /64), per
+ * service and in total. The check reserves a slot in all three counts and
+ * registers its release, which runs when a later check refuses or when the
+ * connection ends (`Admission.release`).
+ * Over → 429 `too_many_connections` (address), 503 `service_full`, 503 `gateway_full`.
+ */
+import { addressKey } from '../http/cidr.js';
+import { Rejection, type AdmissionCheck } from './types.js';
+import type { CheckFactory } from './checks.js';
+import { admissionStateOf } from './state.js';
+
+/** How long a client is told to wait when a limit is reached; connections end at human pace. */
+const RETRY_AFTER_SECONDS = '5';
+
+export const connectionLimitCheck: CheckFactory = (service, env) => {
+  const counts = admissionStateOf(env).connections;
+  const limits = env.config.limits;
+  const perService = service.max_connections;
+  const check: AdmissionCheck = {
+    name: 'connection-limit',
+    check(ctx) {
+      const key = addressKey(ctx.request.remoteAddress);
+      if (counts.ofAddress(key) >= limits.connections_per_address) {
+        return new Rejection(429, 'too_many_connections', 'too many connections from this address', { 'Retry-After': RETRY_AFTER_SECONDS });
+      }
+      if (perService !== undefined && counts.ofService(service.name) >= perService) {
+        return new Rejection(503, 'service_full', 'this service is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS });
+      }
+      if (counts.total >= limits.connections_total) {
+        return new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS });
+      }
+      const release = counts.reserve(key, service.name);
+      env.metrics.gauge('gatehouse_connections_open', { service: service.name }, 1);
+      ctx.onRelease(() => {
+        release();
+        env.metrics.gauge('gatehouse_connections_open', { service: service.name }, -1);
+      });
+      return undefined;
+    },
+  };
+  return check;
+};

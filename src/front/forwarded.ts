@@ -1,0 +1,79 @@
+/**
+ * Which address is the client? The TCP peer — unless that peer is a trusted
+ * proxy (`trusted_proxies` CIDRs), in which case X-Forwarded-For or Forwarded
+ * (RFC 7239) are read from the right, skipping hops that are themselves trusted,
+ * and the first untrusted hop is the client. With no trusted proxies configured
+ * (the default) the headers are ignored entirely, so a client cannot choose the
+ * address its per-address limits are counted under.
+ */
+import { isIP } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CidrSet } from '../http/cidr.js';
+
+export interface ClientAddress {
+  address: string;
+  port: number;
+  /** Where the address came from. */
+  source: 'socket' | 'proxy-protocol' | 'forwarded' | 'x-forwarded-for';
+}
+
+/** Most hops read from a forwarding header; longer chains are cut at the left. */
+const MAX_HOPS = 32;
+
+export function resolveClientAddress(peer: ClientAddress, headers: IncomingHttpHeaders, trusted: CidrSet): ClientAddress {
+  if (trusted.size === 0 || !trusted.has(peer.address)) return peer;
+  const forwarded = headerString(headers.forwarded);
+  const hops = forwarded !== undefined ? forwardedFor(forwarded) : xForwardedFor(headerString(headers['x-forwarded-for']));
+  if (hops.length === 0) return peer;
+  const source = forwarded !== undefined ? 'forwarded' : 'x-forwarded-for';
+  let nearest = peer;
+  for (let i = hops.length - 1; i >= 0 && i >= hops.length - MAX_HOPS; i--) {
+    const hop = hops[i];
+    // Garbage in the chain: believe only what the nearest trusted hop vouches for.
+    if (hop === undefined) return nearest;
+    const candidate: ClientAddress = { address: hop.address, port: hop.port, source };
+    if (!trusted.has(hop.address)) return candidate;
+    nearest = candidate;
+  }
+  return nearest;
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+type Hop = { address: string; port: number } | undefined;
+
+function xForwardedFor(value: string | undefined): Hop[] {
+  if (value === undefined) return [];
+  return value.split(',').slice(-MAX_HOPS).map((s) => parseNode(s.trim()));
+}
+
+/** `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"` → the `for` of each element. */
+function forwardedFor(value: string): Hop[] {
+  const hops: Hop[] = [];
+  for (const element of value.split(',').slice(-MAX_HOPS)) {
+    let found: Hop = undefined;
+    for (const pair of element.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq < 0) continue;
+      if (pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
+      let v = pair.slice(eq + 1).trim();
+      if (v.startsWith('"') && v.endsWith('"') && v.length >= 2) v = v.slice(1, -1);
+      found = parseNode(v);
+    }
+    hops.push(found);
+  }
+  return hops;
+}
+
+/** An address with an optional port: `1.2.3.4`, `1.2.3.4:80`, `[::1]:80`, `::1`. */
+function parseNode(s: string): Hop {
+  if (isIP(s) !== 0) return { address: s, port: 0 };
+  const v6 = /^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$/.exec(s);
+  if (v6 && isIP(v6[1]) === 6) return { address: v6[1], port: v6[2] ? Number(v6[2]) : 0 };
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  if (v4 && isIP(v4[1]) === 4) return { address: v4[1], port: Number(v4[2]) };
+  return undefined;
+}

@@ -1,0 +1,253 @@
+/**
+ * One `listen` entry → one Node server (http or https) with the request-head
+ * limits applied, the PROXY protocol read first where enabled, TLS contexts
+ * that reload in place, and the client address resolved (trusted proxies).
+ *
+ * The front door calls `createListenerServer(listener, onRequest, onUpgrade, options)`
+ * and then `listen()`. Before the handlers run, every request has passed the
+ * limits that need no service: header bytes (431, Node's parser), header count
+ * (431, counted here because Node would silently truncate), header read time
+ * (408), Host present (400) and, on TLS, a Host that matches the SNI name (421).
+ * A `redirect_http` listener answers everything itself with 308.
+ */
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { ListenerConfig } from '../config/listener.js';
+import { DEFAULT_LIMITS, type LimitsConfig } from '../config/limits.js';
+import { CidrSet } from '../http/cidr.js';
+import type { Audit } from '../observe/audit.js';
+import { resolveClientAddress, type ClientAddress } from './forwarded.js';
+import { proxyHeaderOf, readProxyHeader } from './proxy-protocol.js';
+import { TlsContexts } from './tls.js';
+import { writeRejection } from './respond.js';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface ListenerOptions {
+  limits?: LimitsConfig;
+  /** Root `trusted_proxies`. */
+  trustedProxies?: readonly string[];
+  audit?: Audit;
+  log?: Logger;
+}
+
+const clients = new WeakMap<IncomingMessage, ClientAddress>();
+
+/**
+ * The client of a request as this listener established it (PROXY header, or a
+ * trusted proxy's forwarding header, else the socket peer).
+ */
+export function clientAddressOf(req: IncomingMessage): ClientAddress | undefined {
+  return clients.get(req);
+}
+
+/** The socket's peer, as stated by a PROXY header when the listener reads one. */
+export function socketPeer(socket: Duplex): ClientAddress {
+  const s = socket as Socket;
+  const proxy = proxyHeaderOf(s);
+  if (proxy?.proxied && proxy.sourceAddress) {
+    return { address: proxy.sourceAddress, port: proxy.sourcePort ?? 0, source: 'proxy-protocol' };
+  }
+  return { address: s.remoteAddress ?? '', port: s.remotePort ?? 0, source: 'socket' };
+}
+
+export class ListenerServer {
+  readonly server: HttpServer | HttpsServer;
+  readonly tls?: TlsContexts;
+  private readonly outer?: NetServer;
+  private readonly limits: LimitsConfig;
+  private readonly trusted: CidrSet;
+
+  constructor(readonly config: ListenerConfig, onRequest: RequestHandler, onUpgrade: UpgradeHandler, private readonly options: ListenerOptions = {}) {
+    const limits = this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.trusted = new CidrSet(options.trustedProxies ?? []);
+    const httpOptions = {
+      maxHeaderSize: limits.header_bytes,
+      headersTimeout: limits.header_timeout,
+      requestTimeout: Math.max(limits.request_timeout, limits.header_timeout),
+      keepAliveTimeout: limits.keep_alive_timeout,
+      // Node checks the two timeouts above on this period (default 30 s): keep it well under them.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.header_timeout / 4))),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+    };
+    if (config.tls) {
+      this.tls = new TlsContexts(config.tls, options.log);
+      const server = createHttpsServer({ ...httpOptions, ...this.tls.serverOptions() });
+      this.tls.attach(server, (socket, code) => {
+        this.options.audit?.reject('tls_client_certificate', { client: socketPeer(socket).address, transport: 'tls', detail: code });
+      });
+      this.server = server;
+    } else {
+      this.server = createHttpServer(httpOptions);
+    }
+    // Node truncates past maxHeadersCount; keep one more than the limit so "over" is visible, then refuse.
+    this.server.maxHeadersCount = limits.header_count + 1;
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+
+    const redirect = config.redirect_http;
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const refusal = this.screen(req);
+      if (refusal) {
+        res.shouldKeepAlive = false;
+        res.writeHead(refusal.status, { 'Content-Type': 'text/plain', Connection: 'close', ...refusal.headers });
+        res.end(`${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\n`);
+        return;
+      }
+      if (config.hsts) res.setHeader('Strict-Transport-Security', hstsValue(config.hsts));
+      if (redirect) {
+        const to = redirectLocation(req, redirect.port);
+        if (!to) {
+          res.writeHead(400, { Connection: 'close' }).end();
+          return;
+        }
+        res.writeHead(308, { Location: to, 'Content-Length': '0', Connection: 'close' }).end();
+        return;
+      }
+      onRequest(req, res);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const refusal = this.screen(req);
+      if (refusal) {
+        writeRejection(socket, { status: refusal.status, message: refusal.reason, headers: refusal.headers });
+        return;
+      }
+      if (redirect) {
+        const to = redirectLocation(req, redirect.port);
+        writeRejection(socket, to ? { status: 308, message: to, headers: { Location: to } } : { status: 400, message: 'bad Host', headers: {} });
+        return;
+      }
+      onUpgrade(req, socket, head);
+    });
+
+    if (config.proxy_protocol) {
+      const server = this.server;
+      this.outer = createNetServer({ pauseOnConnect: false }, (socket) => {
+        const peer = socket.remoteAddress;
+        readProxyHeader(socket, limits.header_timeout, (s) => {
+          server.emit('connection', s);
+          // The HTTP server reads the bytes put back after the header as 'data' once flowing;
+          // a TLS server reads them itself from the socket's buffer when it wraps it.
+          if (!config.tls) s.resume();
+        }, (reason) => {
+          this.options.audit?.reject('proxy_protocol_invalid', { client: peer, transport: 'tcp', detail: reason });
+        });
+      });
+    }
+  }
+
+  /** Start accepting; resolves with the bound address (port 0 → the chosen port). */
+  listen(): Promise<AddressInfo> {
+    const target = this.outer ?? this.server;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      target.once('error', onError);
+      target.listen(this.config.port, this.config.host, () => {
+        target.removeListener('error', onError);
+        resolve(target.address() as AddressInfo);
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    return ((this.outer ?? this.server).address() as AddressInfo | null);
+  }
+
+  /** Re-read the TLS certificate files (what SIGHUP does). */
+  reloadTls(): boolean {
+    return this.tls?.reload('requested') ?? false;
+  }
+
+  /**
+   * Stop accepting and close idle HTTP connections. Upgraded (WebSocket)
+   * connections are not the server's any more; the front door drains them.
+   */
+  close(): Promise<void> {
+    this.tls?.detach();
+    const closing: Array<Promise<void>> = [];
+    const closeOne = (s: NetServer): Promise<void> => new Promise((resolve) => {
+      if (!s.listening) { resolve(); return; }
+      s.close(() => resolve());
+    });
+    if (this.outer) closing.push(closeOne(this.outer));
+    closing.push(closeOne(this.server));
+    this.server.closeIdleConnections();
+    return Promise.all(closing).then(() => undefined);
+  }
+
+  /** Limits and identity checks that need no service. */
+  private screen(req: IncomingMessage): { status: number; reason: string; headers: Record<string, string> } | undefined {
+    const peer = socketPeer(req.socket);
+    const client = resolveClientAddress(peer, req.headers, this.trusted);
+    clients.set(req, client);
+    const refuse = (status: number, reason: string) => {
+      this.options.audit?.reject(reason, { client: client.address, status, transport: 'http' });
+      return { status, reason, headers: {} };
+    };
+    if (req.rawHeaders.length / 2 > this.limits.header_count) return refuse(431, 'too_many_headers');
+    const servername = (req.socket as TLSSocket).servername;
+    if (typeof servername === 'string' && servername !== '' && req.headers.host !== undefined) {
+      // Domain fronting: the certificate was chosen for one name, the request names another.
+      if (hostOnly(req.headers.host) !== servername.toLowerCase().replace(/\.$/, '')) return refuse(421, 'sni_host_mismatch');
+    }
+    return undefined;
+  }
+
+  private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
+      // https.Server reports TLS failures here too; there is no HTTP to answer with.
+      const reason = code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'tls_handshake_timeout'
+        : code === 'ERR_TLS_RENEGOTIATION_DISABLED' ? 'tls_renegotiation' : 'tls_handshake_failed';
+      this.options.audit?.reject(reason, { client: socketPeer(socket).address, transport: 'tls', detail: code });
+      socket.destroy();
+      return;
+    }
+    let status = 400;
+    let reason = 'bad_request';
+    socket.on('error', () => socket.destroy());
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) { socket.destroy(); return; }
+    if (code === 'HPE_HEADER_OVERFLOW') { status = 431; reason = 'headers_too_large'; }
+    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') { status = 408; reason = 'header_timeout'; }
+    this.options.audit?.reject(reason, { client: socketPeer(socket).address, status, transport: 'http', detail: code });
+    writeRejection(socket, { status, message: STATUS_CODES[status] ?? 'bad request', headers: {} });
+  }
+}
+
+export function createListenerServer(
+  listener: ListenerConfig,
+  onRequest: RequestHandler,
+  onUpgrade: UpgradeHandler,
+  options: ListenerOptions = {},
+): ListenerServer {
+  return new ListenerServer(listener, onRequest, onUpgrade, options);
+}
+
+function hstsValue(h: NonNullable<ListenerConfig['hsts']>): string {
+  return `max-age=${h.max_age}${h.include_subdomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
+}
+
+/** Host header → lowercase host without port (IPv6 keeps brackets). */
+function hostOnly(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end > 0 ? h.slice(0, end + 1) : h;
+  }
+  const colon = h.lastIndexOf(':');
+  return (colon >= 0 ? h.slice(0, colon) : h).replace(/\.$/, '');
+}
+
+function redirectLocation(req: IncomingMessage, port: number): string | undefined {
+  const host = req.headers.host === undefined ? '' : hostOnly(req.headers.host);
+  if (!/^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/.test(host)) return undefined;
+  const url = req.url ?? '/';
+  // Only origin-form targets: an absolute-form target must not choose where we redirect to.
+  const path = url.startsWith('/') ? url : '/';
+  return `https://${host}${port === 443 ? '' : `:${port}`}${path}`;
+}
