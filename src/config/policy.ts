@@ -11,8 +11,11 @@ import { size } from './units.js';
 
 /** Most subprotocols a client may offer, and the most a service may list. */
 export const MAX_SUBPROTOCOL_TOKENS = 16;
-/** Largest Sec-WebSocket-Protocol header (all lines together). */
-export const MAX_SUBPROTOCOL_BYTES = 1024;
+/**
+ * Largest Sec-WebSocket-Protocol header (all lines together). 4 KiB rather than
+ * the 1 KiB of plain subprotocol lists: a browser can only carry a JWT there.
+ */
+export const MAX_SUBPROTOCOL_BYTES = 4096;
 
 const originList = z.array(z.string()).transform((entries, ctx) => {
   const out: string[] = [];

@@ -23,6 +23,7 @@ import type { Service } from '../services/types.js';
 import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest } from '../websocket/handshake.js';
 import { WebSocketConnection } from '../websocket/connection.js';
 import { writeRejection } from './respond.js';
+import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
 import { splitTarget, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
 import { renderIndexPage } from './index-page.js';
@@ -145,7 +146,7 @@ export class FrontDoor {
 
       let key: string;
       try {
-        key = validateUpgradeRequest(req).key;
+        key = validateUpgradeRequest(req, { maxProtocolBytes: MAX_SUBPROTOCOL_BYTES, maxProtocolTokens: MAX_SUBPROTOCOL_TOKENS }).key;
       } catch (err) {
         if (err instanceof HandshakeError) {
           return this.refuse(socket, new Rejection(err.status, err.reason, err.message, err.headers), req, false, route.name);
