@@ -1,0 +1,411 @@
+/**
+ * The fallback's HTTP endpoints, on the same URL as the service's WebSocket
+ * endpoint, told apart by the reserved query parameter `gh`:
+ *
+ *   POST <path>?gh=open[&<the WebSocket URL's own query>]   body: {"protocols":[...]}
+ *   POST <path>?gh=stream&s=<session>&a=<ack>               → streaming response
+ *   POST <path>?gh=poll&s=<session>&a=<ack>                 → long-poll response
+ *   POST <path>?gh=send&s=<session>                         body: frames
+ *   OPTIONS <path>                                          → CORS preflight
+ *
+ * Every request is POST so that browsers always send `Origin` (they omit it on
+ * same-origin GETs). The open request runs the very admission pipeline the
+ * WebSocket upgrade runs; every later request is checked against the service's
+ * origin policy and bound to the session's origin and credentials.
+ * See docs/fallback.md for the full protocol.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Admission, AdmissionRequest } from '../admission/types.js';
+import { Rejection } from '../admission/types.js';
+import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
+import type { Audit } from '../observe/audit.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { Service } from '../services/types.js';
+import { toAdmissionRequest, splitTarget } from '../front/request.js';
+import { BackendError } from '../errors.js';
+import { FallbackSession } from './session.js';
+import { decodeFrames, encodeNumber, FrameType, type WireError } from './wire.js';
+import { serializeOrigin, standInOriginPolicy, type OriginPolicy } from './origin.js';
+import { serveAsset } from './assets.js';
+
+/** Reserved query parameter naming the fallback operation. */
+export const OP_PARAM = 'gh';
+/** Session ids: 24 random bytes (192 bits), base64url. */
+const SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
+const MAX_OPEN_BODY = 8 * 1024;
+const MAX_FRAMES_PER_BODY = 4096;
+
+export interface FallbackDeps {
+  config: GatehouseConfig;
+  /** route a request (Host, path) to a service, or a Rejection when none */
+  route(host: string | undefined, path: string): ServiceConfig | Rejection;
+  pipeline: { admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> };
+  service(name: string): Service | undefined;
+  audit: Audit;
+  log: Logger;
+  metrics: Metrics;
+  originPolicy?: OriginPolicy;
+}
+
+interface SessionRecord {
+  session: FallbackSession;
+  service: ServiceConfig;
+  /** HMAC of the credential-bearing headers presented at open (never the values themselves) */
+  credentialTag: string;
+}
+
+export class FallbackEndpoints {
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly tagKey = randomBytes(32);
+  private readonly originPolicy: OriginPolicy;
+
+  constructor(private readonly deps: FallbackDeps) {
+    this.originPolicy = deps.originPolicy ?? standInOriginPolicy;
+  }
+
+  get sessionCount(): number { return this.sessions.size; }
+
+  /** For the front door's addHttpHandler: returns true when the request is the fallback's. */
+  handle = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '/';
+    const { path, query } = splitTarget(url);
+    if (path.startsWith('/.gatehouse/')) return serveAsset(req, res, path, this.deps.config);
+    const routed = this.deps.route(req.headers.host, path);
+    if (routed instanceof Rejection) return false;
+    const service = routed;
+    if (!service.fallback) return false;
+    const op = query.get(OP_PARAM);
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      this.preflight(req, res, service);
+      return true;
+    }
+    if (op === null) return false;
+    this.deps.metrics.inc('gatehouse_fallback_requests_total', { op: op.slice(0, 16) });
+    if (req.method !== 'POST') {
+      this.refuse(req, res, service, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
+      return true;
+    }
+    const work = op === 'open' ? this.open(req, res, service, query) : this.sessionRequest(req, res, service, op, query);
+    work.catch((err: unknown) => {
+      this.deps.log.error({ err, service: service.name }, 'fallback request failed');
+      if (!res.headersSent) this.refuse(req, res, service, new Rejection(500, 'internal_error', 'internal error'));
+      else res.destroy();
+    });
+    return true;
+  };
+
+  /** Close every session (gateway shutdown). */
+  closeAll(code = 1001, reason = 'gateway shutting down'): void {
+    for (const { session } of [...this.sessions.values()]) session.close(code, reason);
+  }
+
+  // ---- open ----------------------------------------------------------------------
+
+  private async open(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, query: URLSearchParams): Promise<void> {
+    const body = await this.readBody(req, res, service, MAX_OPEN_BODY);
+    if (!body) return;
+    let protocols: string[] = [];
+    if (body.length > 0) {
+      let parsed: unknown;
+      try { parsed = JSON.parse(body.toString('utf8')); } catch { parsed = undefined; }
+      const list = (parsed as { protocols?: unknown } | undefined)?.protocols;
+      if (typeof parsed !== 'object' || parsed === null || (list !== undefined && (!Array.isArray(list) || !list.every((p) => typeof p === 'string')))) {
+        this.refuse(req, res, service, new Rejection(400, 'fallback_bad_open', 'open body must be {"protocols":[...]}'));
+        return;
+      }
+      protocols = (list as string[] | undefined) ?? [];
+    }
+    const request = this.admissionRequest(req, query, protocols);
+    const outcome = await this.deps.pipeline.admit(request, service);
+    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, outcome, false); return; }
+    const admission = outcome;
+    const backend = this.deps.service(service.name);
+    if (!backend) {
+      admission.release();
+      this.refuse(req, res, service, new Rejection(503, 'service_unavailable', 'service not available'));
+      return;
+    }
+    let serviceSession;
+    try {
+      serviceSession = await backend.open(admission);
+    } catch (err) {
+      admission.release();
+      const status = err instanceof BackendError ? err.status : 502;
+      this.refuse(req, res, service, new Rejection(status, err instanceof BackendError ? err.code : 'backend_failed', 'backend unavailable'));
+      return;
+    }
+    if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
+    const id = randomBytes(24).toString('base64url');
+    const protocol = serviceSession.protocol ?? admission.protocol;
+    const settings = this.deps.config.fallback;
+    const session = new FallbackSession({
+      id,
+      admission: protocol === admission.protocol ? admission : { ...admission, protocol },
+      settings,
+      headers: (r) => this.commonHeaders(r, admission.origin),
+      onEnd: (s, info) => {
+        this.sessions.delete(s.id);
+        this.deps.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, -1);
+        this.deps.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
+      },
+    });
+    this.sessions.set(id, { session, service, credentialTag: this.credentialTag(req) });
+    this.deps.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, 1);
+    serviceSession.attach(session);
+    const answer = JSON.stringify({
+      session: id,
+      protocol,
+      extensions: '',
+      heartbeat: settings.heartbeat,
+      pollTimeout: settings.poll_timeout,
+      maxBody: settings.max_body,
+      maxMessage: service.max_message,
+      maxFrames: MAX_FRAMES_PER_BODY,
+    });
+    res.statusCode = 200;
+    this.commonHeaders(res, admission.origin);
+    res.setHeader('Content-Type', 'application/json');
+    res.end(answer);
+  }
+
+  /**
+   * The AdmissionRequest of an open: the request as sent, minus our reserved
+   * parameter, with the offered subprotocols where the WebSocket path has them
+   * (browsers may not set Sec-* headers on fetch, so they travel in the body).
+   */
+  private admissionRequest(req: IncomingMessage, query: URLSearchParams, protocols: string[]): AdmissionRequest {
+    const request = toAdmissionRequest(req, 'fallback');
+    const own = new URLSearchParams(query);
+    own.delete(OP_PARAM);
+    const qs = own.toString();
+    const headers = { ...request.headers };
+    delete headers['sec-websocket-protocol'];
+    if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(', ');
+    return { ...request, url: request.path + (qs ? `?${qs}` : ''), query: own, headers };
+  }
+
+  // ---- session requests ------------------------------------------------------------
+
+  private async sessionRequest(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, op: string, query: URLSearchParams): Promise<void> {
+    if (op !== 'stream' && op !== 'poll' && op !== 'send') {
+      this.refuse(req, res, service, new Rejection(400, 'fallback_bad_op', 'unknown fallback operation'));
+      return;
+    }
+    const sid = query.get('s') ?? '';
+    if (!SESSION_ID.test(sid)) {
+      this.refuse(req, res, service, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
+      return;
+    }
+    const record = this.sessions.get(sid);
+    // A session of another service is as unknown as a made-up one.
+    if (!record || record.service.name !== service.name || record.session.closed) {
+      this.refuse(req, res, service, new Rejection(404, 'fallback_unknown_session', 'no such session'));
+      return;
+    }
+    const { session } = record;
+    const origin = serializeOrigin(req.headers.origin);
+    if (origin === 'invalid' || origin !== session.admission.origin || !this.originPolicy(service, origin)) {
+      this.refuse(req, res, service, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
+      return;
+    }
+    if (!(await this.sameCredentials(req, res, service, record))) return;
+
+    if (op === 'stream' || op === 'poll') {
+      const ack = Number(query.get('a') ?? '0');
+      if (!Number.isSafeInteger(ack) || ack < 0 || !session.acknowledge(ack)) {
+        this.violation(req, res, service, session, 400, 'fallback_bad_ack', 1002, 'acknowledgement of a message never sent');
+        return;
+      }
+      if (session.closed) { this.refuse(req, res, service, new Rejection(404, 'fallback_unknown_session', 'no such session')); return; }
+      session.attachDownstream(res, op);
+      return;
+    }
+
+    const body = await this.readBody(req, res, service, this.deps.config.fallback.max_body, session);
+    if (!body) return;
+    const { frames, error } = decodeFrames(body, { maxMessage: service.max_message, maxFrames: MAX_FRAMES_PER_BODY });
+    if (error) {
+      // What came before the bad frame is delivered, as on a WebSocket connection; then the session closes.
+      session.receive(frames, () => undefined);
+      this.wireViolation(req, res, service, session, error);
+      return;
+    }
+    const accepted = session.receive(frames, () => {
+      if (res.writableEnded || res.destroyed) return;
+      const parts = [encodeNumber(FrameType.ACK, session.acknowledged)];
+      const echo = session.closeEcho();
+      if (echo) parts.push(echo);
+      const out = Buffer.concat(parts);
+      res.statusCode = 200;
+      this.commonHeaders(res, session.admission.origin);
+      res.setHeader('Content-Type', 'application/octet-stream');
+      res.setHeader('Content-Length', out.length);
+      res.end(out);
+    });
+    if (accepted === 'gap') this.violation(req, res, service, session, 400, 'fallback_sequence_gap', 1002, 'messages out of sequence');
+    else if (accepted === 'overflow') this.violation(req, res, service, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
+  }
+
+  /**
+   * Same credentials as at open? The fast path compares an HMAC of the
+   * credential-bearing headers; when they changed (a refreshed cookie, or
+   * someone else's), the request is admitted afresh and must name the same
+   * principal. A request without the credentials gets the pipeline's own answer
+   * (401 with its challenge); one with another principal's gets 403.
+   */
+  private async sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, record: SessionRecord): Promise<boolean> {
+    const tag = this.credentialTag(req);
+    if (tag === record.credentialTag) return true;
+    const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
+    const outcome = await this.deps.pipeline.admit(request, service);
+    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, outcome, true); return false; }
+    outcome.release(); // only the identity was wanted, not another connection slot
+    const before = record.session.admission.principal;
+    const now = outcome.principal;
+    if (before?.id !== now?.id || before?.method !== now?.method) {
+      this.refuse(req, res, service, new Rejection(403, 'fallback_principal_mismatch', 'credentials do not match the session'));
+      return false;
+    }
+    record.credentialTag = tag;
+    return true;
+  }
+
+  private credentialTag(req: IncomingMessage): string {
+    const h = createHmac('sha256', this.tagKey);
+    h.update(String(req.headers.authorization ?? ''));
+    h.update('\0');
+    h.update(String(req.headers.cookie ?? ''));
+    return h.digest('base64url');
+  }
+
+  // ---- CORS, headers, refusals -----------------------------------------------------
+
+  private preflight(req: IncomingMessage, res: ServerResponse, service: ServiceConfig): void {
+    const origin = serializeOrigin(req.headers.origin);
+    if (origin === null || origin === 'invalid' || !this.originPolicy(service, origin)) {
+      this.refuse(req, res, service, new Rejection(403, 'fallback_preflight_origin', 'origin not allowed'));
+      return;
+    }
+    res.statusCode = 204;
+    this.commonHeaders(res, origin);
+    res.setHeader('Access-Control-Allow-Methods', 'POST');
+    res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
+    res.setHeader('Access-Control-Max-Age', '600');
+    res.end();
+  }
+
+  /**
+   * Headers on every fallback answer: never cached or sniffed, and CORS only
+   * for an origin the service allows — echoed exactly, with credentials, never `*`.
+   */
+  private commonHeaders(res: ServerResponse, origin: string | null): void {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Vary', 'Origin, Cookie');
+    if (origin !== null) {
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      res.setHeader('Access-Control-Allow-Credentials', 'true');
+      res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
+    }
+  }
+
+  /** The pipeline's refusal (already audited by the pipeline), with CORS so a browser client can read the status. */
+  private respondRejection(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, rejection: Rejection, audit: boolean): void {
+    if (audit) this.auditReject(req, service, rejection);
+    this.writeRefusal(req, res, service, rejection);
+  }
+
+  private refuse(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, rejection: Rejection): void {
+    this.auditReject(req, service, rejection);
+    this.writeRefusal(req, res, service, rejection);
+  }
+
+  private auditReject(req: IncomingMessage, service: ServiceConfig, rejection: Rejection): void {
+    const origin = req.headers.origin;
+    this.deps.audit.reject(rejection.reason, {
+      service: service.name,
+      client: req.socket.remoteAddress,
+      origin: typeof origin === 'string' ? origin.slice(0, 256) : undefined,
+      transport: 'fallback',
+      status: rejection.status,
+    });
+  }
+
+  private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, rejection: Rejection): void {
+    if (res.headersSent) { res.destroy(); return; }
+    const origin = serializeOrigin(req.headers.origin);
+    const corsOrigin = typeof origin === 'string' && origin !== 'invalid' && this.originPolicy(service, origin) ? origin : null;
+    res.statusCode = rejection.status;
+    this.commonHeaders(res, corsOrigin);
+    for (const [k, v] of Object.entries(rejection.headers)) res.setHeader(k, v);
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    // A refused request's body is not read: close the connection rather than drain an attacker's upload.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    res.end(`${rejection.status} ${rejection.reason}\n`);
+  }
+
+  /** Bad input from the session's own (verified) client: answer, audit, and close it as a WebSocket would. */
+  private violation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, session: FallbackSession,
+    status: number, reason: string, closeCode: number, message: string): void {
+    this.deps.audit.violation(reason, {
+      service: service.name, client: req.socket.remoteAddress, transport: 'fallback', status, code: closeCode,
+      connection: session.admission.id, principal: session.admission.principal?.id,
+    });
+    this.writeRefusal(req, res, service, new Rejection(status, reason, message));
+    session.close(closeCode, message);
+  }
+
+  private wireViolation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, session: FallbackSession, error: WireError): void {
+    const status = error.reason === 'message_too_big' || error.reason === 'too_many_frames' ? 413 : 400;
+    this.violation(req, res, service, session, status, `fallback_${error.reason}`, error.closeCode, error.message);
+  }
+
+  /**
+   * Read a request body of at most `limit` bytes: 413 when larger (decided from
+   * Content-Length when present), 408 when it does not arrive in time.
+   * Returns undefined when the request has been answered.
+   */
+  private readBody(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, limit: number, session?: FallbackSession): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const tooBig = (): void => {
+        if (session) this.violation(req, res, service, session, 413, 'fallback_body_too_big', 1009, 'request body too large');
+        else this.refuse(req, res, service, new Rejection(413, 'fallback_body_too_big', 'request body too large'));
+        resolve(undefined);
+      };
+      const declared = req.headers['content-length'];
+      if (declared !== undefined && Number(declared) > limit) { tooBig(); return; }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        this.refuse(req, res, service, new Rejection(408, 'fallback_body_timeout', 'request body not received in time'));
+        resolve(undefined);
+      }, this.deps.config.fallback.request_timeout);
+      timer.unref?.();
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        size += chunk.length;
+        if (size > limit) { done = true; clearTimeout(timer); tooBig(); return; }
+        chunks.push(chunk);
+      });
+      req.on('end', () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      });
+      req.on('error', () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+    });
+  }
+}
