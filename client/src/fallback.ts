@@ -15,7 +15,7 @@ import type { Transport, TransportEvents } from './transport.js';
 export interface FallbackOptions {
   fetch: typeof fetch;
   headers?: Record<string, string>;
-  credentials: RequestCredentials;
+  credentials: 'include' | 'same-origin' | 'omit';
   /** No first byte on a stream within this many ms → the stream is buffered: long-poll instead. */
   streamTimeout: number;
   /** Start in long-polling mode. */
@@ -106,16 +106,18 @@ export class FallbackTransport implements Transport {
   }
 
   private request(url: string, body: Uint8Array | string | undefined, signal?: AbortSignal): Promise<Response> {
-    return this.opts.fetch(url, {
+    // (built as a plain object: the DOM and Node typings of RequestInit differ)
+    const init: Record<string, unknown> = {
       method: 'POST',
       // text/plain keeps every request "simple" for CORS: no preflight round trip.
       headers: { 'Content-Type': 'text/plain;charset=UTF-8', ...this.opts.headers },
-      body: body as BodyInit | undefined,
+      body,
       credentials: this.opts.credentials,
       cache: 'no-store',
       redirect: 'error',
       signal: signal ?? this.abort.signal,
-    });
+    };
+    return this.opts.fetch(url, init as RequestInit);
   }
 
   private async open(): Promise<void> {
@@ -311,8 +313,14 @@ export class FallbackTransport implements Transport {
 
   /** Send what is waiting (and our acknowledgement) in one POST; one POST in flight at a time. */
   private pump(): void {
-    if (this.sending || !this.answer || this.state === 'closed') return;
+    if (!this.answer || this.state === 'closed') return;
     const needAck = this.lastIn > this.ackedIn;
+    if (this.sending) {
+      // A batch is in flight (held while the gateway is paused): acknowledge on the side, so the
+      // gateway's send buffer drains and nothing waits on anything else.
+      if (needAck && !this.acking) this.sendAck();
+      return;
+    }
     if (this.outgoing.length === 0 && !needAck) return;
     this.sending = true;
     if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
@@ -376,6 +384,20 @@ export class FallbackTransport implements Transport {
       await delay(100);
     }
     this.pump();
+  }
+
+  private acking = false;
+
+  private sendAck(): void {
+    this.acking = true;
+    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
+    const value = this.lastIn;
+    this.request(this.url('send'), numberFrame(ACK, value))
+      .then(async (res) => {
+        await res.arrayBuffer();
+        if (res.status === 200) { this.ackedIn = Math.max(this.ackedIn, value); this.unackedInBytes = 0; }
+      }, () => undefined)
+      .finally(() => { this.acking = false; });
   }
 
   private acked(seq: number): void {

@@ -27,7 +27,7 @@ export interface GatehouseSocketOptions {
   /** Extra request headers (Node only: browsers do not let scripts set Cookie or Origin). */
   headers?: Record<string, string>;
   /** Fallback requests carry cookies: 'include' (default) | 'same-origin' | 'omit'. */
-  credentials?: RequestCredentials;
+  credentials?: 'include' | 'same-origin' | 'omit';
   /** Give up on the WebSocket attempt after this many ms (default 10000). */
   connectTimeout?: number;
   /** A stream that shows no byte within this many ms is buffered by an intermediary: long-poll (default 3000). */
@@ -79,7 +79,7 @@ export class GatehouseSocket extends EventTarget {
 
   constructor(url: string | URL, protocols?: string | string[], options: GatehouseSocketOptions = {}) {
     super();
-    const u = new URL(String(url), typeof location !== 'undefined' ? location.href : undefined);
+    const u = new URL(String(url), (globalThis as { location?: { href: string } }).location?.href);
     if (u.protocol === 'http:') u.protocol = 'ws:';
     else if (u.protocol === 'https:') u.protocol = 'wss:';
     if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw syntaxError(`unsupported URL scheme ${u.protocol}`);
@@ -178,7 +178,7 @@ export class GatehouseSocket extends EventTarget {
         if (this.state !== OPEN && this.state !== CLOSING) return;
         let payload: string | ArrayBuffer | Blob;
         if (typeof data === 'string') payload = data;
-        else if (this.binaryType === 'blob' && typeof Blob !== 'undefined') payload = new Blob([data as BlobPart]);
+        else if (this.binaryType === 'blob' && typeof Blob !== 'undefined') payload = new Blob([data.slice()]);
         else payload = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer as ArrayBuffer : data.slice().buffer as ArrayBuffer;
         this.fire(new GatehouseMessageEvent(payload, new URL(this.url).origin), this.onmessage as Handler<Event>);
       },

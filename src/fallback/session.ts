@@ -223,6 +223,12 @@ export class FallbackSession implements Channel {
     }
     if (this.inboundBytes + bytes > this.settings.max_buffer + this.settings.max_body) return 'overflow';
     this.lastIn = accepted;
+    if (items.length === 0) {
+      // Nothing to deliver (an acknowledgement, or a batch already delivered): answer now, even while paused,
+      // so a client's acknowledgements never wait behind its own held batch.
+      reply();
+      return 'ok';
+    }
     this.inboundBytes += bytes;
     this.pendingUps++;
     for (const item of items) this.inbound.push(item);
