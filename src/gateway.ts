@@ -13,6 +13,7 @@ import { Audit } from './observe/audit.js';
 import { createLogger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createService } from './services/index.js';
+import { FallbackEndpoints } from './fallback/endpoints.js';
 import type { Service } from './services/types.js';
 
 export interface GatewayOptions {
@@ -34,6 +35,8 @@ export class Gateway {
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
     this.front = new FrontDoor(this.buildContext(config));
+    // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
+    this.front.addHttpHandler(new FallbackEndpoints({ track: (ch, a) => this.front.track(ch, a), untrack: (ch) => this.front.untrack(ch) }).handle);
   }
 
   static async start(config: GatehouseConfig, opts: GatewayOptions = {}): Promise<Gateway> {

@@ -23,6 +23,7 @@ import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
+import type { Channel } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from '../front/request.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from './session.js';
@@ -37,21 +38,36 @@ const SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
 const MAX_OPEN_BODY = 8 * 1024;
 const MAX_FRAMES_PER_BODY = 4096;
 
-export interface FallbackDeps {
+/**
+ * What a request is handled with: the front door's current context (swapped
+ * as a whole on reload; a session keeps the service and settings it opened with).
+ */
+export interface FallbackContext {
   config: GatehouseConfig;
-  /** route a request (Host, path) to a service, or a Rejection when none */
-  route(host: string | undefined, path: string): ServiceConfig | Rejection;
+  router: { match(host: string | undefined, path: string): ServiceConfig | Rejection };
   pipeline: { admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> };
-  service(name: string): Service | undefined;
+  services: Map<string, Service>;
   audit: Audit;
   log: Logger;
   metrics: Metrics;
+}
+
+export interface FallbackOptions {
+  /** The service's origin policy (one policy for every transport); a stand-in until injected. */
   originPolicy?: OriginPolicy;
+  /**
+   * The front door's channel registry: drain covers fallback sessions, and its
+   * channel hooks (credential expiry, guards) run on them as on WebSocket connections.
+   */
+  track?(channel: Channel, admission: Admission): void;
+  untrack?(channel: Channel): void;
 }
 
 interface SessionRecord {
   session: FallbackSession;
   service: ServiceConfig;
+  /** the context the session was opened in (its service, pipeline and settings) */
+  ctx: FallbackContext;
   /** HMAC of the credential-bearing headers presented at open (never the values themselves) */
   credentialTag: string;
 }
@@ -61,36 +77,37 @@ export class FallbackEndpoints {
   private readonly tagKey = randomBytes(32);
   private readonly originPolicy: OriginPolicy;
 
-  constructor(private readonly deps: FallbackDeps) {
-    this.originPolicy = deps.originPolicy ?? standInOriginPolicy;
+  constructor(private readonly opts: FallbackOptions = {}) {
+    this.originPolicy = opts.originPolicy ?? standInOriginPolicy;
   }
 
   get sessionCount(): number { return this.sessions.size; }
 
   /** For the front door's addHttpHandler: returns true when the request is the fallback's. */
-  handle = (req: IncomingMessage, res: ServerResponse): boolean => {
+  handle = (req: IncomingMessage, res: ServerResponse, ctx: FallbackContext): boolean => {
     const url = req.url ?? '/';
     const { path, query } = splitTarget(url);
-    if (path.startsWith('/.gatehouse/')) return serveAsset(req, res, path, this.deps.config);
-    const routed = this.deps.route(req.headers.host, path);
+    if (path.startsWith('/.gatehouse/')) return serveAsset(req, res, path, ctx.config);
+    if (!url.startsWith('/')) return false;
+    const routed = ctx.router.match(req.headers.host, path);
     if (routed instanceof Rejection) return false;
     const service = routed;
     if (!service.fallback) return false;
     const op = query.get(OP_PARAM);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
-      this.preflight(req, res, service);
+      this.preflight(req, res, service, ctx);
       return true;
     }
     if (op === null) return false;
-    this.deps.metrics.inc('gatehouse_fallback_requests_total', { op: op.slice(0, 16) });
+    ctx.metrics.inc('gatehouse_fallback_requests_total', { op: op.slice(0, 16) });
     if (req.method !== 'POST') {
-      this.refuse(req, res, service, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
+      this.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
       return true;
     }
-    const work = op === 'open' ? this.open(req, res, service, query) : this.sessionRequest(req, res, service, op, query);
+    const work = op === 'open' ? this.open(req, res, service, ctx, query) : this.sessionRequest(req, res, service, ctx, op, query);
     work.catch((err: unknown) => {
-      this.deps.log.error({ err, service: service.name }, 'fallback request failed');
-      if (!res.headersSent) this.refuse(req, res, service, new Rejection(500, 'internal_error', 'internal error'));
+      ctx.log.error({ err, service: service.name }, 'fallback request failed');
+      if (!res.headersSent) this.refuse(req, res, service, ctx, new Rejection(500, 'internal_error', 'internal error'));
       else res.destroy();
     });
     return true;
@@ -103,8 +120,8 @@ export class FallbackEndpoints {
 
   // ---- open ----------------------------------------------------------------------
 
-  private async open(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, query: URLSearchParams): Promise<void> {
-    const body = await this.readBody(req, res, service, MAX_OPEN_BODY);
+  private async open(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, query: URLSearchParams): Promise<void> {
+    const body = await this.readBody(req, res, service, ctx, MAX_OPEN_BODY);
     if (!body) return;
     let protocols: string[] = [];
     if (body.length > 0) {
@@ -112,19 +129,19 @@ export class FallbackEndpoints {
       try { parsed = JSON.parse(body.toString('utf8')); } catch { parsed = undefined; }
       const list = (parsed as { protocols?: unknown } | undefined)?.protocols;
       if (typeof parsed !== 'object' || parsed === null || (list !== undefined && (!Array.isArray(list) || !list.every((p) => typeof p === 'string')))) {
-        this.refuse(req, res, service, new Rejection(400, 'fallback_bad_open', 'open body must be {"protocols":[...]}'));
+        this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_open', 'open body must be {"protocols":[...]}'));
         return;
       }
       protocols = (list as string[] | undefined) ?? [];
     }
     const request = this.admissionRequest(req, query, protocols);
-    const outcome = await this.deps.pipeline.admit(request, service);
-    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, outcome, false); return; }
+    const outcome = await ctx.pipeline.admit(request, service);
+    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, ctx, outcome, false); return; }
     const admission = outcome;
-    const backend = this.deps.service(service.name);
+    const backend = ctx.services.get(service.name);
     if (!backend) {
       admission.release();
-      this.refuse(req, res, service, new Rejection(503, 'service_unavailable', 'service not available'));
+      this.refuse(req, res, service, ctx, new Rejection(503, 'service_unavailable', 'service not available'));
       return;
     }
     let serviceSession;
@@ -133,13 +150,13 @@ export class FallbackEndpoints {
     } catch (err) {
       admission.release();
       const status = err instanceof BackendError ? err.status : 502;
-      this.refuse(req, res, service, new Rejection(status, err instanceof BackendError ? err.code : 'backend_failed', 'backend unavailable'));
+      this.refuse(req, res, service, ctx, new Rejection(status, err instanceof BackendError ? err.code : 'backend_failed', 'backend unavailable'));
       return;
     }
     if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
     const id = randomBytes(24).toString('base64url');
     const protocol = serviceSession.protocol ?? admission.protocol;
-    const settings = this.deps.config.fallback;
+    const settings = ctx.config.fallback;
     const session = new FallbackSession({
       id,
       admission: protocol === admission.protocol ? admission : { ...admission, protocol },
@@ -147,12 +164,15 @@ export class FallbackEndpoints {
       headers: (r) => this.commonHeaders(r, admission.origin),
       onEnd: (s, info) => {
         this.sessions.delete(s.id);
-        this.deps.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, -1);
-        this.deps.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
+        ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, -1);
+        ctx.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
       },
     });
-    this.sessions.set(id, { session, service, credentialTag: this.credentialTag(req) });
-    this.deps.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, 1);
+    this.sessions.set(id, { session, service, ctx, credentialTag: this.credentialTag(req) });
+    ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, 1);
+    // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
+    this.opts.track?.(session, session.admission);
+    session.whenClosed(() => this.opts.untrack?.(session));
     serviceSession.attach(session);
     const answer = JSON.stringify({
       session: id,
@@ -188,48 +208,48 @@ export class FallbackEndpoints {
 
   // ---- session requests ------------------------------------------------------------
 
-  private async sessionRequest(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, op: string, query: URLSearchParams): Promise<void> {
+  private async sessionRequest(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, op: string, query: URLSearchParams): Promise<void> {
     if (op !== 'stream' && op !== 'poll' && op !== 'send') {
-      this.refuse(req, res, service, new Rejection(400, 'fallback_bad_op', 'unknown fallback operation'));
+      this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_op', 'unknown fallback operation'));
       return;
     }
     const sid = query.get('s') ?? '';
     if (!SESSION_ID.test(sid)) {
-      this.refuse(req, res, service, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
+      this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
       return;
     }
     const record = this.sessions.get(sid);
     // A session of another service is as unknown as a made-up one.
     if (!record || record.service.name !== service.name || record.session.closed) {
-      this.refuse(req, res, service, new Rejection(404, 'fallback_unknown_session', 'no such session'));
+      this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session'));
       return;
     }
     const { session } = record;
     const origin = serializeOrigin(req.headers.origin);
     if (origin === 'invalid' || origin !== session.admission.origin || !this.originPolicy(service, origin)) {
-      this.refuse(req, res, service, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
+      this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
       return;
     }
-    if (!(await this.sameCredentials(req, res, service, record))) return;
+    if (!(await this.sameCredentials(req, res, service, ctx, record))) return;
 
     if (op === 'stream' || op === 'poll') {
       const ack = Number(query.get('a') ?? '0');
       if (!Number.isSafeInteger(ack) || ack < 0 || !session.acknowledge(ack)) {
-        this.violation(req, res, service, session, 400, 'fallback_bad_ack', 1002, 'acknowledgement of a message never sent');
+        this.violation(req, res, service, ctx, session, 400, 'fallback_bad_ack', 1002, 'acknowledgement of a message never sent');
         return;
       }
-      if (session.closed) { this.refuse(req, res, service, new Rejection(404, 'fallback_unknown_session', 'no such session')); return; }
+      if (session.closed) { this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session')); return; }
       session.attachDownstream(res, op);
       return;
     }
 
-    const body = await this.readBody(req, res, service, this.deps.config.fallback.max_body, session);
+    const body = await this.readBody(req, res, service, ctx, ctx.config.fallback.max_body, session);
     if (!body) return;
     const { frames, error } = decodeFrames(body, { maxMessage: service.max_message, maxFrames: MAX_FRAMES_PER_BODY });
     if (error) {
       // What came before the bad frame is delivered, as on a WebSocket connection; then the session closes.
       session.receive(frames, () => undefined);
-      this.wireViolation(req, res, service, session, error);
+      this.wireViolation(req, res, service, ctx, session, error);
       return;
     }
     const accepted = session.receive(frames, () => {
@@ -244,8 +264,8 @@ export class FallbackEndpoints {
       res.setHeader('Content-Length', out.length);
       res.end(out);
     });
-    if (accepted === 'gap') this.violation(req, res, service, session, 400, 'fallback_sequence_gap', 1002, 'messages out of sequence');
-    else if (accepted === 'overflow') this.violation(req, res, service, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
+    if (accepted === 'gap') this.violation(req, res, service, ctx, session, 400, 'fallback_sequence_gap', 1002, 'messages out of sequence');
+    else if (accepted === 'overflow') this.violation(req, res, service, ctx, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
   }
 
   /**
@@ -255,17 +275,17 @@ export class FallbackEndpoints {
    * principal. A request without the credentials gets the pipeline's own answer
    * (401 with its challenge); one with another principal's gets 403.
    */
-  private async sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, record: SessionRecord): Promise<boolean> {
+  private async sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, record: SessionRecord): Promise<boolean> {
     const tag = this.credentialTag(req);
     if (tag === record.credentialTag) return true;
     const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
-    const outcome = await this.deps.pipeline.admit(request, service);
-    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, outcome, true); return false; }
+    const outcome = await ctx.pipeline.admit(request, service);
+    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, ctx, outcome, true); return false; }
     outcome.release(); // only the identity was wanted, not another connection slot
     const before = record.session.admission.principal;
     const now = outcome.principal;
     if (before?.id !== now?.id || before?.method !== now?.method) {
-      this.refuse(req, res, service, new Rejection(403, 'fallback_principal_mismatch', 'credentials do not match the session'));
+      this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_principal_mismatch', 'credentials do not match the session'));
       return false;
     }
     record.credentialTag = tag;
@@ -282,10 +302,10 @@ export class FallbackEndpoints {
 
   // ---- CORS, headers, refusals -----------------------------------------------------
 
-  private preflight(req: IncomingMessage, res: ServerResponse, service: ServiceConfig): void {
+  private preflight(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext): void {
     const origin = serializeOrigin(req.headers.origin);
     if (origin === null || origin === 'invalid' || !this.originPolicy(service, origin)) {
-      this.refuse(req, res, service, new Rejection(403, 'fallback_preflight_origin', 'origin not allowed'));
+      this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_preflight_origin', 'origin not allowed'));
       return;
     }
     res.statusCode = 204;
@@ -314,19 +334,19 @@ export class FallbackEndpoints {
   }
 
   /** The pipeline's refusal (already audited by the pipeline), with CORS so a browser client can read the status. */
-  private respondRejection(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, rejection: Rejection, audit: boolean): void {
-    if (audit) this.auditReject(req, service, rejection);
-    this.writeRefusal(req, res, service, rejection);
+  private respondRejection(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection, audit: boolean): void {
+    if (audit) this.auditReject(req, service, ctx, rejection);
+    this.writeRefusal(req, res, service, ctx, rejection);
   }
 
-  private refuse(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, rejection: Rejection): void {
-    this.auditReject(req, service, rejection);
-    this.writeRefusal(req, res, service, rejection);
+  private refuse(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
+    this.auditReject(req, service, ctx, rejection);
+    this.writeRefusal(req, res, service, ctx, rejection);
   }
 
-  private auditReject(req: IncomingMessage, service: ServiceConfig, rejection: Rejection): void {
+  private auditReject(req: IncomingMessage, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
     const origin = req.headers.origin;
-    this.deps.audit.reject(rejection.reason, {
+    ctx.audit.reject(rejection.reason, {
       service: service.name,
       client: req.socket.remoteAddress,
       origin: typeof origin === 'string' ? origin.slice(0, 256) : undefined,
@@ -335,7 +355,7 @@ export class FallbackEndpoints {
     });
   }
 
-  private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, rejection: Rejection): void {
+  private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
     if (res.headersSent) { res.destroy(); return; }
     const origin = serializeOrigin(req.headers.origin);
     const corsOrigin = typeof origin === 'string' && origin !== 'invalid' && this.originPolicy(service, origin) ? origin : null;
@@ -349,19 +369,19 @@ export class FallbackEndpoints {
   }
 
   /** Bad input from the session's own (verified) client: answer, audit, and close it as a WebSocket would. */
-  private violation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, session: FallbackSession,
+  private violation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, session: FallbackSession,
     status: number, reason: string, closeCode: number, message: string): void {
-    this.deps.audit.violation(reason, {
+    ctx.audit.violation(reason, {
       service: service.name, client: req.socket.remoteAddress, transport: 'fallback', status, code: closeCode,
       connection: session.admission.id, principal: session.admission.principal?.id,
     });
-    this.writeRefusal(req, res, service, new Rejection(status, reason, message));
+    this.writeRefusal(req, res, service, ctx, new Rejection(status, reason, message));
     session.close(closeCode, message);
   }
 
-  private wireViolation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, session: FallbackSession, error: WireError): void {
+  private wireViolation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, session: FallbackSession, error: WireError): void {
     const status = error.reason === 'message_too_big' || error.reason === 'too_many_frames' ? 413 : 400;
-    this.violation(req, res, service, session, status, `fallback_${error.reason}`, error.closeCode, error.message);
+    this.violation(req, res, service, ctx, session, status, `fallback_${error.reason}`, error.closeCode, error.message);
   }
 
   /**
@@ -369,11 +389,11 @@ export class FallbackEndpoints {
    * Content-Length when present), 408 when it does not arrive in time.
    * Returns undefined when the request has been answered.
    */
-  private readBody(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, limit: number, session?: FallbackSession): Promise<Buffer | undefined> {
+  private readBody(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, limit: number, session?: FallbackSession): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
       const tooBig = (): void => {
-        if (session) this.violation(req, res, service, session, 413, 'fallback_body_too_big', 1009, 'request body too large');
-        else this.refuse(req, res, service, new Rejection(413, 'fallback_body_too_big', 'request body too large'));
+        if (session) this.violation(req, res, service, ctx, session, 413, 'fallback_body_too_big', 1009, 'request body too large');
+        else this.refuse(req, res, service, ctx, new Rejection(413, 'fallback_body_too_big', 'request body too large'));
         resolve(undefined);
       };
       const declared = req.headers['content-length'];
@@ -384,9 +404,9 @@ export class FallbackEndpoints {
       const timer = setTimeout(() => {
         if (done) return;
         done = true;
-        this.refuse(req, res, service, new Rejection(408, 'fallback_body_timeout', 'request body not received in time'));
+        this.refuse(req, res, service, ctx, new Rejection(408, 'fallback_body_timeout', 'request body not received in time'));
         resolve(undefined);
-      }, this.deps.config.fallback.request_timeout);
+      }, ctx.config.fallback.request_timeout);
       timer.unref?.();
       req.on('data', (chunk: Buffer) => {
         if (done) return;

@@ -77,6 +77,8 @@ export class FallbackSession implements Channel {
   private idleTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
   private remoteCloseCode?: number;
+  private closedInfo?: CloseInfo;
+  private readonly closeWatchers: Array<(info: CloseInfo) => void> = [];
   private fragments: Buffer[] = [];
   private fragmentBinary = false;
 
@@ -93,6 +95,11 @@ export class FallbackSession implements Channel {
   /** highest upstream number delivered, for the acknowledgement in replies */
   get acknowledged(): number { return this.lastIn; }
   get streaming(): boolean { return this.down?.mode === 'stream'; }
+
+  whenClosed(fn: (info: CloseInfo) => void): void {
+    if (this.closedInfo) fn(this.closedInfo);
+    else this.closeWatchers.push(fn);
+  }
 
   attach(sink: ChannelSink): void {
     this.sink = sink;
@@ -378,8 +385,12 @@ export class FallbackSession implements Channel {
     this.out.length = 0;
     this.outBytes = 0;
     this.admission.release();
+    this.closedInfo = info;
     this.opts.onEnd(this, info);
     this.sink?.onClose?.(info);
+    for (const fn of this.closeWatchers.splice(0)) {
+      try { fn(info); } catch { /* one watcher must not break the others */ }
+    }
   }
 
   /** After the client's CLOSE was handled: the frame that answers it (its code echoed, as in WebSocket). */

@@ -66,17 +66,11 @@ export async function startHarness(rawConfig: unknown, opts: { originPolicy?: Or
   const router = new Router(services);
   const pipeline = new AdmissionPipeline(services, { config, log, metrics }, audit);
   const channels: Channel[] = [];
-  const backends = new Map(services.map((s) => [s.name, echoService(s.name, channels)]));
-  const endpoints = new FallbackEndpoints({
-    config,
-    route: (host, path) => router.match(host, path),
-    pipeline,
-    service: (name) => backends.get(name),
-    audit, log, metrics,
-    originPolicy: opts.originPolicy,
-  });
+  const backends = new Map<string, Service>(services.map((s) => [s.name, echoService(s.name, channels)]));
+  const endpoints = new FallbackEndpoints({ originPolicy: opts.originPolicy });
+  const ctx = { config, router, pipeline, services: backends, audit, log, metrics };
   const server: Server = createServer((req, res) => {
-    if (endpoints.handle(req, res)) return;
+    if (endpoints.handle(req, res, ctx)) return;
     res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' });
     res.end('426 upgrade required\n');
   });

@@ -78,7 +78,7 @@ test('open runs the admission pipeline: same statuses and challenge as the WebSo
   assert.equal(ok.res.status, 200);
   assert.equal(ok.answer!.protocol, 'chat.v1');
   assert.equal(h.channels.at(-1)!.transport, 'fallback');
-  assert.equal(h.channels.at(-1)!.admission.principal?.id, 'alice');
+  assert.equal(h.channels.at(-1)!.admission?.principal?.id, 'alice');
   await canaryStillWorks();
 });
 
