@@ -2,7 +2,7 @@
  * A real nginx between the browser and the gateway, configured like the
  * corporate proxies that break WebSocket: it forwards plain HTTP but not the
  * Upgrade (no Upgrade / Connection headers are passed on). Optionally it also
- * buffers responses, as some intermediaries do, ignoring X-Accel-Buffering.
+ * buffers and compresses responses, as some intermediaries do, ignoring X-Accel-Buffering.
  * Runs in the foreground (daemon off) under a temporary prefix.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -46,7 +46,8 @@ export async function startUpgradeStrippingProxy(upstreamPort: number, opts: { b
   const port = await freePort();
   const errorLog = join(prefix, 'error.log');
   const buffering = opts.buffering
-    ? 'proxy_buffering on; proxy_ignore_headers X-Accel-Buffering; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;'
+    // Compressing proxies hold a stream back until their compressor's block fills: nothing gets through.
+    ? 'proxy_buffering on; proxy_ignore_headers X-Accel-Buffering; gzip on; gzip_types application/octet-stream; gzip_min_length 1; gzip_buffers 16 64k;'
     : '';
   writeFileSync(join(prefix, 'nginx.conf'), `
 daemon off;
