@@ -36,6 +36,8 @@ interface Outgoing { seq: number; frame: Uint8Array; size: number }
 const ACK_BYTES = 16 * 1024;
 const ACK_DELAY = 50;
 const MAX_BATCH_FRAMES = 1024;
+const DECODER = new TextDecoder();
+const ENCODER = new TextEncoder();
 
 export class FallbackTransport implements Transport {
   private answer?: OpenAnswer;
@@ -79,7 +81,7 @@ export class FallbackTransport implements Transport {
       return;
     }
     const isText = typeof data === 'string';
-    const bytes = isText ? new TextEncoder().encode(data) : data;
+    const bytes = isText ? ENCODER.encode(data) : data;
     this.push(frame(isText ? TEXT : BINARY, bytes), bytes.length);
   }
 
@@ -269,7 +271,7 @@ export class FallbackTransport implements Transport {
           this.serverClosed(code, reason);
           return true;
         }
-        this.events.message(f.type === TEXT ? new TextDecoder().decode(f.payload) : f.payload.slice());
+        this.events.message(f.type === TEXT ? DECODER.decode(f.payload) : f.payload.slice());
         if (!this.pollMode) this.scheduleAck();
         return true;
       }

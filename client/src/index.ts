@@ -72,6 +72,9 @@ export class GatehouseSocket extends EventTarget {
   private state = CONNECTING;
   private impl?: Transport;
   private readonly protocols: string[];
+  private readonly origin: string;
+  /** listeners added per event type: dispatching an event nobody listens to is skipped (it is not free) */
+  private readonly listening = new Map<string, number>();
   private readonly options: GatehouseSocketOptions;
   private afterClose = 0;
   /** sends wait behind a Blob being read, to keep their order */
@@ -85,6 +88,7 @@ export class GatehouseSocket extends EventTarget {
     if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw syntaxError(`unsupported URL scheme ${u.protocol}`);
     if (u.hash) throw syntaxError('a WebSocket URL has no fragment');
     this.url = u.toString();
+    this.origin = `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
     this.protocols = protocols === undefined ? [] : typeof protocols === 'string' ? [protocols] : [...protocols];
     if (new Set(this.protocols).size !== this.protocols.length) throw syntaxError('duplicate subprotocol');
     for (const p of this.protocols) if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(p)) throw syntaxError(`invalid subprotocol ${p}`);
@@ -180,7 +184,7 @@ export class GatehouseSocket extends EventTarget {
         if (typeof data === 'string') payload = data;
         else if (this.binaryType === 'blob' && typeof Blob !== 'undefined') payload = new Blob([data.slice()]);
         else payload = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer as ArrayBuffer : data.slice().buffer as ArrayBuffer;
-        this.fire(new GatehouseMessageEvent(payload, new URL(this.url).origin), this.onmessage as Handler<Event>);
+        this.fire(new GatehouseMessageEvent(payload, this.origin), this.onmessage as Handler<Event>);
       },
       close: (code: number, reason: string, wasClean: boolean, error?: string) => this.closed(code, reason, wasClean, error),
     };
@@ -193,11 +197,17 @@ export class GatehouseSocket extends EventTarget {
     this.fire(new GatehouseCloseEvent(code, reason, wasClean), this.onclose as Handler<Event>);
   }
 
+  override addEventListener(...args: Parameters<EventTarget['addEventListener']>): void {
+    if (args[1]) this.listening.set(args[0], (this.listening.get(args[0]) ?? 0) + 1);
+    super.addEventListener(...args);
+  }
+
   private fire(ev: Event, handler: Handler<Event>): void {
     if (handler) {
       try { handler.call(this, ev); } catch (err) { reportError(err); }
     }
-    this.dispatchEvent(ev);
+    // (counted, not exact: a removed listener still costs a dispatch, never a missed event)
+    if (this.listening.has(ev.type)) this.dispatchEvent(ev);
   }
 }
 

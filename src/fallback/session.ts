@@ -77,6 +77,8 @@ export class FallbackSession implements Channel {
   private idleTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
   private remoteCloseCode?: number;
+  /** stream frames waiting for this tick's write */
+  private pendingWrite: Buffer[] = [];
   private closedInfo?: CloseInfo;
   private readonly closeWatchers: Array<(info: CloseInfo) => void> = [];
   private fragments: Buffer[] = [];
@@ -175,6 +177,8 @@ export class FallbackSession implements Channel {
   attachDownstream(res: ServerResponse, mode: DownstreamMode): void {
     this.touch();
     this.releaseDownstream();
+    // Frames not yet written to the old response are unacknowledged, so the new one starts with them.
+    this.pendingWrite = [];
     const down: Downstream = { mode, res, bytes: 0 };
     this.down = down;
     res.on('close', () => {
@@ -260,8 +264,18 @@ export class FallbackSession implements Channel {
     }
     const down = this.down;
     if (!down) return;
-    if (down.mode === 'stream') this.writeStream(frame);
-    else if (!down.flushScheduled) {
+    if (down.mode === 'stream') {
+      // Frames of one tick go out in one write (one chunk, one syscall), not one each.
+      this.pendingWrite.push(frame);
+      if (!down.flushScheduled) {
+        down.flushScheduled = true;
+        setImmediate(() => {
+          down.flushScheduled = false;
+          const parts = this.pendingWrite.splice(0);
+          if (this.down === down && parts.length > 0) this.writeStream(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+        });
+      }
+    } else if (!down.flushScheduled) {
       down.flushScheduled = true;
       setImmediate(() => { if (this.down === down) this.answerPoll(); });
     }
