@@ -28,7 +28,7 @@ before(async () => {
       other: { path: '/other', type: 'echo' },
       wsonly: { path: '/wsonly', type: 'echo', fallback: false },
     },
-    fallback: { session_timeout: '3s', poll_timeout: '1s', heartbeat: '500ms', max_body: '64KiB', max_buffer: '128KiB', high_water_mark: '16KiB' },
+    fallback: { session_timeout: '3s', poll_timeout: '1s', heartbeat: '500ms', max_body: '64KiB', max_buffer: '128KiB', high_water_mark: '16KiB', request_timeout: '1s' },
   }, { originPolicy: (_svc, origin) => origin === ALLOWED });
   base = h.url('/echo');
   const { sid } = await openSession(base, ALICE);
@@ -196,6 +196,18 @@ test('request bodies are capped: 413 from Content-Length or from the bytes, sess
 
   const chunked = await newSession();
   assert.equal(await rawPost(`${base}?gh=send&s=${chunked.sid}`, ALICE, big, true), 413);
+  await canaryStillWorks();
+});
+
+test('a body that never ends → 408 at the request timeout, answered and closed', async () => {
+  const s = await newSession();
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(`${base}?gh=send&s=${s.sid}`, { method: 'POST', headers: ALICE }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', reject);
+    req.write(encodeNumber(FrameType.SEQ, 1)); // …and nothing more, never the end
+  });
+  assert.equal(status, 408);
+  audited('fallback_body_timeout', 408);
   await canaryStillWorks();
 });
 
