@@ -51,7 +51,9 @@ export const DEMO_PAGE = `<!doctype html>
   function setState() {
     var names = ['connecting', 'open', 'closing', 'closed'];
     $('state').textContent = socket ? names[socket.readyState] : 'closed';
-    $('transport').textContent = socket && socket.transport ? socket.transport : '–';
+    $('transport').textContent = socket && socket.transport
+      ? socket.transport + (socket.transport === 'fallback' && socket.fallbackMode ? ' (' + (socket.fallbackMode === 'poll' ? 'long-polling' : 'streaming') + ')' : '')
+      : '–';
     var open = socket && socket.readyState === 1;
     $('send').disabled = !open;
     $('disconnect').disabled = !socket || socket.readyState > 1;

@@ -68,8 +68,23 @@ interface SessionRecord {
   service: ServiceConfig;
   /** the context the session was opened in (its service, pipeline and settings) */
   ctx: FallbackContext;
+  /** the Origin presented at open, serialised (null: none); every later request must present the same */
+  origin: string | null;
+  /** the origin CORS answers name, null when none may be named */
+  corsOrigin: string | null;
   /** HMAC of the credential-bearing headers presented at open (never the values themselves) */
   credentialTag: string;
+}
+
+/**
+ * The Origin a request presents, in the form sessions are bound with: the
+ * serialised origin, null when absent, and for anything malformed a value no
+ * well-formed origin can equal (so a malformed origin binds only to itself).
+ */
+function bindingOrigin(req: IncomingMessage): string | null {
+  const o = serializeOrigin(req.headers.origin);
+  if (o === 'invalid') return `invalid:${String(req.headers.origin).slice(0, 256)}`;
+  return o;
 }
 
 export class FallbackEndpoints {
@@ -155,20 +170,24 @@ export class FallbackEndpoints {
     }
     if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
     const id = randomBytes(24).toString('base64url');
+    // The session is bound to the origin this request presented (the pipeline's origin check,
+    // when the service has one, has just accepted it); CORS is answered only for an allowed one.
+    const boundOrigin = bindingOrigin(req);
+    const corsOrigin = this.corsOrigin(service, boundOrigin);
     const protocol = serviceSession.protocol ?? admission.protocol;
     const settings = ctx.config.fallback;
     const session = new FallbackSession({
       id,
       admission: protocol === admission.protocol ? admission : { ...admission, protocol },
       settings,
-      headers: (r) => this.commonHeaders(r, admission.origin),
+      headers: (r) => this.commonHeaders(r, corsOrigin),
       onEnd: (s, info) => {
         this.sessions.delete(s.id);
         ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, -1);
         ctx.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
       },
     });
-    this.sessions.set(id, { session, service, ctx, credentialTag: this.credentialTag(req) });
+    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req) });
     ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
     this.opts.track?.(session, session.admission);
@@ -185,7 +204,7 @@ export class FallbackEndpoints {
       maxFrames: MAX_FRAMES_PER_BODY,
     });
     res.statusCode = 200;
-    this.commonHeaders(res, admission.origin);
+    this.commonHeaders(res, corsOrigin);
     res.setHeader('Content-Type', 'application/json');
     res.end(answer);
   }
@@ -225,8 +244,8 @@ export class FallbackEndpoints {
       return;
     }
     const { session } = record;
-    const origin = serializeOrigin(req.headers.origin);
-    if (origin === 'invalid' || origin !== session.admission.origin || !this.originPolicy(service, origin)) {
+    const origin = bindingOrigin(req);
+    if (origin !== record.origin || (origin !== null && !this.originPolicy(service, origin))) {
       this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
       return;
     }
@@ -259,7 +278,7 @@ export class FallbackEndpoints {
       if (echo) parts.push(echo);
       const out = Buffer.concat(parts);
       res.statusCode = 200;
-      this.commonHeaders(res, session.admission.origin);
+      this.commonHeaders(res, record.corsOrigin);
       res.setHeader('Content-Type', 'application/octet-stream');
       res.setHeader('Content-Length', out.length);
       res.end(out);
@@ -353,6 +372,10 @@ export class FallbackEndpoints {
       transport: 'fallback',
       status: rejection.status,
     });
+  }
+
+  private corsOrigin(service: ServiceConfig, origin: string | null): string | null {
+    return origin !== null && !origin.startsWith('invalid:') && this.originPolicy(service, origin) ? origin : null;
   }
 
   private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {

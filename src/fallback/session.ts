@@ -288,6 +288,7 @@ export class FallbackSession implements Channel {
   private writeStream(chunk: Buffer): void {
     const down = this.down;
     if (!down || down.mode !== 'stream') return;
+    if (down.res.destroyed || down.res.writableEnded) { this.detachDownstream(); return; } // unacknowledged: resent on the next stream
     down.bytes += chunk.length;
     down.res.write(chunk);
     if (down.bytes >= this.settings.response_limit) {

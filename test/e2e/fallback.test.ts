@@ -182,6 +182,23 @@ test('10,000 messages each way arrive complete and in order while the network is
   await page.close();
 });
 
+test('the demo page: connect to the echo service, force the fallback, send and receive', async () => {
+  policy.origins.push(`http://127.0.0.1:${gw.port}`); // the demo is served by the gateway itself
+  const page = await browser.context.newPage();
+  await page.goto(gw.httpUrl('/.gatehouse/demo'));
+  await page.check('input[value=fallback]');
+  await page.click('#connect');
+  await page.waitForFunction(() => (globalThis as any).document.getElementById('state').textContent === 'open');
+  assert.equal(await page.textContent('#transport'), 'fallback (streaming)');
+  await page.fill('#text', 'demo message');
+  await page.click('#send');
+  await page.waitForSelector('.in');
+  assert.match(await page.textContent('.in') ?? '', /← demo message/);
+  await page.click('#disconnect');
+  await page.waitForFunction(() => (globalThis as any).document.getElementById('state').textContent === 'closed');
+  await page.close();
+});
+
 test('behind an intermediary that buffers the stream, the client detects it and long-polls', async () => {
   const buffering = await startUpgradeStrippingProxy(gw.port, { buffering: true });
   try {
