@@ -217,3 +217,19 @@ test('long-polling carries the same traffic', async () => {
   s.close();
   await closed(s);
 });
+
+test('without an origin check in the pipeline, a session is still bound to the Origin it was opened with', async () => {
+  const { RawSession, openSession, ALLOWED, EVIL } = await import('./raw.js');
+  const base = h.url('/echo');
+  const { sid } = await openSession(base, { Origin: ALLOWED });
+  const s = new RawSession(base, sid!, { Origin: ALLOWED });
+  for (const headers of [{ Origin: EVIL }, {}, { Origin: 'null' }]) {
+    const { res } = await s.poll(headers);
+    assert.equal(res.status, 403, JSON.stringify(headers));
+  }
+  assert.equal(await s.echo('mine'), 'mine');
+  const { sid: none } = await openSession(base, {});
+  const anonymous = new RawSession(base, none!, {});
+  assert.equal((await anonymous.poll({ Origin: ALLOWED })).res.status, 403);
+  assert.equal(await anonymous.echo('no origin'), 'no origin');
+});
