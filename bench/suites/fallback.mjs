@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -109,7 +109,14 @@ async function connect(system, port) {
   throw new Error(`unknown system ${system}`);
 }
 
-async function load(system, port, { clients, window, seconds, size }) {
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+async function load(system, port, { clients, window, seconds, size, serverPid }) {
   const payload = 'x'.repeat(size);
   // Throughput: each client keeps `window` messages in flight.
   const conns = await Promise.all(Array.from({ length: clients }, () => connect(system, port)));
@@ -126,9 +133,14 @@ async function load(system, port, { clients, window, seconds, size }) {
   await sleep(1000); // warm-up
   counting = true;
   const t0 = performance.now();
+  const cpu0 = { server: serverPid ? cpuOf(serverPid) : 0, load: process.cpuUsage() };
   await sleep(seconds * 1000);
   const elapsed = (performance.now() - t0) / 1000;
   counting = false;
+  const loadCpu = process.cpuUsage(cpu0.load);
+  // CPU per message, server and client side: what the rate would be with a core each and nothing else running.
+  const serverUs = serverPid ? ((cpuOf(serverPid) - cpu0.server) * 1e6) / count : NaN;
+  const clientUs = (loadCpu.user + loadCpu.system) / count;
   stop = true;
   const rate = count / elapsed;
   for (const c of conns) c.close();
@@ -145,7 +157,7 @@ async function load(system, port, { clients, window, seconds, size }) {
   one.close();
   rtts.sort((a, b) => a - b);
   const q = (p) => rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))];
-  process.stdout.write(`${JSON.stringify({ rate, p50: q(0.5), p99: q(0.99) })}\n`);
+  process.stdout.write(`${JSON.stringify({ rate, p50: q(0.5), p99: q(0.99), serverUs, clientUs })}\n`);
   await sleep(200);
   process.exit(0);
 }
@@ -173,7 +185,7 @@ async function measure(system, params) {
   const server = child(['--serve', system]);
   try {
     const { port } = await server.firstLine;
-    const loader = child(['--load', system, String(port), JSON.stringify(params)]);
+    const loader = child(['--load', system, String(port), JSON.stringify({ ...params, serverPid: server.proc.pid })]);
     return await loader.firstLine;
   } finally {
     server.proc.kill('SIGKILL');
@@ -190,7 +202,7 @@ export async function run(ctx) {
       const res = await measure(system, params);
       results[system][r] = res;
       ctx.log(`fallback run ${r + 1}/${ctx.runs} ${LABEL[system].padEnd(32)} ${Math.round(res.rate).toLocaleString('en-US')} msg/s, ` +
-        `round trip p50 ${res.p50.toFixed(0)} µs, p99 ${res.p99.toFixed(0)} µs`);
+        `round trip p50 ${res.p50.toFixed(0)} µs, p99 ${res.p99.toFixed(0)} µs; CPU/msg server ${res.serverUs.toFixed(1)} µs, client ${res.clientUs.toFixed(1)} µs`);
     }
   }
   const rows = [];

@@ -292,8 +292,8 @@ export class FallbackTransport implements Transport {
   }
 
   private scheduleAck(): void {
-    if (this.unackedInBytes >= ACK_BYTES) { this.pump(); return; }
-    if (!this.ackTimer) this.ackTimer = setTimeout(() => { this.ackTimer = undefined; this.pump(); }, ACK_DELAY);
+    if (this.unackedInBytes >= ACK_BYTES) { this.pump(true); return; }
+    if (!this.ackTimer) this.ackTimer = setTimeout(() => { this.ackTimer = undefined; this.pump(true); }, ACK_DELAY);
   }
 
   private serverClosed(code: number, reason: string): void {
@@ -310,17 +310,24 @@ export class FallbackTransport implements Transport {
   private push(f: Uint8Array, size: number): void {
     this.outgoing.push({ seq: this.nextOut++, frame: f, size });
     this.outBytes += size;
-    this.pump();
+    // Sends of one task (e.g. replies to every message of one received chunk) go in one batch.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      queueMicrotask(() => { this.pumpScheduled = false; this.pump(); });
+    }
   }
+  private pumpScheduled = false;
 
   /** Send what is waiting (and our acknowledgement) in one POST; one POST in flight at a time. */
-  private pump(): void {
+  /** `ackNow`: the acknowledgement cannot wait for the next batch (enough bytes, or its timer ran out). */
+  private pump(ackNow = false): void {
     if (!this.answer || this.state === 'closed') return;
     const needAck = this.lastIn > this.ackedIn;
     if (this.sending) {
       // A batch is in flight (held while the gateway is paused): acknowledge on the side, so the
-      // gateway's send buffer drains and nothing waits on anything else.
-      if (needAck && !this.acking) this.sendAck();
+      // gateway's send buffer drains and nothing waits on anything else. Otherwise the
+      // acknowledgement rides with the next batch.
+      if (needAck && ackNow && !this.acking) this.sendAck();
       return;
     }
     if (this.outgoing.length === 0 && !needAck) return;

@@ -223,7 +223,7 @@ test('without an origin check in the pipeline, a session is still bound to the O
   const base = h.url('/echo');
   const { sid } = await openSession(base, { Origin: ALLOWED });
   const s = new RawSession(base, sid!, { Origin: ALLOWED });
-  for (const headers of [{ Origin: EVIL }, {}, { Origin: 'null' }]) {
+  for (const headers of [{ Origin: EVIL }, {}, { Origin: "null" }] as Array<Record<string, string>>) {
     const { res } = await s.poll(headers);
     assert.equal(res.status, 403, JSON.stringify(headers));
   }
