@@ -36,6 +36,7 @@ export const OP_PARAM = 'gh';
 /** Session ids: 24 random bytes (192 bits), base64url. */
 const SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
 const MAX_OPEN_BODY = 8 * 1024;
+const KNOWN_OPS = new Set(['open', 'stream', 'poll', 'send']);
 const MAX_FRAMES_PER_BODY = 4096;
 
 /**
@@ -114,7 +115,8 @@ export class FallbackEndpoints {
       return true;
     }
     if (op === null) return false;
-    ctx.metrics.inc('gatehouse_fallback_requests_total', { op: op.slice(0, 16) });
+    // (label values from a fixed set: a client must not be able to mint metric series)
+    ctx.metrics.inc('gatehouse_fallback_requests_total', { op: KNOWN_OPS.has(op) ? op : 'other' });
     if (req.method !== 'POST') {
       this.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
       return true;
