@@ -96,7 +96,8 @@ export class FallbackSession implements Channel {
   get closed(): boolean { return this.state === 'closed'; }
   /** highest upstream number delivered, for the acknowledgement in replies */
   get acknowledged(): number { return this.lastIn; }
-  get streaming(): boolean { return this.down?.mode === 'stream'; }
+  /** The kind of downstream request attached now, if any (diagnostics, tests). */
+  get downstream(): DownstreamMode | undefined { return this.down?.mode; }
 
   whenClosed(fn: (info: CloseInfo) => void): void {
     if (this.closedInfo) fn(this.closedInfo);

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startHarness, type Harness } from './harness.js';
 import { installStandInChecks } from './stand-in-checks.js';
-import { ALLOWED, EVIL, RawSession, openSession } from './raw.js';
+import { ALLOWED, EVIL, RawSession, frames, openSession } from './raw.js';
 import { encodeMessage, encodeNumber, FrameType } from '../../../src/fallback/wire.js';
+import type { FallbackSession } from '../../../src/fallback/session.js';
 
 installStandInChecks({
   origins: [ALLOWED],
@@ -317,3 +318,47 @@ function rawPost(url: string, headers: Record<string, string>, body: Buffer, chu
     if (chunked) { req.write(body.subarray(0, 32 * 1024)); req.write(body.subarray(32 * 1024)); req.end(); } else req.end(body);
   });
 }
+
+test('overlapping downstream requests: the newer one takes over, the older is answered at once', async () => {
+  const s = await newSession();
+  const session = h.channels.at(-1) as FallbackSession;
+  const first = s.request('poll', undefined, ALICE, '&a=0');
+  // The first poll is parked (nothing to send); the second releases it.
+  while (session.downstream !== 'poll') await new Promise((r) => setImmediate(r));
+  const second = s.request('poll', undefined, ALICE, '&a=0');
+  const r1 = await first;
+  assert.equal(r1.status, 200);
+  await r1.arrayBuffer();
+  const send = await s.send(['after the overlap']);
+  await send.arrayBuffer();
+  const r2 = await second;
+  assert.equal(r2.status, 200);
+  const got = frames(Buffer.from(await r2.arrayBuffer())).filter((f) => f.type === FrameType.TEXT);
+  assert.deepEqual(got.map((f) => (f as { payload: Buffer }).payload.toString()), ['after the overlap']);
+});
+
+test('a stream is rotated at response_limit (128 KiB): it ends with END', async () => {
+  const s = await newSession();
+  const channel = h.channels.at(-1)!;
+  const res = await s.request('stream', undefined, ALICE, '&a=0');
+  const reader = res.body!.getReader();
+  const body: Buffer[] = [];
+  let received = 0;
+  let ended = false;
+  // Ten 1000-byte messages at a time, acknowledged as a client would, until the gateway ends the stream.
+  while (!ended) {
+    for (let i = 0; i < 10; i++) channel.send(Buffer.alloc(1000, 0x62), false);
+    while (!ended && frames(Buffer.concat(body)).filter((f) => f.type === FrameType.TEXT).length < received + 10) {
+      const { value, done } = await reader.read();
+      if (done) { ended = true; break; }
+      body.push(Buffer.from(value));
+      ended = frames(Buffer.concat(body)).some((f) => f.type === FrameType.END);
+    }
+    received = frames(Buffer.concat(body)).filter((f) => f.type === FrameType.TEXT).length;
+    const ack = await s.request('send', encodeNumber(FrameType.ACK, received));
+    await ack.arrayBuffer();
+  }
+  const all = Buffer.concat(body);
+  assert.equal(frames(all).at(-1)!.type, FrameType.END);
+  assert.ok(all.length >= 128 * 1024 && all.length < 128 * 1024 + 16 * 1024, `rotated at ${all.length} bytes`);
+});
