@@ -17,7 +17,7 @@ installStandInChecks({ origins: [ALLOWED], users: { 'Bearer t-alice': { id: 'ali
 let gw: TestGateway;
 before(async () => {
   await buildClient();
-  gw = await startGateway({ services: { echo: { path: '/echo', type: 'echo' } } });
+  gw = await startGateway({ services: { echo: { path: '/echo', type: 'echo' }, small: { path: '/small', type: 'echo', max_message: '1KiB' } } });
 });
 after(async () => { await gw.stop(); });
 
@@ -67,6 +67,20 @@ test('the client uses WebSocket when it gets through, and the fallback when forc
     const ev = await closed;
     assert.deepEqual([ev.code, ev.wasClean], [1000, true]);
   }
+});
+
+test('parity inside a session: a message over max_message closes both transports with 1009', async () => {
+  const headers = { Origin: ALLOWED, Cookie: 'sid=alice' };
+  for (const transport of ['websocket', 'fallback'] as const) {
+    const s = new GatehouseSocket(gw.url('/small'), [], { transport, WebSocket: NodeWebSocket as never, headers });
+    await new Promise<void>((resolve, reject) => { s.onopen = () => resolve(); s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
+    const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+    s.send('x'.repeat(1025));
+    const ev = await closed;
+    assert.equal(ev.code, 1009, transport);
+  }
+  const reasons = gw.logs.filter((l) => l.audit && l.code === 1009).map((l) => l.transport ?? 'websocket');
+  assert.ok(reasons.includes('fallback') && reasons.includes('websocket'), `audited on both: ${reasons}`);
 });
 
 test('the gateway serves the client bundle, its ESM build and the demo page', async () => {
