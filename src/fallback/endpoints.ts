@@ -58,9 +58,11 @@ export interface FallbackOptions {
   originPolicy?: OriginPolicy;
   /**
    * The front door's channel registry: drain covers fallback sessions, and its
-   * channel hooks (credential expiry, guards) run on them as on WebSocket connections.
+   * channel hooks (credential expiry, guards) run on them as on WebSocket
+   * connections. When it returns a Channel (the session wrapped by in-connection
+   * guards), that is what the service gets.
    */
-  track?(channel: Channel, admission: Admission): void;
+  track?(channel: Channel, admission: Admission): Channel | void;
   untrack?(channel: Channel): void;
 }
 
@@ -192,9 +194,9 @@ export class FallbackEndpoints {
     this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req) });
     ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
-    this.opts.track?.(session, session.admission);
+    const tracked = this.opts.track?.(session, session.admission);
     session.whenClosed(() => this.opts.untrack?.(session));
-    serviceSession.attach(session);
+    serviceSession.attach(tracked ?? session);
     const answer = JSON.stringify({
       session: id,
       protocol,
@@ -221,10 +223,18 @@ export class FallbackEndpoints {
     const own = new URLSearchParams(query);
     own.delete(OP_PARAM);
     const qs = own.toString();
+    // Both views of the headers, as checks read either: the parsed object and the raw name/value list.
     const headers = { ...request.headers };
     delete headers['sec-websocket-protocol'];
-    if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(', ');
-    return { ...request, url: request.path + (qs ? `?${qs}` : ''), query: own, headers };
+    const rawHeaders: string[] = [];
+    for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) {
+      if (request.rawHeaders[i].toLowerCase() !== 'sec-websocket-protocol') rawHeaders.push(request.rawHeaders[i], request.rawHeaders[i + 1]);
+    }
+    if (protocols.length > 0) {
+      headers['sec-websocket-protocol'] = protocols.join(', ');
+      rawHeaders.push('Sec-WebSocket-Protocol', headers['sec-websocket-protocol']);
+    }
+    return { ...request, url: request.path + (qs ? `?${qs}` : ''), query: own, headers, rawHeaders };
   }
 
   // ---- session requests ------------------------------------------------------------

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { installStandInChecks } from './stand-in-checks.js';
+import { installStandInChecks, originKeys, ORIGIN_REFUSALS } from './stand-in-checks.js';
 import { ALLOWED, EVIL, openSession } from './raw.js';
 import { GatehouseSocket, type GatehouseCloseEvent } from '../../../client/src/index.js';
 import { buildClient } from '../../helpers/client-bundle.js';
@@ -17,7 +17,12 @@ installStandInChecks({ origins: [ALLOWED], users: { 'Bearer t-alice': { id: 'ali
 let gw: TestGateway;
 before(async () => {
   await buildClient();
-  gw = await startGateway({ services: { echo: { path: '/echo', type: 'echo' }, small: { path: '/small', type: 'echo', max_message: '1KiB' } } });
+  gw = await startGateway({
+    services: {
+      echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) },
+      small: { path: '/small', type: 'echo', max_message: '1KiB', ...originKeys({ origins: [ALLOWED] }) },
+    },
+  });
 });
 after(async () => { await gw.stop(); });
 
@@ -48,7 +53,7 @@ test('the open request gets exactly the verdict the WebSocket upgrade gets', asy
     assert.equal(ws, fallbackStatus === 200 ? 101 : fallbackStatus, `websocket ${JSON.stringify(headers)}`);
     if (fallbackStatus === 401) assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="gatehouse"');
   }
-  const reasons = gw.logs.filter((l) => l.audit && l.reason === 'origin_forbidden').map((l) => l.transport);
+  const reasons = gw.logs.filter((l) => l.audit && ORIGIN_REFUSALS.includes(l.reason as string)).map((l) => l.transport);
   assert.ok(reasons.includes('websocket') && reasons.includes('fallback'), 'both transports audited');
   assert.ok(!gw.logText().includes('t-alice'), 'no credentials in the log');
 });
@@ -101,7 +106,7 @@ test('the gateway serves the client bundle, its ESM build and the demo page', as
 });
 
 test('drain closes fallback sessions with 1001 like WebSocket connections', async () => {
-  const own = await startGateway({ services: { echo: { path: '/echo', type: 'echo' } } });
+  const own = await startGateway({ services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) } } });
   const s = new GatehouseSocket(own.url('/echo'), [], { transport: 'fallback', headers: { Origin: ALLOWED, Cookie: 'sid=alice' } });
   await new Promise<void>((resolve) => { s.onopen = () => resolve(); });
   // One round trip: the downstream stream is connected (the CLOSE travels on it).

@@ -1,10 +1,14 @@
 /**
  * Stand-ins for the admission and authentication issues' checks (origin
- * allowlist, cookie / Bearer authentication with a 401 challenge) until those
- * land on main. They sit in the real CHECK_FACTORIES list, so the real
- * pipeline runs them for the WebSocket and the fallback alike.
+ * allowlist, subprotocol choice, cookie / Bearer authentication with a 401
+ * challenge) where those are not on this branch yet. They sit in the real
+ * CHECK_FACTORIES list, so the real pipeline runs them for the WebSocket and
+ * the fallback alike. Once the admission module is here (the schema knows
+ * `origins`), its real origin and subprotocol checks are used instead, through
+ * the service keys `originKeys()` returns.
  */
 import { CHECK_FACTORIES } from '../../../src/admission/checks.js';
+import { policyServiceFields } from '../../../src/config/policy.js';
 import { Rejection, type AdmissionCheck } from '../../../src/admission/types.js';
 import { serializeOrigin } from '../../../src/fallback/origin.js';
 
@@ -12,6 +16,18 @@ export interface StandInPolicy {
   origins: string[];
   /** credential → principal id; a credential is `Bearer <token>` or `cookie:<name>=<value>` */
   users: Record<string, { id: string; expiresAt?: number }>;
+}
+
+/** True when the admission issue's origin and subprotocol checks are on this branch. */
+export const REAL_ORIGIN_CHECK = 'origins' in policyServiceFields;
+
+/** Reason codes an origin refusal may carry (the stand-in's, or the real check's). */
+export const ORIGIN_REFUSALS = ['origin_forbidden', 'origin_not_allowed', 'origin_null', 'origin_malformed', 'origin_missing'];
+
+/** Service keys that give a service this origin and subprotocol policy under the real checks ({} under the stand-ins). */
+export function originKeys(opts: { origins: string[]; allowMissing?: boolean; subprotocols?: string[] }): Record<string, unknown> {
+  if (!REAL_ORIGIN_CHECK) return {};
+  return { origins: opts.origins, allow_missing_origin: opts.allowMissing ?? false, ...(opts.subprotocols ? { subprotocols: opts.subprotocols } : {}) };
 }
 
 export function installStandInChecks(policy: StandInPolicy): void {
@@ -45,5 +61,6 @@ export function installStandInChecks(policy: StandInPolicy): void {
       return undefined;
     },
   };
-  CHECK_FACTORIES.push(() => originCheck, () => authCheck, () => subprotocolCheck);
+  if (REAL_ORIGIN_CHECK) CHECK_FACTORIES.push(() => authCheck);
+  else CHECK_FACTORIES.push(() => originCheck, () => authCheck, () => subprotocolCheck);
 }
