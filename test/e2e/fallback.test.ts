@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import type { Page } from 'playwright-core';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { buildClient } from '../helpers/client-bundle.js';
-import { installStandInChecks, originKeys, ORIGIN_REFUSALS, type StandInPolicy } from '../integration/fallback/stand-in-checks.js';
+import { installStandInChecks, originKeys, ORIGIN_REFUSALS, TEST_LIMITS, type StandInPolicy } from '../integration/fallback/stand-in-checks.js';
 import { freePort } from './helpers/nginx.js';
 import { launchBrowser } from './helpers/browser.js';
 import { startUpgradeStrippingProxy, type Nginx } from './helpers/nginx.js';
@@ -61,6 +61,7 @@ before(async () => {
   policy.origins.push(pageA.origin, `http://127.0.0.1:${gwPort}`);
   gw = await startGateway({
     listen: [{ host: '127.0.0.1', port: gwPort }],
+    limits: TEST_LIMITS,
     services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: policy.origins }) } },
   });
   nginx = await startUpgradeStrippingProxy(gw.port);

@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { startHarness, type Harness } from './harness.js';
 import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
-import { originKeys } from './stand-in-checks.js';
+import { originKeys, TEST_LIMITS } from './stand-in-checks.js';
 import { ALLOWED } from './raw.js';
 
 let h: Harness;
 before(async () => {
   h = await startHarness({
+    limits: TEST_LIMITS,
     // Node clients send no Origin; the page origin is there for the binding test.
     services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED], allowMissing: true }) } },
     fallback: { heartbeat: '1s', poll_timeout: '2s', high_water_mark: '16KiB', response_limit: '32KiB' },

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { installStandInChecks, originKeys, ORIGIN_REFUSALS } from './stand-in-checks.js';
+import { installStandInChecks, originKeys, ORIGIN_REFUSALS, TEST_LIMITS } from './stand-in-checks.js';
 import { ALLOWED, EVIL, openSession } from './raw.js';
 import { GatehouseSocket, type GatehouseCloseEvent } from '../../../client/src/index.js';
 import { buildClient } from '../../helpers/client-bundle.js';
@@ -18,6 +18,7 @@ let gw: TestGateway;
 before(async () => {
   await buildClient();
   gw = await startGateway({
+    limits: TEST_LIMITS,
     services: {
       echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) },
       small: { path: '/small', type: 'echo', max_message: '1KiB', ...originKeys({ origins: [ALLOWED] }) },

@@ -10,13 +10,14 @@ import mqtt from 'mqtt';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMosquitto, type Mosquitto } from '../services/helpers/processes.js';
 import { GatehouseSocket } from '../../../client/src/index.js';
-import { originKeys, REAL_ORIGIN_CHECK } from './stand-in-checks.js';
+import { originKeys, REAL_ORIGIN_CHECK, TEST_LIMITS } from './stand-in-checks.js';
 
 let broker: Mosquitto;
 let gw: TestGateway;
 before(async () => {
   broker = await startMosquitto();
   gw = await startGateway({
+    limits: TEST_LIMITS,
     services: {
       mqtt: {
         path: '/mqtt', type: 'tcp', backend: `tcp://127.0.0.1:${broker.port}`,

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startHarness, type Harness } from './harness.js';
-import { installStandInChecks, originKeys, ORIGIN_REFUSALS, REAL_ORIGIN_CHECK } from './stand-in-checks.js';
+import { installStandInChecks, originKeys, ORIGIN_REFUSALS, REAL_ORIGIN_CHECK, TEST_LIMITS } from './stand-in-checks.js';
 import { ALLOWED, EVIL, RawSession, frames, openSession } from './raw.js';
 import { encodeMessage, encodeNumber, FrameType } from '../../../src/fallback/wire.js';
 import type { FallbackSession } from '../../../src/fallback/session.js';
@@ -24,6 +24,7 @@ const ALICE = { Origin: ALLOWED, Authorization: 'Bearer t-alice' };
 
 before(async () => {
   h = await startHarness({
+    limits: TEST_LIMITS,
     services: {
       echo: { path: '/echo', type: 'echo', max_message: '16KiB', ...originKeys({ origins: [ALLOWED], subprotocols: ['chat.v1'] }) },
       other: { path: '/other', type: 'echo', ...originKeys({ origins: [ALLOWED] }) },

@@ -9,6 +9,7 @@
  */
 import { CHECK_FACTORIES } from '../../../src/admission/checks.js';
 import { policyServiceFields } from '../../../src/config/policy.js';
+import { limitsSchema } from '../../../src/config/limits.js';
 import { Rejection, type AdmissionCheck } from '../../../src/admission/types.js';
 import { serializeOrigin } from '../../../src/fallback/origin.js';
 
@@ -29,6 +30,18 @@ export function originKeys(opts: { origins: string[]; allowMissing?: boolean; su
   if (!REAL_ORIGIN_CHECK) return {};
   return { origins: opts.origins, allow_missing_origin: opts.allowMissing ?? false, ...(opts.subprotocols ? { subprotocols: opts.subprotocols } : {}) };
 }
+
+/**
+ * Root `limits` that lift the handshake and per-connection rate limits where the
+ * schema has them: these tests open many sessions from 127.0.0.1 and push
+ * 10,000 messages through one (those limits have tests of their own).
+ */
+export const TEST_LIMITS: Record<string, unknown> = Object.fromEntries(Object.entries({
+  handshake_rate: 1_000_000,
+  handshake_burst: 1_000_000,
+  message_rate: 100_000_000,
+  byte_rate: '1GiB',
+}).filter(([k]) => k in limitsSchema.shape));
 
 export function installStandInChecks(policy: StandInPolicy): void {
   const originCheck: AdmissionCheck = {
