@@ -18,6 +18,7 @@ import { createService } from './services/index.js';
 import { watchCredentials } from './auth/expiry.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
+import { FallbackEndpoints } from './fallback/endpoints.js';
 import type { Service } from './services/types.js';
 
 export interface GatewayOptions {
@@ -48,6 +49,8 @@ export class Gateway {
     // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });
+    // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
+    this.front.addHttpHandler(new FallbackEndpoints({ track: (ch, a) => this.front.track(ch, a), untrack: (ch) => this.front.untrack(ch) }).handle);
   }
 
   static async start(config: GatehouseConfig, opts: GatewayOptions = {}): Promise<Gateway> {

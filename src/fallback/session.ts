@@ -1,0 +1,427 @@
+/**
+ * A fallback session: the HTTP transport's Channel. Downstream, messages are
+ * numbered and kept until the client acknowledges them, so a broken stream or
+ * poll is resumed from the client's last acknowledgement without loss,
+ * duplication or reordering. Upstream, batches carry their first number; ones
+ * already delivered are dropped, a gap is a protocol error.
+ *
+ * The session knows nothing of HTTP routing or policy: the endpoints
+ * (endpoints.ts) authenticate each request and hand it a response to fill.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Admission } from '../admission/types.js';
+import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
+import type { FallbackSettings } from '../config/fallback.js';
+import {
+  FrameType, encodeClose, encodeEmpty, encodeMessage, encodeNumber, type Frame, FRAME_HEADER_BYTES,
+} from './wire.js';
+
+export type DownstreamMode = 'stream' | 'poll';
+
+interface OutEntry { seq: number; frame: Buffer }
+
+type InItem =
+  | { kind: 'message'; data: Buffer; isBinary: boolean }
+  | { kind: 'close'; code: number; reason: string }
+  | { kind: 'reply'; reply: () => void };
+
+interface Downstream {
+  mode: DownstreamMode;
+  res: ServerResponse;
+  /** bytes written in this response (streams rotate at response_limit) */
+  bytes: number;
+  timer?: NodeJS.Timeout;
+  /** poll: answer scheduled for the end of this tick so that sends of one tick share a response */
+  flushScheduled?: boolean;
+}
+
+export interface FallbackSessionOptions {
+  /** The secret session id (only the registry and the client know it). */
+  id: string;
+  admission: Admission;
+  settings: FallbackSettings;
+  /** Response headers every downstream answer carries (no-store, CORS, ...). */
+  headers: (res: ServerResponse) => void;
+  /** Called once when the session has ended, to unregister it. */
+  onEnd: (session: FallbackSession, info: CloseInfo) => void;
+}
+
+export class FallbackSession implements Channel {
+  readonly transport = 'fallback' as const;
+  readonly extensions = '';
+  readonly admission: Admission;
+  readonly id: string;
+
+  private readonly settings: FallbackSettings;
+  private sink?: ChannelSink;
+  private readonly out: OutEntry[] = [];
+  /** number the next outbound message-like frame gets */
+  private nextOutSeq = 1;
+  /** highest outbound number the client has acknowledged */
+  private ackedOut = 0;
+  private outBytes = 0;
+  private full = false;
+  /** highest inbound number accepted */
+  private lastIn = 0;
+  private readonly inbound: InItem[] = [];
+  private inboundBytes = 0;
+  private delivering = false;
+  private paused = false;
+  private down?: Downstream;
+  /** in-flight upstream requests (their replies wait in `inbound`) */
+  private pendingUps = 0;
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private closeSeq = 0;
+  private localClose?: { code: number; reason: string };
+  private closeTimer?: NodeJS.Timeout;
+  private idleTimer?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private remoteCloseCode?: number;
+  /** stream frames waiting for this tick's write */
+  private pendingWrite: Buffer[] = [];
+  private closedInfo?: CloseInfo;
+  private readonly closeWatchers: Array<(info: CloseInfo) => void> = [];
+  private fragments: Buffer[] = [];
+  private fragmentBinary = false;
+
+  constructor(private readonly opts: FallbackSessionOptions) {
+    this.id = opts.id;
+    this.admission = opts.admission;
+    this.settings = opts.settings;
+    this.armIdle();
+  }
+
+  get protocol(): string { return this.admission.protocol; }
+  get bufferedAmount(): number { return this.outBytes; }
+  get closed(): boolean { return this.state === 'closed'; }
+  /** highest upstream number delivered, for the acknowledgement in replies */
+  get acknowledged(): number { return this.lastIn; }
+  /** The kind of downstream request attached now, if any (diagnostics, tests). */
+  get downstream(): DownstreamMode | undefined { return this.down?.mode; }
+
+  whenClosed(fn: (info: CloseInfo) => void): void {
+    if (this.closedInfo) fn(this.closedInfo);
+    else this.closeWatchers.push(fn);
+  }
+
+  attach(sink: ChannelSink): void {
+    this.sink = sink;
+    this.deliver();
+  }
+
+  send(data: Buffer | string, isBinary: boolean): boolean {
+    if (this.state !== 'open') return false;
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    this.enqueueOut(encodeMessage(buf, isBinary));
+    if (this.state !== 'open') return false;
+    if (this.outBytes >= this.settings.high_water_mark) { this.full = true; return false; }
+    return true;
+  }
+
+  /** The wire carries whole messages, so pieces are assembled here, within max_message (the relay's bound). */
+  sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean {
+    if (first) { this.fragments = []; this.fragmentBinary = isBinary; }
+    this.fragments.push(data);
+    if (!fin) return this.state === 'open' && this.outBytes < this.settings.high_water_mark;
+    const whole = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments);
+    this.fragments = [];
+    return this.send(whole, this.fragmentBinary);
+  }
+
+  pause(): void { this.paused = true; }
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.deliver();
+  }
+
+  /** Start the close: a CLOSE frame goes after the pending messages; the client acknowledges it. */
+  close(code = 1000, reason = ''): void {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    this.localClose = { code, reason };
+    this.closeSeq = this.nextOutSeq;
+    this.enqueueOut(encodeClose(code, truncateReason(reason)), true);
+    this.closeTimer = setTimeout(() => this.finish({ code, reason, wasClean: false, initiator: 'local' }), this.settings.close_timeout);
+    this.closeTimer.unref?.();
+  }
+
+  terminate(): void {
+    this.finish({ code: 1006, reason: 'terminated', wasClean: false, initiator: 'local' });
+  }
+
+  // ---- called by the endpoints -------------------------------------------------
+
+  /**
+   * Accept the client's acknowledgement of downstream messages up to `seq`.
+   * Returns false when `seq` names a message never sent (a forged request).
+   */
+  acknowledge(seq: number): boolean {
+    if (seq >= this.nextOutSeq) return false;
+    if (seq <= this.ackedOut) return true;
+    this.ackedOut = seq;
+    let drop = 0;
+    while (drop < this.out.length && this.out[drop].seq <= seq) { this.outBytes -= this.out[drop].frame.length - FRAME_HEADER_BYTES; drop++; }
+    if (drop > 0) this.out.splice(0, drop);
+    if (this.state === 'closing' && this.closeSeq > 0 && seq >= this.closeSeq && this.localClose) {
+      this.finish({ ...this.localClose, wasClean: true, initiator: 'local' });
+      return true;
+    }
+    if (this.full && this.outBytes < this.settings.high_water_mark / 2) {
+      this.full = false;
+      this.sink?.onDrain?.();
+    }
+    return true;
+  }
+
+  /** A downstream request (stream or long-poll) takes over from any earlier one. */
+  attachDownstream(res: ServerResponse, mode: DownstreamMode): void {
+    this.touch();
+    this.releaseDownstream();
+    // Frames not yet written to the old response are unacknowledged, so the new one starts with them.
+    this.pendingWrite = [];
+    const down: Downstream = { mode, res, bytes: 0 };
+    this.down = down;
+    res.on('close', () => {
+      if (this.down === down) this.detachDownstream();
+    });
+    if (mode === 'stream') {
+      res.statusCode = 200;
+      this.opts.headers(res);
+      res.setHeader('Content-Type', 'application/octet-stream');
+      // Ask nginx-style proxies not to buffer; the client still detects it if one does.
+      res.setHeader('X-Accel-Buffering', 'no');
+      res.flushHeaders();
+      const first = this.unackedFrames();
+      this.writeStream(Buffer.concat([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...first]));
+      this.heartbeatTimer = setInterval(() => {
+        if (this.down === down) this.writeStream(encodeEmpty(FrameType.HEARTBEAT));
+      }, this.settings.heartbeat);
+      this.heartbeatTimer.unref?.();
+    } else if (this.out.length > 0) {
+      this.answerPoll();
+    } else {
+      down.timer = setTimeout(() => { if (this.down === down) this.answerPoll(); }, this.settings.poll_timeout);
+      down.timer.unref?.();
+    }
+  }
+
+  /**
+   * An upstream batch. Frames already delivered (by number) are skipped; a gap
+   * is refused. `reply` is called once the batch has been handed to the service
+   * — later while the session is paused, which is how backpressure reaches a
+   * fallback client (it sends one batch at a time).
+   */
+  receive(frames: Frame[], reply: () => void): 'ok' | 'gap' | 'overflow' {
+    this.touch();
+    let seq = 0;
+    let accepted = this.lastIn;
+    const items: InItem[] = [];
+    let bytes = 0;
+    for (const f of frames) {
+      if (f.type === FrameType.SEQ) {
+        if (f.value > accepted + 1 || f.value === 0) return 'gap';
+        seq = f.value;
+      } else if (f.type === FrameType.ACK) {
+        if (!this.acknowledge(f.value)) return 'gap';
+      } else if (f.type === FrameType.TEXT || f.type === FrameType.BINARY || f.type === FrameType.CLOSE) {
+        if (seq === 0) return 'gap';
+        const n = seq++;
+        if (n <= accepted) continue; // already delivered: a retried batch
+        accepted = n;
+        if (f.type === FrameType.CLOSE) items.push({ kind: 'close', code: f.code, reason: f.reason });
+        else { items.push({ kind: 'message', data: f.payload, isBinary: f.type === FrameType.BINARY }); bytes += f.payload.length; }
+      }
+    }
+    if (this.inboundBytes + bytes > this.settings.max_buffer + this.settings.max_body) return 'overflow';
+    this.lastIn = accepted;
+    if (items.length === 0) {
+      // Nothing to deliver (an acknowledgement, or a batch already delivered): answer now, even while paused,
+      // so a client's acknowledgements never wait behind its own held batch.
+      reply();
+      return 'ok';
+    }
+    this.inboundBytes += bytes;
+    this.pendingUps++;
+    for (const item of items) this.inbound.push(item);
+    this.inbound.push({ kind: 'reply', reply: () => { this.pendingUps--; this.touch(); reply(); } });
+    this.deliver();
+    return 'ok';
+  }
+
+  /** The client's request ended (any kind): the session is not idle. */
+  touch(): void { this.armIdle(); }
+
+  // ---- internals -----------------------------------------------------------------
+
+  private enqueueOut(frame: Buffer, isClose = false): void {
+    const entry: OutEntry = { seq: this.nextOutSeq++, frame };
+    this.out.push(entry);
+    this.outBytes += frame.length - FRAME_HEADER_BYTES;
+    if (!isClose && this.outBytes > this.settings.max_buffer) {
+      // A sender that ignores `send() === false`: bounded memory wins (catalogue §3, outbound buffer).
+      this.close(1008, 'fallback buffer limit exceeded');
+      return;
+    }
+    const down = this.down;
+    if (!down) return;
+    if (down.mode === 'stream') {
+      // Frames of one tick go out in one write (one chunk, one syscall), not one each.
+      this.pendingWrite.push(frame);
+      if (!down.flushScheduled) {
+        down.flushScheduled = true;
+        setImmediate(() => {
+          down.flushScheduled = false;
+          const parts = this.pendingWrite.splice(0);
+          if (this.down === down && parts.length > 0) this.writeStream(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+        });
+      }
+    } else if (!down.flushScheduled) {
+      down.flushScheduled = true;
+      setImmediate(() => { if (this.down === down) this.answerPoll(); });
+    }
+  }
+
+  private unackedFrames(): Buffer[] {
+    return this.out.map((e) => e.frame);
+  }
+
+  private writeStream(chunk: Buffer): void {
+    const down = this.down;
+    if (!down || down.mode !== 'stream') return;
+    if (down.res.destroyed || down.res.writableEnded) { this.detachDownstream(); return; } // unacknowledged: resent on the next stream
+    down.bytes += chunk.length;
+    down.res.write(chunk);
+    if (down.bytes >= this.settings.response_limit) {
+      // Rotate: the client re-requests at once with its acknowledgement, freeing our buffer.
+      down.res.end(encodeEmpty(FrameType.END));
+      this.detachDownstream();
+    }
+  }
+
+  private answerPoll(): void {
+    const down = this.down;
+    if (!down || down.mode !== 'poll') return;
+    const parts: Buffer[] = [encodeNumber(FrameType.SEQ, this.ackedOut + 1)];
+    let bytes = parts[0].length;
+    for (const e of this.out) {
+      // At least one message, then stop at the response limit; the rest goes in the next poll.
+      if (parts.length > 1 && bytes + e.frame.length > this.settings.response_limit) break;
+      parts.push(e.frame);
+      bytes += e.frame.length;
+    }
+    if (parts.length === 1) parts.push(encodeEmpty(FrameType.HEARTBEAT));
+    const body = Buffer.concat(parts);
+    const res = down.res;
+    this.detachDownstream();
+    res.statusCode = 200;
+    this.opts.headers(res);
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Length', body.length);
+    res.end(body);
+  }
+
+  /** End the current downstream response (a newer request takes over, or the session ends). */
+  private releaseDownstream(): void {
+    const down = this.down;
+    if (!down) return;
+    if (down.mode === 'stream') {
+      this.detachDownstream();
+      if (!down.res.writableEnded) down.res.end(encodeEmpty(FrameType.END));
+    } else {
+      this.answerPoll();
+    }
+  }
+
+  private detachDownstream(): void {
+    const down = this.down;
+    if (!down) return;
+    if (down.timer) clearTimeout(down.timer);
+    if (this.heartbeatTimer) { clearInterval(this.heartbeatTimer); this.heartbeatTimer = undefined; }
+    this.down = undefined;
+    this.touch();
+  }
+
+  private deliver(): void {
+    if (this.delivering || !this.sink) return;
+    this.delivering = true;
+    try {
+      while (this.inbound.length > 0 && !this.paused && this.state !== 'closed') {
+        const item = this.inbound.shift()!;
+        if (item.kind === 'reply') { item.reply(); continue; }
+        if (item.kind === 'close') { this.remoteClose(item.code, item.reason); continue; }
+        this.inboundBytes -= item.data.length;
+        const sink = this.sink;
+        if (sink.streaming && sink.onFragment) sink.onFragment(item.data, item.isBinary, true, true, item.data.length);
+        else sink.onMessage?.(item.data, item.isBinary);
+      }
+    } finally {
+      this.delivering = false;
+    }
+  }
+
+  private remoteClose(code: number, reason: string): void {
+    this.remoteCloseCode = code;
+    // The client's close is acknowledged in the reply to its batch (endpoints add a CLOSE frame).
+    const initiator = this.state === 'closing' ? 'local' : 'remote';
+    this.finish({ code, reason, wasClean: true, initiator });
+  }
+
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.state === 'closed') return;
+    this.idleTimer = setTimeout(() => {
+      if (this.down || this.pendingUps > 0) { this.armIdle(); return; }
+      this.finish({ code: 1006, reason: 'fallback session timed out', wasClean: false, initiator: 'transport' });
+    }, this.settings.session_timeout);
+    this.idleTimer.unref?.();
+  }
+
+  private finish(info: CloseInfo): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const down = this.down;
+    if (down) {
+      this.detachDownstream();
+      if (down.mode === 'stream') { if (!down.res.writableEnded) down.res.end(encodeEmpty(FrameType.END)); }
+      else if (!down.res.headersSent) {
+        const body = Buffer.concat([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...this.unackedFrames()]);
+        down.res.statusCode = 200;
+        this.opts.headers(down.res);
+        down.res.setHeader('Content-Type', 'application/octet-stream');
+        down.res.end(body);
+      }
+    }
+    // Replies still waiting (paused session) are answered so no request hangs.
+    for (const item of this.inbound) if (item.kind === 'reply') item.reply();
+    this.inbound.length = 0;
+    this.inboundBytes = 0;
+    this.out.length = 0;
+    this.outBytes = 0;
+    this.admission.release();
+    this.closedInfo = info;
+    this.opts.onEnd(this, info);
+    this.sink?.onClose?.(info);
+    for (const fn of this.closeWatchers.splice(0)) {
+      try { fn(info); } catch { /* one watcher must not break the others */ }
+    }
+  }
+
+  /** After the client's CLOSE was handled: the frame that answers it (its code echoed, as in WebSocket). */
+  closeEcho(): Buffer | undefined {
+    return this.remoteCloseCode === undefined ? undefined : encodeClose(this.remoteCloseCode, '');
+  }
+}
+
+/** A close reason fits 123 bytes of UTF-8 (as in a WebSocket Close frame); cut on a character boundary. */
+export function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = '';
+  for (const ch of reason) {
+    if (Buffer.byteLength(out + ch) > 123) break;
+    out += ch;
+  }
+  return out;
+}

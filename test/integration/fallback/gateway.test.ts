@@ -1,0 +1,123 @@
+/**
+ * The fallback inside the real gateway: same URL as the WebSocket endpoint,
+ * the same admission verdicts on both transports, the client library's
+ * automatic choice, the served client bundle and demo page, and drain.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { WebSocket as NodeWebSocket } from 'ws';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { installStandInChecks, originKeys, ORIGIN_REFUSALS, TEST_LIMITS } from './stand-in-checks.js';
+import { ALLOWED, EVIL, openSession } from './raw.js';
+import { GatehouseSocket, type GatehouseCloseEvent } from '../../../client/src/index.js';
+import { buildClient } from '../../helpers/client-bundle.js';
+
+installStandInChecks({ origins: [ALLOWED], users: { 'Bearer t-alice': { id: 'alice' }, 'cookie:sid=alice': { id: 'alice' } } });
+
+let gw: TestGateway;
+before(async () => {
+  await buildClient();
+  gw = await startGateway({
+    limits: TEST_LIMITS,
+    services: {
+      echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) },
+      small: { path: '/small', type: 'echo', max_message: '1KiB', ...originKeys({ origins: [ALLOWED] }) },
+    },
+  });
+});
+after(async () => { await gw.stop(); });
+
+/** The status a WebSocket handshake gets with these headers (ws reports it on 'unexpected-response'). */
+function upgradeStatus(headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new NodeWebSocket(gw.url('/echo'), { headers, origin: headers.Origin });
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); res.resume(); ws.terminate(); });
+    ws.on('open', () => { resolve(101); ws.close(); });
+    ws.on('error', (err) => { if (!/Unexpected server response/.test(err.message)) reject(err); });
+  });
+}
+
+test('the open request gets exactly the verdict the WebSocket upgrade gets', async () => {
+  const cases: Array<[Record<string, string>, number]> = [
+    [{ Origin: ALLOWED, Authorization: 'Bearer t-alice' }, 200],
+    [{ Origin: ALLOWED, Cookie: 'sid=alice' }, 200],
+    [{ Origin: ALLOWED }, 401],
+    [{ Origin: ALLOWED, Authorization: 'Bearer wrong' }, 401],
+    [{ Origin: EVIL, Cookie: 'sid=alice' }, 403],
+    [{ Origin: 'null', Cookie: 'sid=alice' }, 403],
+    [{ Cookie: 'sid=alice' }, 403],
+  ];
+  for (const [headers, fallbackStatus] of cases) {
+    const ws = await upgradeStatus(headers);
+    const { res } = await openSession(gw.httpUrl('/echo'), headers);
+    assert.equal(res.status, fallbackStatus, JSON.stringify(headers));
+    assert.equal(ws, fallbackStatus === 200 ? 101 : fallbackStatus, `websocket ${JSON.stringify(headers)}`);
+    if (fallbackStatus === 401) assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="gatehouse"');
+  }
+  const reasons = gw.logs.filter((l) => l.audit && ORIGIN_REFUSALS.includes(l.reason as string)).map((l) => l.transport);
+  assert.ok(reasons.includes('websocket') && reasons.includes('fallback'), 'both transports audited');
+  assert.ok(!gw.logText().includes('t-alice'), 'no credentials in the log');
+});
+
+test('the client uses WebSocket when it gets through, and the fallback when forced; same service, same echo', async () => {
+  const headers = { Origin: ALLOWED, Cookie: 'sid=alice' };
+  for (const transport of ['auto', 'fallback'] as const) {
+    const s = new GatehouseSocket(gw.url('/echo'), [], { transport, WebSocket: NodeWebSocket as never, headers });
+    await new Promise<void>((resolve, reject) => { s.onopen = () => resolve(); s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
+    assert.equal(s.transport, transport === 'auto' ? 'websocket' : 'fallback');
+    const echoed = new Promise<unknown>((resolve) => { s.onmessage = (e) => resolve(e.data); });
+    s.send(`over ${s.transport}`);
+    assert.equal(await echoed, `over ${s.transport}`);
+    const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+    s.close(1000, 'done');
+    const ev = await closed;
+    assert.deepEqual([ev.code, ev.wasClean], [1000, true]);
+  }
+});
+
+test('parity inside a session: a message over max_message closes both transports with 1009', async () => {
+  const headers = { Origin: ALLOWED, Cookie: 'sid=alice' };
+  for (const transport of ['websocket', 'fallback'] as const) {
+    const s = new GatehouseSocket(gw.url('/small'), [], { transport, WebSocket: NodeWebSocket as never, headers });
+    await new Promise<void>((resolve, reject) => { s.onopen = () => resolve(); s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
+    const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+    s.send('x'.repeat(1025));
+    const ev = await closed;
+    assert.equal(ev.code, 1009, transport);
+  }
+  const reasons = gw.logs.filter((l) => l.audit && l.code === 1009).map((l) => l.transport ?? 'websocket');
+  assert.ok(reasons.includes('fallback') && reasons.includes('websocket'), `audited on both: ${reasons}`);
+});
+
+test('the gateway serves the client bundle, its ESM build and the demo page', async () => {
+  const bundle = await fetch(gw.httpUrl('/.gatehouse/client.js'));
+  assert.equal(bundle.status, 200);
+  assert.match(bundle.headers.get('content-type') ?? '', /javascript/);
+  assert.equal(bundle.headers.get('x-content-type-options'), 'nosniff');
+  assert.match(await bundle.text(), /GatehouseSocket/);
+  const esm = await fetch(gw.httpUrl('/.gatehouse/client.mjs'));
+  assert.match(await esm.text(), /export\s*\{/);
+  const demo = await fetch(gw.httpUrl('/.gatehouse/demo'));
+  assert.equal(demo.status, 200);
+  assert.match(demo.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+  assert.match(await demo.text(), /force the HTTP fallback/);
+  const other = await fetch(gw.httpUrl('/.gatehouse/nope'));
+  assert.equal(other.status, 404);
+  await other.arrayBuffer();
+});
+
+test('drain closes fallback sessions with 1001 like WebSocket connections', async () => {
+  const own = await startGateway({ services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) } } });
+  const s = new GatehouseSocket(own.url('/echo'), [], { transport: 'fallback', headers: { Origin: ALLOWED, Cookie: 'sid=alice' } });
+  await new Promise<void>((resolve) => { s.onopen = () => resolve(); });
+  // One round trip: the downstream stream is connected (the CLOSE travels on it).
+  const echoed = new Promise<void>((resolve) => { s.onmessage = () => resolve(); });
+  s.send('ready?');
+  await echoed;
+  assert.equal(own.gateway.front.openChannels, 1);
+  const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+  await own.stop(1000);
+  const ev = await closed;
+  assert.equal(ev.code, 1001);
+  assert.equal(own.gateway.front.openChannels, 0);
+});
