@@ -19,6 +19,7 @@ import { watchCredentials } from './auth/expiry.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
 import { FallbackEndpoints } from './fallback/endpoints.js';
+import { serviceOriginPolicy } from './fallback/service-origin.js';
 import type { Service } from './services/types.js';
 
 export interface GatewayOptions {
@@ -50,7 +51,11 @@ export class Gateway {
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });
     // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
-    this.front.addHttpHandler(new FallbackEndpoints({ track: (ch, a) => this.front.track(ch, a), untrack: (ch) => this.front.untrack(ch) }).handle);
+    this.front.addHttpHandler(new FallbackEndpoints({
+      originPolicy: serviceOriginPolicy,
+      track: (ch, a) => this.front.track(ch, a),
+      untrack: (ch) => this.front.untrack(ch),
+    }).handle);
   }
 
   static async start(config: GatehouseConfig, opts: GatewayOptions = {}): Promise<Gateway> {

@@ -14,15 +14,16 @@ import { once } from 'node:events';
 import type { Page } from 'playwright-core';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { buildClient } from '../helpers/client-bundle.js';
-import { installStandInChecks, originKeys, ORIGIN_REFUSALS, TEST_LIMITS, type StandInPolicy } from '../integration/fallback/stand-in-checks.js';
+import { ORIGIN_REFUSALS, TEST_LIMITS } from '../integration/fallback/stand-in-checks.js';
+import { startLoginApp, type LoginApp } from '../helpers/login-app.js';
 import { freePort } from './helpers/nginx.js';
 import { launchBrowser } from './helpers/browser.js';
 import { startUpgradeStrippingProxy, type Nginx } from './helpers/nginx.js';
 import { startRelay, type Relay } from './helpers/relay.js';
 
-const SECRET = 'c2VjcmV0LWFsaWNlLXNlc3Npb24';
-const policy: StandInPolicy = { origins: [], users: { [`cookie:gh_session=${SECRET}`]: { id: 'alice' } } };
-installStandInChecks(policy);
+const origins: string[] = [];
+let loginApp: LoginApp;
+let cookie: string;
 
 let gw: TestGateway;
 let nginx: Nginx;
@@ -31,19 +32,9 @@ let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let pageA: { server: Server; origin: string };
 let pageC: { server: Server; origin: string };
 
-/**
- * A page server: `/login` is the login app (sets the session cookie, host-only,
- * HttpOnly, SameSite=Strict — cookies are per host, not per port, so the
- * gateway on another port gets it); `/` is an empty page that loads the client
- * library from the gateway.
- */
+/** A page server: `/` is an empty page that loads the client library from the gateway. */
 async function startPageServer(gatewayPort: () => number): Promise<{ server: Server; origin: string }> {
   const server = createServer((req, res) => {
-    if (req.url === '/login') {
-      res.writeHead(302, { 'Set-Cookie': `gh_session=${SECRET}; Path=/; HttpOnly; SameSite=Strict`, Location: '/' });
-      res.end();
-      return;
-    }
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
     res.end(`<!doctype html><title>app</title><script src="http://127.0.0.1:${gatewayPort()}/.gatehouse/client.js"></script>`);
   });
@@ -56,20 +47,33 @@ before(async () => {
   await buildClient();
   pageA = await startPageServer(() => gw.port);
   pageC = await startPageServer(() => gw.port);
+  // The login app (real cookie sessions; the gateway's `forward` method asks its /auth).
+  loginApp = await startLoginApp({ alice: { password: 'correct horse' } });
   // The gateway's own origin serves the demo page. (Port chosen first so the origin list can name it.)
   const gwPort = await freePort();
-  policy.origins.push(pageA.origin, `http://127.0.0.1:${gwPort}`);
+  origins.push(pageA.origin, `http://127.0.0.1:${gwPort}`);
   gw = await startGateway({
     listen: [{ host: '127.0.0.1', port: gwPort }],
     limits: TEST_LIMITS,
-    services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: policy.origins }) } },
+    services: {
+      echo: {
+        path: '/echo', type: 'echo', origins,
+        auth: { methods: [{ type: 'forward', url: loginApp.authUrl, cookie: 'session' }] },
+      },
+    },
   });
   nginx = await startUpgradeStrippingProxy(gw.port);
   relay = await startRelay(gw.port);
   browser = await launchBrowser();
-  // Log in once on origin A: the browser now holds the session cookie for 127.0.0.1.
+  // Log in through the login app's form: the browser now holds its session cookie for
+  // 127.0.0.1 (cookies are per host, not per port, so the gateway gets it too).
   const login = await browser.context.newPage();
-  await login.goto(`${pageA.origin}/login`);
+  await login.goto(`${loginApp.origin}/login`);
+  await login.fill('input[name=user]', 'alice');
+  await login.fill('input[name=password]', 'correct horse');
+  await Promise.all([login.waitForURL(`${loginApp.origin}/`), login.click('button')]);
+  cookie = (await browser.context.cookies(loginApp.origin)).find((c) => c.name === 'session')?.value ?? '';
+  assert.ok(cookie.length > 0, 'logged in');
   await login.close();
 });
 
@@ -80,6 +84,7 @@ after(async () => {
   pageA?.server.close();
   pageC?.server.close();
   await gw?.stop();
+  await loginApp?.stop();
 });
 
 async function openPage(origin: string): Promise<Page> {
@@ -111,7 +116,7 @@ test('origin A reaches the gateway on origin B with cookie authentication over W
   assert.equal(r.transport, 'websocket');
   assert.equal(r.echoed, 'hello from the page');
   assert.deepEqual(r.close, { code: 1000, wasClean: true });
-  assert.ok(!gw.logText().includes(SECRET), 'the cookie never reaches the log');
+  assert.ok(!gw.logText().includes(cookie), 'the cookie never reaches the log');
   await page.close();
 });
 

@@ -2,7 +2,7 @@
  * The client library as the socket of an independent protocol library: the
  * `mqtt` npm client (its `createWebsocket`, on its WHATWG WebSocket path) over
  * the HTTP fallback, through the real gateway's `tcp` service, to a real
- * Mosquitto broker.
+ * Mosquitto broker; credential expiry and the origin allow-list on the fallback.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,4 +59,56 @@ test('mqtt over the fallback (createWebsocket → GatehouseSocket): subscribe, p
     await Promise.all([sub.endAsync(), pub.endAsync()]);
   }
   for (const s of sockets) assert.equal(s.readyState, GatehouseSocket.CLOSED);
+});
+
+test('credential expiry ends a fallback session as it ends a WebSocket connection: close 1008', async () => {
+  const { SignJWT } = await import('jose');
+  const secret = 'a-shared-secret-of-at-least-32-bytes!!';
+  const own = await startGateway({
+    limits: TEST_LIMITS,
+    services: {
+      echo: {
+        path: '/echo', type: 'echo', allow_missing_origin: true,
+        auth: { methods: [{ type: 'jwt', issuers: [{ issuer: 'test', audience: 'gatehouse', algorithms: ['HS256'], secret }], from: ['header'], clock_skew: 0 }] },
+      },
+    },
+  });
+  try {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuer('test').setAudience('gatehouse')
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 2).sign(new TextEncoder().encode(secret));
+    const codes: Record<string, number> = {};
+    await Promise.all((['websocket', 'fallback'] as const).map(async (transport) => {
+      const { WebSocket } = await import('ws');
+      const s = new GatehouseSocket(own.url('/echo'), [], { transport, WebSocket: WebSocket as never, headers: { Authorization: `Bearer ${token}` } });
+      await new Promise<void>((resolve, reject) => { s.onopen = () => resolve(); s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
+      const closed = await new Promise<{ code: number }>((resolve) => { s.onclose = (e) => resolve(e); });
+      codes[transport] = closed.code;
+    }));
+    assert.deepEqual(codes, { websocket: 1008, fallback: 1008 });
+    assert.ok(!own.logText().includes(token), 'the token never reaches the log');
+  } finally {
+    await own.stop();
+  }
+});
+
+test('CORS and session requests follow the service\'s origin allow-list, subdomain patterns included', async () => {
+  const { openSession, RawSession } = await import('./raw.js');
+  const own = await startGateway({ services: { echo: { path: '/echo', type: 'echo', origins: ['https://*.example.com'] } } });
+  try {
+    const base = own.httpUrl('/echo');
+    const pre = await fetch(base, { method: 'OPTIONS', headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'POST' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    for (const bad of ['https://example.com', 'https://app.example.com.evil.net', 'http://app.example.com']) {
+      const r = await fetch(base, { method: 'OPTIONS', headers: { Origin: bad, 'Access-Control-Request-Method': 'POST' } });
+      assert.equal(r.status, 403, bad);
+      await r.arrayBuffer();
+    }
+    const { res, sid } = await openSession(base, { Origin: 'https://app.example.com' });
+    assert.equal(res.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    const s = new RawSession(base, sid!, { Origin: 'https://app.example.com' });
+    assert.equal(await s.echo('sub-domain'), 'sub-domain');
+  } finally {
+    await own.stop();
+  }
 });
