@@ -35,6 +35,11 @@ export const ECHO_PATH = '/echo';
  */
 export const GATEHOUSE_ECHO_SERVICE = {
   max_message: '1MiB',
+  // The load generator is not a browser: it sends no Origin.
+  allow_missing_origin: true,
+  // Benchmarks measure the engine, not the per-connection rate limits.
+  message_rate: 100000000,
+  byte_rate: '64GiB',
 };
 
 /**
@@ -44,6 +49,15 @@ export const GATEHOUSE_ECHO_SERVICE = {
  * disable them here.
  */
 export const GATEHOUSE_TOP_LEVEL = {
+  // Thousands of connections from 127.0.0.1 opened at full speed.
+  limits: {
+    handshake_rate: 1000000,
+    handshake_burst: 1000000,
+    connections_per_address: 100000,
+    connections_total: 100000,
+    message_rate: 100000000,
+    byte_rate: '64GiB',
+  },
   // The idle suite holds 10,000 connections for several seconds: keep them.
   websocket: { idle_timeout: '10m' },
   // So SIGTERM (and a --cpu-prof profile write) does not wait long.
