@@ -47,7 +47,7 @@ const rows: Array<{ name: string; path?: string; headers: Array<[string, string]
   { name: 'no subprotocol at all', headers: [['Origin', ORIGIN]], status: 400, reason: 'subprotocol_not_acceptable' },
   { name: 'invalid subprotocol token', headers: [['Origin', ORIGIN], ['Sec-WebSocket-Protocol', 'v12.stomp;q=1']], status: 400, reason: 'invalid_subprotocol' },
   { name: '17 subprotocols', headers: [['Origin', ORIGIN], ['Sec-WebSocket-Protocol', Array.from({ length: 17 }, (_, i) => `p${i}`).join(', ')]], status: 400, reason: 'subprotocol_limit' },
-  { name: 'subprotocol header over 1 KiB', headers: [['Origin', ORIGIN], ['Sec-WebSocket-Protocol', `b${' '.repeat(2000)}x`]], status: 400, reason: 'subprotocol_limit' },
+  { name: 'subprotocol header over 4 KiB', headers: [['Origin', ORIGIN], ['Sec-WebSocket-Protocol', `b${' '.repeat(5000)}x`]], status: 400, reason: 'subprotocol_limit' },
   { name: 'a subprotocol offered twice', headers: [['Origin', ORIGIN], ['Sec-WebSocket-Protocol', 'v12.stomp, v12.stomp']], status: 400, reason: 'duplicate_subprotocol' },
   { name: 'unknown path', path: '/nope', headers: [['Origin', ORIGIN]], status: 404 },
 ];
