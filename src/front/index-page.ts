@@ -6,7 +6,7 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
-export function renderIndexPage(services: ServiceConfig[]): string {
+export function renderIndexPage(services: ServiceConfig[], links: { demo?: string } = {}): string {
   const rows = services.map((s) => `      <tr><td>${escapeHtml(s.name)}</td><td><code>${escapeHtml(s.path)}</code></td><td>${escapeHtml(s.type)}</td>`
     + `<td>${s.host ? escapeHtml(s.host.join(', ')) : 'any'}</td></tr>`).join('\n');
   return `<!doctype html>
@@ -31,6 +31,7 @@ ${rows}
     </tbody>
   </table>
   <p>Connect with any WebSocket client, e.g. <code>new WebSocket('ws://' + location.host + '/echo')</code>.</p>
+${links.demo ? `  <p><a href="${escapeHtml(links.demo)}">Demo</a>: talk to a service over WebSocket or the HTTP fallback.</p>\n` : ''}
 </body>
 </html>
 `;

@@ -220,7 +220,7 @@ export class FrontDoor {
       const url = req.url ?? '/';
       const { path } = splitTarget(url);
       if (path === '/' && ctx.config.index_page && (req.method === 'GET' || req.method === 'HEAD')) {
-        const body = renderIndexPage(ctx.router.services());
+        const body = renderIndexPage(ctx.router.services(), { demo: ctx.config.fallback.demo_page ? '/.gatehouse/demo' : undefined });
         res.writeHead(200, {
           'Content-Type': 'text/html; charset=utf-8',
           'Content-Length': Buffer.byteLength(body),
