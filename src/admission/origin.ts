@@ -6,7 +6,7 @@
  * `allow_missing_origin` (non-browser clients — browsers always send one).
  * Refusals are 403: `origin_missing`, `origin_null`, `origin_malformed`, `origin_not_allowed`.
  */
-import { OriginAllowList, parseOrigin, selfOrigin } from '../http/origin.js';
+import { OriginAllowList, parseOrigin } from '../http/origin.js';
 import { Rejection, type AdmissionCheck } from './types.js';
 import type { CheckFactory } from './checks.js';
 import { countHeader } from './headers.js';
@@ -30,8 +30,7 @@ export const originCheck: CheckFactory = (service) => {
       if (value.trim().toLowerCase() === 'null') return new Rejection(403, 'origin_null', 'opaque origins are not allowed');
       const parsed = parseOrigin(value);
       if (!parsed) return new Rejection(403, 'origin_malformed', 'the Origin header is not a serialised origin');
-      if (!allowed.allows(parsed)
-        && !(allowed.self && parsed.serialized === selfOrigin(ctx.request.secure, ctx.request.headers.host))) {
+      if (!allowed.permits(parsed, { secure: ctx.request.secure, host: ctx.request.headers.host })) {
         return new Rejection(403, 'origin_not_allowed', 'this origin may not open this service');
       }
       ctx.origin = parsed.serialized;

@@ -28,7 +28,7 @@ import { toAdmissionRequest, splitTarget } from '../front/request.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from './session.js';
 import { decodeFrames, encodeNumber, FrameType, type WireError } from './wire.js';
-import { serializeOrigin, standInOriginPolicy, type OriginPolicy } from './origin.js';
+import { serializeOrigin, standInOriginPolicy, type OriginPolicy, type OriginRequestInfo } from './origin.js';
 import { serveAsset } from './assets.js';
 
 /** Reserved query parameter naming the fallback operation. */
@@ -177,7 +177,7 @@ export class FallbackEndpoints {
     // The session is bound to the origin this request presented (the pipeline's origin check,
     // when the service has one, has just accepted it); CORS is answered only for an allowed one.
     const boundOrigin = bindingOrigin(req);
-    const corsOrigin = this.corsOrigin(service, boundOrigin);
+    const corsOrigin = this.corsOrigin(req, service, boundOrigin);
     const protocol = serviceSession.protocol ?? admission.protocol;
     const settings = ctx.config.fallback;
     const session = new FallbackSession({
@@ -257,7 +257,7 @@ export class FallbackEndpoints {
     }
     const { session } = record;
     const origin = bindingOrigin(req);
-    if (origin !== record.origin || (origin !== null && !this.originPolicy(service, origin))) {
+    if (origin !== record.origin || (origin !== null && !this.originPolicy(service, origin, originRequestInfo(req)))) {
       this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
       return;
     }
@@ -335,7 +335,7 @@ export class FallbackEndpoints {
 
   private preflight(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext): void {
     const origin = serializeOrigin(req.headers.origin);
-    if (origin === null || origin === 'invalid' || !this.originPolicy(service, origin)) {
+    if (origin === null || origin === 'invalid' || !this.originPolicy(service, origin, originRequestInfo(req))) {
       this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_preflight_origin', 'origin not allowed'));
       return;
     }
@@ -386,14 +386,14 @@ export class FallbackEndpoints {
     });
   }
 
-  private corsOrigin(service: ServiceConfig, origin: string | null): string | null {
-    return origin !== null && !origin.startsWith('invalid:') && this.originPolicy(service, origin) ? origin : null;
+  private corsOrigin(req: IncomingMessage, service: ServiceConfig, origin: string | null): string | null {
+    return origin !== null && !origin.startsWith('invalid:') && this.originPolicy(service, origin, originRequestInfo(req)) ? origin : null;
   }
 
   private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
     if (res.headersSent) { res.destroy(); return; }
     const origin = serializeOrigin(req.headers.origin);
-    const corsOrigin = typeof origin === 'string' && origin !== 'invalid' && this.originPolicy(service, origin) ? origin : null;
+    const corsOrigin = typeof origin === 'string' && origin !== 'invalid' && this.originPolicy(service, origin, originRequestInfo(req)) ? origin : null;
     res.statusCode = rejection.status;
     this.commonHeaders(res, corsOrigin);
     for (const [k, v] of Object.entries(rejection.headers)) res.setHeader(k, v);
@@ -463,4 +463,9 @@ export class FallbackEndpoints {
       });
     });
   }
+}
+
+/** The parts of a request an origin policy needs for `self`: the connection's scheme and the Host. */
+function originRequestInfo(req: IncomingMessage): OriginRequestInfo {
+  return { secure: (req.socket as { encrypted?: boolean }).encrypted === true, host: req.headers.host };
 }

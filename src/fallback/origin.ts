@@ -6,11 +6,14 @@
  */
 import type { ServiceConfig } from '../config/schema.js';
 
+/** What of a request an origin policy may look at besides the Origin itself (for `self`). */
+export interface OriginRequestInfo { secure: boolean; host: string | undefined }
+
 /**
  * `origin` is the serialised origin (RFC 6454 §6.2), or null when the request
  * carried none. Returns true when the service accepts requests from it.
  */
-export type OriginPolicy = (service: ServiceConfig, origin: string | null) => boolean;
+export type OriginPolicy = (service: ServiceConfig, origin: string | null, request: OriginRequestInfo) => boolean;
 
 /**
  * Stand-in until a policy is injected: a service's `origins` list when the

@@ -10,10 +10,10 @@ import type { OriginPolicy } from './origin.js';
 
 const compiled = new WeakMap<ServiceConfig, OriginAllowList>();
 
-export const serviceOriginPolicy: OriginPolicy = (service, origin) => {
+export const serviceOriginPolicy: OriginPolicy = (service, origin, request) => {
   if (origin === null) return service.allow_missing_origin;
   let list = compiled.get(service);
   if (!list) { list = new OriginAllowList(service.origins); compiled.set(service, list); }
   const parsed = parseOrigin(origin);
-  return parsed !== undefined && list.allows(parsed);
+  return parsed !== undefined && list.permits(parsed, request);
 };

@@ -143,6 +143,14 @@ export class OriginAllowList {
     return this.exact.size + this.subdomains.length + (this.self ? 1 : 0);
   }
 
+  /**
+   * The whole verdict for one request: listed exactly or by pattern, or `self`
+   * is listed and the origin is the request's own (connection scheme + Host).
+   */
+  permits(origin: ParsedOrigin, request: { secure: boolean; host: string | undefined }): boolean {
+    return this.allows(origin) || (this.self && origin.serialized === selfOrigin(request.secure, request.host));
+  }
+
   allows(origin: ParsedOrigin): boolean {
     if (this.exact.has(origin.serialized)) return true;
     if (origin.host.startsWith('[')) return false;
