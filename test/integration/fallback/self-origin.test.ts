@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { EVIL, RawSession, openSession } from './raw.js';
+import { FrameType } from '../../../src/fallback/wire.js';
 
 let gw: TestGateway;
 let self: string;
@@ -28,7 +29,8 @@ test('the gateway\'s own origin opens a fallback session, sends and receives', a
   assert.equal(sent.status, 200);
   await sent.arrayBuffer();
   const [msg] = await session.receive(1);
-  assert.equal(msg.payload?.toString(), 'hello self');
+  assert.ok(msg.type === FrameType.TEXT, `a text message, got frame type ${msg.type}`);
+  assert.equal(msg.payload.toString(), 'hello self');
   // The same session presented from another origin is refused.
   const foreign = await session.send(['x'], { ...headers, Origin: EVIL });
   assert.equal(foreign.status, 403);
