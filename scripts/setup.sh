@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(chromium nginx-light mosquitto python3-websockets openssl ca-certificates procps)
+DEBS=(chromium nginx-light mosquitto rabbitmq-server python3-websockets openssl ca-certificates procps)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
