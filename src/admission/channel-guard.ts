@@ -15,8 +15,9 @@
  * and `send` / `sendFragment` (to cap the queue), so the service keeps holding
  * the very same Channel object. Every violation is audited and counted.
  */
-import type { Channel, ChannelSink } from '../channel.js';
+import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import type { LimitsConfig } from '../config/limits.js';
+import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Admission } from './types.js';
 import { TokenBucket } from './token-bucket.js';
@@ -34,6 +35,7 @@ export class ChannelGuard {
   private readonly live = new Set<GuardState>();
   private timer: NodeJS.Timeout | undefined;
   private readonly sweepInterval: number;
+  private limitsCache = new WeakMap<ServiceConfig, GuardLimits>();
 
   constructor(private options: ChannelGuardOptions) {
     this.sweepInterval = options.sweepInterval ?? Math.max(50, Math.min(1000, Math.floor(options.limits.send_stall_timeout / 4)));
@@ -51,23 +53,14 @@ export class ChannelGuard {
   install(channel: Channel): void {
     const admission = channel.admission;
     if (!admission) return; // client-role (backend) links are ours, not a client's
-    const service = admission.service;
-    const l = this.options.limits;
-    const state = new GuardState(channel, admission, this, {
-      messageRate: service.message_rate ?? l.message_rate,
-      // A service that admits messages of max_message bytes admits at least one of them per second.
-      byteRate: service.byte_rate ?? Math.max(l.byte_rate, service.max_message),
-      burst: l.rate_burst,
-      sendBuffer: l.send_buffer,
-    });
-    const attach = channel.attach.bind(channel);
-    const send = channel.send.bind(channel);
-    const sendFragment = channel.sendFragment.bind(channel);
-    channel.attach = (sink: ChannelSink) => attach(state.inbound(sink));
-    channel.send = (data: Buffer | string, isBinary: boolean) =>
-      state.mayQueue(typeof data === 'string' ? Buffer.byteLength(data) : data.length) && send(data, isBinary);
-    channel.sendFragment = (data: Buffer, isBinary: boolean, first: boolean, fin: boolean) =>
-      state.mayQueue(data.length) && sendFragment(data, isBinary, first, fin);
+    const state = new GuardState(channel, admission, this, this.limitsFor(admission.service));
+    // The channel's own methods are replaced by shared functions that find the
+    // state through a symbol: no bound functions or closures per connection.
+    const owned = channel as GuardedChannel;
+    owned[kGuard] = state;
+    owned.attach = guardedAttach;
+    owned.send = guardedSend;
+    owned.sendFragment = guardedSendFragment;
     channel.whenClosed(() => this.forget(state));
     this.live.add(state);
     if (!this.timer) {
@@ -76,9 +69,27 @@ export class ChannelGuard {
     }
   }
 
+  /** One limits object per service (and per `setLimits`), shared by its connections. */
+  private limitsFor(service: ServiceConfig): GuardLimits {
+    let limits = this.limitsCache.get(service);
+    if (limits === undefined) {
+      const l = this.options.limits;
+      limits = {
+        messageRate: service.message_rate ?? l.message_rate,
+        // A service that admits messages of max_message bytes admits at least one of them per second.
+        byteRate: service.byte_rate ?? Math.max(l.byte_rate, service.max_message),
+        burst: l.rate_burst,
+        sendBuffer: l.send_buffer,
+      };
+      this.limitsCache.set(service, limits);
+    }
+    return limits;
+  }
+
   /** New limits for connections guarded from now on (config reload). */
   setLimits(limits: ChannelGuardOptions['limits']): void {
     this.options.limits = limits;
+    this.limitsCache = new WeakMap();
   }
 
   /** Stop the sweeper (gateway shutdown). Guarded channels keep their rate limits. */
@@ -115,10 +126,36 @@ export class ChannelGuard {
 
 interface GuardLimits { messageRate: number; byteRate: number; burst: number; sendBuffer: number }
 
-/** Per-connection accounting. */
-class GuardState {
-  private readonly messages: TokenBucket;
-  private readonly bytes: TokenBucket;
+const kGuard = Symbol('gatehouse.channelGuard');
+type GuardedChannel = Channel & { [kGuard]: GuardState };
+
+function guardedAttach(this: Channel, sink: ChannelSink): void {
+  (this as GuardedChannel)[kGuard].attach(sink);
+}
+function guardedSend(this: Channel, data: Buffer | string, isBinary: boolean): boolean {
+  const state = (this as GuardedChannel)[kGuard];
+  return state.mayQueue(typeof data === 'string' ? Buffer.byteLength(data) : data.length) && state.send.call(this, data, isBinary);
+}
+function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean {
+  const state = (this as GuardedChannel)[kGuard];
+  return state.mayQueue(data.length) && state.sendFragment.call(this, data, isBinary, first, fin);
+}
+
+/**
+ * Per-connection accounting. It is also the sink the transport delivers to
+ * (counting, then handing on to the service's sink), so guarding a connection
+ * costs this one object; the token buckets are made on the first message
+ * (a bucket starts full, so making it later changes nothing).
+ */
+class GuardState implements ChannelSink {
+  /** The channel's own methods, called with the channel as `this`. */
+  readonly send: Channel['send'];
+  readonly sendFragment: Channel['sendFragment'];
+  private readonly attachOwn: Channel['attach'];
+  private sink: ChannelSink | null = null;
+  streaming: boolean | undefined = undefined;
+  private messages: TokenBucket | null = null;
+  private bytes: TokenBucket | null = null;
   private violated = false;
   /** Sweeper state: last bufferedAmount seen and when the queue last moved. */
   private lastBuffered = 0;
@@ -132,28 +169,38 @@ class GuardState {
     private readonly guard: ChannelGuard,
     private readonly limits: GuardLimits,
   ) {
-    const now = Date.now();
-    this.messages = new TokenBucket(limits.messageRate, limits.messageRate * limits.burst, now);
-    this.bytes = new TokenBucket(limits.byteRate, limits.byteRate * limits.burst, now);
-    this.lastProgress = now;
+    this.send = channel.send;
+    this.sendFragment = channel.sendFragment;
+    this.attachOwn = channel.attach;
+    this.lastProgress = Date.now();
   }
 
-  /** The sink the transport delivers to: counts, then hands on to the service's sink. */
-  inbound(sink: ChannelSink): ChannelSink {
-    return {
-      streaming: sink.streaming,
-      onMessage: sink.onMessage && ((data, isBinary) => {
-        if (this.admit(true, data.length)) sink.onMessage!(data, isBinary);
-      }),
-      onFragment: sink.onFragment && ((data, isBinary, first, fin, totalLength) => {
-        if (this.admit(first, data.length)) sink.onFragment!(data, isBinary, first, fin, totalLength);
-      }),
-      onDrain: () => {
-        this.drained = true;
-        sink.onDrain?.();
-      },
-      onClose: sink.onClose && ((info) => sink.onClose!(info)),
-    };
+  /** The service attaches its sink: the transport gets this state as its sink instead. */
+  attach(sink: ChannelSink): void {
+    this.sink = sink;
+    this.streaming = sink.streaming;
+    this.attachOwn.call(this.channel, this);
+  }
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    const sink = this.sink;
+    if (sink?.onMessage === undefined) return;
+    if (this.admit(true, data.length)) sink.onMessage(data, isBinary);
+  }
+
+  onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void {
+    const sink = this.sink;
+    if (sink?.onFragment === undefined) return;
+    if (this.admit(first, data.length)) sink.onFragment(data, isBinary, first, fin, totalLength);
+  }
+
+  onDrain(): void {
+    this.drained = true;
+    this.sink?.onDrain?.();
+  }
+
+  onClose(info: CloseInfo): void {
+    this.sink?.onClose?.(info);
   }
 
   /**
@@ -179,11 +226,14 @@ class GuardState {
   private admit(first: boolean, bytes: number): boolean {
     if (this.violated) return false;
     const now = Date.now();
-    if (first && (!this.messages.take(1, now) || this.bytes.inDebt(now))) {
+    const l = this.limits;
+    const messages = this.messages ??= new TokenBucket(l.messageRate, l.messageRate * l.burst, now);
+    const bytesBucket = this.bytes ??= new TokenBucket(l.byteRate, l.byteRate * l.burst, now);
+    if (first && (!messages.take(1, now) || bytesBucket.inDebt(now))) {
       this.violate('rate_limit', 'rate limit', `over ${this.limits.messageRate} messages/s or ${this.limits.byteRate} bytes/s`);
       return false;
     }
-    this.bytes.charge(bytes, now);
+    bytesBucket.charge(bytes, now);
     return true;
   }
 

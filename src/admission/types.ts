@@ -62,7 +62,15 @@ export interface Admission {
   offeredProtocols: string[];
   principal?: Principal;
   tls?: TlsInfo;
-  request: AdmissionRequest;
+  /**
+   * The request it was admitted on. Present while the connection is being set
+   * up (service.open reads it, e.g. for the identity headers sent to the
+   * backend); the front door drops it once the transport is open, so an idle
+   * connection does not keep the whole request (headers, query, raw headers)
+   * alive. What later stages need is kept elsewhere: a `forward` principal's
+   * revalidation holds exactly the credentials it re-sends.
+   */
+  request?: AdmissionRequest;
   /** Undo what admission reserved (connection slots). Idempotent. */
   release(): void;
 }

@@ -54,7 +54,10 @@ export class ForwardAuthenticator implements Authenticator {
     const authorization = typeof ctx.request.headers.authorization === 'string' ? ctx.request.headers.authorization : undefined;
     if (cookie === '') cookie = undefined;
 
-    const answer = await this.answerFor(cookie, authorization, ctx.request.path);
+    // Only these three are kept for revalidation (not the request: it is
+    // released once the connection is open).
+    const path = ctx.request.path;
+    const answer = await this.answerFor(cookie, authorization, path);
     switch (answer.kind) {
       case 'error':
         return { kind: 'refused', rejection: unavailable(answer.reason), failed: false };
@@ -69,7 +72,7 @@ export class ForwardAuthenticator implements Authenticator {
         if (this.config.revalidate > 0) {
           setRecheck(principal, {
             interval: this.config.revalidate,
-            recheck: () => this.recheck(principal, cookie, authorization, ctx.request.path),
+            recheck: () => this.recheck(principal, cookie, authorization, path),
           });
         }
         return { kind: 'ok', principal };

@@ -80,7 +80,7 @@ export function backendIdentityHeaders(admission: Admission, serviceConfig: Serv
   const out: Record<string, string> = {};
   if (identity.pass_credentials) {
     for (const name of CREDENTIAL_HEADERS) {
-      const v = admission.request.headers[name];
+      const v = admission.request?.headers[name];
       if (typeof v === 'string') out[name] = v;
     }
   }

@@ -173,6 +173,8 @@ export class FallbackEndpoints {
       return;
     }
     if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
+    // As on the WebSocket path: once the service is open nothing reads the request; do not keep it.
+    admission.request = undefined;
     const id = randomBytes(24).toString('base64url');
     // The session is bound to the origin this request presented (the pipeline's origin check,
     // when the service has one, has just accepted it); CORS is answered only for an allowed one.

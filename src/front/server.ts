@@ -21,7 +21,7 @@ import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest } from '../websocket/handshake.js';
-import { WebSocketConnection } from '../websocket/connection.js';
+import { WebSocketConnection, type ConnectionOptions } from '../websocket/connection.js';
 import { writeRejection } from './respond.js';
 import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
 import { splitTarget, toAdmissionRequest } from './request.js';
@@ -62,6 +62,7 @@ export class FrontDoor {
   private readonly httpHandlers: HttpHandler[] = [];
   private readonly channelHooks: ChannelHook[] = [];
   private draining = false;
+  private readonly optionsCache = new WeakMap<ServiceConfig, { ctx: FrontDoorContext; options: ConnectionOptions }>();
   readonly addresses: BoundAddress[] = [];
 
   constructor(private ctx: FrontDoorContext) {}
@@ -172,6 +173,9 @@ export class FrontDoor {
       }
       if (socket.destroyed) { session.abort(); admission.release(); return; }
 
+      // From here on nothing reads the request: do not keep it (headers, raw
+      // headers, query) for the whole life of the connection.
+      admission.request = undefined;
       const protocol = session.protocol ?? admission.protocol;
       socket.write(buildUpgradeResponse(key, protocol));
       const channel = this.openWebSocket(socket as Socket, head, route, admission, protocol);
@@ -183,12 +187,24 @@ export class FrontDoor {
   }
 
   private openWebSocket(socket: Socket, head: Buffer, svc: ServiceConfig, admission: Admission, protocol: string): WebSocketConnection {
+    const conn = new WebSocketConnection(socket, head, this.connectionOptions(svc), { protocol, admission });
+    this.track(conn, admission);
+    return conn;
+  }
+
+  /**
+   * The options of a service's WebSocket connections: one object per service
+   * and context, shared by all its connections, with shared callbacks that find
+   * the connection's admission through the connection (no closures per
+   * connection: memory per idle connection counts).
+   */
+  private connectionOptions(svc: ServiceConfig): ConnectionOptions {
     const ctx = this.ctx;
+    const cached = this.optionsCache.get(svc);
+    if (cached !== undefined && cached.ctx === ctx) return cached.options;
     const ws = ctx.config.websocket;
-    const conn = new WebSocketConnection(socket, head, {
+    const options: ConnectionOptions = {
       role: 'server',
-      protocol,
-      admission,
       maxMessage: svc.max_message,
       maxFrame: svc.max_frame ?? svc.max_message,
       maxFragments: svc.max_fragments,
@@ -198,19 +214,20 @@ export class FrontDoor {
       idleTimeout: ws.idle_timeout,
       closeTimeout: ws.close_timeout,
       highWaterMark: ws.high_water_mark,
-      onViolation: (code, reason) => {
+      onViolation: (code, reason, conn) => {
+        const admission = conn.admission as Admission;
         ctx.audit.violation(CLOSE_REASONS[code] ?? `close_${code}`, {
           service: svc.name, client: admission.client.address, origin: admission.origin,
           code, detail: reason, connection: admission.id, principal: admission.principal?.id,
         });
       },
-    });
-    conn.whenClosed(() => {
-      admission.release();
-      this.untrack(conn);
-    });
-    this.track(conn, admission);
-    return conn;
+      onClosed: (conn) => {
+        conn.admission?.release();
+        this.untrack(conn);
+      },
+    };
+    this.optionsCache.set(svc, { ctx, options });
+    return options;
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -40,8 +40,18 @@ export interface ConnectionOptions {
   closeTimeout: number;
   /** Outbound bytes above which `send` returns false. */
   highWaterMark: number;
-  /** We failed the connection for bad input (1002/1007/1008/1009) or a timeout. */
-  onViolation?(code: number, reason: string): void;
+  /**
+   * We failed the connection for bad input (1002/1007/1008/1009) or a timeout.
+   * The connection is passed so that one function can serve every connection
+   * (no closure per connection: memory per idle connection counts).
+   */
+  onViolation?(code: number, reason: string, conn: WebSocketConnection): void;
+  /**
+   * Runs once when the connection has ended, after the sink's onClose and
+   * before the `whenClosed` watchers. Like `onViolation`, meant to be one
+   * function shared by all connections made with the same options.
+   */
+  onClosed?(conn: WebSocketConnection, info: CloseInfo): void;
   /**
    * A sink callback threw while we delivered to it. The connection is closed
    * with 1011 and the error handed here (never rethrown: a bug in one
@@ -122,13 +132,19 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private msgSeq = 0;
   private msgSeenAt = 0;
 
-  constructor(socket: Socket, head: Buffer, opts: ConnectionOptions) {
+  /**
+   * `opts` is kept by reference for the connection's life: share one object
+   * between connections with the same settings, and give what differs per
+   * connection (subprotocol, admission) in `own`, which is not kept.
+   */
+  constructor(socket: Socket, head: Buffer, opts: ConnectionOptions, own?: { protocol?: string; admission?: Admission }) {
     this.socket = socket;
     this.opts = opts;
     this.role = opts.role;
-    this.protocol = opts.protocol ?? '';
+    this.protocol = own?.protocol ?? opts.protocol ?? '';
     this.extensions = opts.extensions ?? '';
-    if (opts.admission !== undefined) this.admission = opts.admission;
+    const admission = own?.admission ?? opts.admission;
+    if (admission !== undefined) this.admission = admission;
     this.writer = new FrameWriter(socket, opts.role === 'client');
     this.parser = new FrameParser(
       {
@@ -402,7 +418,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   /** RFC 6455 §7.1.7 "Fail the WebSocket Connection": Close with a code, then close TCP. */
   private failConnection(code: number, reason: string): void {
     if (this.finished) return;
-    this.opts.onViolation?.(code, reason);
+    this.opts.onViolation?.(code, reason, this);
     if (!this.closeSent) {
       this.initiator ??= 'local';
       this.sendClose(code, reason);
@@ -434,6 +450,14 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       initiator: this.initiator ?? 'transport',
     };
     if (this.sink !== null) this.reportClose();
+    const onClosed = this.opts.onClosed;
+    if (onClosed !== undefined) {
+      try {
+        onClosed(this, this.closeInfo);
+      } catch (err) {
+        this.opts.onError?.(err);
+      }
+    }
     const watchers = this.closeWatchers;
     this.closeWatchers = null;
     if (watchers !== null) for (const fn of watchers) this.safeCall(fn, this.closeInfo);
@@ -484,12 +508,12 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     }
     if (o.pongTimeout > 0 && this.pingSentAt !== 0 && now - this.pingSentAt >= o.pongTimeout) {
       // Dead peer / half-open TCP: drop without a close handshake.
-      this.opts.onViolation?.(CLOSE_ABNORMAL, 'pong timeout');
+      this.opts.onViolation?.(CLOSE_ABNORMAL, 'pong timeout', this);
       this.terminate();
       return;
     }
     if (o.idleTimeout > 0 && now - this.lastActivity >= o.idleTimeout) {
-      this.opts.onViolation?.(CLOSE_GOING_AWAY, 'idle timeout');
+      this.opts.onViolation?.(CLOSE_GOING_AWAY, 'idle timeout', this);
       this.close(CLOSE_GOING_AWAY, 'idle timeout');
       return;
     }

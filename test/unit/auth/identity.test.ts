@@ -49,8 +49,8 @@ describe('identity to backends', () => {
     const { a, svc, ticket } = await admitted({});
     const headers = { authorization: 'Bearer x', cookie: 'sid=1', 'x-gatehouse-user': 'admin', 'user-agent': 'ua', origin: 'https://app' };
     assert.deepEqual(stripClientCredentials(headers, svc), { 'user-agent': 'ua', origin: 'https://app' });
-    assert.equal(stripCredentialQuery(a.request.url, svc), '/svc?room=1');
-    assert.ok(!stripCredentialQuery(a.request.url, svc).includes(ticket));
+    assert.equal(stripCredentialQuery(a.request!.url, svc), '/svc?room=1');
+    assert.ok(!stripCredentialQuery(a.request!.url, svc).includes(ticket));
   });
 
   it('pass_credentials forwards Authorization and Cookie', async () => {
