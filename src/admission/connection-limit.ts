@@ -30,10 +30,15 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
       if (counts.total >= limits.connections_total) {
         return new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS });
       }
-      const release = counts.reserve(key, service.name);
+      counts.add(key, service.name);
       env.metrics.gauge('gatehouse_connections_open', { service: service.name }, 1);
+      // One closure per connection (it is kept while the connection lives); the
+      // pipeline runs each release action once.
+      let done = false;
       ctx.onRelease(() => {
-        release();
+        if (done) return;
+        done = true;
+        counts.remove(key, service.name);
         env.metrics.gauge('gatehouse_connections_open', { service: service.name }, -1);
       });
       return undefined;

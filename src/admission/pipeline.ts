@@ -33,14 +33,7 @@ export class AdmissionPipeline {
 
   async admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> {
     const releases: Array<() => void> = [];
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      for (let i = releases.length - 1; i >= 0; i--) {
-        try { releases[i](); } catch { /* a release must never break the others */ }
-      }
-    };
+    const release = (): void => runReleases(releases);
     const ctx: AdmissionContext = {
       request,
       service,
@@ -72,7 +65,7 @@ export class AdmissionPipeline {
         return outcome;
       }
     }
-    return {
+    const admission: ReleasableAdmission = {
       id: nextConnectionId(),
       service,
       client: { address: request.remoteAddress, port: request.remotePort },
@@ -82,7 +75,30 @@ export class AdmissionPipeline {
       principal: ctx.principal,
       tls: request.tls,
       request,
-      release,
+      release: releaseAdmission,
+      [kReleases]: releases,
     };
+    return admission;
+  }
+}
+
+const kReleases = Symbol('gatehouse.admission.releases');
+type ReleasableAdmission = Admission & { [kReleases]: Array<() => void> };
+
+/**
+ * `Admission.release`: one function for every admission (no closure per
+ * connection), finding the undo actions on the admission itself. A copy made
+ * with spread shares the same array, so releasing either releases once.
+ */
+function releaseAdmission(this: Admission): void {
+  runReleases((this as ReleasableAdmission)[kReleases]);
+}
+
+/** Runs the undo actions once, latest first, and empties the list (idempotent). */
+function runReleases(releases: Array<() => void>): void {
+  if (releases.length === 0) return;
+  const fns = releases.splice(0);
+  for (let i = fns.length - 1; i >= 0; i--) {
+    try { fns[i](); } catch { /* a release must never break the others */ }
   }
 }

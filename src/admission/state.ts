@@ -23,17 +23,26 @@ export class ConnectionCounts {
 
   /** Count one connection; returns the undo. */
   reserve(addressKey: string, service: string): () => void {
-    this.total++;
-    this.byAddress.set(addressKey, this.ofAddress(addressKey) + 1);
-    this.byService.set(service, this.ofService(service) + 1);
+    this.add(addressKey, service);
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.total--;
-      decrement(this.byAddress, addressKey);
-      decrement(this.byService, service);
+      this.remove(addressKey, service);
     };
+  }
+
+  /** Count one connection; the caller undoes it exactly once with `remove`. */
+  add(addressKey: string, service: string): void {
+    this.total++;
+    this.byAddress.set(addressKey, this.ofAddress(addressKey) + 1);
+    this.byService.set(service, this.ofService(service) + 1);
+  }
+
+  remove(addressKey: string, service: string): void {
+    this.total--;
+    decrement(this.byAddress, addressKey);
+    decrement(this.byService, service);
   }
 }
 

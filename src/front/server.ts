@@ -128,7 +128,7 @@ export class FrontDoor {
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const ctx = this.ctx;
     try {
       if (this.draining) {
@@ -188,6 +188,13 @@ export class FrontDoor {
 
   private openWebSocket(socket: Socket, head: Buffer, svc: ServiceConfig, admission: Admission, protocol: string): WebSocketConnection {
     const conn = new WebSocketConnection(socket, head, this.connectionOptions(svc), { protocol, admission });
+    // The connection now handles the socket's errors. Node caches the socket's
+    // addresses on first use; the admission holds what we need of them, and
+    // the socket would look them up again if asked while open.
+    socket.removeListener('error', destroyOnError);
+    const cached = socket as Socket & { _peername?: unknown; _sockname?: unknown };
+    if (cached._peername) cached._peername = null;
+    if (cached._sockname) cached._sockname = null;
     this.track(conn, admission);
     return conn;
   }
@@ -301,6 +308,11 @@ export class FrontDoor {
     for (const s of this.servers) s.server.closeAllConnections();
     await closed;
   }
+}
+
+/** Until a WebSocketConnection owns it, an upgrading socket is destroyed on error (one function for all). */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 const STATUS_MESSAGES: Record<number, string> = {
