@@ -17,7 +17,7 @@ import type { ServiceConfig, WebSocketSettings } from '../config/schema.js';
 import { BackendError } from '../errors.js';
 import { connectWebSocket } from '../websocket/client.js';
 import { HandshakeError } from '../websocket/handshake.js';
-import type { WebSocketConnection } from '../websocket/connection.js';
+import type { ConnectionOptions, WebSocketConnection } from '../websocket/connection.js';
 import { backendTlsOptions } from './backend-tls.js';
 import { LiveRelays, RelayedSession, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
@@ -39,11 +39,15 @@ function identityHeaders(_admission: Admission): Record<string, string> {
   return {};
 }
 
+/** Backend connection → the admission of the client it serves (for audit lines). */
+const clientAdmissionOf = new WeakMap<WebSocketConnection, Admission>();
+
 export class WebSocketService implements Service {
   readonly name: string;
   private readonly tlsOptions?: tls.ConnectionOptions;
   private readonly live = new LiveRelays();
   private shuttingDown = false;
+  private sharedOptions?: { ws: WebSocketSettings; options: Partial<ConnectionOptions> };
 
   constructor(private readonly config: WebSocketServiceConfig, private readonly deps: WebSocketServiceDeps) {
     this.name = config.name;
@@ -71,7 +75,6 @@ export class WebSocketService implements Service {
 
   async open(admission: Admission): Promise<ServiceSession> {
     if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
-    const ws = this.deps.websocket;
     const cfg = this.config;
     let backend: WebSocketConnection;
     try {
@@ -80,24 +83,9 @@ export class WebSocketService implements Service {
         headers: identityHeaders(admission),
         tls: this.tlsOptions,
         timeout: cfg.connect_timeout,
-        connection: {
-          maxMessage: cfg.max_message,
-          maxFrame: cfg.max_frame,
-          maxFragments: cfg.max_fragments,
-          messageTimeout: cfg.message_timeout,
-          pingInterval: ws.ping_interval,
-          pongTimeout: ws.pong_timeout,
-          idleTimeout: ws.idle_timeout,
-          closeTimeout: ws.close_timeout,
-          highWaterMark: ws.high_water_mark,
-          onViolation: (code, reason) => {
-            // The backend broke the protocol (or timed out): audited like a client would be.
-            this.deps.audit.violation('backend_protocol_error', {
-              service: this.name, client: admission.client.address, connection: admission.id, code, detail: reason,
-            });
-          },
-        },
+        connection: this.connectionOptions(),
       });
+      clientAdmissionOf.set(backend, admission);
     } catch (err) {
       // A wrong answer to the upgrade (HandshakeError: status other than 101, bad
       // Accept, unoffered subprotocol, garbage) is a 502 whose code names the
@@ -111,6 +99,38 @@ export class WebSocketService implements Service {
       throw failure;
     }
     return new WebSocketSession(backend, admission, this.deps, this.live);
+  }
+
+  /**
+   * The backend connections' options: one object shared by all of them (the
+   * client library keeps it by reference), rebuilt only if the gateway's
+   * `websocket:` settings object is replaced. The violation callback finds the
+   * client's admission through `clientAdmissionOf`: no closure per connection.
+   */
+  private connectionOptions(): Partial<ConnectionOptions> {
+    const ws = this.deps.websocket;
+    if (this.sharedOptions?.ws === ws) return this.sharedOptions.options;
+    const cfg = this.config;
+    const options: Partial<ConnectionOptions> = {
+      maxMessage: cfg.max_message,
+      maxFrame: cfg.max_frame,
+      maxFragments: cfg.max_fragments,
+      messageTimeout: cfg.message_timeout,
+      pingInterval: ws.ping_interval,
+      pongTimeout: ws.pong_timeout,
+      idleTimeout: ws.idle_timeout,
+      closeTimeout: ws.close_timeout,
+      highWaterMark: ws.high_water_mark,
+      onViolation: (code, reason, conn) => {
+        // The backend broke the protocol (or timed out): audited like a client would be.
+        const admission = clientAdmissionOf.get(conn);
+        this.deps.audit.violation('backend_protocol_error', {
+          service: this.name, client: admission?.client.address, connection: admission?.id, code, detail: reason,
+        });
+      },
+    };
+    this.sharedOptions = { ws, options };
+    return options;
   }
 
   async shutdown(): Promise<void> {

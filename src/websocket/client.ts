@@ -19,6 +19,7 @@ export interface ConnectOptions {
   tls?: tls.ConnectionOptions;
   /** ms for connect + handshake; default 10 000. */
   timeout?: number;
+  /** Kept by reference and shared by the connections made with the same object: do not change it afterwards. */
   connection?: Partial<ConnectionOptions>;
 }
 
@@ -35,6 +36,25 @@ const CONNECTION_DEFAULTS: Omit<ConnectionOptions, 'role'> = {
   closeTimeout: 5_000,
   highWaterMark: 1024 * 1024,
 };
+
+const DEFAULT_CLIENT_OPTIONS: ConnectionOptions = { ...CONNECTION_DEFAULTS, role: 'client' };
+const mergedOptions = new WeakMap<Partial<ConnectionOptions>, ConnectionOptions>();
+
+/**
+ * The connection options for `opts.connection`, merged once per object and
+ * shared by every connection made with it (a WebSocketConnection keeps its
+ * options by reference; one object per connection would cost memory on every
+ * idle connection). The caller's object is therefore treated as immutable.
+ */
+function clientOptions(connection: Partial<ConnectionOptions> | undefined): ConnectionOptions {
+  if (connection === undefined) return DEFAULT_CLIENT_OPTIONS;
+  let merged = mergedOptions.get(connection);
+  if (merged === undefined) {
+    merged = { ...CONNECTION_DEFAULTS, ...connection, role: 'client' };
+    mergedOptions.set(connection, merged);
+  }
+  return merged;
+}
 
 interface ParsedHead {
   statusCode: number;
@@ -159,12 +179,7 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
       socket.removeListener('data', onData);
       socket.removeListener('close', onClose);
       socket.removeListener('error', onError);
-      const conn = new WebSocketConnection(socket, all.subarray(end + 4), {
-        ...CONNECTION_DEFAULTS,
-        ...opts.connection,
-        role: 'client',
-        protocol,
-      });
+      const conn = new WebSocketConnection(socket, all.subarray(end + 4), clientOptions(opts.connection), { protocol });
       resolve(conn);
     }
     socket.on('data', onData);
