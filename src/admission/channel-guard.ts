@@ -49,10 +49,12 @@ export class ChannelGuard {
   /** For `FrontDoor.addChannelHook`. */
   readonly hook = (channel: Channel): void => this.install(channel);
 
-  /** Guard an admitted channel in place; call before the service attaches its sink. */
+  /** Guard an admitted channel in place (once; later calls do nothing); call before the service attaches its sink. */
   install(channel: Channel): void {
     const admission = channel.admission;
     if (!admission) return; // client-role (backend) links are ours, not a client's
+    // A channel is guarded once (the shared replacement methods read one state).
+    if ((channel as Partial<GuardedChannel>)[kGuard] !== undefined) return;
     const state = new GuardState(channel, admission, this, this.limitsFor(admission.service));
     // The channel's own methods are replaced by shared functions that find the
     // state through a symbol: no bound functions or closures per connection.
