@@ -16,6 +16,7 @@ import { createLogger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createService } from './services/index.js';
 import { watchCredentials } from './auth/expiry.js';
+import { backendIdentityHeaders } from './auth/identity.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
 import { FallbackEndpoints } from './fallback/endpoints.js';
@@ -70,7 +71,7 @@ export class Gateway {
   private buildContext(config: GatehouseConfig): FrontDoorContext {
     const services = new Map<string, Service>();
     const list = servicesOf(config);
-    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit }));
+    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders }));
     return {
       config,
       router: new Router(list),

@@ -5,7 +5,7 @@ import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import { EchoService } from './echo.js';
 import { TcpService } from './tcp.js';
-import { WebSocketService } from './websocket.js';
+import { WebSocketService, type WebSocketServiceDeps } from './websocket.js';
 import type { Service } from './types.js';
 
 export interface ServiceDeps {
@@ -13,6 +13,8 @@ export interface ServiceDeps {
   log: Logger;
   metrics: Metrics;
   audit: Audit;
+  /** Who the client is, as headers for a backend request (the auth layer's, passed in by the composition root). */
+  identityHeaders?: WebSocketServiceDeps['identityHeaders'];
 }
 
 export function createService(svc: ServiceConfig, deps: ServiceDeps): Service {

@@ -27,17 +27,14 @@ export type WebSocketServiceConfig = Extract<ServiceConfig, { type: 'websocket' 
 export interface WebSocketServiceDeps extends BackendServiceDeps {
   /** The gateway's per-hop keepalive and buffer settings (root `websocket:` section). */
   websocket: WebSocketSettings;
+  /**
+   * Headers that tell the backend who the client is (the verified identity,
+   * never the client's own credentials unless configured). The auth layer
+   * builds them; the composition root passes its function in.
+   */
+  identityHeaders?: (admission: Admission, service: ServiceConfig) => Record<string, string>;
 }
 
-/**
- * Headers that tell the backend who the client is.
- * >>> CALL SITE for issue 4: replace the body with
- *     `return backendIdentityHeaders(admission, admission.service);`
- *     from src/auth/identity.ts once it lands. <<<
- */
-function identityHeaders(_admission: Admission): Record<string, string> {
-  return {};
-}
 
 /** Backend connection → the admission of the client it serves (for audit lines). */
 const clientAdmissionOf = new WeakMap<WebSocketConnection, Admission>();
@@ -80,7 +77,7 @@ export class WebSocketService implements Service {
     try {
       backend = await connectWebSocket(cfg.backend, {
         protocols: this.protocolsToOffer(admission),
-        headers: identityHeaders(admission),
+        headers: this.deps.identityHeaders?.(admission, admission.service) ?? {},
         tls: this.tlsOptions,
         timeout: cfg.connect_timeout,
         connection: this.connectionOptions(),
