@@ -17,6 +17,9 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
   const counts = admissionStateOf(env).connections;
   const limits = env.config.limits;
   const perService = service.max_connections;
+  const metrics = env.metrics;
+  // The series key is folded once per service, not per connection.
+  const openKey = metrics.key('gatehouse_connections_open', { service: service.name });
   const check: AdmissionCheck = {
     name: 'connection-limit',
     check(ctx) {
@@ -31,7 +34,7 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
         return new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS });
       }
       counts.add(key, service.name);
-      env.metrics.gauge('gatehouse_connections_open', { service: service.name }, 1);
+      metrics.gaugeKey(openKey, 1);
       // One closure per connection (it is kept while the connection lives); the
       // pipeline runs each release action once.
       let done = false;
@@ -39,7 +42,7 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
         if (done) return;
         done = true;
         counts.remove(key, service.name);
-        env.metrics.gauge('gatehouse_connections_open', { service: service.name }, -1);
+        metrics.gaugeKey(openKey, -1);
       });
       return undefined;
     },

@@ -21,6 +21,12 @@ export const offeredProtocolsCheck: CheckFactory = () => {
   const check: AdmissionCheck = {
     name: 'subprotocol-offer',
     check(ctx) {
+      const parsed = ctx.request.offeredProtocols;
+      if (parsed !== undefined) {
+        // The transport parsed the header already (same grammar and limits, refused before admission).
+        ctx.offeredProtocols = parsed.slice();
+        return undefined;
+      }
       const lines = headerValues(ctx.request.rawHeaders, 'sec-websocket-protocol');
       if (lines.length === 0) {
         ctx.offeredProtocols = [];
@@ -30,16 +36,16 @@ export const offeredProtocolsCheck: CheckFactory = () => {
       for (const l of lines) bytes += l.length;
       if (bytes > MAX_SUBPROTOCOL_BYTES) return new Rejection(400, 'subprotocol_limit', 'Sec-WebSocket-Protocol is too long');
       // Several header lines form one list (RFC 9110 §5.3).
-      const parsed = parseTokenList(lines.join(','), LIMITS);
-      if (!parsed.ok) {
-        switch (parsed.error) {
+      const list = parseTokenList(lines.join(','), LIMITS);
+      if (!list.ok) {
+        switch (list.error) {
           case 'too_many': return new Rejection(400, 'subprotocol_limit', `more than ${MAX_SUBPROTOCOL_TOKENS} subprotocols offered`);
           case 'too_long': return new Rejection(400, 'subprotocol_limit', 'Sec-WebSocket-Protocol is too long');
           case 'duplicate': return new Rejection(400, 'duplicate_subprotocol', 'a subprotocol is offered twice');
           default: return new Rejection(400, 'invalid_subprotocol', 'Sec-WebSocket-Protocol is not a list of tokens');
         }
       }
-      ctx.offeredProtocols = parsed.tokens;
+      ctx.offeredProtocols = list.tokens;
       return undefined;
     },
   };

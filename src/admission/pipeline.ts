@@ -31,52 +31,104 @@ export class AdmissionPipeline {
     return (this.perService.get(service) ?? []).map((c) => c.name);
   }
 
+  /**
+   * Run the service's checks in order. Always a promise; `decide` is the same
+   * pipeline without the promise when every check answered synchronously.
+   */
   async admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> {
-    const releases: Array<() => void> = [];
-    const release = (): void => runReleases(releases);
-    const ctx: AdmissionContext = {
-      request,
-      service,
-      origin: null,
-      protocol: '',
-      offeredProtocols: [],
-      onRelease: (fn) => { releases.push(fn); },
-    };
-    const checks = this.perService.get(service.name) ?? [];
-    for (const check of checks) {
+    return this.decide(request, service);
+  }
+
+  /**
+   * The pipeline itself: checks run in order, the first Rejection stops it
+   * (releasing what earlier checks reserved, audited and counted). Checks that
+   * answer synchronously are never awaited, so a service without asynchronous
+   * checks (authentication) is decided without a promise or a microtask; at the
+   * first check that returns a promise the rest continues asynchronously.
+   */
+  decide(request: AdmissionRequest, service: ServiceConfig): Admission | Rejection | Promise<Admission | Rejection> {
+    const run = new AdmissionRun(request, service, this.env, this.audit);
+    return run.next(this.perService.get(service.name) ?? NO_CHECKS, 0);
+  }
+}
+
+const NO_CHECKS: AdmissionCheck[] = [];
+
+/** One request's way through the checks: the context the checks fill in, and their undo actions. */
+class AdmissionRun implements AdmissionContext {
+  origin: string | null = null;
+  protocol = '';
+  offeredProtocols: string[] = [];
+  principal?: AdmissionContext['principal'];
+  readonly releases: Array<() => void> = [];
+
+  constructor(
+    readonly request: AdmissionRequest,
+    readonly service: ServiceConfig,
+    private readonly env: CheckEnv,
+    private readonly audit: Audit,
+  ) {}
+
+  onRelease(fn: () => void): void {
+    this.releases.push(fn);
+  }
+
+  /** Run checks[i..] in order; synchronous until a check returns a promise. */
+  next(checks: AdmissionCheck[], i: number): Admission | Rejection | Promise<Admission | Rejection> {
+    for (; i < checks.length; i++) {
+      const check = checks[i];
       let outcome: Rejection | undefined;
       try {
-        const r = check.check(ctx);
-        outcome = r instanceof Promise ? await r : r;
+        const r = check.check(this);
+        if (r instanceof Promise) {
+          const rest = i + 1;
+          return r.then(
+            (o) => (o ? this.reject(o) : this.next(checks, rest)),
+            (err: unknown) => this.reject(this.failed(err, check)),
+          );
+        }
+        outcome = r;
       } catch (err) {
-        this.env.log.error({ err, check: check.name, service: service.name }, 'admission check failed');
-        outcome = new Rejection(500, 'internal_error', 'internal error');
+        outcome = this.failed(err, check);
       }
-      if (outcome) {
-        release();
-        this.audit.reject(outcome.reason, {
-          service: service.name,
-          client: request.remoteAddress,
-          origin: typeof request.headers.origin === 'string' ? request.headers.origin.slice(0, 256) : undefined,
-          transport: request.transport,
-          status: outcome.status,
-          principal: ctx.principal?.id,
-        });
-        return outcome;
-      }
+      if (outcome) return this.reject(outcome);
     }
+    return this.admission();
+  }
+
+  private failed(err: unknown, check: AdmissionCheck): Rejection {
+    this.env.log.error({ err, check: check.name, service: this.service.name }, 'admission check failed');
+    return new Rejection(500, 'internal_error', 'internal error');
+  }
+
+  private reject(outcome: Rejection): Rejection {
+    runReleases(this.releases);
+    const request = this.request;
+    this.audit.reject(outcome.reason, {
+      service: this.service.name,
+      client: request.remoteAddress,
+      origin: typeof request.headers.origin === 'string' ? request.headers.origin.slice(0, 256) : undefined,
+      transport: request.transport,
+      status: outcome.status,
+      principal: this.principal?.id,
+    });
+    return outcome;
+  }
+
+  private admission(): Admission {
+    const request = this.request;
     const admission: ReleasableAdmission = {
       id: nextConnectionId(),
-      service,
+      service: this.service,
       client: { address: request.remoteAddress, port: request.remotePort },
-      origin: ctx.origin,
-      protocol: ctx.protocol,
-      offeredProtocols: ctx.offeredProtocols,
-      principal: ctx.principal,
+      origin: this.origin,
+      protocol: this.protocol,
+      offeredProtocols: this.offeredProtocols,
+      principal: this.principal,
       tls: request.tls,
       request,
       release: releaseAdmission,
-      [kReleases]: releases,
+      [kReleases]: this.releases,
     };
     return admission;
   }

@@ -36,6 +36,12 @@ export interface AdmissionRequest {
   localPort: number;
   secure: boolean;
   tls?: TlsInfo;
+  /**
+   * Sec-WebSocket-Protocol, already parsed by the transport with the same
+   * grammar, limits and refusals as the admission check (the WebSocket codec
+   * does, before admission runs). Absent: the check parses the header itself.
+   */
+  offeredProtocols?: readonly string[];
 }
 
 /** Who is calling, as established by an authenticator. */

@@ -19,12 +19,12 @@ import type { GatehouseConfig, ListenerConfig, ServiceConfig } from '../config/s
 import { BackendError } from '../errors.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { Service } from '../services/types.js';
-import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest } from '../websocket/handshake.js';
+import type { Service, ServiceSession } from '../services/types.js';
+import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest, type UpgradeRequestInfo } from '../websocket/handshake.js';
 import { WebSocketConnection, type ConnectionOptions } from '../websocket/connection.js';
 import { writeRejection } from './respond.js';
 import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
-import { splitTarget, toAdmissionRequest } from './request.js';
+import { splitTarget, targetPath, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
 import { renderIndexPage } from './index-page.js';
 import { clientAddressOf, createListenerServer, type ListenerServer } from './listener.js';
@@ -78,12 +78,12 @@ export class FrontDoor {
   /** Register a channel that another transport (the fallback) admitted, so drain covers it. */
   track(channel: Channel, admission: Admission): void {
     this.channels.add(channel);
-    this.ctx.metrics.gauge('gatehouse_open_channels', { transport: channel.transport }, 1);
+    this.ctx.metrics.gaugeKey(openChannelsKey(this.ctx.metrics, channel.transport), 1);
     for (const hook of this.channelHooks) hook(channel, admission, this.ctx);
   }
 
   untrack(channel: Channel): void {
-    if (this.channels.delete(channel)) this.ctx.metrics.gauge('gatehouse_open_channels', { transport: channel.transport }, -1);
+    if (this.channels.delete(channel)) this.ctx.metrics.gaugeKey(openChannelsKey(this.ctx.metrics, channel.transport), -1);
   }
 
   async listen(): Promise<BoundAddress[]> {
@@ -127,6 +127,11 @@ export class FrontDoor {
     writeRejection(socket, rejection);
   }
 
+  /**
+   * Synchronous from the request to the 101 unless a step really waits (an
+   * asynchronous admission check such as authentication, a backend dial):
+   * only then is there an await.
+   */
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', destroyOnError);
     const ctx = this.ctx;
@@ -142,12 +147,12 @@ export class FrontDoor {
         // Absolute-form or asterisk targets are never used for routing.
         return this.refuse(socket, new Rejection(400, 'bad_request_target', 'request target must be a path'), req);
       }
-      const route = ctx.router.match(req.headers.host, splitTarget(url).path);
+      const route = ctx.router.match(req.headers.host, targetPath(url));
       if (route instanceof Rejection) return this.refuse(socket, route, req);
 
-      let key: string;
+      let upgrade: UpgradeRequestInfo;
       try {
-        key = validateUpgradeRequest(req, { maxProtocolBytes: MAX_SUBPROTOCOL_BYTES, maxProtocolTokens: MAX_SUBPROTOCOL_TOKENS }).key;
+        upgrade = validateUpgradeRequest(req, { maxProtocolBytes: MAX_SUBPROTOCOL_BYTES, maxProtocolTokens: MAX_SUBPROTOCOL_TOKENS });
       } catch (err) {
         if (err instanceof HandshakeError) {
           return this.refuse(socket, new Rejection(err.status, err.reason, err.message, err.headers), req, false, route.name);
@@ -155,15 +160,18 @@ export class FrontDoor {
         throw err;
       }
 
-      const admission = await ctx.pipeline.admit(toAdmissionRequest(req, 'websocket'), route);
+      // The codec parsed Sec-WebSocket-Protocol with the admission limits: admission reuses the list.
+      const decided = ctx.pipeline.decide(toAdmissionRequest(req, 'websocket', upgrade.protocols), route);
+      const admission = decided instanceof Promise ? await decided : decided;
       if (admission instanceof Rejection) return this.refuse(socket, admission, req, true, route.name);
       if (socket.destroyed) { admission.release(); return; }
 
       const service = ctx.services.get(route.name);
       if (!service) { admission.release(); throw new Error(`service ${route.name} not built`); }
-      let session;
+      let session: ServiceSession;
       try {
-        session = await service.open(admission);
+        const opened = service.open(admission);
+        session = opened instanceof Promise ? await opened : opened;
       } catch (err) {
         admission.release();
         if (err instanceof BackendError) {
@@ -177,7 +185,7 @@ export class FrontDoor {
       // headers, query) for the whole life of the connection.
       admission.request = undefined;
       const protocol = session.protocol ?? admission.protocol;
-      socket.write(buildUpgradeResponse(key, protocol));
+      socket.write(buildUpgradeResponse(upgrade.key, protocol));
       const channel = this.openWebSocket(socket as Socket, head, route, admission, protocol);
       session.attach(channel);
     } catch (err) {
@@ -308,6 +316,17 @@ export class FrontDoor {
     for (const s of this.servers) s.server.closeAllConnections();
     await closed;
   }
+}
+
+const openChannelsKeys = new Map<string, string>();
+/** `gatehouse_open_channels{transport=…}`, folded once per transport. */
+function openChannelsKey(metrics: Metrics, transport: string): string {
+  let key = openChannelsKeys.get(transport);
+  if (key === undefined) {
+    key = metrics.key('gatehouse_open_channels', { transport });
+    openChannelsKeys.set(transport, key);
+  }
+  return key;
 }
 
 /** Until a WebSocketConnection owns it, an upgrading socket is destroyed on error (one function for all). */

@@ -16,6 +16,19 @@ export class Metrics {
     this.gauges.set(key, (this.gauges.get(key) ?? 0) + delta);
   }
 
+  /**
+   * The key of a series, for the hot paths: compute it once (per service,
+   * per transport) and pass it to `gaugeKey`, instead of folding labels per call.
+   */
+  key(name: string, labels?: Record<string, string>): string {
+    return metricKey(name, labels);
+  }
+
+  /** `gauge` with a key from `key()`. */
+  gaugeKey(key: string, delta: number): void {
+    this.gauges.set(key, (this.gauges.get(key) ?? 0) + delta);
+  }
+
   get(name: string, labels?: Record<string, string>): number {
     const key = metricKey(name, labels);
     return this.counters.get(key) ?? this.gauges.get(key) ?? 0;

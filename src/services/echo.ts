@@ -10,13 +10,16 @@ import type { Service, ServiceSession } from './types.js';
 export class EchoService implements Service {
   constructor(readonly name: string) {}
 
-  async open(): Promise<ServiceSession> {
-    return {
-      attach(channel: Channel) { channel.attach(new EchoSink(channel)); },
-      abort() { /* nothing was opened */ },
-    };
+  /** Nothing to dial: answered synchronously, one shared session object for every client. */
+  open(): ServiceSession {
+    return ECHO_SESSION;
   }
 }
+
+const ECHO_SESSION: ServiceSession = Object.freeze({
+  attach(channel: Channel) { channel.attach(new EchoSink(channel)); },
+  abort() { /* nothing was opened */ },
+});
 
 class EchoSink implements ChannelSink {
   readonly streaming = true;

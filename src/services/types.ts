@@ -16,8 +16,11 @@ export interface ServiceSession {
 
 export interface Service {
   readonly name: string;
-  /** Prepare a backend link for an admitted client. Throws BackendError to refuse. */
-  open(admission: Admission): Promise<ServiceSession>;
+  /**
+   * Prepare a backend link for an admitted client. Throws (or rejects with)
+   * BackendError to refuse. A service with nothing to dial may answer synchronously.
+   */
+  open(admission: Admission): ServiceSession | Promise<ServiceSession>;
   /** Gateway is draining: close backends cleanly. */
   shutdown?(): Promise<void>;
 }

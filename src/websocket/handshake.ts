@@ -36,15 +36,6 @@ export interface UpgradeRequestInfo {
   extensions: string | undefined;
 }
 
-/** All values of header `name` (lower case) in arrival order. */
-function rawValues(rawHeaders: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].length === name.length && rawHeaders[i].toLowerCase() === name) out.push(rawHeaders[i + 1]);
-  }
-  return out;
-}
-
 /** Lower-cased, trimmed elements of a comma-separated header value (RFC 9110 §5.6.1). */
 function tokens(value: string): string[] {
   const out: string[] = [];
@@ -61,6 +52,64 @@ function tokens(value: string): string[] {
 const KEY_RE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 const VERSION_RE = /^[0-9]{1,3}$/;
 
+/** The header lines the handshake rules read, collected in one pass over rawHeaders. */
+interface HandshakeHeaders {
+  host: string[];
+  contentLength: string[];
+  transferEncoding: number;
+  upgrade: string[];
+  connection: string[];
+  key: string[];
+  version: string[];
+  protocol: string[];
+  extensions: string[];
+}
+
+/**
+ * One pass over the raw header list, keeping only the lines the handshake reads
+ * (names compared case-insensitively; every duplicate kept, in arrival order).
+ */
+function collectHeaders(raw: string[]): HandshakeHeaders {
+  const h: HandshakeHeaders = {
+    host: [], contentLength: [], transferEncoding: 0, upgrade: [], connection: [], key: [], version: [], protocol: [], extensions: [],
+  };
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i];
+    // Only the lengths of the names below can match; skip the rest without lower-casing.
+    switch (name.length) {
+      case 4: if (name.toLowerCase() === 'host') h.host.push(raw[i + 1]); break;
+      case 7: if (name.toLowerCase() === 'upgrade') h.upgrade.push(raw[i + 1]); break;
+      case 10: if (name.toLowerCase() === 'connection') h.connection.push(raw[i + 1]); break;
+      case 14: if (name.toLowerCase() === 'content-length') h.contentLength.push(raw[i + 1]); break;
+      case 17: if (name.toLowerCase() === 'transfer-encoding') h.transferEncoding++; else if (name.toLowerCase() === 'sec-websocket-key') h.key.push(raw[i + 1]); break;
+      case 21: if (name.toLowerCase() === 'sec-websocket-version') h.version.push(raw[i + 1]); break;
+      case 22: if (name.toLowerCase() === 'sec-websocket-protocol') h.protocol.push(raw[i + 1]); break;
+      case 24: if (name.toLowerCase() === 'sec-websocket-extensions') h.extensions.push(raw[i + 1]); break;
+    }
+  }
+  return h;
+}
+
+/** True when exactly one element of the comma-separated lines is `websocket` (case-insensitive) and nothing else. */
+function onlyWebsocket(lines: string[]): boolean {
+  if (lines.length === 1) {
+    const v = lines[0];
+    // The common case, "websocket" alone, without splitting.
+    if (v.length === 9 && v.toLowerCase() === 'websocket') return true;
+  }
+  const all = lines.flatMap(tokens);
+  return all.length === 1 && all[0] === 'websocket';
+}
+
+/** True when one of the comma-separated lines names the `upgrade` token (case-insensitive). */
+function hasUpgradeToken(lines: string[]): boolean {
+  for (const v of lines) {
+    if (v.length === 7 && v.toLowerCase() === 'upgrade') return true;
+    if (tokens(v).includes('upgrade')) return true;
+  }
+  return false;
+}
+
 /**
  * Validate a WebSocket upgrade request (RFC 6455 §4.2.1). Throws HandshakeError.
  */
@@ -68,39 +117,37 @@ export function validateUpgradeRequest(
   req: UpgradeRequestLike,
   limits: { maxProtocolTokens?: number; maxProtocolBytes?: number } = {},
 ): UpgradeRequestInfo {
-  const raw = req.rawHeaders;
   // §4.2.1 (1): the method MUST be GET.
   if (req.method !== 'GET') {
     throw new HandshakeError(405, 'method_not_allowed', 'method must be GET', { Allow: 'GET' });
   }
   // §4.2.1 (1): HTTP/1.1 or higher (we speak only 1.1 on this path).
   if (req.httpVersion !== '1.1') throw new HandshakeError(400, 'http_version', 'HTTP/1.1 required');
+  const h = collectHeaders(req.rawHeaders);
   // §4.2.1 (2): a Host header, exactly one (RFC 9112 §3.2).
-  const hosts = rawValues(raw, 'host');
+  const hosts = h.host;
   if (hosts.length !== 1 || hosts[0].trim() === '') throw new HandshakeError(400, 'bad_host', 'exactly one Host header required');
   // RFC 9112 §6.3 / RFC 9931: an upgrade request with a body is refused; bytes
   // after the head must never be tunnelled.
-  const cls = rawValues(raw, 'content-length');
-  if (rawValues(raw, 'transfer-encoding').length > 0 || cls.some((v) => v.trim() !== '0')) {
+  if (h.transferEncoding > 0 || h.contentLength.some((v) => v.trim() !== '0')) {
     throw new HandshakeError(400, 'upgrade_with_body', 'upgrade request must not have a body');
   }
   // §4.2.1 (3): Upgrade contains "websocket" (case-insensitive). A list that
   // also names other protocols (e.g. h2c) is refused so nothing else is switched to.
-  const upgrades = rawValues(raw, 'upgrade').flatMap(tokens);
-  if (upgrades.length !== 1 || upgrades[0] !== 'websocket') {
+  if (!onlyWebsocket(h.upgrade)) {
     throw new HandshakeError(400, 'bad_upgrade', 'Upgrade must be websocket');
   }
   // §4.2.1 (4): Connection contains the "upgrade" token.
-  if (!rawValues(raw, 'connection').flatMap(tokens).includes('upgrade')) {
+  if (!hasUpgradeToken(h.connection)) {
     throw new HandshakeError(400, 'bad_connection', 'Connection must include upgrade');
   }
   // §4.2.1 (5): Sec-WebSocket-Key, base64 of exactly 16 bytes, exactly once.
-  const keys = rawValues(raw, 'sec-websocket-key');
+  const keys = h.key;
   if (keys.length !== 1 || !KEY_RE.test(keys[0].trim())) {
     throw new HandshakeError(400, 'bad_key', 'Sec-WebSocket-Key must be base64 of 16 bytes');
   }
   // §4.2.1 (6) and §4.4: version 13; another number → 426 naming 13.
-  const versions = rawValues(raw, 'sec-websocket-version');
+  const versions = h.version;
   if (versions.length !== 1 || !VERSION_RE.test(versions[0].trim())) {
     throw new HandshakeError(400, 'bad_version', 'Sec-WebSocket-Version must be 13');
   }
@@ -108,11 +155,11 @@ export function validateUpgradeRequest(
     throw new HandshakeError(426, 'unsupported_version', 'Sec-WebSocket-Version must be 13', { 'Sec-WebSocket-Version': '13' });
   }
   // §4.2.1 (8): subprotocols; several header lines form one list (RFC 9110 §5.3).
-  const protoLines = rawValues(raw, 'sec-websocket-protocol');
+  const protoLines = h.protocol;
   const protocols = protoLines.length === 0
     ? []
     : parseSubprotocols(protoLines.join(','), limits.maxProtocolTokens ?? 16, limits.maxProtocolBytes ?? 1024);
-  const extLines = rawValues(raw, 'sec-websocket-extensions');
+  const extLines = h.extensions;
   return {
     key: keys[0].trim(),
     protocols,
