@@ -36,14 +36,16 @@ export interface ListenerOptions {
   log?: Logger;
 }
 
-const clients = new WeakMap<IncomingMessage, ClientAddress>();
+/** The resolved client, kept on the request itself (no WeakMap entry per request for the GC to trace). */
+const kClient = Symbol('gatehouse.client');
+type ScreenedRequest = IncomingMessage & { [kClient]?: ClientAddress };
 
 /**
  * The client of a request as this listener established it (PROXY header, or a
  * trusted proxy's forwarding header, else the socket peer).
  */
 export function clientAddressOf(req: IncomingMessage): ClientAddress | undefined {
-  return clients.get(req);
+  return (req as ScreenedRequest)[kClient];
 }
 
 /** The socket's peer, as stated by a PROXY header when the listener reads one. */
@@ -184,18 +186,19 @@ export class ListenerServer {
   private screen(req: IncomingMessage): { status: number; reason: string; headers: Record<string, string> } | undefined {
     const peer = socketPeer(req.socket);
     const client = resolveClientAddress(peer, req.headers, this.trusted);
-    clients.set(req, client);
-    const refuse = (status: number, reason: string) => {
-      this.options.audit?.reject(reason, { client: client.address, status, transport: 'http' });
-      return { status, reason, headers: {} };
-    };
-    if (req.rawHeaders.length / 2 > this.limits.header_count) return refuse(431, 'too_many_headers');
+    (req as ScreenedRequest)[kClient] = client;
+    if (req.rawHeaders.length / 2 > this.limits.header_count) return this.refuseScreen(client, 431, 'too_many_headers');
     const servername = (req.socket as TLSSocket).servername;
     if (typeof servername === 'string' && servername !== '' && req.headers.host !== undefined) {
       // Domain fronting: the certificate was chosen for one name, the request names another.
-      if (hostOnly(req.headers.host) !== servername.toLowerCase().replace(/\.$/, '')) return refuse(421, 'sni_host_mismatch');
+      if (hostOnly(req.headers.host) !== servername.toLowerCase().replace(/\.$/, '')) return this.refuseScreen(client, 421, 'sni_host_mismatch');
     }
     return undefined;
+  }
+
+  private refuseScreen(client: ClientAddress, status: number, reason: string): { status: number; reason: string; headers: Record<string, string> } {
+    this.options.audit?.reject(reason, { client: client.address, status, transport: 'http' });
+    return { status, reason, headers: {} };
   }
 
   private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {

@@ -53,45 +53,51 @@ const KEY_RE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 const VERSION_RE = /^[0-9]{1,3}$/;
 
 /** The header lines the handshake rules read, collected in one pass over rawHeaders. */
-interface HandshakeHeaders {
-  host: string[];
-  contentLength: string[];
-  transferEncoding: number;
-  upgrade: string[];
-  connection: string[];
-  key: string[];
-  version: string[];
-  protocol: string[];
-  extensions: string[];
+class HandshakeHeaders {
+  host: string[] | undefined;
+  contentLength: string[] | undefined;
+  transferEncoding = 0;
+  upgrade: string[] | undefined;
+  connection: string[] | undefined;
+  key: string[] | undefined;
+  version: string[] | undefined;
+  protocol: string[] | undefined;
+  extensions: string[] | undefined;
 }
+
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * One pass over the raw header list, keeping only the lines the handshake reads
  * (names compared case-insensitively; every duplicate kept, in arrival order).
  */
 function collectHeaders(raw: string[]): HandshakeHeaders {
-  const h: HandshakeHeaders = {
-    host: [], contentLength: [], transferEncoding: 0, upgrade: [], connection: [], key: [], version: [], protocol: [], extensions: [],
-  };
+  const h = new HandshakeHeaders();
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i];
+    const value = raw[i + 1];
     // Only the lengths of the names below can match; skip the rest without lower-casing.
     switch (name.length) {
-      case 4: if (name.toLowerCase() === 'host') h.host.push(raw[i + 1]); break;
-      case 7: if (name.toLowerCase() === 'upgrade') h.upgrade.push(raw[i + 1]); break;
-      case 10: if (name.toLowerCase() === 'connection') h.connection.push(raw[i + 1]); break;
-      case 14: if (name.toLowerCase() === 'content-length') h.contentLength.push(raw[i + 1]); break;
-      case 17: if (name.toLowerCase() === 'transfer-encoding') h.transferEncoding++; else if (name.toLowerCase() === 'sec-websocket-key') h.key.push(raw[i + 1]); break;
-      case 21: if (name.toLowerCase() === 'sec-websocket-version') h.version.push(raw[i + 1]); break;
-      case 22: if (name.toLowerCase() === 'sec-websocket-protocol') h.protocol.push(raw[i + 1]); break;
-      case 24: if (name.toLowerCase() === 'sec-websocket-extensions') h.extensions.push(raw[i + 1]); break;
+      case 4: if (name.toLowerCase() === 'host') (h.host ??= []).push(value); break;
+      case 7: if (name.toLowerCase() === 'upgrade') (h.upgrade ??= []).push(value); break;
+      case 10: if (name.toLowerCase() === 'connection') (h.connection ??= []).push(value); break;
+      case 14: if (name.toLowerCase() === 'content-length') (h.contentLength ??= []).push(value); break;
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'transfer-encoding') h.transferEncoding++;
+        else if (lower === 'sec-websocket-key') (h.key ??= []).push(value);
+        break;
+      }
+      case 21: if (name.toLowerCase() === 'sec-websocket-version') (h.version ??= []).push(value); break;
+      case 22: if (name.toLowerCase() === 'sec-websocket-protocol') (h.protocol ??= []).push(value); break;
+      case 24: if (name.toLowerCase() === 'sec-websocket-extensions') (h.extensions ??= []).push(value); break;
     }
   }
   return h;
 }
 
 /** True when exactly one element of the comma-separated lines is `websocket` (case-insensitive) and nothing else. */
-function onlyWebsocket(lines: string[]): boolean {
+function onlyWebsocket(lines: readonly string[]): boolean {
   if (lines.length === 1) {
     const v = lines[0];
     // The common case, "websocket" alone, without splitting.
@@ -102,7 +108,7 @@ function onlyWebsocket(lines: string[]): boolean {
 }
 
 /** True when one of the comma-separated lines names the `upgrade` token (case-insensitive). */
-function hasUpgradeToken(lines: string[]): boolean {
+function hasUpgradeToken(lines: readonly string[]): boolean {
   for (const v of lines) {
     if (v.length === 7 && v.toLowerCase() === 'upgrade') return true;
     if (tokens(v).includes('upgrade')) return true;
@@ -125,29 +131,29 @@ export function validateUpgradeRequest(
   if (req.httpVersion !== '1.1') throw new HandshakeError(400, 'http_version', 'HTTP/1.1 required');
   const h = collectHeaders(req.rawHeaders);
   // §4.2.1 (2): a Host header, exactly one (RFC 9112 §3.2).
-  const hosts = h.host;
+  const hosts = h.host ?? NONE;
   if (hosts.length !== 1 || hosts[0].trim() === '') throw new HandshakeError(400, 'bad_host', 'exactly one Host header required');
   // RFC 9112 §6.3 / RFC 9931: an upgrade request with a body is refused; bytes
   // after the head must never be tunnelled.
-  if (h.transferEncoding > 0 || h.contentLength.some((v) => v.trim() !== '0')) {
+  if (h.transferEncoding > 0 || (h.contentLength ?? NONE).some((v) => v.trim() !== '0')) {
     throw new HandshakeError(400, 'upgrade_with_body', 'upgrade request must not have a body');
   }
   // §4.2.1 (3): Upgrade contains "websocket" (case-insensitive). A list that
   // also names other protocols (e.g. h2c) is refused so nothing else is switched to.
-  if (!onlyWebsocket(h.upgrade)) {
+  if (!onlyWebsocket(h.upgrade ?? NONE)) {
     throw new HandshakeError(400, 'bad_upgrade', 'Upgrade must be websocket');
   }
   // §4.2.1 (4): Connection contains the "upgrade" token.
-  if (!hasUpgradeToken(h.connection)) {
+  if (!hasUpgradeToken(h.connection ?? NONE)) {
     throw new HandshakeError(400, 'bad_connection', 'Connection must include upgrade');
   }
   // §4.2.1 (5): Sec-WebSocket-Key, base64 of exactly 16 bytes, exactly once.
-  const keys = h.key;
+  const keys = h.key ?? NONE;
   if (keys.length !== 1 || !KEY_RE.test(keys[0].trim())) {
     throw new HandshakeError(400, 'bad_key', 'Sec-WebSocket-Key must be base64 of 16 bytes');
   }
   // §4.2.1 (6) and §4.4: version 13; another number → 426 naming 13.
-  const versions = h.version;
+  const versions = h.version ?? NONE;
   if (versions.length !== 1 || !VERSION_RE.test(versions[0].trim())) {
     throw new HandshakeError(400, 'bad_version', 'Sec-WebSocket-Version must be 13');
   }
@@ -156,14 +162,14 @@ export function validateUpgradeRequest(
   }
   // §4.2.1 (8): subprotocols; several header lines form one list (RFC 9110 §5.3).
   const protoLines = h.protocol;
-  const protocols = protoLines.length === 0
+  const protocols = protoLines === undefined
     ? []
     : parseSubprotocols(protoLines.join(','), limits.maxProtocolTokens ?? 16, limits.maxProtocolBytes ?? 1024);
   const extLines = h.extensions;
   return {
     key: keys[0].trim(),
     protocols,
-    extensions: extLines.length > 0 ? extLines.join(', ') : undefined,
+    extensions: extLines !== undefined ? extLines.join(', ') : undefined,
   };
 }
 
