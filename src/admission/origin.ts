@@ -27,6 +27,11 @@ export const originCheck: CheckFactory = (service) => {
       }
       const value = ctx.request.headers.origin;
       if (lines > 1 || typeof value !== 'string') return new Rejection(403, 'origin_malformed', 'exactly one Origin header is allowed');
+      // The common case, a listed origin sent exactly as listed: no parse needed (see hasExact).
+      if (allowed.hasExact(value)) {
+        ctx.origin = value;
+        return undefined;
+      }
       if (value.trim().toLowerCase() === 'null') return new Rejection(403, 'origin_null', 'opaque origins are not allowed');
       const parsed = parseOrigin(value);
       if (!parsed) return new Rejection(403, 'origin_malformed', 'the Origin header is not a serialised origin');

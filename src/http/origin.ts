@@ -151,6 +151,17 @@ export class OriginAllowList {
     return this.allows(origin) || (this.self && origin.serialized === selfOrigin(request.secure, request.host));
   }
 
+  /**
+   * True when `value` is, character for character, one of the exact origins
+   * listed. Those are stored serialised, and serialising is idempotent, so such
+   * a value parses to itself and `allows` would say yes: callers may skip the
+   * parse for it. Anything else (other case, default port spelled out,
+   * Unicode, patterns) still goes through `parseOrigin` + `allows`.
+   */
+  hasExact(value: string): boolean {
+    return value.length <= MAX_ORIGIN_LENGTH && this.exact.has(value);
+  }
+
   allows(origin: ParsedOrigin): boolean {
     if (this.exact.has(origin.serialized)) return true;
     if (origin.host.startsWith('[')) return false;

@@ -69,6 +69,22 @@ test('allow-list: exact origins and whole-label subdomain patterns; lookalikes r
   }
 });
 
+test('hasExact: only a value that is one listed origin, exactly as serialised, skips the parse', () => {
+  const list = new OriginAllowList(['https://app.example.com', 'https://*.example.org', 'http://localhost:8080', 'https://Bücher.example']);
+  for (const hit of ['https://app.example.com', 'http://localhost:8080', 'https://xn--bcher-kva.example']) {
+    assert.equal(list.hasExact(hit), true, hit);
+    // Agrees with the full path: it parses to itself and is allowed.
+    const parsed = parseOrigin(hit);
+    assert.equal(parsed?.serialized, hit, hit);
+    assert.equal(list.allows(parsed!), true, hit);
+  }
+  // Allowed after parsing, but not verbatim: these still take the parse.
+  for (const miss of ['HTTPS://APP.EXAMPLE.COM', 'https://app.example.com:443', 'https://a.example.org', 'https://Bücher.example',
+    'https://app.example.com.evil.net', 'null', '', ' https://app.example.com']) {
+    assert.equal(list.hasExact(miss), false, miss);
+  }
+});
+
 test('compileOriginRule refuses what cannot be allowed', () => {
   for (const bad of ['null', 'NULL', 'https://app.example.com/', 'app.example.com', 'ftp://x.example', 'https://*', 'https://*.com',
     'https://a.*.example.com', 'https://*example.com', 'https://*.127.0.0.1', 'https://x.example/path']) {
