@@ -22,6 +22,7 @@ import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { GATEHOUSE_ECHO_SERVICE, GATEHOUSE_TOP_LEVEL } from '../lib/targets.mjs';
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(HERE), '..', '..');
@@ -45,7 +46,10 @@ async function serve(system) {
     const { createLogger } = await import(pathToFileURL(loadMod.replace(/config[/\\]load\.(js|ts)$/, 'observe/log.$1')).href);
     const config = parseConfig({
       listen: [{ host: '127.0.0.1', port: 0 }],
-      services: { echo: { path: '/echo', type: 'echo' } },
+      // The same bench settings as every other suite: no Origin from the load
+      // process, rate and connection limits out of the way.
+      services: { echo: { path: '/echo', type: 'echo', ...GATEHOUSE_ECHO_SERVICE } },
+      limits: GATEHOUSE_TOP_LEVEL.limits,
       log: { level: 'warn' },
     }, {});
     const gw = await Gateway.start(config, { logger: createLogger('warn') });
