@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatehouseError } from '../errors.js';
+import { parseTokenList } from '../http/tokens.js';
 import { WS_GUID } from './constants.js';
 
 /** A refused handshake: HTTP status, a stable snake_case reason, headers to add. */
@@ -173,45 +174,22 @@ export function validateUpgradeRequest(
   };
 }
 
-// RFC 9110 §5.6.2 tchar.
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
-for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
-for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
-for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
-
 /**
- * Parse Sec-WebSocket-Protocol (RFC 6455 §4.1, §11.3.4): a comma-separated list
- * of RFC 7230 tokens with optional whitespace. One linear scan, no regex
- * backtracking (the lesson of CVE-2021-32640). Empty elements, parameters,
- * quotes → 'invalid_subprotocol'; too many or too long → 'subprotocol_limit';
+ * Parse Sec-WebSocket-Protocol (RFC 6455 §4.1, §11.3.4) with the one linear-time
+ * token-list parser the admission layer uses too (src/http/tokens.ts; the
+ * lesson of CVE-2021-32640). Empty elements, parameters, quotes →
+ * 'invalid_subprotocol'; too many or too long → 'subprotocol_limit';
  * duplicates → 'duplicate_subprotocol'.
  */
 export function parseSubprotocols(value: string | undefined, maxTokens = 16, maxBytes = 1024): string[] {
   if (value === undefined) return [];
-  if (value.length > maxBytes) throw new HandshakeError(400, 'subprotocol_limit', 'Sec-WebSocket-Protocol too long');
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const n = value.length;
-  let i = 0;
-  for (;;) {
-    while (i < n && (value.charCodeAt(i) === 0x20 || value.charCodeAt(i) === 0x09)) i++;
-    const start = i;
-    while (i < n) {
-      const c = value.charCodeAt(i);
-      if (c >= 128 || TCHAR[c] === 0) break;
-      i++;
-    }
-    if (i === start) throw new HandshakeError(400, 'invalid_subprotocol', 'empty or invalid subprotocol');
-    const tok = value.slice(start, i);
-    while (i < n && (value.charCodeAt(i) === 0x20 || value.charCodeAt(i) === 0x09)) i++;
-    if (seen.has(tok)) throw new HandshakeError(400, 'duplicate_subprotocol', 'subprotocol offered twice');
-    seen.add(tok);
-    out.push(tok);
-    if (out.length > maxTokens) throw new HandshakeError(400, 'subprotocol_limit', 'too many subprotocols');
-    if (i === n) return out;
-    if (value.charCodeAt(i) !== 0x2c) throw new HandshakeError(400, 'invalid_subprotocol', 'invalid character in subprotocol list');
-    i++;
+  const r = parseTokenList(value, { maxBytes, maxTokens });
+  if (r.ok) return r.tokens;
+  switch (r.error) {
+    case 'too_long': throw new HandshakeError(400, 'subprotocol_limit', 'Sec-WebSocket-Protocol too long');
+    case 'too_many': throw new HandshakeError(400, 'subprotocol_limit', 'too many subprotocols');
+    case 'duplicate': throw new HandshakeError(400, 'duplicate_subprotocol', 'subprotocol offered twice');
+    case 'syntax': throw new HandshakeError(400, 'invalid_subprotocol', 'empty or invalid subprotocol');
   }
 }
 
