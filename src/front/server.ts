@@ -23,6 +23,7 @@ import type { Service, ServiceSession } from '../services/types.js';
 import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest, type UpgradeRequestInfo } from '../websocket/handshake.js';
 import { WebSocketConnection, type ConnectionOptions } from '../websocket/connection.js';
 import { writeRejection } from './respond.js';
+import { connectionSettings } from '../websocket/settings.js';
 import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
 import { splitTarget, targetPath, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
@@ -220,15 +221,7 @@ export class FrontDoor {
     const ws = ctx.config.websocket;
     const options: ConnectionOptions = {
       role: 'server',
-      maxMessage: svc.max_message,
-      maxFrame: svc.max_frame ?? svc.max_message,
-      maxFragments: svc.max_fragments,
-      messageTimeout: svc.message_timeout,
-      pingInterval: ws.ping_interval,
-      pongTimeout: ws.pong_timeout,
-      idleTimeout: ws.idle_timeout,
-      closeTimeout: ws.close_timeout,
-      highWaterMark: ws.high_water_mark,
+      ...connectionSettings(svc, ws),
       onViolation: (code, reason, conn) => {
         const admission = conn.admission as Admission;
         ctx.audit.violation(CLOSE_REASONS[code] ?? `close_${code}`, {

@@ -14,6 +14,7 @@
 import type tls from 'node:tls';
 import type { Admission } from '../admission/types.js';
 import type { ServiceConfig, WebSocketSettings } from '../config/schema.js';
+import { connectionSettings } from '../websocket/settings.js';
 import { BackendError } from '../errors.js';
 import { connectWebSocket } from '../websocket/client.js';
 import { HandshakeError } from '../websocket/handshake.js';
@@ -107,17 +108,8 @@ export class WebSocketService implements Service {
   private connectionOptions(): Partial<ConnectionOptions> {
     const ws = this.deps.websocket;
     if (this.sharedOptions?.ws === ws) return this.sharedOptions.options;
-    const cfg = this.config;
     const options: Partial<ConnectionOptions> = {
-      maxMessage: cfg.max_message,
-      maxFrame: cfg.max_frame,
-      maxFragments: cfg.max_fragments,
-      messageTimeout: cfg.message_timeout,
-      pingInterval: ws.ping_interval,
-      pongTimeout: ws.pong_timeout,
-      idleTimeout: ws.idle_timeout,
-      closeTimeout: ws.close_timeout,
-      highWaterMark: ws.high_water_mark,
+      ...connectionSettings(this.config, ws),
       onViolation: (code, reason, conn) => {
         // The backend broke the protocol (or timed out): audited like a client would be.
         const admission = clientAdmissionOf.get(conn);
