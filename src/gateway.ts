@@ -20,7 +20,6 @@ import { backendIdentityHeaders } from './auth/identity.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
 import { FallbackEndpoints } from './fallback/endpoints.js';
-import { serviceOriginPolicy } from './fallback/service-origin.js';
 import type { Service } from './services/types.js';
 
 export interface GatewayOptions {
@@ -53,7 +52,6 @@ export class Gateway {
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });
     // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
     this.front.addHttpHandler(new FallbackEndpoints({
-      originPolicy: serviceOriginPolicy,
       track: (ch, a) => this.front.track(ch, a),
       untrack: (ch) => this.front.untrack(ch),
     }).handle);

@@ -28,7 +28,8 @@ import { toAdmissionRequest, splitTarget } from '../front/request.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from './session.js';
 import { decodeFrames, encodeNumber, FrameType, type WireError } from './wire.js';
-import { serializeOrigin, standInOriginPolicy, type OriginPolicy, type OriginRequestInfo } from './origin.js';
+import { serializeOrigin, type OriginPolicy, type OriginRequestInfo } from './origin.js';
+import { serviceOriginPolicy } from './service-origin.js';
 import { serveAsset } from './assets.js';
 
 /** Reserved query parameter naming the fallback operation. */
@@ -54,7 +55,7 @@ export interface FallbackContext {
 }
 
 export interface FallbackOptions {
-  /** The service's origin policy (one policy for every transport); a stand-in until injected. */
+  /** The per-request origin policy; the service's own allow-list (the admission check's rules) unless a test passes another. */
   originPolicy?: OriginPolicy;
   /**
    * The front door's channel registry: drain covers fallback sessions, and its
@@ -96,7 +97,7 @@ export class FallbackEndpoints {
   private readonly originPolicy: OriginPolicy;
 
   constructor(private readonly opts: FallbackOptions = {}) {
-    this.originPolicy = opts.originPolicy ?? standInOriginPolicy;
+    this.originPolicy = opts.originPolicy ?? serviceOriginPolicy;
   }
 
   get sessionCount(): number { return this.sessions.size; }

@@ -1,10 +1,12 @@
 /**
  * How the fallback asks "may this Origin talk to this service?" on every
  * request (the open request goes through the admission pipeline's own origin
- * check). A function the composition root can swap for the admission module's
- * policy, so there is one origin policy for every transport.
+ * check). The policy in use is service-origin.ts: the same allow-list and
+ * `self` rule as the admission check, so there is one origin verdict for every
+ * transport; tests may pass another.
  */
 import type { ServiceConfig } from '../config/schema.js';
+import { parseOrigin } from '../http/origin.js';
 
 /** What of a request an origin policy may look at besides the Origin itself (for `self`). */
 export interface OriginRequestInfo { secure: boolean; host: string | undefined }
@@ -16,30 +18,14 @@ export interface OriginRequestInfo { secure: boolean; host: string | undefined }
 export type OriginPolicy = (service: ServiceConfig, origin: string | null, request: OriginRequestInfo) => boolean;
 
 /**
- * Stand-in until a policy is injected: a service's `origins` list when the
- * config has one (exact, serialised), otherwise any well-formed origin. The
- * session binding (endpoints.ts) still pins every request to the origin
- * admitted at open, so this only decides CORS preflights.
- */
-export const standInOriginPolicy: OriginPolicy = (service, origin) => {
-  const list = (service as { origins?: unknown }).origins;
-  if (Array.isArray(list)) return origin !== null && list.some((o) => typeof o === 'string' && serializeOrigin(o) === origin);
-  return true;
-};
-
-/**
- * The serialised form of an `Origin` header: `scheme://host[:port]`, lower
- * case, default port dropped. Returns null for an absent header and 'invalid'
- * for anything that is not exactly one http(s) origin — including `null`
- * (opaque origins are never trusted) and the RFC 6454 list form.
+ * The serialised form of an `Origin` header (the same parser the admission
+ * origin check uses, so both transports read an Origin alike). Returns null for
+ * an absent header and 'invalid' for anything that is not exactly one http(s)
+ * origin — including `null` (opaque origins are never trusted), the RFC 6454
+ * list form and raw Unicode hosts.
  */
 export function serializeOrigin(value: string | string[] | undefined): string | null | 'invalid' {
   if (value === undefined) return null;
-  if (Array.isArray(value) || value.length > 1024) return 'invalid';
-  if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s/?#]+$/.test(value)) return 'invalid';
-  let url: URL;
-  try { url = new URL(value); } catch { return 'invalid'; }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'invalid';
-  if (url.username || url.password) return 'invalid';
-  return url.origin;
+  if (Array.isArray(value)) return 'invalid';
+  return parseOrigin(value)?.serialized ?? 'invalid';
 }
