@@ -38,6 +38,8 @@ export class Gateway {
   private readonly admissionState = new AdmissionState();
   private config: GatehouseConfig;
   private stopping?: Promise<void>;
+  /** Services replaced by a reload: they keep the sessions they opened and are shut down with the rest. */
+  private readonly retired = new Set<Service>();
 
   private constructor(config: GatehouseConfig, opts: GatewayOptions) {
     this.config = config;
@@ -86,13 +88,11 @@ export class Gateway {
    * and policy they were admitted with. Listener changes need a restart.
    */
   reload(config: GatehouseConfig): void {
-    const previous = this.front.context;
+    for (const s of this.front.context.services.values()) this.retired.add(s);
     this.front.setContext(this.buildContext(config));
     this.guard.setLimits(config.limits);
     this.config = config;
-    const retired = [...previous.services.values()];
     this.log.info({ services: Object.keys(config.services) }, 'configuration reloaded');
-    void retired; // old services keep serving the sessions they opened
   }
 
   /** Drain: stop accepting, close channels with 1001, shut services down. */
@@ -101,7 +101,8 @@ export class Gateway {
       this.log.info({ open: this.front.openChannels, timeoutMs }, 'draining');
       await this.front.drain(timeoutMs);
       this.guard.stop();
-      await Promise.all([...this.front.context.services.values()].map((s) => s.shutdown?.().catch((err) => {
+      const services = [...this.retired, ...this.front.context.services.values()];
+      await Promise.all(services.map((s) => s.shutdown?.().catch((err) => {
         this.log.warn({ err, service: s.name }, 'service shutdown failed');
       })));
       this.log.info('stopped');
