@@ -9,13 +9,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatehouseConfig } from '../config/schema.js';
 import { DEMO_PAGE } from './demo.js';
 
+/** Where the demo page is served (the index page links to it). */
+export const DEMO_PATH = '/.gatehouse/demo';
+
 /** The client package's build output, relative to this module in src/ and in dist/ alike. */
 const CLIENT_DIST = new URL('../../client/dist/', import.meta.url);
 
 const ASSETS: Record<string, { file?: string; type: string; text?: () => string }> = {
   '/.gatehouse/client.js': { file: 'gatehouse.js', type: 'text/javascript; charset=utf-8' },
   '/.gatehouse/client.mjs': { file: 'index.js', type: 'text/javascript; charset=utf-8' },
-  '/.gatehouse/demo': { type: 'text/html; charset=utf-8', text: () => DEMO_PAGE },
+  [DEMO_PATH]: { type: 'text/html; charset=utf-8', text: () => DEMO_PAGE },
 };
 
 const cache = new Map<string, Buffer>();
@@ -38,7 +41,7 @@ function load(path: string): Buffer | undefined {
 export function serveAsset(req: IncomingMessage, res: ServerResponse, path: string, config: GatehouseConfig): boolean {
   const asset = ASSETS[path];
   if (!asset) return false;
-  const isDemo = path === '/.gatehouse/demo';
+  const isDemo = path === DEMO_PATH;
   if (isDemo ? !config.fallback.demo_page : !config.fallback.serve_client) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });

@@ -28,6 +28,7 @@ import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.
 import { splitTarget, targetPath, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
 import { renderIndexPage } from './index-page.js';
+import { DEMO_PATH } from '../fallback/assets.js';
 import { clientAddressOf, createListenerServer, type ListenerServer } from './listener.js';
 
 /** Everything a request is handled with. Swapped as a whole on reload. */
@@ -245,7 +246,7 @@ export class FrontDoor {
       const url = req.url ?? '/';
       const { path } = splitTarget(url);
       if (path === '/' && ctx.config.index_page && (req.method === 'GET' || req.method === 'HEAD')) {
-        const body = renderIndexPage(ctx.router.services(), { demo: ctx.config.fallback.demo_page ? '/.gatehouse/demo' : undefined });
+        const body = renderIndexPage(ctx.router.services(), { demo: ctx.config.fallback.demo_page ? DEMO_PATH : undefined });
         res.writeHead(200, {
           'Content-Type': 'text/html; charset=utf-8',
           'Content-Length': Buffer.byteLength(body),
