@@ -213,8 +213,11 @@ const TARGETS = {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
     const file = path.join(dir, 'config.yaml');
     writeFileSync(file, gatehouseConfig(port, opts.config));
+    // BENCH_GATEHOUSE_NODE_ARGS: extra node flags for the Gatehouse process only (experiments, e.g. GC sizing).
+    const extra = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     return launch('gatehouse', 'Gatehouse', path.join(root, 'bin', 'gatehouse.js'), ['start', '--config', file], {
       ...opts,
+      nodeArgs: [...extra, ...(opts.nodeArgs ?? [])],
       port,
       cwd: root,
       cleanup: () => rmSync(dir, { recursive: true, force: true }),
