@@ -11,7 +11,7 @@
  *   ws        — `node bench/servers/ws-echo.mjs` (npm `ws`, default options)
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -196,6 +196,18 @@ async function launch(target, label, script, args, { nodeArgs = [], port, readyT
   };
 }
 
+/**
+ * The node flags Gatehouse's executable runs with: the ones on its first line
+ * (`#!/usr/bin/env -S node <flags>`). The bench starts it as `node <flags>
+ * [nodeArgs] bin/gatehouse.js` so that profiling flags (not allowed in
+ * NODE_OPTIONS) can be added while the product's own flags still apply.
+ */
+export function gatehouseNodeFlags(root = ROOT) {
+  const first = readFileSync(path.join(root, 'bin', 'gatehouse.js'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\S*env\s+-S\s+node\s+(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/) : [];
+}
+
 export function gatehouseAvailable(root = ROOT) {
   return existsSync(path.join(root, 'bin', 'gatehouse.js')) && existsSync(path.join(root, 'dist', 'main.js'));
 }
@@ -217,7 +229,7 @@ const TARGETS = {
     const extra = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     return launch('gatehouse', 'Gatehouse', path.join(root, 'bin', 'gatehouse.js'), ['start', '--config', file], {
       ...opts,
-      nodeArgs: [...extra, ...(opts.nodeArgs ?? [])],
+      nodeArgs: [...gatehouseNodeFlags(root), ...extra, ...(opts.nodeArgs ?? [])],
       port,
       cwd: root,
       cleanup: () => rmSync(dir, { recursive: true, force: true }),

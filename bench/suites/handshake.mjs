@@ -22,6 +22,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds } from '../lib/proc.mjs';
+import { gatehouseNodeFlags } from '../lib/targets.mjs';
 
 export const name = 'handshake';
 export const description = 'new connections/s through the admission pipeline, plain and TLS, vs ws + verifyClient';
@@ -81,7 +82,7 @@ shutdown: { drain_timeout: 1s }
 services:
   echo: { path: /echo, type: echo, origins: [${JSON.stringify(ORIGIN)}] }
 `);
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'gatehouse.js'), 'start', '--config', file], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...gatehouseNodeFlags(root), path.join(root, 'bin', 'gatehouse.js'), 'start', '--config', file], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
   // Drain stderr (a full pipe would block the gateway's writes).
   child.stderr.resume();
   await waitForPort(tlsPort);
