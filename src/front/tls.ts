@@ -61,7 +61,10 @@ export class TlsContexts {
       // Verification failures are enforced in `attach` (Node would destroy the socket silently; we audit it).
       rejectUnauthorized: false,
       handshakeTimeout: c.handshake_timeout,
-      SNICallback: (servername, cb) => cb(null, this.contextFor(servername)),
+      // Only with SNI entries: an SNICallback makes OpenSSL stop every
+      // handshake for a round trip into JS (the certificate callback), which
+      // a listener with one certificate does not need.
+      ...(c.sni.length > 0 ? { SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.contextFor(servername)) } : {}),
     };
   }
 
