@@ -10,7 +10,8 @@
  *    all connections, not a timer per connection.
  *
  * One call per connection, before the service attaches: `guard.install(channel)`
- * — or register `guard.hook` with `FrontDoor.addChannelHook`. It intercepts the
+ * — or register `guard.hook` and `guard.unhook` with `FrontDoor.addChannelHook`
+ * (then the front door says when the channel ended). It intercepts the
  * channel's own `attach` (to count inbound traffic before the service sees it)
  * and `send` / `sendFragment` (to cap the queue), so the service keeps holding
  * the very same Channel object. Every violation is audited and counted.
@@ -46,11 +47,24 @@ export class ChannelGuard {
     return this.live.size;
   }
 
-  /** For `FrontDoor.addChannelHook`. */
-  readonly hook = (channel: Channel): void => this.install(channel);
+  /**
+   * For `FrontDoor.addChannelHook`, together with `unhook` as its end hook: the
+   * front door reports the end of every channel it tracks, so the guard
+   * registers no `whenClosed` watcher (a closure and a list per connection).
+   */
+  readonly hook = (channel: Channel): void => { this.guardChannel(channel, false); };
+  /** The end hook paired with `hook`: the channel has ended, stop sweeping it. */
+  readonly unhook = (channel: Channel): void => {
+    const state = (channel as Partial<GuardedChannel>)[kGuard];
+    if (state !== undefined) this.forget(state);
+  };
 
   /** Guard an admitted channel in place (once; later calls do nothing); call before the service attaches its sink. */
   install(channel: Channel): void {
+    this.guardChannel(channel, true);
+  }
+
+  private guardChannel(channel: Channel, watchClose: boolean): void {
     const admission = channel.admission;
     if (!admission) return; // client-role (backend) links are ours, not a client's
     // A channel is guarded once (the shared replacement methods read one state).
@@ -63,7 +77,7 @@ export class ChannelGuard {
     owned.attach = guardedAttach;
     owned.send = guardedSend;
     owned.sendFragment = guardedSendFragment;
-    channel.whenClosed(() => this.forget(state));
+    if (watchClose) channel.whenClosed(() => this.forget(state));
     this.live.add(state);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.sweepInterval);

@@ -117,33 +117,56 @@ class AdmissionRun implements AdmissionContext {
 
   private admission(): Admission {
     const request = this.request;
-    const admission: ReleasableAdmission = {
-      id: nextConnectionId(),
-      service: this.service,
-      client: { address: request.remoteAddress, port: request.remotePort },
-      origin: this.origin,
-      protocol: this.protocol,
-      offeredProtocols: this.offeredProtocols,
-      principal: this.principal,
-      tls: request.tls,
-      request,
-      release: releaseAdmission,
-      [kReleases]: this.releases,
-    };
-    return admission;
+    const releases = this.releases;
+    return new AdmittedClient(
+      nextConnectionId(), this.service, { address: request.remoteAddress, port: request.remotePort },
+      this.origin, this.protocol,
+      // Most clients offer nothing: one shared empty list instead of an array each.
+      this.offeredProtocols.length === 0 ? NO_PROTOCOLS : this.offeredProtocols,
+      this.principal, request.tls, request,
+      // An exact-size copy, or none: the run's list grew by push (with spare
+      // capacity) and an admission lives as long as its connection.
+      releases.length === 0 ? null : releases.slice(),
+    );
   }
 }
 
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
 const kReleases = Symbol('gatehouse.admission.releases');
-type ReleasableAdmission = Admission & { [kReleases]: Array<() => void> };
 
 /**
- * `Admission.release`: one function for every admission (no closure per
- * connection), finding the undo actions on the admission itself. A copy made
- * with spread shares the same array, so releasing either releases once.
+ * The Admission a run produces. A class so that every field, the undo list's
+ * symbol key included, is stored in the object itself (an object literal kept
+ * the symbol-keyed one in a separate property array).
+ *
+ * `release` is one function for every admission (no closure per connection)
+ * that finds the undo actions on the admission. It is an own property, not a
+ * method, so that a copy made with spread (the fallback's `{ ...admission,
+ * protocol }`) keeps it; the copy shares the same undo list, so releasing
+ * either releases once.
  */
+class AdmittedClient implements Admission {
+  readonly release = releaseAdmission;
+  readonly [kReleases]: Array<() => void> | null;
+  constructor(
+    readonly id: string,
+    readonly service: ServiceConfig,
+    readonly client: Admission['client'],
+    public origin: string | null,
+    public protocol: string,
+    readonly offeredProtocols: readonly string[],
+    readonly principal: Admission['principal'],
+    readonly tls: Admission['tls'],
+    public request: Admission['request'],
+    releases: Array<() => void> | null,
+  ) {
+    this[kReleases] = releases;
+  }
+}
+
 function releaseAdmission(this: Admission): void {
-  runReleases((this as ReleasableAdmission)[kReleases]);
+  const releases = (this as Partial<AdmittedClient>)[kReleases];
+  if (releases) runReleases(releases);
 }
 
 /** Runs the undo actions once, latest first, and empties the list (idempotent). */

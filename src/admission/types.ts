@@ -65,7 +65,7 @@ export interface Admission {
   /** The chosen subprotocol, '' when none. */
   protocol: string;
   /** Subprotocols the client offered (after removing credential carriers). */
-  offeredProtocols: string[];
+  offeredProtocols: readonly string[];
   principal?: Principal;
   tls?: TlsInfo;
   /**

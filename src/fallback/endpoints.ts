@@ -221,7 +221,7 @@ export class FallbackEndpoints {
    * parameter, with the offered subprotocols where the WebSocket path has them
    * (browsers may not set Sec-* headers on fetch, so they travel in the body).
    */
-  private admissionRequest(req: IncomingMessage, query: URLSearchParams, protocols: string[]): AdmissionRequest {
+  private admissionRequest(req: IncomingMessage, query: URLSearchParams, protocols: readonly string[]): AdmissionRequest {
     const request = toAdmissionRequest(req, 'fallback');
     const own = new URLSearchParams(query);
     own.delete(OP_PARAM);
