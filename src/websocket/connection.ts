@@ -15,7 +15,7 @@ import {
   OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_NO_STATUS, CLOSE_ABNORMAL,
   CLOSE_POLICY_VIOLATION, CLOSE_INTERNAL_ERROR, isValidCloseCode,
 } from './constants.js';
-import { FrameParser, type FrameParserHandler } from './frame-parser.js';
+import { FrameParser, type FrameParserHandler, type FrameParserOptions } from './frame-parser.js';
 import { FrameWriter } from './frame-writer.js';
 import { heartbeat, type HeartbeatMember } from './heartbeat.js';
 import { monoClock as clock } from '../clock.js';
@@ -84,6 +84,23 @@ function onSocketData(this: Socket, chunk: Buffer): void {
 }
 
 type CloseWatcher = (info: CloseInfo) => void;
+
+/** The parser keeps its options by reference: one object per connection options object, shared. */
+const parserOptions = new WeakMap<ConnectionOptions, FrameParserOptions>();
+function parserOptionsOf(opts: ConnectionOptions): FrameParserOptions {
+  let p = parserOptions.get(opts);
+  if (p === undefined) {
+    p = Object.freeze({
+      // RFC 6455 §5.1: clients mask, servers do not.
+      expectMasked: opts.role === 'server',
+      maxFrame: opts.maxFrame ?? opts.maxMessage,
+      maxMessage: opts.maxMessage,
+      maxFragments: opts.maxFragments,
+    });
+    parserOptions.set(opts, p);
+  }
+  return p;
+}
 
 /** A message being assembled for a non-streaming sink: made on the first fragmented message, then reused. */
 class Assembly {
@@ -162,16 +179,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     const admission = own?.admission ?? opts.admission;
     if (admission !== undefined) this.admission = admission;
     this.writer = new FrameWriter(socket, opts.role === 'client');
-    this.parser = new FrameParser(
-      {
-        // RFC 6455 §5.1: clients mask, servers do not.
-        expectMasked: opts.role === 'server',
-        maxFrame: opts.maxFrame ?? opts.maxMessage,
-        maxMessage: opts.maxMessage,
-        maxFragments: opts.maxFragments,
-      },
-      this,
-    );
+    this.parser = new FrameParser(parserOptionsOf(opts), this);
     this.lastActivity = clock();
 
     socket.setNoDelay(true);

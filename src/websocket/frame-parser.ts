@@ -82,12 +82,12 @@ function headerSize(b1: number): number {
 }
 
 export class FrameParser {
-  // Options, copied into fields for monomorphic access on the hot path.
-  private readonly expectMasked: boolean;
-  private readonly maxFrame: number;
-  private readonly maxMessage: number;
-  private readonly maxFragments: number;
-  private readonly allowRsv1: boolean;
+  /**
+   * Kept by reference, not copied into five fields: they are read once per
+   * frame header, and one object shared by every parser with the same settings
+   * costs an idle connection nothing (memory per idle connection counts).
+   */
+  private readonly limits: FrameParserOptions;
   private readonly handler: FrameParserHandler;
 
   private state = S_HEADER;
@@ -129,12 +129,9 @@ export class FrameParser {
   /** Data messages begun (lets a timer tell one open message from the next). */
   messagesBegun = 0;
 
+  /** `opts` is kept by reference (share one object between parsers; do not change it). */
   constructor(opts: FrameParserOptions, handler: FrameParserHandler) {
-    this.expectMasked = opts.expectMasked;
-    this.maxFrame = opts.maxFrame;
-    this.maxMessage = opts.maxMessage;
-    this.maxFragments = opts.maxFragments;
-    this.allowRsv1 = opts.allowRsv1 === true;
+    this.limits = opts;
     this.handler = handler;
   }
 
@@ -284,7 +281,7 @@ export class FrameParser {
     // only one we could negotiate is permessage-deflate, which uses RSV1 on the
     // first frame of a data message only (RFC 7692 §6).
     if ((b0 & 0x70) !== 0) {
-      if ((b0 & 0x30) !== 0 || !this.allowRsv1 || (opcode !== OP_TEXT && opcode !== OP_BINARY)) {
+      if ((b0 & 0x30) !== 0 || this.limits.allowRsv1 !== true || (opcode !== OP_TEXT && opcode !== OP_BINARY)) {
         return this.fail(CLOSE_PROTOCOL_ERROR, 'reserved bits set');
       }
     }
@@ -309,7 +306,7 @@ export class FrameParser {
 
     // RFC 6455 §5.1: a server MUST close on an unmasked client frame; a client
     // MUST close on a masked server frame.
-    if (masked !== this.expectMasked) {
+    if (masked !== this.limits.expectMasked) {
       return this.fail(CLOSE_PROTOCOL_ERROR, masked ? 'masked frame from server' : 'unmasked frame from client');
     }
 
@@ -352,18 +349,19 @@ export class FrameParser {
     }
 
     // Limits (RFC 6455 §10.4), from the header, before reading any payload → 1009.
-    if (length > this.maxFrame) return this.fail(CLOSE_TOO_BIG, 'frame too big');
+    const limits = this.limits;
+    if (length > limits.maxFrame) return this.fail(CLOSE_TOO_BIG, 'frame too big');
     if (opcode === OP_CONT) {
       const total = this.msgLength + length;
-      if (total > this.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
+      if (total > limits.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
       // Every fragment counts, empty ones too: otherwise a peer can keep a
       // message open forever with zero-length continuations.
-      if (this.msgFragments + 1 > this.maxFragments) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
+      if (this.msgFragments + 1 > limits.maxFragments) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
       this.msgLength = total;
       this.msgFragments++;
     } else {
-      if (length > this.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
-      if (this.maxFragments < 1) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
+      if (length > limits.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
+      if (limits.maxFragments < 1) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
       this.msgLength = length;
       this.msgFragments = 1;
       this.msgBinary = opcode === OP_BINARY;
