@@ -60,7 +60,8 @@ class AdmissionRun implements AdmissionContext {
   protocol = '';
   offeredProtocols: string[] = [];
   principal?: AdmissionContext['principal'];
-  readonly releases: Array<() => void> = [];
+  /** Undo actions as pairs: function, argument. */
+  readonly releases: unknown[] = [];
 
   constructor(
     readonly request: AdmissionRequest,
@@ -69,8 +70,8 @@ class AdmissionRun implements AdmissionContext {
     private readonly audit: Audit,
   ) {}
 
-  onRelease(fn: () => void): void {
-    this.releases.push(fn);
+  onRelease(fn: (arg?: unknown) => void, arg?: unknown): void {
+    this.releases.push(fn, arg);
   }
 
   /** Run checks[i..] in order; synchronous until a check returns a promise. */
@@ -147,7 +148,7 @@ const kReleases = Symbol('gatehouse.admission.releases');
  */
 class AdmittedClient implements Admission {
   readonly release = releaseAdmission;
-  readonly [kReleases]: Array<() => void> | null;
+  readonly [kReleases]: unknown[] | null;
   constructor(
     readonly id: string,
     readonly service: ServiceConfig,
@@ -158,7 +159,7 @@ class AdmittedClient implements Admission {
     readonly principal: Admission['principal'],
     readonly tls: Admission['tls'],
     public request: Admission['request'],
-    releases: Array<() => void> | null,
+    releases: unknown[] | null,
   ) {
     this[kReleases] = releases;
   }
@@ -169,11 +170,11 @@ function releaseAdmission(this: Admission): void {
   if (releases) runReleases(releases);
 }
 
-/** Runs the undo actions once, latest first, and empties the list (idempotent). */
-function runReleases(releases: Array<() => void>): void {
+/** Runs the undo actions (function, argument pairs) once, latest first, and empties the list (idempotent). */
+function runReleases(releases: unknown[]): void {
   if (releases.length === 0) return;
-  const fns = releases.splice(0);
-  for (let i = fns.length - 1; i >= 0; i--) {
-    try { fns[i](); } catch { /* a release must never break the others */ }
+  const pairs = releases.splice(0);
+  for (let i = pairs.length - 2; i >= 0; i -= 2) {
+    try { (pairs[i] as (arg: unknown) => void)(pairs[i + 1]); } catch { /* a release must never break the others */ }
   }
 }
