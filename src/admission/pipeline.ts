@@ -16,7 +16,10 @@ let idCounter = 0;
 const idPrefix = randomBytes(4).toString('hex');
 /** Short, unique, non-secret connection id for logs. */
 export function nextConnectionId(): string {
-  return `${idPrefix}-${(++idCounter).toString(36)}`;
+  return connectionIdOf(++idCounter);
+}
+function connectionIdOf(seq: number): string {
+  return `${idPrefix}-${seq.toString(36)}`;
 }
 
 export class AdmissionPipeline {
@@ -120,7 +123,7 @@ class AdmissionRun implements AdmissionContext {
     const request = this.request;
     const releases = this.releases;
     return new AdmittedClient(
-      nextConnectionId(), this.service, { address: request.remoteAddress, port: request.remotePort },
+      ++idCounter, this.service, request.remoteAddress, request.remotePort,
       this.origin, this.protocol,
       // Most clients offer nothing: one shared empty list instead of an array each.
       this.offeredProtocols.length === 0 ? NO_PROTOCOLS : this.offeredProtocols,
@@ -133,41 +136,59 @@ class AdmissionRun implements AdmissionContext {
 }
 
 const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
-const kReleases = Symbol('gatehouse.admission.releases');
 
 /**
- * The Admission a run produces. A class so that every field, the undo list's
- * symbol key included, is stored in the object itself (an object literal kept
- * the symbol-keyed one in a separate property array).
- *
- * `release` is one function for every admission (no closure per connection)
- * that finds the undo actions on the admission. It is an own property, not a
- * method, so that a copy made with spread (the fallback's `{ ...admission,
- * protocol }`) keeps it; the copy shares the same undo list, so releasing
- * either releases once.
+ * The Admission a run produces, laid out for an idle connection's memory: a
+ * class, so every field is stored in the object itself; the id and the
+ * client's address object are made when asked for (audit lines, identity
+ * headers), not kept as a string and an object per connection; `release` is a
+ * method, finding the undo list on the admission. A copy with other values is
+ * made with `withProtocol`, not spread (a spread copy has no getters or methods).
  */
 class AdmittedClient implements Admission {
-  readonly release = releaseAdmission;
-  readonly [kReleases]: unknown[] | null;
   constructor(
-    readonly id: string,
+    private readonly seq: number,
     readonly service: ServiceConfig,
-    readonly client: Admission['client'],
+    private readonly clientAddress: string,
+    private readonly clientPort: number,
     public origin: string | null,
     public protocol: string,
     readonly offeredProtocols: readonly string[],
     readonly principal: Admission['principal'],
     readonly tls: Admission['tls'],
     public request: Admission['request'],
-    releases: unknown[] | null,
-  ) {
-    this[kReleases] = releases;
+    /** Undo actions (function, argument pairs); shared with copies, so releasing either releases once. */
+    private readonly releases: unknown[] | null,
+  ) {}
+
+  get id(): string {
+    return connectionIdOf(this.seq);
+  }
+
+  get client(): Admission['client'] {
+    return { address: this.clientAddress, port: this.clientPort };
+  }
+
+  release(): void {
+    if (this.releases !== null) runReleases(this.releases);
+  }
+
+  /** @internal see `withProtocol` */
+  withProtocol(protocol: string): AdmittedClient {
+    return new AdmittedClient(this.seq, this.service, this.clientAddress, this.clientPort, this.origin, protocol,
+      this.offeredProtocols, this.principal, this.tls, this.request, this.releases);
   }
 }
 
-function releaseAdmission(this: Admission): void {
-  const releases = (this as Partial<AdmittedClient>)[kReleases];
-  if (releases) runReleases(releases);
+/**
+ * The same admission with another subprotocol (a fallback session whose
+ * service chose one). The copy shares the original's undo actions: releasing
+ * either releases once.
+ */
+export function withProtocol(admission: Admission, protocol: string): Admission {
+  if (admission instanceof AdmittedClient) return admission.withProtocol(protocol);
+  // Admissions made elsewhere (tests, stand-ins) are plain objects.
+  return { ...admission, protocol };
 }
 
 /** Runs the undo actions (function, argument pairs) once, latest first, and empties the list (idempotent). */
