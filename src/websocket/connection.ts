@@ -85,6 +85,12 @@ function onSocketData(this: Socket, chunk: Buffer): void {
 
 type CloseWatcher = (info: CloseInfo) => void;
 
+// Bits of WebSocketConnection.flags.
+const F_USER_PAUSED = 1;
+const F_NEED_DRAIN = 2;
+const F_CLOSE_SENT = 4;
+const F_FINISHED = 8;
+
 /** The parser keeps its options by reference: one object per connection options object, shared. */
 const parserOptions = new WeakMap<ConnectionOptions, FrameParserOptions>();
 function parserOptionsOf(opts: ConnectionOptions): FrameParserOptions {
@@ -140,22 +146,23 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private readonly parser: FrameParser;
   private readonly opts: ConnectionOptions;
   private sink: ChannelSink | null = null;
-  private userPaused = false;
+  /**
+   * userPaused, needDrain, closeSent and finished, as bits of one small
+   * integer (one field instead of four per connection); the private accessors
+   * below keep the code reading like plain fields.
+   */
+  private flags = 0;
 
   // Rarely used state lives in objects made on first need: an idle connection
   // does not carry it (memory per idle connection is a design target).
   /** Assembly of whole messages for non-streaming sinks. */
   private asm: Assembly | null = null;
-  /** Close state beyond the two flags below. */
+  /** Close state beyond the closeSent and finished flags. */
   private ending: Ending | null = null;
 
   // Outbound state.
-  private needDrain = false;
   private pendingPong: Buffer | null = null;
 
-  // Close flags, read on every send.
-  private closeSent = false;
-  private finished = false;
   /** One watcher, or a list when there are several (most connections have none). */
   private closeWatchers: CloseWatcher | CloseWatcher[] | null = null;
 
@@ -213,6 +220,19 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       this.internalError(err);
     }
   }
+
+  /** The user paused reading (`pause`). */
+  private get userPaused(): boolean { return (this.flags & F_USER_PAUSED) !== 0; }
+  private set userPaused(on: boolean) { this.flags = on ? this.flags | F_USER_PAUSED : this.flags & ~F_USER_PAUSED; }
+  /** `send` returned false: the sink's onDrain is owed. */
+  private get needDrain(): boolean { return (this.flags & F_NEED_DRAIN) !== 0; }
+  private set needDrain(on: boolean) { this.flags = on ? this.flags | F_NEED_DRAIN : this.flags & ~F_NEED_DRAIN; }
+  /** Our Close frame is sent (read on every send). */
+  private get closeSent(): boolean { return (this.flags & F_CLOSE_SENT) !== 0; }
+  private set closeSent(on: boolean) { this.flags = on ? this.flags | F_CLOSE_SENT : this.flags & ~F_CLOSE_SENT; }
+  /** The socket has closed and the end was reported. */
+  private get finished(): boolean { return (this.flags & F_FINISHED) !== 0; }
+  private set finished(on: boolean) { this.flags = on ? this.flags | F_FINISHED : this.flags & ~F_FINISHED; }
 
   // Constant or per-options values: on the prototype, not in every connection.
   get transport(): 'websocket' {
