@@ -4,7 +4,13 @@
  * snapshot before and after opening N idle connections, and print the
  * difference per connection by object kind (constructor name), largest first.
  *
- *   node bench/heap-idle.mjs [gatehouse|ws] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
+ *   node bench/heap-idle.mjs [gatehouse|ws] [--service echo|proxy] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
+ *
+ * `--service proxy` (Gatehouse only) measures idle *proxied* connections, as
+ * the proxy suite sets them up: a `ws` echo backend (bench/servers/ws-echo.mjs)
+ * behind a `websocket` service, so each connection is the client side, the
+ * backend-side client-role connection and the relay. Only the Gatehouse
+ * process is snapshotted.
  *
  * The JS heap is only part of RSS: native
  * memory (libuv handles, stream buffers, V8 heap fragmentation and unused
@@ -15,7 +21,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startTarget } from './lib/targets.mjs';
+import { GATEHOUSE_ECHO_SERVICE, HOST, startTarget } from './lib/targets.mjs';
 import { LoadgenPool } from './lib/loadgen-pool.mjs';
 
 const args = process.argv.slice(2);
@@ -26,6 +32,11 @@ const opt = (name, fallback) => {
 const target = args.find((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--'))) ?? 'gatehouse';
 const total = Number(opt('--connections', '10000'));
 const TOP = Number(opt('--top', '25'));
+const service = opt('--service', 'echo');
+if (service !== 'echo' && service !== 'proxy') throw new Error(`--service: echo or proxy, not ${service}`);
+if (service === 'proxy' && target !== 'gatehouse') throw new Error('--service proxy measures Gatehouse only');
+/** The proxy suite's path for its `websocket` service (bench/suites/proxy.mjs). */
+const PROXY_PATH = '/proxy';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Aggregate a snapshot's nodes by "type:name" → { count, size }. */
@@ -79,10 +90,17 @@ async function snapshot(server, dir) {
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-heap-'));
-const server = await startTarget(target, {
+const backend = service === 'proxy' ? await startTarget('ws') : undefined;
+const started = await startTarget(target, {
   nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`],
   gatehouseRoot: opt('--gatehouse-root'),
+  config: backend === undefined ? undefined : {
+    services: {
+      proxy: { ...GATEHOUSE_ECHO_SERVICE, path: PROXY_PATH, type: 'websocket', backend: `ws://${HOST}:${backend.port}/echo` },
+    },
+  },
 });
+const server = backend === undefined ? started : { ...started, label: `${started.label} (websocket service → ws echo)`, path: PROXY_PATH };
 const pool = LoadgenPool.spawn(Math.max(2, Math.ceil(total / 5000)));
 try {
   await pool.connect(server, 100);
@@ -115,6 +133,7 @@ try {
   }
 } finally {
   await server.stop();
+  await backend?.stop();
   await pool.close({ graceful: false });
   if (args.includes('--keep')) process.stdout.write(`snapshots kept in ${dir}\n`);
   else rmSync(dir, { recursive: true, force: true });

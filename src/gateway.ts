@@ -48,7 +48,7 @@ export class Gateway {
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
     this.front = new FrontDoor(this.buildContext(config));
     this.guard = new ChannelGuard({ limits: config.limits, audit: this.audit });
-    this.front.addChannelHook(this.guard.hook);
+    this.front.addChannelHook(this.guard.hook, this.guard.unhook);
     // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });

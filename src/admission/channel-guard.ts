@@ -10,7 +10,8 @@
  *    all connections, not a timer per connection.
  *
  * One call per connection, before the service attaches: `guard.install(channel)`
- * — or register `guard.hook` with `FrontDoor.addChannelHook`. It intercepts the
+ * — or register `guard.hook` and `guard.unhook` with `FrontDoor.addChannelHook`
+ * (then the front door says when the channel ended). It intercepts the
  * channel's own `attach` (to count inbound traffic before the service sees it)
  * and `send` / `sendFragment` (to cap the queue), so the service keeps holding
  * the very same Channel object. Every violation is audited and counted.
@@ -21,6 +22,7 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Admission } from './types.js';
 import { TokenBucket } from './token-bucket.js';
+import { monoClock as clock } from '../clock.js';
 
 export const CLOSE_POLICY = 1008;
 
@@ -46,16 +48,29 @@ export class ChannelGuard {
     return this.live.size;
   }
 
-  /** For `FrontDoor.addChannelHook`. */
-  readonly hook = (channel: Channel): void => this.install(channel);
+  /**
+   * For `FrontDoor.addChannelHook`, together with `unhook` as its end hook: the
+   * front door reports the end of every channel it tracks, so the guard
+   * registers no `whenClosed` watcher (a closure and a list per connection).
+   */
+  readonly hook = (channel: Channel): void => { this.guardChannel(channel, false); };
+  /** The end hook paired with `hook`: the channel has ended, stop sweeping it. */
+  readonly unhook = (channel: Channel): void => {
+    const state = (channel as Partial<GuardedChannel>)[kGuard];
+    if (state !== undefined) this.forget(state);
+  };
 
   /** Guard an admitted channel in place (once; later calls do nothing); call before the service attaches its sink. */
   install(channel: Channel): void {
+    this.guardChannel(channel, true);
+  }
+
+  private guardChannel(channel: Channel, watchClose: boolean): void {
     const admission = channel.admission;
     if (!admission) return; // client-role (backend) links are ours, not a client's
     // A channel is guarded once (the shared replacement methods read one state).
     if ((channel as Partial<GuardedChannel>)[kGuard] !== undefined) return;
-    const state = new GuardState(channel, admission, this, this.limitsFor(admission.service));
+    const state = new GuardState(channel, this.limitsFor(admission.service), ownMethodsOf(channel));
     // The channel's own methods are replaced by shared functions that find the
     // state through a symbol: no bound functions or closures per connection.
     const owned = channel as GuardedChannel;
@@ -63,7 +78,7 @@ export class ChannelGuard {
     owned.attach = guardedAttach;
     owned.send = guardedSend;
     owned.sendFragment = guardedSendFragment;
-    channel.whenClosed(() => this.forget(state));
+    if (watchClose) channel.whenClosed(() => this.forget(state));
     this.live.add(state);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.sweepInterval);
@@ -82,6 +97,7 @@ export class ChannelGuard {
         byteRate: service.byte_rate ?? Math.max(l.byte_rate, service.max_message),
         burst: l.rate_burst,
         sendBuffer: l.send_buffer,
+        guard: this,
       };
       this.limitsCache.set(service, limits);
     }
@@ -120,27 +136,54 @@ export class ChannelGuard {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = clock();
     const stall = this.options.limits.send_stall_timeout;
     for (const s of this.live) s.sweep(now, stall);
   }
 }
 
-interface GuardLimits { messageRate: number; byteRate: number; burst: number; sendBuffer: number }
+/** Per service, shared by its guarded connections; it also leads them back to their guard. */
+interface GuardLimits { messageRate: number; byteRate: number; burst: number; sendBuffer: number; guard: ChannelGuard }
 
 const kGuard = Symbol('gatehouse.channelGuard');
+
 type GuardedChannel = Channel & { [kGuard]: GuardState };
+
+/** The channel methods the guard replaces, as they were: called with the channel as `this`. */
+interface OwnMethods { attach: Channel['attach']; send: Channel['send']; sendFragment: Channel['sendFragment'] }
+
+/** One OwnMethods per channel class (prototype), shared by its connections. */
+const ownMethodsByPrototype = new WeakMap<object, OwnMethods>();
+
+/**
+ * The channel's own attach/send/sendFragment. When they are its prototype's
+ * (the usual case) one object per class serves every connection; a channel
+ * whose methods were already replaced gets its own.
+ */
+function ownMethodsOf(channel: Channel): OwnMethods {
+  const proto = Object.getPrototypeOf(channel) as Partial<OwnMethods> | null;
+  const fromPrototype = proto !== null && !Object.hasOwn(channel, 'attach') && !Object.hasOwn(channel, 'send') &&
+    !Object.hasOwn(channel, 'sendFragment') && proto.attach === channel.attach && proto.send === channel.send &&
+    proto.sendFragment === channel.sendFragment;
+  if (!fromPrototype) return { attach: channel.attach, send: channel.send, sendFragment: channel.sendFragment };
+  let own = ownMethodsByPrototype.get(proto);
+  if (own === undefined) {
+    own = { attach: channel.attach, send: channel.send, sendFragment: channel.sendFragment };
+    ownMethodsByPrototype.set(proto, own);
+  }
+  return own;
+}
 
 function guardedAttach(this: Channel, sink: ChannelSink): void {
   (this as GuardedChannel)[kGuard].attach(sink);
 }
 function guardedSend(this: Channel, data: Buffer | string, isBinary: boolean): boolean {
   const state = (this as GuardedChannel)[kGuard];
-  return state.mayQueue(typeof data === 'string' ? Buffer.byteLength(data) : data.length) && state.send.call(this, data, isBinary);
+  return state.mayQueue(typeof data === 'string' ? Buffer.byteLength(data) : data.length) && state.own.send.call(this, data, isBinary);
 }
 function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean {
   const state = (this as GuardedChannel)[kGuard];
-  return state.mayQueue(data.length) && state.sendFragment.call(this, data, isBinary, first, fin);
+  return state.mayQueue(data.length) && state.own.sendFragment.call(this, data, isBinary, first, fin);
 }
 
 /**
@@ -150,10 +193,6 @@ function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, fir
  * (a bucket starts full, so making it later changes nothing).
  */
 class GuardState implements ChannelSink {
-  /** The channel's own methods, called with the channel as `this`. */
-  readonly send: Channel['send'];
-  readonly sendFragment: Channel['sendFragment'];
-  private readonly attachOwn: Channel['attach'];
   private sink: ChannelSink | null = null;
   streaming: boolean | undefined = undefined;
   private messages: TokenBucket | null = null;
@@ -161,27 +200,28 @@ class GuardState implements ChannelSink {
   private violated = false;
   /** Sweeper state: last bufferedAmount seen and when the queue last moved. */
   private lastBuffered = 0;
+  /** On `monoClock`, like every time here: a small integer, not a boxed number per connection. */
   private lastProgress: number;
   private closingSince = 0;
   private drained = false;
 
+  /**
+   * The admission is not kept: it is the channel's. `own` holds the channel's
+   * replaced methods, usually one object shared by every connection.
+   */
   constructor(
     private readonly channel: Channel,
-    private readonly admission: Admission,
-    private readonly guard: ChannelGuard,
     private readonly limits: GuardLimits,
+    readonly own: OwnMethods,
   ) {
-    this.send = channel.send;
-    this.sendFragment = channel.sendFragment;
-    this.attachOwn = channel.attach;
-    this.lastProgress = Date.now();
+    this.lastProgress = clock();
   }
 
   /** The service attaches its sink: the transport gets this state as its sink instead. */
   attach(sink: ChannelSink): void {
     this.sink = sink;
     this.streaming = sink.streaming;
-    this.attachOwn.call(this.channel, this);
+    this.own.attach.call(this.channel, this);
   }
 
   onMessage(data: Buffer, isBinary: boolean): void {
@@ -227,7 +267,7 @@ class GuardState implements ChannelSink {
    */
   private admit(first: boolean, bytes: number): boolean {
     if (this.violated) return false;
-    const now = Date.now();
+    const now = clock(); // the buckets only compare times they were given
     const l = this.limits;
     const messages = this.messages ??= new TokenBucket(l.messageRate, l.messageRate * l.burst, now);
     const bytesBucket = this.bytes ??= new TokenBucket(l.byteRate, l.byteRate * l.burst, now);
@@ -242,8 +282,8 @@ class GuardState implements ChannelSink {
   private violate(reason: string, closeReason: string, detail: string): void {
     if (this.violated) return;
     this.violated = true;
-    this.closingSince = Date.now();
-    this.guard.violation(this.admission, reason, detail);
+    this.closingSince = clock();
+    this.limits.guard.violation(this.channel.admission as Admission, reason, detail);
     // Stop reading at once: whatever else the client sends is not our problem any more.
     this.channel.pause();
     this.channel.close(CLOSE_POLICY, closeReason);

@@ -20,6 +20,11 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
   const metrics = env.metrics;
   // The series key is folded once per service, not per connection.
   const openKey = metrics.key('gatehouse_connections_open', { service: service.name });
+  // One release function per service; the connection's address key is its argument.
+  const releaseSlot = (key: string): void => {
+    counts.remove(key, service.name);
+    metrics.gaugeKey(openKey, -1);
+  };
   const check: AdmissionCheck = {
     name: 'connection-limit',
     check(ctx) {
@@ -35,15 +40,9 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
       }
       counts.add(key, service.name);
       metrics.gaugeKey(openKey, 1);
-      // One closure per connection (it is kept while the connection lives); the
-      // pipeline runs each release action once.
-      let done = false;
-      ctx.onRelease(() => {
-        if (done) return;
-        done = true;
-        counts.remove(key, service.name);
-        metrics.gaugeKey(openKey, -1);
-      });
+      // No closure per connection (it would be kept while the connection
+      // lives); the pipeline runs each release action once.
+      ctx.onRelease(releaseSlot, key);
       return undefined;
     },
   };

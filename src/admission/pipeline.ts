@@ -16,7 +16,10 @@ let idCounter = 0;
 const idPrefix = randomBytes(4).toString('hex');
 /** Short, unique, non-secret connection id for logs. */
 export function nextConnectionId(): string {
-  return `${idPrefix}-${(++idCounter).toString(36)}`;
+  return connectionIdOf(++idCounter);
+}
+function connectionIdOf(seq: number): string {
+  return `${idPrefix}-${seq.toString(36)}`;
 }
 
 export class AdmissionPipeline {
@@ -60,7 +63,8 @@ class AdmissionRun implements AdmissionContext {
   protocol = '';
   offeredProtocols: string[] = [];
   principal?: AdmissionContext['principal'];
-  readonly releases: Array<() => void> = [];
+  /** Undo actions as pairs: function, argument. */
+  readonly releases: unknown[] = [];
 
   constructor(
     readonly request: AdmissionRequest,
@@ -69,8 +73,8 @@ class AdmissionRun implements AdmissionContext {
     private readonly audit: Audit,
   ) {}
 
-  onRelease(fn: () => void): void {
-    this.releases.push(fn);
+  onRelease(fn: (arg?: unknown) => void, arg?: unknown): void {
+    this.releases.push(fn, arg);
   }
 
   /** Run checks[i..] in order; synchronous until a check returns a promise. */
@@ -117,40 +121,81 @@ class AdmissionRun implements AdmissionContext {
 
   private admission(): Admission {
     const request = this.request;
-    const admission: ReleasableAdmission = {
-      id: nextConnectionId(),
-      service: this.service,
-      client: { address: request.remoteAddress, port: request.remotePort },
-      origin: this.origin,
-      protocol: this.protocol,
-      offeredProtocols: this.offeredProtocols,
-      principal: this.principal,
-      tls: request.tls,
-      request,
-      release: releaseAdmission,
-      [kReleases]: this.releases,
-    };
-    return admission;
+    const releases = this.releases;
+    return new AdmittedClient(
+      ++idCounter, this.service, request.remoteAddress, request.remotePort,
+      this.origin, this.protocol,
+      // Most clients offer nothing: one shared empty list instead of an array each.
+      this.offeredProtocols.length === 0 ? NO_PROTOCOLS : this.offeredProtocols,
+      this.principal, request.tls, request,
+      // An exact-size copy, or none: the run's list grew by push (with spare
+      // capacity) and an admission lives as long as its connection.
+      releases.length === 0 ? null : releases.slice(),
+    );
   }
 }
 
-const kReleases = Symbol('gatehouse.admission.releases');
-type ReleasableAdmission = Admission & { [kReleases]: Array<() => void> };
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
 
 /**
- * `Admission.release`: one function for every admission (no closure per
- * connection), finding the undo actions on the admission itself. A copy made
- * with spread shares the same array, so releasing either releases once.
+ * The Admission a run produces, laid out for an idle connection's memory: a
+ * class, so every field is stored in the object itself; the id and the
+ * client's address object are made when asked for (audit lines, identity
+ * headers), not kept as a string and an object per connection; `release` is a
+ * method, finding the undo list on the admission. A copy with other values is
+ * made with `withProtocol`, not spread (a spread copy has no getters or methods).
  */
-function releaseAdmission(this: Admission): void {
-  runReleases((this as ReleasableAdmission)[kReleases]);
+class AdmittedClient implements Admission {
+  constructor(
+    private readonly seq: number,
+    readonly service: ServiceConfig,
+    private readonly clientAddress: string,
+    private readonly clientPort: number,
+    public origin: string | null,
+    public protocol: string,
+    readonly offeredProtocols: readonly string[],
+    readonly principal: Admission['principal'],
+    readonly tls: Admission['tls'],
+    public request: Admission['request'],
+    /** Undo actions (function, argument pairs); shared with copies, so releasing either releases once. */
+    private readonly releases: unknown[] | null,
+  ) {}
+
+  get id(): string {
+    return connectionIdOf(this.seq);
+  }
+
+  get client(): Admission['client'] {
+    return { address: this.clientAddress, port: this.clientPort };
+  }
+
+  release(): void {
+    if (this.releases !== null) runReleases(this.releases);
+  }
+
+  /** @internal see `withProtocol` */
+  withProtocol(protocol: string): AdmittedClient {
+    return new AdmittedClient(this.seq, this.service, this.clientAddress, this.clientPort, this.origin, protocol,
+      this.offeredProtocols, this.principal, this.tls, this.request, this.releases);
+  }
 }
 
-/** Runs the undo actions once, latest first, and empties the list (idempotent). */
-function runReleases(releases: Array<() => void>): void {
+/**
+ * The same admission with another subprotocol (a fallback session whose
+ * service chose one). The copy shares the original's undo actions: releasing
+ * either releases once.
+ */
+export function withProtocol(admission: Admission, protocol: string): Admission {
+  if (admission instanceof AdmittedClient) return admission.withProtocol(protocol);
+  // Admissions made elsewhere (tests, stand-ins) are plain objects.
+  return { ...admission, protocol };
+}
+
+/** Runs the undo actions (function, argument pairs) once, latest first, and empties the list (idempotent). */
+function runReleases(releases: unknown[]): void {
   if (releases.length === 0) return;
-  const fns = releases.splice(0);
-  for (let i = fns.length - 1; i >= 0; i--) {
-    try { fns[i](); } catch { /* a release must never break the others */ }
+  const pairs = releases.splice(0);
+  for (let i = pairs.length - 2; i >= 0; i -= 2) {
+    try { (pairs[i] as (arg: unknown) => void)(pairs[i + 1]); } catch { /* a release must never break the others */ }
   }
 }

@@ -65,7 +65,7 @@ export interface Admission {
   /** The chosen subprotocol, '' when none. */
   protocol: string;
   /** Subprotocols the client offered (after removing credential carriers). */
-  offeredProtocols: string[];
+  offeredProtocols: readonly string[];
   principal?: Principal;
   tls?: TlsInfo;
   /**
@@ -103,7 +103,12 @@ export interface AdmissionContext {
   protocol: string;
   offeredProtocols: string[];
   principal?: Principal;
-  /** Register an undo action run when the connection ends or a later check rejects. */
+  /**
+   * Register an undo action run when the connection ends or a later check
+   * rejects. With `arg`, `fn(arg)` is run: one function per check and a value
+   * per connection cost an admitted connection less than a closure each.
+   */
+  onRelease<T>(fn: (arg: T) => void, arg: T): void;
   onRelease(fn: () => void): void;
 }
 

@@ -120,7 +120,7 @@ export const authenticateCheck: CheckFactory = (service, env): AdmissionCheck | 
       if (result instanceof Rejection) return result;
       ctx.principal = result;
       // When the connection ends (or a later check refuses), its expiry watch ends too.
-      ctx.onRelease(() => stopWatching(result));
+      ctx.onRelease(stopWatching, result);
       return undefined;
     },
   };

@@ -19,6 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Admission, AdmissionRequest } from '../admission/types.js';
 import { Rejection } from '../admission/types.js';
+import { withProtocol } from '../admission/pipeline.js';
 import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -185,7 +186,7 @@ export class FallbackEndpoints {
     const settings = ctx.config.fallback;
     const session = new FallbackSession({
       id,
-      admission: protocol === admission.protocol ? admission : { ...admission, protocol },
+      admission: protocol === admission.protocol ? admission : withProtocol(admission, protocol),
       settings,
       headers: (r) => this.commonHeaders(r, corsOrigin),
       onEnd: (s, info) => {
@@ -221,7 +222,7 @@ export class FallbackEndpoints {
    * parameter, with the offered subprotocols where the WebSocket path has them
    * (browsers may not set Sec-* headers on fetch, so they travel in the body).
    */
-  private admissionRequest(req: IncomingMessage, query: URLSearchParams, protocols: string[]): AdmissionRequest {
+  private admissionRequest(req: IncomingMessage, query: URLSearchParams, protocols: readonly string[]): AdmissionRequest {
     const request = toAdmissionRequest(req, 'fallback');
     const own = new URLSearchParams(query);
     own.delete(OP_PARAM);

@@ -50,6 +50,12 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: Front
 
 /** Runs on every admitted channel before the service attaches (guards, expiry). */
 export type ChannelHook = (channel: Channel, admission: Admission, ctx: FrontDoorContext) => void;
+/**
+ * Runs when a tracked channel has ended (after its sink's onClose): the
+ * counterpart of a ChannelHook that keeps per-channel state, at no cost per
+ * connection (a `whenClosed` watcher is a closure and a list each).
+ */
+export type ChannelEndHook = (channel: Channel) => void;
 
 export interface BoundAddress { host: string; port: number; tls: boolean }
 
@@ -63,6 +69,7 @@ export class FrontDoor {
   private readonly channels = new Set<Channel>();
   private readonly httpHandlers: HttpHandler[] = [];
   private readonly channelHooks: ChannelHook[] = [];
+  private readonly channelEndHooks: ChannelEndHook[] = [];
   private draining = false;
   private readonly optionsCache = new WeakMap<ServiceConfig, { ctx: FrontDoorContext; options: ConnectionOptions }>();
   readonly addresses: BoundAddress[] = [];
@@ -73,7 +80,10 @@ export class FrontDoor {
   /** New connections use the new context; open ones keep what they were admitted with. */
   setContext(ctx: FrontDoorContext): void { this.ctx = ctx; }
   addHttpHandler(handler: HttpHandler): void { this.httpHandlers.push(handler); }
-  addChannelHook(hook: ChannelHook): void { this.channelHooks.push(hook); }
+  addChannelHook(hook: ChannelHook, ended?: ChannelEndHook): void {
+    this.channelHooks.push(hook);
+    if (ended !== undefined) this.channelEndHooks.push(ended);
+  }
   /** Open channels (WebSocket and fallback), for drain and metrics. */
   get openChannels(): number { return this.channels.size; }
 
@@ -84,8 +94,17 @@ export class FrontDoor {
     for (const hook of this.channelHooks) hook(channel, admission, this.ctx);
   }
 
+  /** A tracked channel has ended: runs the end hooks (once per channel). */
   untrack(channel: Channel): void {
-    if (this.channels.delete(channel)) this.ctx.metrics.gaugeKey(openChannelsKey(this.ctx.metrics, channel.transport), -1);
+    if (!this.channels.delete(channel)) return;
+    this.ctx.metrics.gaugeKey(openChannelsKey(this.ctx.metrics, channel.transport), -1);
+    for (const ended of this.channelEndHooks) {
+      try {
+        ended(channel);
+      } catch (err) {
+        this.ctx.log.error({ err }, 'channel end hook failed');
+      }
+    }
   }
 
   async listen(): Promise<BoundAddress[]> {

@@ -93,6 +93,9 @@ export function recordBackendLost(deps: BackendServiceDeps, admission: Admission
   deps.log.warn({ connection: admission.id, service: admission.service.name, code: info.code, cause: info.reason }, 'backend connection lost mid-stream');
 }
 
+/** The inspectors of a session that has none: one shared list, not an empty array per session. */
+const NO_INSPECTORS: readonly Inspector[] = Object.freeze([]);
+
 /**
  * A service session whose traffic goes through a Relay. The session is the
  * relay's options object and observer itself (methods, not closures), so an
@@ -107,7 +110,7 @@ export abstract class RelayedSession implements ServiceSession, RelayOptions {
     readonly backend: RelayEnd,
     protected readonly deps: BackendServiceDeps,
     private readonly live: LiveRelays,
-    readonly inspectors: readonly Inspector[] = [],
+    readonly inspectors: readonly Inspector[] = NO_INSPECTORS,
     readonly dropBackendWhenClientVanishes = false,
   ) {}
 

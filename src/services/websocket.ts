@@ -37,8 +37,13 @@ export interface WebSocketServiceDeps extends BackendServiceDeps {
 }
 
 
-/** Backend connection → the admission of the client it serves (for audit lines). */
-const clientAdmissionOf = new WeakMap<WebSocketConnection, Admission>();
+/**
+ * A backend connection carries the admission of the client it serves (for
+ * audit lines) under this symbol: a property on the connection costs less
+ * than an entry per connection in a WeakMap's table.
+ */
+const kClientAdmission = Symbol('gatehouse.websocket.clientAdmission');
+type ServingConnection = WebSocketConnection & { [kClientAdmission]?: Admission };
 
 export class WebSocketService implements Service {
   readonly name: string;
@@ -83,7 +88,7 @@ export class WebSocketService implements Service {
         timeout: cfg.connect_timeout,
         connection: this.connectionOptions(),
       });
-      clientAdmissionOf.set(backend, admission);
+      (backend as ServingConnection)[kClientAdmission] = admission;
     } catch (err) {
       // A wrong answer to the upgrade (HandshakeError: status other than 101, bad
       // Accept, unoffered subprotocol, garbage) is a 502 whose code names the
@@ -103,7 +108,7 @@ export class WebSocketService implements Service {
    * The backend connections' options: one object shared by all of them (the
    * client library keeps it by reference), rebuilt only if the gateway's
    * `websocket:` settings object is replaced. The violation callback finds the
-   * client's admission through `clientAdmissionOf`: no closure per connection.
+   * client's admission on the backend connection: no closure per connection.
    */
   private connectionOptions(): Partial<ConnectionOptions> {
     const ws = this.deps.websocket;
@@ -112,7 +117,7 @@ export class WebSocketService implements Service {
       ...connectionSettings(this.config, ws),
       onViolation: (code, reason, conn) => {
         // The backend broke the protocol (or timed out): audited like a client would be.
-        const admission = clientAdmissionOf.get(conn);
+        const admission = (conn as ServingConnection)[kClientAdmission];
         this.deps.audit.violation('backend_protocol_error', {
           service: this.name, client: admission?.client.address, connection: admission?.id, code, detail: reason,
         });
@@ -129,11 +134,13 @@ export class WebSocketService implements Service {
 }
 
 class WebSocketSession extends RelayedSession {
-  readonly protocol: string;
-
   constructor(backend: WebSocketConnection, admission: Admission, deps: BackendServiceDeps, live: LiveRelays) {
     super(admission, backend, deps, live);
-    this.protocol = backend.protocol;
+  }
+
+  /** The backend's choice, read from the backend connection rather than kept twice. */
+  get protocol(): string {
+    return (this.backend as WebSocketConnection).protocol;
   }
 
   abort(): void {

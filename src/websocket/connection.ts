@@ -15,9 +15,10 @@ import {
   OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_NO_STATUS, CLOSE_ABNORMAL,
   CLOSE_POLICY_VIOLATION, CLOSE_INTERNAL_ERROR, isValidCloseCode,
 } from './constants.js';
-import { FrameParser, type FrameParserHandler } from './frame-parser.js';
+import { FrameParser, type FrameParserHandler, type FrameParserOptions } from './frame-parser.js';
 import { FrameWriter } from './frame-writer.js';
 import { heartbeat, type HeartbeatMember } from './heartbeat.js';
+import { monoClock as clock } from '../clock.js';
 
 export interface ConnectionOptions {
   role: 'server' | 'client';
@@ -82,12 +83,58 @@ function onSocketData(this: Socket, chunk: Buffer): void {
   (this as OwnedSocket)[kConnection].onSocketData(chunk);
 }
 
+type CloseWatcher = (info: CloseInfo) => void;
+
+// Bits of WebSocketConnection.flags.
+const F_USER_PAUSED = 1;
+const F_NEED_DRAIN = 2;
+const F_CLOSE_SENT = 4;
+const F_FINISHED = 8;
+
+/** The parser keeps its options by reference: one object per connection options object, shared. */
+const parserOptions = new WeakMap<ConnectionOptions, FrameParserOptions>();
+function parserOptionsOf(opts: ConnectionOptions): FrameParserOptions {
+  let p = parserOptions.get(opts);
+  if (p === undefined) {
+    p = Object.freeze({
+      // RFC 6455 §5.1: clients mask, servers do not.
+      expectMasked: opts.role === 'server',
+      maxFrame: opts.maxFrame ?? opts.maxMessage,
+      maxMessage: opts.maxMessage,
+      maxFragments: opts.maxFragments,
+    });
+    parserOptions.set(opts, p);
+  }
+  return p;
+}
+
+/** A message being assembled for a non-streaming sink: made on the first fragmented message, then reused. */
+class Assembly {
+  /** One frame arriving in pieces, its length known: the whole buffer. */
+  buf: Buffer | null = null;
+  pos = 0;
+  /** A fragmented message of unknown length: its pieces. */
+  parts: Buffer[] | null = null;
+  len = 0;
+  binary = false;
+}
+
+/** What the close needs beyond the two flags on the hot path: made when the connection starts ending. */
+class Ending {
+  /** The peer's Close arrived; its code (1005 when it had none) and reason. */
+  received = false;
+  remoteCode: number = CLOSE_ABNORMAL;
+  remoteReason = '';
+  initiator: CloseInfo['initiator'] | null = null;
+  /** When the current close-phase deadline started (our Close sent / TCP end), on `monoClock`. */
+  at = 0;
+  info: CloseInfo | null = null;
+  reported = false;
+}
+
 export class WebSocketConnection implements Channel, FrameParserHandler, HeartbeatMember {
-  readonly transport = 'websocket' as const;
   readonly protocol: string;
-  readonly extensions: string;
   readonly admission?: Admission;
-  readonly role: 'server' | 'client';
 
   /** Data messages received (completed). */
   messagesIn = 0;
@@ -99,33 +146,28 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private readonly parser: FrameParser;
   private readonly opts: ConnectionOptions;
   private sink: ChannelSink | null = null;
-  private userPaused = false;
+  /**
+   * userPaused, needDrain, closeSent and finished, as bits of one small
+   * integer (one field instead of four per connection); the private accessors
+   * below keep the code reading like plain fields.
+   */
+  private flags = 0;
 
-  // Assembly of whole messages for non-streaming sinks.
-  private asm: Buffer | null = null;
-  private asmPos = 0;
-  private asmParts: Buffer[] | null = null;
-  private asmLen = 0;
-  private asmBinary = false;
+  // Rarely used state lives in objects made on first need: an idle connection
+  // does not carry it (memory per idle connection is a design target).
+  /** Assembly of whole messages for non-streaming sinks. */
+  private asm: Assembly | null = null;
+  /** Close state beyond the closeSent and finished flags. */
+  private ending: Ending | null = null;
 
   // Outbound state.
-  private needDrain = false;
   private pendingPong: Buffer | null = null;
 
-  // Close state.
-  private closeSent = false;
-  private closeReceived = false;
-  private remoteCode: number = CLOSE_ABNORMAL;
-  private remoteReason = '';
-  private initiator: CloseInfo['initiator'] | null = null;
-  /** When the current close-phase deadline started (our Close sent / TCP end). */
-  private closeAt = 0;
-  private finished = false;
-  private closeInfo: CloseInfo | null = null;
-  private closeReported = false;
-  private closeWatchers: ((info: CloseInfo) => void)[] | null = null;
+  /** One watcher, or a list when there are several (most connections have none). */
+  private closeWatchers: CloseWatcher | CloseWatcher[] | null = null;
 
-  // Timer bookkeeping (compared on each heartbeat tick).
+  // Timer bookkeeping (compared on each heartbeat tick); times on `monoClock`
+  // (small integers, not a boxed number per field).
   private lastFrames = 0;
   private lastActivity: number;
   private pingSentAt = 0;
@@ -140,23 +182,12 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   constructor(socket: Socket, head: Buffer, opts: ConnectionOptions, own?: { protocol?: string; admission?: Admission }) {
     this.socket = socket;
     this.opts = opts;
-    this.role = opts.role;
     this.protocol = own?.protocol ?? opts.protocol ?? '';
-    this.extensions = opts.extensions ?? '';
     const admission = own?.admission ?? opts.admission;
     if (admission !== undefined) this.admission = admission;
     this.writer = new FrameWriter(socket, opts.role === 'client');
-    this.parser = new FrameParser(
-      {
-        // RFC 6455 §5.1: clients mask, servers do not.
-        expectMasked: opts.role === 'server',
-        maxFrame: opts.maxFrame ?? opts.maxMessage,
-        maxMessage: opts.maxMessage,
-        maxFragments: opts.maxFragments,
-      },
-      this,
-    );
-    this.lastActivity = Date.now();
+    this.parser = new FrameParser(parserOptionsOf(opts), this);
+    this.lastActivity = clock();
 
     socket.setNoDelay(true);
     // Module-level listeners find the connection through a symbol on the
@@ -190,12 +221,43 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     }
   }
 
+  /** The user paused reading (`pause`). */
+  private get userPaused(): boolean { return (this.flags & F_USER_PAUSED) !== 0; }
+  private set userPaused(on: boolean) { this.flags = on ? this.flags | F_USER_PAUSED : this.flags & ~F_USER_PAUSED; }
+  /** `send` returned false: the sink's onDrain is owed. */
+  private get needDrain(): boolean { return (this.flags & F_NEED_DRAIN) !== 0; }
+  private set needDrain(on: boolean) { this.flags = on ? this.flags | F_NEED_DRAIN : this.flags & ~F_NEED_DRAIN; }
+  /** Our Close frame is sent (read on every send). */
+  private get closeSent(): boolean { return (this.flags & F_CLOSE_SENT) !== 0; }
+  private set closeSent(on: boolean) { this.flags = on ? this.flags | F_CLOSE_SENT : this.flags & ~F_CLOSE_SENT; }
+  /** The socket has closed and the end was reported. */
+  private get finished(): boolean { return (this.flags & F_FINISHED) !== 0; }
+  private set finished(on: boolean) { this.flags = on ? this.flags | F_FINISHED : this.flags & ~F_FINISHED; }
+
+  // Constant or per-options values: on the prototype, not in every connection.
+  get transport(): 'websocket' {
+    return 'websocket';
+  }
+
+  get role(): 'server' | 'client' {
+    return this.opts.role;
+  }
+
+  get extensions(): string {
+    return this.opts.extensions ?? '';
+  }
+
+  /** The close state, made when the connection starts ending. */
+  private endState(): Ending {
+    return (this.ending ??= new Ending());
+  }
+
   /** A consumer callback threw: close 1011 (RFC 6455 §7.4.1), report, never rethrow. */
   private internalError(err: unknown): void {
     if (!this.closeSent && !this.finished) {
-      this.initiator ??= 'local';
+      this.endState().initiator ??= 'local';
       this.sendClose(CLOSE_INTERNAL_ERROR, 'internal error');
-      this.closeAt = Date.now();
+      this.endState().at = clock();
       this.socket.end();
     }
     this.opts.onError?.(err);
@@ -211,7 +273,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   attach(sink: ChannelSink): void {
     this.sink = sink;
-    if (this.closeInfo !== null) {
+    if (this.ending?.info) {
       this.reportClose();
       return;
     }
@@ -294,7 +356,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     this.socket.resume();
     this.parser.resume();
     // Restart the clocks: time spent paused is our doing, not the peer's.
-    this.lastActivity = Date.now();
+    this.lastActivity = clock();
     this.msgSeenAt = this.lastActivity;
   }
 
@@ -315,30 +377,31 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       sink.onMessage?.(data, isBinary);
       return;
     }
+    const asm = (this.asm ??= new Assembly());
     if (first) {
-      this.asmBinary = isBinary;
+      asm.binary = isBinary;
       if (totalLength !== undefined) {
         // One frame arriving in pieces: its length is known, allocate once.
-        this.asm = Buffer.allocUnsafe(totalLength);
-        this.asmPos = 0;
+        asm.buf = Buffer.allocUnsafe(totalLength);
+        asm.pos = 0;
       } else {
-        this.asmParts = [];
-        this.asmLen = 0;
+        asm.parts = [];
+        asm.len = 0;
       }
     }
-    if (this.asm !== null) {
-      data.copy(this.asm, this.asmPos);
-      this.asmPos += data.length;
+    if (asm.buf !== null) {
+      data.copy(asm.buf, asm.pos);
+      asm.pos += data.length;
     } else if (data.length > 0) {
       // Copy: a view would pin the whole socket chunk for a tiny fragment.
-      (this.asmParts as Buffer[]).push(Buffer.from(data));
-      this.asmLen += data.length;
+      (asm.parts as Buffer[]).push(Buffer.from(data));
+      asm.len += data.length;
     }
     if (fin) {
-      const msg = this.asm ?? Buffer.concat(this.asmParts as Buffer[], this.asmLen);
-      this.asm = null;
-      this.asmParts = null;
-      sink.onMessage?.(msg, this.asmBinary);
+      const msg = asm.buf ?? Buffer.concat(asm.parts as Buffer[], asm.len);
+      asm.buf = null;
+      asm.parts = null;
+      sink.onMessage?.(msg, asm.binary);
     }
   }
 
@@ -361,13 +424,14 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   }
 
   onClose(code: number, reason: string): void {
-    this.closeReceived = true;
-    this.remoteCode = code;
-    this.remoteReason = reason;
+    const end = this.endState();
+    end.received = true;
+    end.remoteCode = code;
+    end.remoteReason = reason;
     if (!this.closeSent) {
       // RFC 6455 §5.5.1: reply with a Close, echoing the code (an empty Close
       // is answered with an empty Close: 1005 is never sent).
-      this.initiator = 'remote';
+      end.initiator = 'remote';
       this.sendClose(code === CLOSE_NO_STATUS ? undefined : code, '');
     }
     this.handshakeDone();
@@ -382,7 +446,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   close(code: number = CLOSE_NORMAL, reason = ''): void {
     if (this.closeSent || this.finished) return;
     if (code !== CLOSE_NO_STATUS && !isValidCloseCode(code)) throw new RangeError(`invalid close code ${code}`);
-    this.initiator ??= 'local';
+    this.endState().initiator ??= 'local';
     this.sendClose(code === CLOSE_NO_STATUS ? undefined : code, reason);
     // Keep reading (even if paused) so that the peer's Close can arrive.
     if (this.userPaused) {
@@ -393,20 +457,20 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   terminate(): void {
     if (this.finished) return;
-    this.initiator ??= 'local';
+    this.endState().initiator ??= 'local';
     this.socket.destroy();
   }
 
   private sendClose(code: number | undefined, reason: string): void {
     this.closeSent = true;
-    this.closeAt = Date.now();
+    this.endState().at = clock();
     this.pendingPong = null;
     if (!this.socket.destroyed) this.writer.writeClose(code, reason);
   }
 
   /** Both Closes exchanged (or we gave up on the peer's). Close TCP per role. */
   private handshakeDone(): void {
-    this.closeAt = Date.now();
+    this.endState().at = clock();
     if (this.role === 'server') {
       // RFC 6455 §7.1.1: the server closes the TCP connection first. end()
       // flushes our Close, then FIN; the close timeout destroys if the peer lingers.
@@ -420,10 +484,10 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     if (this.finished) return;
     this.opts.onViolation?.(code, reason, this);
     if (!this.closeSent) {
-      this.initiator ??= 'local';
+      this.endState().initiator ??= 'local';
       this.sendClose(code, reason);
     }
-    this.closeAt = Date.now();
+    this.endState().at = clock();
     this.socket.end();
   }
 
@@ -431,7 +495,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   onSocketEnd(): void {
     // The peer sent FIN. Answer with ours; an abrupt end without a Close is a
     // transport closure (reported as 1006).
-    this.initiator ??= 'transport';
+    this.endState().initiator ??= 'transport';
     if (!this.socket.destroyed) this.socket.end();
   }
 
@@ -441,35 +505,42 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     this.finished = true;
     heartbeat.delete(this);
     this.asm = null;
-    this.asmParts = null;
     this.pendingPong = null;
-    this.closeInfo = {
-      code: this.closeReceived ? this.remoteCode : CLOSE_ABNORMAL,
-      reason: this.closeReceived ? this.remoteReason : '',
-      wasClean: this.closeSent && this.closeReceived,
-      initiator: this.initiator ?? 'transport',
+    const end = this.endState();
+    const info: CloseInfo = {
+      code: end.received ? end.remoteCode : CLOSE_ABNORMAL,
+      reason: end.received ? end.remoteReason : '',
+      wasClean: this.closeSent && end.received,
+      initiator: end.initiator ?? 'transport',
     };
+    end.info = info;
     if (this.sink !== null) this.reportClose();
     const onClosed = this.opts.onClosed;
     if (onClosed !== undefined) {
       try {
-        onClosed(this, this.closeInfo);
+        onClosed(this, info);
       } catch (err) {
         this.opts.onError?.(err);
       }
     }
     const watchers = this.closeWatchers;
     this.closeWatchers = null;
-    if (watchers !== null) for (const fn of watchers) this.safeCall(fn, this.closeInfo);
+    if (typeof watchers === 'function') this.safeCall(watchers, info);
+    else if (watchers !== null) for (const fn of watchers) this.safeCall(fn, info);
   }
 
   /** Infrastructure hook: `fn` runs once when the connection has ended, after the sink's onClose. */
   whenClosed(fn: (info: CloseInfo) => void): void {
-    if (this.closeInfo !== null) {
-      this.safeCall(fn, this.closeInfo);
+    const info = this.ending?.info;
+    if (info) {
+      this.safeCall(fn, info);
       return;
     }
-    (this.closeWatchers ??= []).push(fn);
+    const watchers = this.closeWatchers;
+    // A list only from the second watcher on.
+    if (watchers === null) this.closeWatchers = fn;
+    else if (typeof watchers === 'function') this.closeWatchers = [watchers, fn];
+    else watchers.push(fn);
   }
 
   private safeCall(fn: (info: CloseInfo) => void, info: CloseInfo): void {
@@ -481,10 +552,11 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   }
 
   private reportClose(): void {
-    if (this.closeReported || this.closeInfo === null || this.sink === null) return;
-    this.closeReported = true;
+    const end = this.ending;
+    if (end === null || end.reported || end.info === null || this.sink === null) return;
+    end.reported = true;
     try {
-      this.sink.onClose?.(this.closeInfo);
+      this.sink.onClose?.(end.info);
     } catch (err) {
       this.opts.onError?.(err);
     }
@@ -492,12 +564,14 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   // ---- timers (heartbeat tick) ----------------------------------------------
 
-  tick(now: number): void {
+  tick(wallNow: number): void {
     if (this.finished) return;
+    const now = clock(wallNow);
     const o = this.opts;
-    if (this.closeSent || this.closeReceived) {
+    const end = this.ending;
+    if (this.closeSent || (end !== null && end.received)) {
       // RFC 6455 §7.1.1 / §5.5.1: do not wait forever for the peer's Close or FIN.
-      if (now - this.closeAt >= o.closeTimeout) this.socket.destroy();
+      if (now - (end as Ending).at >= o.closeTimeout) this.socket.destroy();
       return;
     }
     if (this.userPaused || this.sink === null) return;

@@ -82,12 +82,12 @@ function headerSize(b1: number): number {
 }
 
 export class FrameParser {
-  // Options, copied into fields for monomorphic access on the hot path.
-  private readonly expectMasked: boolean;
-  private readonly maxFrame: number;
-  private readonly maxMessage: number;
-  private readonly maxFragments: number;
-  private readonly allowRsv1: boolean;
+  /**
+   * Kept by reference, not copied into five fields: they are read once per
+   * frame header, and one object shared by every parser with the same settings
+   * costs an idle connection nothing (memory per idle connection counts).
+   */
+  private readonly limits: FrameParserOptions;
   private readonly handler: FrameParserHandler;
 
   private state = S_HEADER;
@@ -102,10 +102,11 @@ export class FrameParser {
   private fin = false;
   private opcode = 0;
   private masked = false;
-  private k0 = 0;
-  private k1 = 0;
-  private k2 = 0;
-  private k3 = 0;
+  /**
+   * The masking key's four bytes in one int32 (first byte highest), unpacked
+   * per payload piece: one field instead of four in every connection's parser.
+   */
+  private maskKey = 0;
   private frameLength = 0;
   /** Payload bytes still to come. */
   private remaining = 0;
@@ -129,12 +130,9 @@ export class FrameParser {
   /** Data messages begun (lets a timer tell one open message from the next). */
   messagesBegun = 0;
 
+  /** `opts` is kept by reference (share one object between parsers; do not change it). */
   constructor(opts: FrameParserOptions, handler: FrameParserHandler) {
-    this.expectMasked = opts.expectMasked;
-    this.maxFrame = opts.maxFrame;
-    this.maxMessage = opts.maxMessage;
-    this.maxFragments = opts.maxFragments;
-    this.allowRsv1 = opts.allowRsv1 === true;
+    this.limits = opts;
     this.handler = handler;
   }
 
@@ -284,7 +282,7 @@ export class FrameParser {
     // only one we could negotiate is permessage-deflate, which uses RSV1 on the
     // first frame of a data message only (RFC 7692 §6).
     if ((b0 & 0x70) !== 0) {
-      if ((b0 & 0x30) !== 0 || !this.allowRsv1 || (opcode !== OP_TEXT && opcode !== OP_BINARY)) {
+      if ((b0 & 0x30) !== 0 || this.limits.allowRsv1 !== true || (opcode !== OP_TEXT && opcode !== OP_BINARY)) {
         return this.fail(CLOSE_PROTOCOL_ERROR, 'reserved bits set');
       }
     }
@@ -309,7 +307,7 @@ export class FrameParser {
 
     // RFC 6455 §5.1: a server MUST close on an unmasked client frame; a client
     // MUST close on a masked server frame.
-    if (masked !== this.expectMasked) {
+    if (masked !== this.limits.expectMasked) {
       return this.fail(CLOSE_PROTOCOL_ERROR, masked ? 'masked frame from server' : 'unmasked frame from client');
     }
 
@@ -328,12 +326,7 @@ export class FrameParser {
       p += 8;
     }
 
-    if (masked) {
-      this.k0 = buf[p];
-      this.k1 = buf[p + 1];
-      this.k2 = buf[p + 2];
-      this.k3 = buf[p + 3];
-    }
+    if (masked) this.maskKey = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
     this.fin = fin;
     this.opcode = opcode;
     this.masked = masked;
@@ -352,18 +345,19 @@ export class FrameParser {
     }
 
     // Limits (RFC 6455 §10.4), from the header, before reading any payload → 1009.
-    if (length > this.maxFrame) return this.fail(CLOSE_TOO_BIG, 'frame too big');
+    const limits = this.limits;
+    if (length > limits.maxFrame) return this.fail(CLOSE_TOO_BIG, 'frame too big');
     if (opcode === OP_CONT) {
       const total = this.msgLength + length;
-      if (total > this.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
+      if (total > limits.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
       // Every fragment counts, empty ones too: otherwise a peer can keep a
       // message open forever with zero-length continuations.
-      if (this.msgFragments + 1 > this.maxFragments) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
+      if (this.msgFragments + 1 > limits.maxFragments) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
       this.msgLength = total;
       this.msgFragments++;
     } else {
-      if (length > this.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
-      if (this.maxFragments < 1) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
+      if (length > limits.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big');
+      if (limits.maxFragments < 1) return this.fail(CLOSE_TOO_BIG, 'too many fragments');
       this.msgLength = length;
       this.msgFragments = 1;
       this.msgBinary = opcode === OP_BINARY;
@@ -390,7 +384,8 @@ export class FrameParser {
     const n = end - start;
     if (this.masked && n > 0) {
       const r = this.consumed & 3;
-      const k0 = this.k0, k1 = this.k1, k2 = this.k2, k3 = this.k3;
+      const m = this.maskKey;
+      const k0 = m >>> 24, k1 = (m >>> 16) & 0xff, k2 = (m >>> 8) & 0xff, k3 = m & 0xff;
       if (r === 0) xorRange(buf, start, end, k0, k1, k2, k3);
       else if (r === 1) xorRange(buf, start, end, k1, k2, k3, k0);
       else if (r === 2) xorRange(buf, start, end, k2, k3, k0, k1);
@@ -421,7 +416,10 @@ export class FrameParser {
 
   /** A complete control payload at buf[start, end) (still masked). */
   private controlFrame(buf: Buffer, start: number, end: number): void {
-    if (this.masked) xorRange(buf, start, end, this.k0, this.k1, this.k2, this.k3);
+    if (this.masked) {
+      const m = this.maskKey;
+      xorRange(buf, start, end, m >>> 24, (m >>> 16) & 0xff, (m >>> 8) & 0xff, m & 0xff);
+    }
     this.state = S_HEADER;
     this.control(buf.subarray(start, end));
   }

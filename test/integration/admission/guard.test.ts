@@ -153,3 +153,15 @@ test('a client that never reads while the server sends is closed after the stall
     await slow.stop();
   }
 });
+
+test('a guarded connection that closes normally is no longer swept (the front door\'s end hook tells the guard)', async () => {
+  const guarded = door.gateway.guard.size;
+  const c = await open('/echo');
+  for (let i = 0; i < 100 && door.gateway.guard.size === guarded; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(door.gateway.guard.size, guarded + 1);
+  await c.sendFrame({ opcode: 8, payload: closePayload(1000) });
+  await c.expectClosed(3000);
+  for (let i = 0; i < 100 && door.gateway.guard.size > guarded; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(door.gateway.guard.size, guarded);
+  await canary.roundTrip();
+});

@@ -115,9 +115,12 @@ test('drain closes fallback sessions with 1001 like WebSocket connections', asyn
   s.send('ready?');
   await echoed;
   assert.equal(own.gateway.front.openChannels, 1);
+  assert.equal(own.gateway.guard.size, 1, 'the session is guarded like a WebSocket connection');
   const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
   await own.stop(1000);
   const ev = await closed;
   assert.equal(ev.code, 1001);
   assert.equal(own.gateway.front.openChannels, 0);
+  // The front door's end hook ran for the session: the guard let go of it.
+  assert.equal(own.gateway.guard.size, 0);
 });

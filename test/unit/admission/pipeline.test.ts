@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rejection, type Admission } from '../../../src/admission/types.js';
+import { withProtocol } from '../../../src/admission/pipeline.js';
 import { flushLog, harness, request } from './harness.js';
 
 const CONFIG = {
@@ -170,6 +171,32 @@ test('connection limits per address (429), per service and total (503), released
   for (const a of [...open, again]) a.release();
   assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'device' }), 0);
   assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'app' }), 0);
+});
+
+test('an admission copied with another subprotocol keeps its id, client, offer and service, and shares one release', async () => {
+  const h = harness({ ...CONFIG, limits: { connections_per_address: 1 } });
+  const device = h.service('device');
+  const a = await h.pipeline.admit(request(['Sec-WebSocket-Protocol', 'mqtt'], '192.0.2.50'), device);
+  assert.ok(!(a instanceof Rejection));
+  const copy = withProtocol(a, 'chosen.by.service');
+  assert.equal(copy.protocol, 'chosen.by.service');
+  assert.equal(a.protocol, 'mqtt');
+  assert.equal(copy.id, a.id);
+  assert.match(a.id, /^[0-9a-f]{8}-[0-9a-z]+$/);
+  assert.deepEqual(copy.client, { address: '192.0.2.50', port: a.client.port });
+  assert.deepEqual(copy.offeredProtocols, ['mqtt']);
+  assert.equal(copy.service, a.service);
+  assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'device' }), 1);
+  // The address's only slot is taken until one of the two is released; releasing the other too releases nothing more.
+  assert.ok(await h.pipeline.admit(request([], '192.0.2.50'), device) instanceof Rejection);
+  copy.release();
+  assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'device' }), 0);
+  a.release();
+  assert.equal(h.metrics.get('gatehouse_connections_open', { service: 'device' }), 0);
+  const next = await h.pipeline.admit(request([], '192.0.2.50'), device);
+  assert.ok(!(next instanceof Rejection));
+  assert.notEqual(next.id, a.id);
+  next.release();
 });
 
 test('self admits exactly the gateway\'s own origin', async () => {
