@@ -73,12 +73,24 @@ describe('FrameWriter', () => {
     assert.equal(f?.frame.masked, false);
   });
 
-  it('large frame: header and payload as two writes under cork', () => {
+  it('large frame: header and payload as two writes (payload not copied), batched with the tick', async () => {
     const { w, s } = writer(false);
     const big = Buffer.alloc(SMALL_FRAME + 1, 3);
     w.writeFrame(OP_BINARY, big, true);
-    assert.deepEqual(s.calls, ['cork', 'write:4', `write:${big.length}`, 'uncork']);
-    assert.ok(parseServerFrame(s.bytes)?.frame.payload.equals(big));
+    w.writeFrame(OP_BINARY, big, true);
+    w.writeFrame(OP_TEXT, Buffer.from('x'), true);
+    assert.deepEqual(s.calls, ['cork', 'write:4', `write:${big.length}`, 'write:4', `write:${big.length}`, 'write:3']);
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(s.calls.at(-1), 'uncork');
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 1);
+    let rest = s.bytes;
+    for (const expected of [big, big, Buffer.from('x')]) {
+      const r = parseServerFrame(rest);
+      assert.ok(r);
+      assert.ok(r.frame.payload.equals(expected));
+      rest = rest.subarray(r.size);
+    }
+    assert.equal(rest.length, 0);
   });
 
   it('client role masks with a fresh key per frame and never mutates the caller buffer', () => {
