@@ -138,6 +138,43 @@ describe('FrameWriter', () => {
     }
   });
 
+  it('writeFrameRemasked: any length and key rotation, masked input → freshly masked frame (client role) or plain (server role)', async () => {
+    for (const size of [0, 1, 2, 3, 5, 9, 125, 126, SMALL_FRAME - 1, SMALL_FRAME, SMALL_FRAME + 1, SMALL_FRAME + 3, 5001]) {
+      for (let rot = 0; rot < 4; rot++) {
+        const plain = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + size) & 0xff));
+        const key = Buffer.from([0x11, 0x22, 0x33, 0x44]);
+        for (const masked of [true, false]) {
+          const payload = Buffer.from(plain);
+          applyMask(payload, key, 0, size, rot);
+          // The key as a parser hands it over: rotated so that byte 0 uses key[0].
+          const pieceKey = Buffer.from([key[rot], key[(rot + 1) & 3], key[(rot + 2) & 3], key[(rot + 3) & 3]]);
+          const { w, s } = writer(masked);
+          w.writeFrameRemasked(OP_BINARY, payload, true, pieceKey);
+          assert.equal(s.calls[0], 'cork', 'joins the tick batch');
+          assert.ok(!s.calls.includes('uncork'), 'no uncork of its own');
+          const r = parseServerFrame(s.bytes);
+          assert.ok(r, `size ${size}`);
+          assert.equal(r.frame.masked, masked);
+          assert.ok(r.frame.payload.equals(plain), `size ${size} rot ${rot} masked ${masked}`);
+          if (size > SMALL_FRAME) assert.ok(s.calls.includes(`write:${size}`), 'large payload written as is (no copy)');
+          await new Promise((resolve) => process.nextTick(resolve));
+          assert.equal(s.calls.at(-1), 'uncork');
+        }
+      }
+    }
+  });
+
+  it('writeFrameRemasked with a plain payload masks it in place (client role)', () => {
+    const plain = Buffer.from('z'.repeat(SMALL_FRAME + 7));
+    const payload = Buffer.from(plain);
+    const { w, s } = writer(true);
+    w.writeFrameRemasked(OP_TEXT, payload, false, null);
+    const r = parseServerFrame(s.bytes);
+    assert.ok(r?.frame.masked);
+    assert.equal(r.frame.fin, false);
+    assert.ok(r.frame.payload.equals(plain));
+  });
+
   it('writeClose writes a Close frame', () => {
     const { w, s } = writer(false);
     w.writeClose(1001, 'bye');
