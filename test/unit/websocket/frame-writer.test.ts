@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { FrameWriter, encodeHeader, encodeClosePayload, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
+import { FrameWriter, encodeHeader, encodeClosePayload, FLUSH_AT, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
 import { FrameParser } from '../../../src/websocket/frame-parser.js';
 import { applyMask } from '../../../src/websocket/mask.js';
 import { OP_BINARY, OP_CLOSE, OP_TEXT } from '../../../src/websocket/constants.js';
@@ -11,12 +11,18 @@ import { parseServerFrame } from '../../helpers/raw-client.js';
 class FakeSocket {
   calls: string[] = [];
   chunks: Buffer[] = [];
+  /** Bytes held while corked (the kernel takes everything else at once). */
   writableLength = 0;
-  cork(): void { this.calls.push('cork'); }
-  uncork(): void { this.calls.push('uncork'); }
+  corked = 0;
+  cork(): void { this.calls.push('cork'); this.corked++; }
+  uncork(): void {
+    this.calls.push('uncork');
+    if (this.corked > 0 && --this.corked === 0) this.writableLength = 0;
+  }
   write(b: Buffer): boolean {
     this.calls.push(`write:${b.length}`);
     this.chunks.push(Buffer.from(b));
+    if (this.corked > 0) this.writableLength += b.length;
     return true;
   }
   get bytes(): Buffer { return Buffer.concat(this.chunks); }
@@ -91,6 +97,28 @@ describe('FrameWriter', () => {
       rest = rest.subarray(r.size);
     }
     assert.equal(rest.length, 0);
+  });
+
+  it(`a batch reaching ${FLUSH_AT} bytes is flushed at once; the end-of-tick flush then leaves the socket alone`, async () => {
+    const { w, s } = writer(false);
+    const mid = Buffer.alloc(4096, 1);
+    for (let i = 0; i < 15; i++) w.writeFrame(OP_BINARY, mid, true);
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 0, '15 × 4 KiB stay in the batch');
+    w.writeFrame(OP_BINARY, mid, true);
+    assert.equal(s.calls.at(-1), 'uncork', 'the 16th reaches 64 KiB: flushed now');
+    assert.equal(s.corked, 0);
+    w.writeFrame(OP_BINARY, Buffer.from('after'), true);
+    assert.equal(s.corked, 1, 'a new batch for the rest of the tick');
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(s.corked, 0);
+    assert.equal(s.calls.filter((c) => c === 'cork').length, 2);
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 2, 'the first tick flush found its batch ended, the second one closed the new batch');
+    const big = Buffer.alloc(FLUSH_AT, 2);
+    const m = writer(true);
+    m.w.writeFrameRemasked(OP_BINARY, big, true, null);
+    assert.deepEqual(m.s.calls, ['cork', 'write:14', `write:${FLUSH_AT}`, 'uncork'], 'a 64 KiB piece leaves at once');
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(m.s.calls.length, 4);
   });
 
   it('client role masks with a fresh key per frame and never mutates the caller buffer', () => {
