@@ -67,6 +67,14 @@ export interface Channel {
    */
   sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean;
 
+  /**
+   * Optional (WebSocket transport), for a passthrough relay only: deliver
+   * binary pieces still masked, the key in `pieceMask` during `onFragment`
+   * (null for a plain piece), so that the next hop re-masks in one pass.
+   */
+  deliverMasked?(on: boolean): void;
+  readonly pieceMask?: Buffer | null;
+
   /** Stop delivering inbound messages (and stop reading from the network). */
   pause(): void;
   resume(): void;

@@ -12,6 +12,14 @@
  * Inspectors (STOMP, MQTT, ...) plug in by negotiated subprotocol through
  * `registerInspector`; with none registered the relay is a passthrough. A
  * service may add its own (the tcp service's text policy is one).
+ *
+ * A passthrough relay between a WebSocket client and a WebSocket backend
+ * forwards client frames raw: binary payload arrives still masked with the
+ * client's key (the client's parser has checked everything else) and the
+ * backend's writer re-masks it in place, in one pass, with its own key; text
+ * arrives unmasked (it was UTF-8 checked) and is masked in place. No copy,
+ * one XOR pass instead of two. With an inspector, inspectors see plain
+ * payload as before and the backend copies it to mask it.
  */
 import type { Admission } from './admission/types.js';
 import type { Channel, ChannelSink, CloseInfo } from './channel.js';
@@ -21,11 +29,19 @@ export interface RelayEnd {
   readonly closed: boolean;
   attach(sink: ChannelSink): void;
   sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean;
+  /**
+   * Optional: like `sendFragment`, but `data` is handed over (the relay never
+   * reads it again) and is masked with `mask`, or plain when null; the end
+   * re-masks it in place for its own wire instead of copying it.
+   */
+  sendOwnedFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): boolean;
   pause(): void;
   resume(): void;
   close(code?: number, reason?: string): void;
   terminate(): void;
 }
+
+type OwnedRelayEnd = RelayEnd & Required<Pick<RelayEnd, 'sendOwnedFragment'>>;
 
 export type Direction = 'to_backend' | 'to_client';
 
@@ -143,7 +159,14 @@ export class Relay {
   /** Attach both sides; traffic flows from here. */
   start(): void {
     this.backend.attach(new BackendSink(this));
-    this.client.attach(new ClientSink(this));
+    const client = this.client;
+    if (this.inspectors.length === 0 && client.deliverMasked !== undefined && this.backend.sendOwnedFragment !== undefined) {
+      // Before attach: the first piece delivered may be one the client sent with its upgrade.
+      client.deliverMasked(true);
+      client.attach(new PassthroughClientSink(this));
+    } else {
+      client.attach(new ClientSink(this));
+    }
   }
 
   /** Gateway draining: both sides get 1001, the client first so its code is not rewritten. */
@@ -167,6 +190,21 @@ export class Relay {
     if (this.inspectors.length > 0 && this.inspectPiece('to_backend', data, isBinary, first, fin)) return;
     this.bytesToBackend += data.length;
     if (!this.backend.sendFragment(data, isBinary, first, fin) && !this.clientPaused) {
+      this.clientPaused = true;
+      this.client.pause();
+    }
+  }
+
+  /**
+   * From PassthroughClientSink (no inspectors; the backend takes owned
+   * pieces): a piece of a client message, binary ones still masked.
+   */
+  fromClientRaw(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void {
+    // Read during the delivery: the key is only valid inside this call.
+    const mask = this.client.pieceMask ?? null;
+    if (this.ending) return;
+    this.bytesToBackend += data.length;
+    if (!(this.backend as OwnedRelayEnd).sendOwnedFragment(data, isBinary, first, fin, mask) && !this.clientPaused) {
       this.clientPaused = true;
       this.client.pause();
     }
@@ -265,6 +303,15 @@ class ClientSink implements ChannelSink {
   readonly streaming = true;
   constructor(private readonly relay: Relay) {}
   onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void { this.relay.fromClient(data, isBinary, first, fin); }
+  onDrain(): void { this.relay.clientDrained(); }
+  onClose(info: CloseInfo): void { this.relay.clientClosed(info); }
+}
+
+/** The client side of a passthrough relay to an end that takes owned pieces. */
+class PassthroughClientSink implements ChannelSink {
+  readonly streaming = true;
+  constructor(private readonly relay: Relay) {}
+  onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void { this.relay.fromClientRaw(data, isBinary, first, fin); }
   onDrain(): void { this.relay.clientDrained(); }
   onClose(info: CloseInfo): void { this.relay.clientClosed(info); }
 }

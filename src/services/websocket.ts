@@ -7,9 +7,11 @@
  *
  * The client's offered subprotocols that the service allows are offered to
  * the backend; the backend's choice becomes the session's protocol, which the
- * front door echoes in the client's 101. Frames are relayed as they arrive
- * (each hop unmasks / masks in its own codec, one pass each); close codes
- * cross in both directions; each hop answers its own pings.
+ * front door echoes in the client's 101. Frames are relayed as they arrive;
+ * without an inspector a client's binary payload is re-masked for the backend
+ * in place, in one pass (see the relay), text is unmasked, UTF-8 checked and
+ * masked again in place. Close codes cross in both directions; each hop
+ * answers its own pings.
  */
 import type tls from 'node:tls';
 import type { Admission } from '../admission/types.js';

@@ -301,6 +301,31 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     return this.checkBackpressure();
   }
 
+  /**
+   * Relay variant of `sendFragment`: `data` is handed over (nobody reads it
+   * afterwards) and is masked with `mask`, or plain when null. It is re-masked
+   * in place, in one pass, to what this hop needs: no copy of large payloads.
+   */
+  sendOwnedFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): boolean {
+    if (this.closeSent || this.finished) return false;
+    this.writer.writeFrameRemasked(first ? (isBinary ? OP_BINARY : OP_TEXT) : OP_CONT, data, fin, mask);
+    return this.checkBackpressure();
+  }
+
+  /**
+   * Binary pieces reach the sink still masked when `on` (text is always
+   * unmasked: it is UTF-8 checked); `pieceMask` tells the key during delivery.
+   * Every frame is validated as before. For a passthrough relay only.
+   */
+  deliverMasked(on: boolean): void {
+    this.parser.maskedBinary = on;
+  }
+
+  /** During the sink's `onFragment`: the key that piece is still masked with, null when plain. */
+  get pieceMask(): Buffer | null {
+    return this.parser.pieceMask;
+  }
+
   /** Send a ping (application-level; keepalive pings are automatic). */
   ping(payload: Buffer = EMPTY): void {
     if (this.closeSent || this.finished) return;

@@ -18,6 +18,7 @@ import {
 import { closedOf, nextMessage, openClient, refusedStatus, roundTrip } from './helpers/clients.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
 import { freePort } from './helpers/processes.js';
+import { RawClient } from '../../helpers/raw-client.js';
 
 type Gw = Awaited<ReturnType<typeof startGateway>>;
 
@@ -114,6 +115,43 @@ describe('websocket service', () => {
     assert.equal(r.isBinary, false);
     assert.equal(r.data.toString(), 'frag-ment-ed');
     ws.close();
+  });
+
+  it('passthrough (raw frame path): masked client frames chopped into any pieces reach the backend intact', async () => {
+    // The client's binary payload crosses still masked and is re-masked for the
+    // backend in one pass; text is unmasked (UTF-8 checked) and masked again.
+    const bin = Buffer.from(Array.from({ length: 3001 }, (_, i) => (i * 7 + 5) & 0xff));
+    const frames = [
+      { opcode: 0x2, payload: bin.subarray(0, 5), fin: false },
+      { opcode: 0x9, payload: 'ping' },
+      { opcode: 0x0, payload: bin.subarray(5, 1030), fin: false },
+      { opcode: 0x0, payload: Buffer.alloc(0), fin: false },
+      { opcode: 0x0, payload: bin.subarray(1030), fin: true },
+      { opcode: 0x1, payload: 'héllo, wörld' },
+      { opcode: 0x2, payload: bin.subarray(0, 127) },
+    ];
+    const expected = [bin, Buffer.from('héllo, wörld'), bin.subarray(0, 127)];
+    for (const chop of [1, 3, 7, 1000]) {
+      const raw = await RawClient.connect({ port: gw.port });
+      assert.equal((await raw.upgrade('/plain')).status, 101);
+      const wire = Buffer.concat(frames.map((f) => raw.frame(f)));
+      // Small chops for the first frames only: a byte per write for 3 KiB is slow.
+      await raw.write(wire.subarray(0, 64), { chop });
+      await raw.write(wire.subarray(64), { chop: chop * 41 });
+      const got: Buffer[] = [];
+      let parts: Buffer[] = [];
+      while (got.length < expected.length) {
+        const f = await raw.readFrame(5000);
+        if (f.opcode === 0xa) continue; // the gateway's pong
+        parts.push(f.payload);
+        if (f.fin) {
+          got.push(Buffer.concat(parts));
+          parts = [];
+        }
+      }
+      for (const [i, e] of expected.entries()) assert.ok(got[i].equals(e), `chop ${chop}: message ${i}`);
+      raw.destroy();
+    }
   });
 
   it('relays each fragment as it arrives, never waiting for the whole message', async () => {

@@ -1,12 +1,15 @@
 /**
  * FrameParser: raw bytes in → callbacks / close code out. Every case is fed
- * whole, one byte at a time and in 7-byte chops, and must give the same outcome.
+ * whole, one byte at a time and in 7-byte chops, and must give the same outcome
+ * — also with `maskedBinary` on (binary pieces delivered still masked, unmasked
+ * here with `pieceMask`), which must change nothing else.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameParser, type FrameParserOptions } from '../../../src/websocket/frame-parser.js';
 import { OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT } from '../../../src/websocket/constants.js';
 import { Utf8Validator } from '../../../src/websocket/utf8.js';
+import { applyMask } from '../../../src/websocket/mask.js';
 import { buildFrame, closePayload, type FrameSpec } from '../../helpers/raw-client.js';
 
 interface Outcome {
@@ -25,14 +28,20 @@ interface Outcome {
 
 const SERVER: FrameParserOptions = { expectMasked: true, maxFrame: 1 << 20, maxMessage: 1 << 20, maxFragments: 64 };
 
-function run(input: Buffer, chop: number, opts: Partial<FrameParserOptions> = {}): Outcome {
+function run(input: Buffer, chop: number, opts: Partial<FrameParserOptions> = {}, maskedBinary = false): Outcome {
   const out: Outcome = { messages: [], events: [], pieces: 0, openBytes: 0, openData: Buffer.alloc(0) };
   let parts: Buffer[] = [];
   let total: number | undefined;
   let errors = 0;
-  const p = new FrameParser({ ...SERVER, ...opts }, {
+  const p: FrameParser = new FrameParser({ ...SERVER, ...opts }, {
     onData(data, isBinary, first, fin, totalLength) {
       out.pieces++;
+      const mask = p.pieceMask;
+      if (mask !== null) {
+        assert.ok(maskedBinary && isBinary && (opts.expectMasked ?? true), 'only binary pieces of masked frames stay masked, and only when asked');
+        data = Buffer.from(data);
+        applyMask(data, mask);
+      }
       if (first) {
         assert.equal(parts.length, 0, 'first piece while a message is open');
         total = totalLength;
@@ -60,6 +69,7 @@ function run(input: Buffer, chop: number, opts: Partial<FrameParserOptions> = {}
       out.events.push(`error:${code}`);
     },
   });
+  p.maskedBinary = maskedBinary;
   // The parser unmasks in place: give each run its own copy.
   const bytes = Buffer.from(input);
   for (let i = 0; i < bytes.length; i += chop) p.push(bytes.subarray(i, i + chop));
@@ -71,8 +81,8 @@ function run(input: Buffer, chop: number, opts: Partial<FrameParserOptions> = {}
 /** Run whole, byte-by-byte and 7-byte chops; assert identical outcomes; return the whole-input one. */
 function parse(input: Buffer, opts: Partial<FrameParserOptions> = {}): Outcome {
   const whole = run(input, Math.max(1, input.length), opts);
-  for (const chop of [1, 7]) {
-    const o = run(input, chop, opts);
+  for (const [chop, maskedBinary] of [[1, false], [7, false], [input.length, true], [1, true], [7, true]] as const) {
+    const o = run(input, Math.max(1, chop), opts, maskedBinary);
     assert.deepEqual(o.events, whole.events, `chop ${chop}: events differ`);
     assert.deepEqual(o.messages.map((m) => [m.binary, m.data.toString('hex'), m.totalLength]),
       whole.messages.map((m) => [m.binary, m.data.toString('hex'), m.totalLength]), `chop ${chop}: messages differ`);
@@ -234,6 +244,66 @@ describe('FrameParser: valid frames', () => {
     assert.equal(p.messageOpen, true);
     p.push(f({ opcode: OP_CONT, payload: 'b' }));
     assert.equal(p.messageOpen, false);
+  });
+});
+
+describe('FrameParser: maskedBinary (raw relay path)', () => {
+  const bin1 = Buffer.from(Array.from({ length: 37 }, (_, i) => (i * 7 + 3) & 0xff));
+  const bin2 = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 13 + 1) & 0xff));
+  const input = cat(
+    f({ opcode: OP_BINARY, payload: bin1 }),
+    f({ opcode: OP_TEXT, payload: 'héllo wörld' }),
+    f({ opcode: OP_BINARY, payload: bin2.subarray(0, 101), fin: false }),
+    f({ opcode: OP_PING, payload: 'p' }),
+    f({ opcode: OP_CONT, payload: bin2.subarray(101, 102), fin: false }),
+    f({ opcode: OP_CONT, payload: Buffer.alloc(0), fin: false }),
+    f({ opcode: OP_CONT, payload: bin2.subarray(102), fin: true }),
+  );
+
+  it('binary pieces stay masked in the input chunk, with the right key, split at every byte', () => {
+    for (let at = 0; at <= input.length; at++) {
+      const bytes = Buffer.from(input);
+      const got: { binary: boolean; data: Buffer }[] = [];
+      let msg: Buffer[] = [];
+      let maskedPieces = 0;
+      const p: FrameParser = new FrameParser(SERVER, {
+        onData(data, isBinary, _first, fin) {
+          const mask = p.pieceMask;
+          assert.equal(mask !== null, isBinary, 'binary pieces masked, text plain');
+          const copy = Buffer.from(data);
+          if (mask !== null && data.length > 0) {
+            maskedPieces++;
+            assert.equal(data.buffer, bytes.buffer, 'still a view into the input: no copy');
+            applyMask(copy, mask);
+          }
+          msg.push(copy);
+          if (fin) {
+            got.push({ binary: isBinary, data: Buffer.concat(msg) });
+            msg = [];
+          }
+        },
+        onPing() {}, onPong() {}, onClose() {}, onError(code, reason) { assert.fail(`error ${code} ${reason}`); },
+      });
+      p.maskedBinary = true;
+      p.push(bytes.subarray(0, at));
+      p.push(bytes.subarray(at));
+      assert.deepEqual(got.map((m) => [m.binary, m.data.toString('hex')]),
+        [[true, bin1.toString('hex')], [false, Buffer.from('héllo wörld').toString('hex')], [true, bin2.toString('hex')]], `split at ${at}`);
+      assert.ok(maskedPieces >= 4, `split at ${at}: binary payload was left masked`);
+    }
+  });
+
+  it('text is still unmasked and UTF-8 checked fail-fast; limits and masking rules still apply', () => {
+    const bad = cat(f({ opcode: OP_TEXT, payload: hex('cebae1'), fin: false }), f({ opcode: OP_CONT, payload: hex('f4908080'), fin: false }));
+    for (const chop of [1, 3, bad.length]) assert.equal(run(bad, chop, {}, true).error?.code, 1007);
+    assert.equal(run(f({ opcode: OP_BINARY, payload: Buffer.alloc(10) }), 1, { maxFrame: 9, maxMessage: 9 }, true).error?.code, 1009);
+    assert.equal(run(f({ opcode: OP_BINARY, payload: 'x', mask: false }), 1, {}, true).error?.code, 1002);
+    assert.equal(run(cat(Buffer.from([0xc2, 0x81, 1, 2, 3, 4]), Buffer.from('x')), 1, {}, true).error?.code, 1002, 'RSV1');
+  });
+
+  it('client role (unmasked frames): nothing to leave masked, pieceMask stays null', () => {
+    const o = run(f({ opcode: OP_BINARY, payload: bin1, mask: false }), 5, { expectMasked: false }, true);
+    assert.equal(o.messages[0].data.toString('hex'), bin1.toString('hex'));
   });
 });
 

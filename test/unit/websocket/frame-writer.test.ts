@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { FrameWriter, encodeHeader, encodeClosePayload, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
+import { FrameWriter, encodeHeader, encodeClosePayload, FLUSH_AT, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
 import { FrameParser } from '../../../src/websocket/frame-parser.js';
 import { applyMask } from '../../../src/websocket/mask.js';
 import { OP_BINARY, OP_CLOSE, OP_TEXT } from '../../../src/websocket/constants.js';
@@ -11,12 +11,18 @@ import { parseServerFrame } from '../../helpers/raw-client.js';
 class FakeSocket {
   calls: string[] = [];
   chunks: Buffer[] = [];
+  /** Bytes held while corked (the kernel takes everything else at once). */
   writableLength = 0;
-  cork(): void { this.calls.push('cork'); }
-  uncork(): void { this.calls.push('uncork'); }
+  corked = 0;
+  cork(): void { this.calls.push('cork'); this.corked++; }
+  uncork(): void {
+    this.calls.push('uncork');
+    if (this.corked > 0 && --this.corked === 0) this.writableLength = 0;
+  }
   write(b: Buffer): boolean {
     this.calls.push(`write:${b.length}`);
     this.chunks.push(Buffer.from(b));
+    if (this.corked > 0) this.writableLength += b.length;
     return true;
   }
   get bytes(): Buffer { return Buffer.concat(this.chunks); }
@@ -73,12 +79,46 @@ describe('FrameWriter', () => {
     assert.equal(f?.frame.masked, false);
   });
 
-  it('large frame: header and payload as two writes under cork', () => {
+  it('large frame: header and payload as two writes (payload not copied), batched with the tick', async () => {
     const { w, s } = writer(false);
     const big = Buffer.alloc(SMALL_FRAME + 1, 3);
     w.writeFrame(OP_BINARY, big, true);
-    assert.deepEqual(s.calls, ['cork', 'write:4', `write:${big.length}`, 'uncork']);
-    assert.ok(parseServerFrame(s.bytes)?.frame.payload.equals(big));
+    w.writeFrame(OP_BINARY, big, true);
+    w.writeFrame(OP_TEXT, Buffer.from('x'), true);
+    assert.deepEqual(s.calls, ['cork', 'write:4', `write:${big.length}`, 'write:4', `write:${big.length}`, 'write:3']);
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(s.calls.at(-1), 'uncork');
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 1);
+    let rest = s.bytes;
+    for (const expected of [big, big, Buffer.from('x')]) {
+      const r = parseServerFrame(rest);
+      assert.ok(r);
+      assert.ok(r.frame.payload.equals(expected));
+      rest = rest.subarray(r.size);
+    }
+    assert.equal(rest.length, 0);
+  });
+
+  it(`a batch reaching ${FLUSH_AT} bytes is flushed at once; the end-of-tick flush then leaves the socket alone`, async () => {
+    const { w, s } = writer(false);
+    const mid = Buffer.alloc(4096, 1);
+    for (let i = 0; i < 15; i++) w.writeFrame(OP_BINARY, mid, true);
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 0, '15 × 4 KiB stay in the batch');
+    w.writeFrame(OP_BINARY, mid, true);
+    assert.equal(s.calls.at(-1), 'uncork', 'the 16th reaches 64 KiB: flushed now');
+    assert.equal(s.corked, 0);
+    w.writeFrame(OP_BINARY, Buffer.from('after'), true);
+    assert.equal(s.corked, 1, 'a new batch for the rest of the tick');
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(s.corked, 0);
+    assert.equal(s.calls.filter((c) => c === 'cork').length, 2);
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 2, 'the first tick flush found its batch ended, the second one closed the new batch');
+    const big = Buffer.alloc(FLUSH_AT, 2);
+    const m = writer(true);
+    m.w.writeFrameRemasked(OP_BINARY, big, true, null);
+    assert.deepEqual(m.s.calls, ['cork', 'write:14', `write:${FLUSH_AT}`, 'uncork'], 'a 64 KiB piece leaves at once');
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(m.s.calls.length, 4);
   });
 
   it('client role masks with a fresh key per frame and never mutates the caller buffer', () => {
@@ -124,6 +164,43 @@ describe('FrameWriter', () => {
       assert.equal(r2?.frame.masked, false);
       assert.ok(r2?.frame.payload.equals(plain));
     }
+  });
+
+  it('writeFrameRemasked: any length and key rotation, masked input → freshly masked frame (client role) or plain (server role)', async () => {
+    for (const size of [0, 1, 2, 3, 5, 9, 125, 126, SMALL_FRAME - 1, SMALL_FRAME, SMALL_FRAME + 1, SMALL_FRAME + 3, 5001]) {
+      for (let rot = 0; rot < 4; rot++) {
+        const plain = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + size) & 0xff));
+        const key = Buffer.from([0x11, 0x22, 0x33, 0x44]);
+        for (const masked of [true, false]) {
+          const payload = Buffer.from(plain);
+          applyMask(payload, key, 0, size, rot);
+          // The key as a parser hands it over: rotated so that byte 0 uses key[0].
+          const pieceKey = Buffer.from([key[rot], key[(rot + 1) & 3], key[(rot + 2) & 3], key[(rot + 3) & 3]]);
+          const { w, s } = writer(masked);
+          w.writeFrameRemasked(OP_BINARY, payload, true, pieceKey);
+          assert.equal(s.calls[0], 'cork', 'joins the tick batch');
+          assert.ok(!s.calls.includes('uncork'), 'no uncork of its own');
+          const r = parseServerFrame(s.bytes);
+          assert.ok(r, `size ${size}`);
+          assert.equal(r.frame.masked, masked);
+          assert.ok(r.frame.payload.equals(plain), `size ${size} rot ${rot} masked ${masked}`);
+          if (size > SMALL_FRAME) assert.ok(s.calls.includes(`write:${size}`), 'large payload written as is (no copy)');
+          await new Promise((resolve) => process.nextTick(resolve));
+          assert.equal(s.calls.at(-1), 'uncork');
+        }
+      }
+    }
+  });
+
+  it('writeFrameRemasked with a plain payload masks it in place (client role)', () => {
+    const plain = Buffer.from('z'.repeat(SMALL_FRAME + 7));
+    const payload = Buffer.from(plain);
+    const { w, s } = writer(true);
+    w.writeFrameRemasked(OP_TEXT, payload, false, null);
+    const r = parseServerFrame(s.bytes);
+    assert.ok(r?.frame.masked);
+    assert.equal(r.frame.fin, false);
+    assert.ok(r.frame.payload.equals(plain));
   });
 
   it('writeClose writes a Close frame', () => {

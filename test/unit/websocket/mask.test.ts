@@ -71,6 +71,30 @@ describe('mask', () => {
     assert.ok(buf.equals(expected), 'null fromMask = plain input');
   });
 
+  it('remask matches unmask-then-mask for every start/end, both offsets and unaligned views', () => {
+    for (let len = 0; len <= 70; len++) {
+      for (let viewStart = 0; viewStart < 4; viewStart++) {
+        const backing = randomBytes(len + 8);
+        const buf = backing.subarray(viewStart, viewStart + len);
+        const k1 = randomBytes(4);
+        const k2 = randomBytes(4);
+        const start = len % 5 < len ? len % 5 : 0;
+        const end = len - (len % 3 < len - start ? len % 3 : 0);
+        const fromOffset = (len + viewStart) & 3;
+        const toOffset = (len * 3 + 1) & 3;
+        const expected = Buffer.from(buf);
+        naive(expected, k1, start, end, fromOffset);
+        naive(expected, k2, start, end, toOffset);
+        const before = Buffer.from(backing);
+        remask(buf, k1, k2, start, end, fromOffset, toOffset);
+        assert.ok(buf.equals(expected), `len ${len} view ${viewStart}`);
+        // Nothing outside [start, end) of the view is touched.
+        assert.ok(backing.subarray(0, viewStart + start).equals(before.subarray(0, viewStart + start)));
+        assert.ok(backing.subarray(viewStart + end).equals(before.subarray(viewStart + end)));
+      }
+    }
+  });
+
   it('randomMask gives 4-byte keys that differ and never change afterwards', () => {
     const keys = Array.from({ length: 5000 }, () => randomMask());
     const copies = keys.map((k) => Buffer.from(k));

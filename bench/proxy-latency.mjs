@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * The latency a proxy adds at one connection, measured finely enough to
+ * compare builds: one `ws` echo backend reached directly, through a bare Node
+ * TCP proxy (`c.on('data', d => b.write(d))` both ways — the floor for a Node
+ * process in the path), and through one or more Gatehouse builds (`websocket`
+ * service). One 64 B message in flight per connection; the targets take turns
+ * in bursts of 400 round trips (order alternating), so that the machine's
+ * drift on a shared host hits all of them alike. Exact samples, no histogram.
+ *
+ *   node bench/proxy-latency.mjs [--cycles N] [--gatehouse-root NAME=DIR ...]
+ *
+ * Without --gatehouse-root this checkout (built) is measured as "gatehouse".
+ * Prints p50 / p90 round trip and the p50 added over direct for each target.
+ * The proxy suite's latency case is the one to quote; this is for A/B.
+ */
+import { spawn } from 'node:child_process';
+import WebSocket from 'ws';
+import { median } from './lib/stats.mjs';
+import { freePort, GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, ROOT, startTarget } from './lib/targets.mjs';
+
+const args = process.argv.slice(2);
+const cyclesAt = args.indexOf('--cycles');
+const cycles = cyclesAt >= 0 ? Number(args[cyclesAt + 1]) : 20;
+const roots = {};
+args.forEach((a, i) => {
+  if (a !== '--gatehouse-root') return;
+  const [name, dir] = args[i + 1].includes('=') ? args[i + 1].split('=') : [`gatehouse${Object.keys(roots).length || ''}`, args[i + 1]];
+  roots[name] = dir;
+});
+if (Object.keys(roots).length === 0) roots.gatehouse = ROOT;
+const BURST = 400;
+
+const BARE_PROXY = `
+import net from 'node:net';
+const [port, backendPort] = process.argv.slice(1).map(Number);
+net.createServer((c) => {
+  const b = net.connect(backendPort, '${HOST}');
+  c.setNoDelay(true); b.setNoDelay(true);
+  c.on('data', (d) => b.write(d)); b.on('data', (d) => c.write(d));
+  c.on('error', () => b.destroy()); b.on('error', () => c.destroy());
+  c.on('close', () => b.destroy()); b.on('close', () => c.destroy());
+}).listen(port, '${HOST}', () => console.log('ready'));
+`;
+
+let bare;
+process.on('exit', () => {
+  bare?.kill('SIGKILL');
+  killAllServers();
+});
+
+const backend = await startTarget('ws');
+const urls = { direct: `ws://${HOST}:${backend.port}/echo` };
+const config = { services: { proxy: { ...GATEHOUSE_ECHO_SERVICE, path: '/proxy', type: 'websocket', backend: urls.direct } } };
+const gateways = [];
+for (const [name, dir] of Object.entries(roots)) {
+  const g = await startTarget('gatehouse', { config, gatehouseRoot: dir });
+  gateways.push(g);
+  urls[name] = `ws://${HOST}:${g.port}/proxy`;
+}
+const barePort = await freePort();
+bare = spawn(process.execPath, ['--input-type=module', '-e', BARE_PROXY, String(barePort), String(backend.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise((resolve) => bare.stdout.once('data', resolve));
+urls.bare = `ws://${HOST}:${barePort}/echo`;
+
+const sockets = {};
+for (const [name, url] of Object.entries(urls)) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  sockets[name] = ws;
+}
+
+const payload = Buffer.alloc(64, 1);
+/** n round trips, one at a time; pushes each in µs to `out`. */
+function burst(ws, n, out) {
+  return new Promise((resolve) => {
+    let done = 0;
+    let t0 = process.hrtime.bigint();
+    const onMessage = () => {
+      out.push(Number(process.hrtime.bigint() - t0) / 1000);
+      if (++done >= n) {
+        ws.off('message', onMessage);
+        resolve();
+        return;
+      }
+      t0 = process.hrtime.bigint();
+      ws.send(payload);
+    };
+    ws.on('message', onMessage);
+    ws.send(payload);
+  });
+}
+
+const samples = Object.fromEntries(Object.keys(urls).map((k) => [k, []]));
+for (const name of Object.keys(urls)) await burst(sockets[name], 300, []); // warm-up
+for (let c = 0; c < cycles; c++) {
+  const names = Object.keys(urls);
+  for (const name of c % 2 === 0 ? names : names.reverse()) await burst(sockets[name], BURST, samples[name]);
+}
+
+const direct = median(samples.direct);
+for (const [name, v] of Object.entries(samples)) {
+  v.sort((a, b) => a - b);
+  const p50 = median(v);
+  process.stdout.write(`${name.padEnd(12)} p50 ${p50.toFixed(1).padStart(6)} µs  p90 ${v[Math.floor(v.length * 0.9)].toFixed(1).padStart(6)} µs  ` +
+    `added p50 ${(p50 - direct).toFixed(1).padStart(6)} µs\n`);
+}
+for (const ws of Object.values(sockets)) ws.terminate();
+for (const g of gateways) await g.stop();
+await backend.stop();
+process.exit(0);
