@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import {
   OP_CLOSE, OP_PING, OP_PONG, MAX_CLOSE_REASON, CLOSE_NO_STATUS, isValidCloseCode,
 } from './constants.js';
-import { applyMask, randomMask, remask, xorRange } from './mask.js';
+import { applyMask, randomMaskKey, xorRange } from './mask.js';
 
 /**
  * Up to this payload size an unmasked frame is copied into one buffer with
@@ -40,10 +40,13 @@ function headerLength(payloadLength: number, masked: boolean): number {
   return (payloadLength < 126 ? 2 : payloadLength < 0x10000 ? 4 : 10) + (masked ? 4 : 0);
 }
 
-/** Write a frame header into `buf` at 0; returns the header length. */
-function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, mask: Buffer | undefined): number {
+/**
+ * Write a frame header into `buf` at 0; returns the header length. `masked`
+ * adds the masking key `key` (key byte 0 in the top byte of the number).
+ */
+function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, masked: boolean, key: number): number {
   buf[0] = (fin ? 0x80 : 0) | opcode;
-  const m = mask !== undefined ? 0x80 : 0;
+  const m = masked ? 0x80 : 0;
   let p: number;
   if (len < 126) {
     buf[1] = m | len;
@@ -60,11 +63,11 @@ function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, mas
     buf.writeUInt32BE(len >>> 0, 6);
     p = 10;
   }
-  if (mask !== undefined) {
-    buf[p] = mask[0];
-    buf[p + 1] = mask[1];
-    buf[p + 2] = mask[2];
-    buf[p + 3] = mask[3];
+  if (masked) {
+    buf[p] = key >>> 24;
+    buf[p + 1] = (key >>> 16) & 0xff;
+    buf[p + 2] = (key >>> 8) & 0xff;
+    buf[p + 3] = key & 0xff;
     p += 4;
   }
   return p;
@@ -73,7 +76,7 @@ function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, mas
 /** Encode a frame header (minimal length encoding, §5.2). */
 export function encodeHeader(opcode: number, fin: boolean, payloadLength: number, mask?: Buffer): Buffer {
   const buf = Buffer.allocUnsafe(headerLength(payloadLength, mask !== undefined));
-  writeHeader(buf, opcode, fin, payloadLength, mask);
+  writeHeader(buf, opcode, fin, payloadLength, mask !== undefined, mask === undefined ? 0 : mask.readInt32BE(0));
   return buf;
 }
 
@@ -133,15 +136,16 @@ export class FrameWriter {
    */
   writeFrame(opcode: number, payload: Buffer, fin: boolean, masked: boolean = this.masked): boolean {
     const len = payload.length;
-    const mask = masked ? randomMask() : undefined;
+    // A number, not a 4-byte view: no allocation per frame for the key.
+    const key = masked ? randomMaskKey() : 0;
     const socket = this.socket;
-    if (len <= SMALL_FRAME || mask !== undefined) {
+    if (len <= SMALL_FRAME || masked) {
       // One buffer, one write. Masking is copy-and-mask: the caller's buffer
       // stays intact.
       const buf = Buffer.allocUnsafe(headerLength(len, masked) + len);
-      const h = writeHeader(buf, opcode, fin, len, mask);
+      const h = writeHeader(buf, opcode, fin, len, masked, key);
       payload.copy(buf, h);
-      if (mask !== undefined) xorRange(buf, h, h + len, mask[0], mask[1], mask[2], mask[3]);
+      if (masked) xorRange(buf, h, h + len, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
       this.batch();
       const ok = socket.write(buf);
       if (socket.writableLength >= FLUSH_AT) this.flushNow();
@@ -165,16 +169,21 @@ export class FrameWriter {
   writeFrameRemasked(opcode: number, payload: Buffer, fin: boolean, fromMask: Buffer | null, fromOffset = 0): boolean {
     const len = payload.length;
     const socket = this.socket;
-    let mask: Buffer | undefined;
-    if (this.masked) {
-      mask = randomMask();
-      remask(payload, fromMask, mask, 0, len, fromOffset, 0);
+    const masked = this.masked;
+    let key = 0;
+    if (masked) {
+      key = randomMaskKey();
+      // One pass: XOR with (old key ^ new key), the old key taken from fromOffset on.
+      const o = fromOffset & 3;
+      const f0 = fromMask === null ? 0 : fromMask[o], f1 = fromMask === null ? 0 : fromMask[(o + 1) & 3];
+      const f2 = fromMask === null ? 0 : fromMask[(o + 2) & 3], f3 = fromMask === null ? 0 : fromMask[(o + 3) & 3];
+      xorRange(payload, 0, len, f0 ^ (key >>> 24), f1 ^ ((key >>> 16) & 0xff), f2 ^ ((key >>> 8) & 0xff), f3 ^ (key & 0xff));
     } else if (fromMask !== null) {
       applyMask(payload, fromMask, 0, len, fromOffset);
     }
     if (len <= SMALL_FRAME) {
-      const buf = Buffer.allocUnsafe(headerLength(len, mask !== undefined) + len);
-      const h = writeHeader(buf, opcode, fin, len, mask);
+      const buf = Buffer.allocUnsafe(headerLength(len, masked) + len);
+      const h = writeHeader(buf, opcode, fin, len, masked, key);
       payload.copy(buf, h);
       this.batch();
       const ok = socket.write(buf);
@@ -182,7 +191,9 @@ export class FrameWriter {
       return ok;
     }
     this.batch();
-    socket.write(encodeHeader(opcode, fin, len, mask));
+    const header = Buffer.allocUnsafe(headerLength(len, masked));
+    writeHeader(header, opcode, fin, len, masked, key);
+    socket.write(header);
     const ok = socket.write(payload);
     if (socket.writableLength >= FLUSH_AT) this.flushNow();
     return ok;

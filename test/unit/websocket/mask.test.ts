@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { applyMask, remask, randomMask } from '../../../src/websocket/mask.js';
+import { applyMask, remask, randomMask, randomMaskKey } from '../../../src/websocket/mask.js';
 
 function naive(buf: Buffer, mask: Buffer, start: number, end: number, offset: number): void {
   for (let i = start; i < end; i++) buf[i] ^= mask[(i - start + offset) & 3];
@@ -105,5 +105,30 @@ describe('mask', () => {
     });
     const distinct = new Set(copies.map((k) => k.toString('hex')));
     assert.ok(distinct.size > 4990, `only ${distinct.size} distinct keys`);
+  });
+
+  it('stays right when calls alternate between backing stores (the word view is cached per ArrayBuffer)', () => {
+    // Buffers on several ArrayBuffers, masked in an interleaved order, some of
+    // them pool slices sharing one store: each result must match the naive one.
+    const stores = [randomBytes(1000), Buffer.allocUnsafeSlow(777).fill(7), randomBytes(4096)];
+    const pooled = [Buffer.allocUnsafe(100), Buffer.allocUnsafe(200), Buffer.allocUnsafe(64)];
+    for (const p of pooled) p.fill(3);
+    const views = [...stores.map((b, i) => b.subarray(i, b.length - i)), ...pooled];
+    for (let round = 0; round < 300; round++) {
+      const buf = views[(round * 7) % views.length];
+      const mask = randomBytes(4);
+      const start = round % 5;
+      const end = buf.length - (round % 3);
+      const expected = Buffer.from(buf);
+      naive(expected, mask, start, end, round & 3);
+      applyMask(buf, mask, start, end, round & 3);
+      assert.ok(buf.equals(expected), `round ${round}`);
+    }
+  });
+
+  it('randomMaskKey gives 32-bit keys that differ across pool refills', () => {
+    const keys = Array.from({ length: 5000 }, () => randomMaskKey());
+    for (const k of keys) assert.ok(Number.isInteger(k) && k >= -0x80000000 && k <= 0x7fffffff);
+    assert.ok(new Set(keys).size > 4990, 'keys repeat');
   });
 });
