@@ -258,13 +258,13 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       this.endState().initiator ??= 'local';
       this.sendClose(CLOSE_INTERNAL_ERROR, 'internal error');
       this.endState().at = clock();
-      this.socket.end();
+      this.endSocket();
     }
     this.opts.onError?.(err);
   }
 
   get bufferedAmount(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.writer.pending;
   }
 
   get closed(): boolean {
@@ -333,14 +333,22 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   }
 
   private checkBackpressure(): boolean {
-    if (this.socket.writableLength <= this.opts.highWaterMark) return true;
+    if (this.socket.writableLength + this.writer.pending <= this.opts.highWaterMark) return true;
     if (!this.needDrain) {
       this.needDrain = true;
       // The socket emits 'drain' only if its own high-water mark was passed;
-      // when ours is lower, an empty write's callback tells us it flushed.
+      // when ours is lower, an empty write's callback tells us it flushed —
+      // queued behind the tick's frames, which therefore go to the socket first.
+      this.writer.spill();
       if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
     }
     return false;
+  }
+
+  /** end() the socket after the frames still in the writer's segment (our Close among them). */
+  private endSocket(): void {
+    this.writer.spill();
+    this.socket.end();
   }
 
   /** @internal socket listener */
@@ -350,7 +358,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       this.pendingPong = null;
       this.writer.writeFrame(OP_PONG, p, true);
     }
-    if (this.needDrain && this.socket.writableLength <= this.opts.highWaterMark) {
+    if (this.needDrain && this.socket.writableLength + this.writer.pending <= this.opts.highWaterMark) {
       this.needDrain = false;
       this.sink?.onDrain?.();
     }
@@ -436,8 +444,9 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     // soon as practical (also in the middle of a fragmented message). When the
     // socket is congested only the latest pong is kept (§5.5.3 allows
     // answering only the most recent ping).
-    if (this.socket.writableLength > this.opts.highWaterMark) {
+    if (this.socket.writableLength + this.writer.pending > this.opts.highWaterMark) {
       this.pendingPong = Buffer.from(payload);
+      this.writer.spill();
       if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
       return;
     }
@@ -499,7 +508,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     if (this.role === 'server') {
       // RFC 6455 §7.1.1: the server closes the TCP connection first. end()
       // flushes our Close, then FIN; the close timeout destroys if the peer lingers.
-      this.socket.end();
+      this.endSocket();
     }
     // Client role: wait for the server's FIN ('end'), destroy at the close timeout.
   }
@@ -513,7 +522,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       this.sendClose(code, reason);
     }
     this.endState().at = clock();
-    this.socket.end();
+    this.endSocket();
   }
 
   /** @internal socket listener */
@@ -521,7 +530,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     // The peer sent FIN. Answer with ours; an abrupt end without a Close is a
     // transport closure (reported as 1006).
     this.endState().initiator ??= 'transport';
-    if (!this.socket.destroyed) this.socket.end();
+    if (!this.socket.destroyed) this.endSocket();
   }
 
   /** Socket closed: release everything and report once. @internal socket listener */

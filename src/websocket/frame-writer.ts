@@ -41,33 +41,33 @@ function headerLength(payloadLength: number, masked: boolean): number {
 }
 
 /**
- * Write a frame header into `buf` at 0; returns the header length. `masked`
- * adds the masking key `key` (key byte 0 in the top byte of the number).
+ * Write a frame header into `buf` at offset `o`; returns the header length.
+ * `masked` adds the masking key `key` (key byte 0 in the top byte of the number).
  */
-function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, masked: boolean, key: number): number {
-  buf[0] = (fin ? 0x80 : 0) | opcode;
+function writeHeaderAt(buf: Buffer, o: number, opcode: number, fin: boolean, len: number, masked: boolean, key: number): number {
+  buf[o] = (fin ? 0x80 : 0) | opcode;
   const m = masked ? 0x80 : 0;
   let p: number;
   if (len < 126) {
-    buf[1] = m | len;
+    buf[o + 1] = m | len;
     p = 2;
   } else if (len < 0x10000) {
-    buf[1] = m | 126;
-    buf[2] = len >>> 8;
-    buf[3] = len & 0xff;
+    buf[o + 1] = m | 126;
+    buf[o + 2] = len >>> 8;
+    buf[o + 3] = len & 0xff;
     p = 4;
   } else {
-    buf[1] = m | 127;
+    buf[o + 1] = m | 127;
     const hi = Math.floor(len / 0x100000000);
-    buf.writeUInt32BE(hi, 2);
-    buf.writeUInt32BE(len >>> 0, 6);
+    buf.writeUInt32BE(hi, o + 2);
+    buf.writeUInt32BE(len >>> 0, o + 6);
     p = 10;
   }
   if (masked) {
-    buf[p] = key >>> 24;
-    buf[p + 1] = (key >>> 16) & 0xff;
-    buf[p + 2] = (key >>> 8) & 0xff;
-    buf[p + 3] = key & 0xff;
+    buf[o + p] = key >>> 24;
+    buf[o + p + 1] = (key >>> 16) & 0xff;
+    buf[o + p + 2] = (key >>> 8) & 0xff;
+    buf[o + p + 3] = key & 0xff;
     p += 4;
   }
   return p;
@@ -76,7 +76,7 @@ function writeHeader(buf: Buffer, opcode: number, fin: boolean, len: number, mas
 /** Encode a frame header (minimal length encoding, §5.2). */
 export function encodeHeader(opcode: number, fin: boolean, payloadLength: number, mask?: Buffer): Buffer {
   const buf = Buffer.allocUnsafe(headerLength(payloadLength, mask !== undefined));
-  writeHeader(buf, opcode, fin, payloadLength, mask !== undefined, mask === undefined ? 0 : mask.readInt32BE(0));
+  writeHeaderAt(buf, 0, opcode, fin, payloadLength, mask !== undefined, mask === undefined ? 0 : mask.readInt32BE(0));
   return buf;
 }
 
@@ -97,8 +97,25 @@ export function encodeClosePayload(code: number | undefined, reason = ''): Buffe
   return buf;
 }
 
+/**
+ * Small frames of a tick are built straight into a shared slab (the arena):
+ * each writer's frames of the tick form one contiguous segment, written to
+ * the socket as ONE buffer when the tick ends (or earlier, see `spill`). Before,
+ * every small frame was its own Buffer and its own entry in the socket's
+ * write queue: at 64 B through the proxy those were a third of the bytes the
+ * gateway allocated (allocation profile, bench/RESULTS.md), so a third of its
+ * young-generation collections. A new slab is taken when one is full; old ones
+ * live as long as the writes that point into them — which is why slabs are
+ * small (16 KiB, twice Node's Buffer pool): a connection that stops reading
+ * pins at most its own queue plus one slab, until the guard drops it.
+ */
+const SLAB_SIZE = 16 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabPos = 0;
+
 /** End of the tick: everything written since `batch()` goes out as one writev. */
 function flushBatch(w: FrameWriter): void {
+  w.spill();
   // Already ended by flushNow (and no batch opened since): nothing of ours is corked.
   if (!w.batching) return;
   w.batching = false;
@@ -111,10 +128,19 @@ export class FrameWriter {
   readonly masked: boolean;
   /** The socket is corked until the end of the current tick. */
   batching = false;
+  /** This tick's segment of small frames: `segSlab[segStart, segEnd)`, not yet given to the socket. */
+  private segSlab: Buffer | null = null;
+  private segStart = 0;
+  private segEnd = 0;
 
   constructor(socket: Socket, masked: boolean) {
     this.socket = socket;
     this.masked = masked;
+  }
+
+  /** Bytes of frames written but still in this tick's segment (not yet in the socket's queue). */
+  get pending(): number {
+    return this.segEnd - this.segStart;
   }
 
   /**
@@ -131,34 +157,99 @@ export class FrameWriter {
   }
 
   /**
+   * Room for `n` bytes at the end of this writer's segment; returns the slab
+   * and offset to build the frame at. A segment stays contiguous: when another
+   * writer took the slab's tail meanwhile, or the slab is full, the segment so
+   * far goes to the socket and a new one starts.
+   */
+  private reserve(n: number): number {
+    if (this.segSlab !== null && (this.segSlab !== slab || this.segEnd !== slabPos || slabPos + n > SLAB_SIZE)) this.spill();
+    if (slabPos + n > SLAB_SIZE) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      slabPos = 0;
+    }
+    const at = slabPos;
+    slabPos += n;
+    if (this.segSlab === null) {
+      this.segSlab = slab;
+      this.segStart = at;
+    }
+    this.segEnd = slabPos;
+    return at;
+  }
+
+  /**
+   * Hand this tick's segment to the socket now (still corked: it joins the
+   * same writev). Anything written to the socket directly — a large frame,
+   * end() — must come after it, so the connection calls this before end().
+   * A socket that has ended or been destroyed takes nothing more.
+   */
+  spill(): void {
+    const seg = this.segSlab;
+    if (seg === null) return;
+    const start = this.segStart;
+    const end = this.segEnd;
+    this.segSlab = null;
+    this.segStart = this.segEnd = 0;
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    socket.write(seg.subarray(start, end));
+  }
+
+  /**
+   * A small frame into the tick's segment: header, then the payload copied —
+   * and masked with `key` on the way when `maskPayload` (a relay's payload
+   * arrives already re-masked).
+   */
+  private writeSmall(opcode: number, payload: Buffer, fin: boolean, masked: boolean, key: number, maskPayload: boolean): boolean {
+    const len = payload.length;
+    const at = this.reserve(headerLength(len, masked) + len);
+    const buf = slab;
+    const h = at + writeHeaderAt(buf, at, opcode, fin, len, masked, key);
+    payload.copy(buf, h);
+    if (maskPayload) xorRange(buf, h, h + len, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
+    this.batch();
+    return this.afterWrite();
+  }
+
+  /** After a write: flush a batch that got large (FLUSH_AT); report whether the socket wants more. */
+  private afterWrite(): boolean {
+    const socket = this.socket;
+    const queued = socket.writableLength + this.pending;
+    if (queued >= FLUSH_AT) this.flushNow();
+    return queued < socket.writableHighWaterMark;
+  }
+
+  /**
    * Write one frame. `masked` overrides the writer's role default (tests);
-   * the caller's `payload` is never modified. Returns socket.write's result.
+   * the caller's `payload` is never modified. Returns whether the socket
+   * is still under its high-water mark.
    */
   writeFrame(opcode: number, payload: Buffer, fin: boolean, masked: boolean = this.masked): boolean {
     const len = payload.length;
     // A number, not a 4-byte view: no allocation per frame for the key.
     const key = masked ? randomMaskKey() : 0;
+    if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, masked);
     const socket = this.socket;
-    if (len <= SMALL_FRAME || masked) {
-      // One buffer, one write. Masking is copy-and-mask: the caller's buffer
-      // stays intact.
-      const buf = Buffer.allocUnsafe(headerLength(len, masked) + len);
-      const h = writeHeader(buf, opcode, fin, len, masked, key);
+    if (masked) {
+      // Masking is copy-and-mask: the caller's buffer stays intact.
+      const buf = Buffer.allocUnsafe(headerLength(len, true) + len);
+      const h = writeHeaderAt(buf, 0, opcode, fin, len, true, key);
       payload.copy(buf, h);
-      if (masked) xorRange(buf, h, h + len, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
+      xorRange(buf, h, h + len, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
       this.batch();
-      const ok = socket.write(buf);
-      if (socket.writableLength >= FLUSH_AT) this.flushNow();
-      return ok;
+      this.spill();
+      socket.write(buf);
+      return this.afterWrite();
     }
     // Header and payload join the tick's batch rather than a cork/uncork of
     // their own: a relay forwarding a read of several 4 KiB frames makes one
     // writev, not one per frame (proxy 4 KiB × 50: see bench/RESULTS.md).
     this.batch();
+    this.spill();
     socket.write(encodeHeader(opcode, fin, len, undefined));
-    const ok = socket.write(payload);
-    if (socket.writableLength >= FLUSH_AT) this.flushNow();
-    return ok;
+    socket.write(payload);
+    return this.afterWrite();
   }
 
   /**
@@ -181,22 +272,15 @@ export class FrameWriter {
     } else if (fromMask !== null) {
       applyMask(payload, fromMask, 0, len, fromOffset);
     }
-    if (len <= SMALL_FRAME) {
-      const buf = Buffer.allocUnsafe(headerLength(len, masked) + len);
-      const h = writeHeader(buf, opcode, fin, len, masked, key);
-      payload.copy(buf, h);
-      this.batch();
-      const ok = socket.write(buf);
-      if (socket.writableLength >= FLUSH_AT) this.flushNow();
-      return ok;
-    }
+    // Already (re)masked: a small one is copied into the segment as is.
+    if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, false);
     this.batch();
+    this.spill();
     const header = Buffer.allocUnsafe(headerLength(len, masked));
-    writeHeader(header, opcode, fin, len, masked, key);
+    writeHeaderAt(header, 0, opcode, fin, len, masked, key);
     socket.write(header);
-    const ok = socket.write(payload);
-    if (socket.writableLength >= FLUSH_AT) this.flushNow();
-    return ok;
+    socket.write(payload);
+    return this.afterWrite();
   }
 
   /**
@@ -204,6 +288,7 @@ export class FrameWriter {
    * ends whatever batch is open then, so no cork is ever left behind.
    */
   private flushNow(): void {
+    this.spill();
     if (!this.batching) return;
     this.batching = false;
     this.socket.uncork();
