@@ -5,7 +5,8 @@
 // V8 lets its young generation grow to 16 MiB semi-spaces under a burst of
 // allocation (a storm of handshakes is one), and never gives that memory
 // back while the gateway then sits on thousands of idle connections. Capping
-// it at 4 MiB keeps ~1.5 KiB per connection out of RSS at 10,000 connections
-// at no measurable cost to throughput (bench/RESULTS.md, docs/operations.md).
+// it at 4 MiB keeps ~1.5 KiB per connection out of RSS at 10,000 connections;
+// the cost, more minor GCs under many small messages, stayed within benchmark
+// noise (bench/RESULTS.md, "Young generation"; docs/operations.md).
 // `node bin/gatehouse.js …` bypasses this line: pass the flag yourself then.
 import '../dist/main.js';
