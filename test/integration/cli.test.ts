@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -69,4 +69,24 @@ test('start: serves echo on the built-in default config; SIGTERM closes clients 
   const [code] = await closed;
   assert.equal(code, 1001);
   assert.equal(await r.exited, 0);
+});
+
+test('the gatehouse executable starts Node with the flags on its first line (young generation capped)', async () => {
+  const bin = join(import.meta.dirname, '../../bin/gatehouse.js');
+  assert.ok(existsSync(join(import.meta.dirname, '../../dist/main.js')), 'dist/ is missing: npm run build (npm ci runs it)');
+  const firstLine = readFileSync(bin, 'utf8').split('\n', 1)[0];
+  assert.match(firstLine, /^#!\/usr\/bin\/env -S node .*--max-semi-space-size=\d+/);
+  // Run the file itself, as `gatehouse` and `npm start` do: the kernel reads that line.
+  const child = spawn(bin, ['start'], { env: { ...process.env, GATEHOUSE_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = once(child, 'exit').then(([code]) => code as number);
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no listening line: ${err}`)), 10_000);
+    child.stderr.on('data', () => { if (/listening on/.test(err)) { clearTimeout(t); resolve(); } });
+  });
+  const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+  assert.ok(argv.includes(/--max-semi-space-size=\d+/.exec(firstLine)![0]), `node ran without the flag: ${argv.join(' ')}`);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
 });
