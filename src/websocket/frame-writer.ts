@@ -106,8 +106,8 @@ export function encodeClosePayload(code: number | undefined, reason = ''): Buffe
  * gateway allocated (allocation profile, bench/RESULTS.md), so a third of its
  * young-generation collections. A new slab is taken when one is full; old ones
  * live as long as the writes that point into them — which is why slabs are
- * small (16 KiB, twice Node's Buffer pool): a connection that stops reading
- * pins at most its own queue plus one slab, until the guard drops it.
+ * small (16 KiB) and a socket that is already queueing gets a copy (see
+ * `spill`): a connection that stops reading holds its own bytes, not slabs.
  */
 const SLAB_SIZE = 16 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
@@ -157,8 +157,8 @@ export class FrameWriter {
   }
 
   /**
-   * Room for `n` bytes at the end of this writer's segment; returns the slab
-   * and offset to build the frame at. A segment stays contiguous: when another
+   * Room for `n` bytes at the end of this writer's segment; returns the
+   * offset in `slab` to build the frame at. A segment stays contiguous: when another
    * writer took the slab's tail meanwhile, or the slab is full, the segment so
    * far goes to the socket and a new one starts.
    */
@@ -193,7 +193,18 @@ export class FrameWriter {
     this.segStart = this.segEnd = 0;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return;
-    socket.write(seg.subarray(start, end));
+    if (socket.writableLength === 0) {
+      socket.write(seg.subarray(start, end));
+      return;
+    }
+    // The socket is already queueing (a peer reading slower than we write,
+    // or large frames of this tick): what it is given may stay a while. Give
+    // it an exact-size copy, so that a slow reader holds its own bytes and not
+    // the 16 KiB slabs its small frames were built in (a view would pin a
+    // whole slab for a 10-byte reply).
+    const copy = Buffer.allocUnsafeSlow(end - start);
+    seg.copy(copy, 0, start, end);
+    socket.write(copy);
   }
 
   /**

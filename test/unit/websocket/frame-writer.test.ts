@@ -11,6 +11,8 @@ import { parseServerFrame } from '../../helpers/raw-client.js';
 class FakeSocket {
   calls: string[] = [];
   chunks: Buffer[] = [];
+  /** The buffers as given (not copied): what the socket's queue would hold on to. */
+  given: Buffer[] = [];
   /** Bytes held while corked (the kernel takes everything else at once). */
   writableLength = 0;
   writableHighWaterMark = 16384;
@@ -25,6 +27,7 @@ class FakeSocket {
   write(b: Buffer): boolean {
     this.calls.push(`write:${b.length}`);
     this.chunks.push(Buffer.from(b));
+    this.given.push(b);
     if (this.corked > 0) this.writableLength += b.length;
     return true;
   }
@@ -261,6 +264,22 @@ describe('FrameWriter', () => {
     for (let i = 0; i < 100; i++) c.w.writeFrame(OP_BINARY, Buffer.alloc(64), true);
     await new Promise((resolve) => process.nextTick(resolve));
     assert.ok(c.s.calls.filter((x) => x.startsWith('write:')).length <= 2, 'one writer alone: one segment per slab');
+  });
+
+  it('a socket that is already queueing gets an exact-size copy of the segment, not a view pinning a slab', async () => {
+    const idle = writer(false);
+    idle.w.writeFrame(OP_TEXT, Buffer.from('hi'), true);
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(idle.s.given[0].length, 4);
+    assert.ok(idle.s.given[0].buffer.byteLength > 4, 'not queueing: a view into the slab (no copy)');
+    const slow = writer(false);
+    slow.s.writableLength = 5000; // bytes the peer has not taken yet
+    slow.w.writeFrame(OP_TEXT, Buffer.from('hi'), true);
+    await new Promise((resolve) => process.nextTick(resolve));
+    const given = slow.s.given[0];
+    assert.equal(given.length, 4);
+    assert.equal(given.buffer.byteLength, 4, 'queueing: its own 4 bytes');
+    assert.equal(parseServerFrame(given)?.frame.payload.toString(), 'hi');
   });
 
   it('a segment is not written to a socket that has ended or been destroyed', async () => {
