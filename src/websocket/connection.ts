@@ -598,9 +598,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   // ---- timers (heartbeat tick) ----------------------------------------------
 
-  tick(wallNow: number): void {
+  tick(now: number): void {
     if (this.finished) return;
-    const now = clock(wallNow);
     const o = this.opts;
     const end = this.ending;
     if (this.closeSent || (end !== null && end.received)) {

@@ -12,9 +12,10 @@
  * member registers with a shorter timeout (tests, aggressive configs); it is
  * reset when the last member leaves.
  */
+import { monoClock } from '../clock.js';
 
 export interface HeartbeatMember {
-  /** Called once per tick with Date.now(). Must not throw. */
+  /** Called once per tick with `monoClock()` (src/clock.ts). Must not throw. */
   tick(now: number): void;
 }
 
@@ -65,7 +66,7 @@ export class Heartbeat {
   }
 
   private run(): void {
-    const now = Date.now();
+    const now = monoClock();
     for (const m of this.members) {
       try {
         m.tick(now);
