@@ -20,7 +20,7 @@ export const PER_PROCESS = 5000;
 
 export async function run(ctx) {
   const total = ctx.quick ? 2000 : (ctx.options.connections ?? 10000);
-  const settle = ctx.quick ? 1500 : Number(process.env.BENCH_IDLE_SETTLE_MS ?? 3000);
+  const settle = ctx.quick ? 1500 : 3000;
   const processes = Math.max(2, Math.ceil(total / PER_PROCESS));
   const values = Object.fromEntries(ctx.targets.map((n) => [n, []]));
   const raw = Object.fromEntries(ctx.targets.map((n) => [n, []]));

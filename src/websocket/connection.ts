@@ -333,16 +333,23 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   }
 
   private checkBackpressure(): boolean {
-    if (this.socket.writableLength + this.writer.pending <= this.opts.highWaterMark) return true;
+    if (this.bufferedAmount <= this.opts.highWaterMark) return true;
     if (!this.needDrain) {
       this.needDrain = true;
-      // The socket emits 'drain' only if its own high-water mark was passed;
-      // when ours is lower, an empty write's callback tells us it flushed —
-      // queued behind the tick's frames, which therefore go to the socket first.
-      this.writer.spill();
-      if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
+      this.awaitFlush();
     }
     return false;
+  }
+
+  /**
+   * Make sure `onSocketDrain` runs once what is queued has gone. The socket
+   * emits 'drain' only if its own high-water mark was passed; when ours is
+   * lower, an empty write's callback tells us it flushed — queued behind the
+   * tick's frames, which therefore go to the socket first.
+   */
+  private awaitFlush(): void {
+    this.writer.spill();
+    if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
   }
 
   /** end() the socket after the frames still in the writer's segment (our Close among them). */
@@ -358,7 +365,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       this.pendingPong = null;
       this.writer.writeFrame(OP_PONG, p, true);
     }
-    if (this.needDrain && this.socket.writableLength + this.writer.pending <= this.opts.highWaterMark) {
+    if (this.needDrain && this.bufferedAmount <= this.opts.highWaterMark) {
       this.needDrain = false;
       this.sink?.onDrain?.();
     }
@@ -444,10 +451,9 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     // soon as practical (also in the middle of a fragmented message). When the
     // socket is congested only the latest pong is kept (§5.5.3 allows
     // answering only the most recent ping).
-    if (this.socket.writableLength + this.writer.pending > this.opts.highWaterMark) {
+    if (this.bufferedAmount > this.opts.highWaterMark) {
       this.pendingPong = Buffer.from(payload);
-      this.writer.spill();
-      if (!this.socket.writableNeedDrain) this.socket.write(EMPTY, () => this.onSocketDrain());
+      this.awaitFlush();
       return;
     }
     this.writer.writeFrame(OP_PONG, payload, true);

@@ -30,7 +30,7 @@ import {
   OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, MAX_CONTROL_PAYLOAD, isValidCloseCode,
   CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, CLOSE_NO_STATUS,
 } from './constants.js';
-import { xorRange } from './mask.js';
+import { xorKey, xorRange } from './mask.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
 
 export interface FrameParserOptions {
@@ -450,7 +450,7 @@ export class FrameParser {
   private controlFrame(buf: Buffer, start: number, end: number): void {
     if (this.masked) {
       const m = this.maskKey;
-      xorRange(buf, start, end, m >>> 24, (m >>> 16) & 0xff, (m >>> 8) & 0xff, m & 0xff);
+      xorKey(buf, start, end, m);
     }
     this.state = S_HEADER;
     this.control(buf.subarray(start, end));

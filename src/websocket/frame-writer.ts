@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import {
   OP_CLOSE, OP_PING, OP_PONG, MAX_CLOSE_REASON, CLOSE_NO_STATUS, isValidCloseCode,
 } from './constants.js';
-import { applyMask, randomMaskKey, xorRange } from './mask.js';
+import { applyMask, randomMaskKey, xorKey, xorRange } from './mask.js';
 
 /**
  * Up to this payload size a frame is copied with its header into the tick's
@@ -219,7 +219,7 @@ export class FrameWriter {
     const buf = slab;
     const h = at + writeHeaderAt(buf, at, opcode, fin, len, masked, key);
     payload.copy(buf, h);
-    if (maskPayload) xorRange(buf, h, h + len, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
+    if (maskPayload) xorKey(buf, h, h + len, key);
     this.batch();
     return this.afterWrite();
   }
@@ -242,26 +242,18 @@ export class FrameWriter {
     // A number, not a 4-byte view: no allocation per frame for the key.
     const key = masked ? randomMaskKey() : 0;
     if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, masked);
-    const socket = this.socket;
     if (masked) {
       // Masking is copy-and-mask: the caller's buffer stays intact.
       const buf = Buffer.allocUnsafe(headerLength(len, true) + len);
       const h = writeHeaderAt(buf, 0, opcode, fin, len, true, key);
       payload.copy(buf, h);
-      xorRange(buf, h, h + len, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
+      xorKey(buf, h, h + len, key);
       this.batch();
       this.spill();
-      socket.write(buf);
+      this.socket.write(buf);
       return this.afterWrite();
     }
-    // Header and payload join the tick's batch rather than a cork/uncork of
-    // their own: a relay forwarding a read of several 4 KiB frames makes one
-    // writev, not one per frame (proxy 4 KiB × 50: see bench/RESULTS.md).
-    this.batch();
-    this.spill();
-    socket.write(encodeHeader(opcode, fin, len, undefined));
-    socket.write(payload);
-    return this.afterWrite();
+    return this.writeLarge(opcode, payload, fin, false, 0);
   }
 
   /**
@@ -271,7 +263,6 @@ export class FrameWriter {
    */
   writeFrameRemasked(opcode: number, payload: Buffer, fin: boolean, fromMask: Buffer | null, fromOffset = 0): boolean {
     const len = payload.length;
-    const socket = this.socket;
     const masked = this.masked;
     let key = 0;
     if (masked) {
@@ -286,12 +277,23 @@ export class FrameWriter {
     }
     // Already (re)masked: a small one is copied into the segment as is.
     if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, false);
+    return this.writeLarge(opcode, payload, fin, masked, key);
+  }
+
+  /**
+   * A large frame whose payload is ready as is (plain, or already masked with
+   * `key`): header and payload join the tick's batch, after the segment,
+   * rather than a cork/uncork of their own — a relay forwarding a read of
+   * several 4 KiB frames makes one writev, not one per frame (proxy 4 KiB × 50:
+   * see bench/RESULTS.md). The payload is not copied.
+   */
+  private writeLarge(opcode: number, payload: Buffer, fin: boolean, masked: boolean, key: number): boolean {
+    const header = Buffer.allocUnsafe(headerLength(payload.length, masked));
+    writeHeaderAt(header, 0, opcode, fin, payload.length, masked, key);
     this.batch();
     this.spill();
-    const header = Buffer.allocUnsafe(headerLength(len, masked));
-    writeHeaderAt(header, 0, opcode, fin, len, masked, key);
-    socket.write(header);
-    socket.write(payload);
+    this.socket.write(header);
+    this.socket.write(payload);
     return this.afterWrite();
   }
 

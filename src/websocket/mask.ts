@@ -82,6 +82,11 @@ export function xorRange(buf: Uint8Array, start: number, end: number, k0: number
   }
 }
 
+/** `xorRange` with the key as one 32-bit number, key byte 0 in the top byte (the writer's and parser's form). */
+export function xorKey(buf: Uint8Array, start: number, end: number, key: number): void {
+  xorRange(buf, start, end, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
+}
+
 /**
  * Mask or unmask `buf[start, end)` in place with a 4-byte `mask`; the first
  * byte uses `mask[maskOffset % 4]`.
@@ -112,27 +117,27 @@ const POOL_SIZE = 8192;
 let pool = Buffer.allocUnsafeSlow(POOL_SIZE);
 let poolPos = POOL_SIZE;
 
+/** Offset of 4 fresh random bytes in `pool` (refilled as a NEW pool when spent). */
+function takeKeyBytes(): number {
+  if (poolPos + 4 > POOL_SIZE) {
+    pool = randomFillSync(Buffer.allocUnsafeSlow(POOL_SIZE));
+    poolPos = 0;
+  }
+  const at = poolPos;
+  poolPos += 4;
+  return at;
+}
+
 /**
  * A fresh random masking key as one 32-bit number, key byte 0 in the top
  * byte: what the writer needs, without the 4-byte view `randomMask` allocates.
  */
 export function randomMaskKey(): number {
-  if (poolPos + 4 > POOL_SIZE) {
-    pool = randomFillSync(Buffer.allocUnsafeSlow(POOL_SIZE));
-    poolPos = 0;
-  }
-  const key = pool.readInt32BE(poolPos);
-  poolPos += 4;
-  return key;
+  return pool.readInt32BE(takeKeyBytes());
 }
 
 /** A fresh random 4-byte masking key (a view into the pool; never rewritten). */
 export function randomMask(): Buffer {
-  if (poolPos + 4 > POOL_SIZE) {
-    pool = randomFillSync(Buffer.allocUnsafeSlow(POOL_SIZE));
-    poolPos = 0;
-  }
-  const key = pool.subarray(poolPos, poolPos + 4);
-  poolPos += 4;
-  return key;
+  const at = takeKeyBytes();
+  return pool.subarray(at, at + 4);
 }
