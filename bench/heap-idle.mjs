@@ -4,13 +4,16 @@
  * snapshot before and after opening N idle connections, and print the
  * difference per connection by object kind (constructor name), largest first.
  *
- *   node bench/heap-idle.mjs [gatehouse|ws] [--service echo|proxy] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
+ *   node bench/heap-idle.mjs [gatehouse|ws] [--service echo|proxy|jwt] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
  *
  * `--service proxy` (Gatehouse only) measures idle *proxied* connections, as
  * the proxy suite sets them up: a `ws` echo backend (bench/servers/ws-echo.mjs)
  * behind a `websocket` service, so each connection is the client side, the
  * backend-side client-role connection and the relay. Only the Gatehouse
- * process is snapshotted.
+ * process is snapshotted. `--service jwt` (Gatehouse only) measures idle
+ * *authenticated* connections: an echo service with the `jwt` method (ES256,
+ * a local key), each connection admitted with a Bearer token, so what a
+ * principal and its credential-expiry watch keep is counted.
  *
  * The JS heap is only part of RSS: native
  * memory (libuv handles, stream buffers, V8 heap fragmentation and unused
@@ -18,11 +21,12 @@
  * deleted afterwards (kept with --keep). Taking a snapshot forces full GCs, so these numbers are
  * "after GC" and are not comparable to the idle suite's.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GATEHOUSE_ECHO_SERVICE, HOST, startTarget } from './lib/targets.mjs';
 import { LoadgenPool } from './lib/loadgen-pool.mjs';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -33,8 +37,8 @@ const target = args.find((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 
 const total = Number(opt('--connections', '10000'));
 const TOP = Number(opt('--top', '25'));
 const service = opt('--service', 'echo');
-if (service !== 'echo' && service !== 'proxy') throw new Error(`--service: echo or proxy, not ${service}`);
-if (service === 'proxy' && target !== 'gatehouse') throw new Error('--service proxy measures Gatehouse only');
+if (!['echo', 'proxy', 'jwt'].includes(service)) throw new Error(`--service: echo, proxy or jwt, not ${service}`);
+if (service !== 'echo' && target !== 'gatehouse') throw new Error(`--service ${service} measures Gatehouse only`);
 /** The proxy suite's path for its `websocket` service (bench/suites/proxy.mjs). */
 const PROXY_PATH = '/proxy';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -91,25 +95,47 @@ async function snapshot(server, dir) {
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-heap-'));
 const backend = service === 'proxy' ? await startTarget('ws') : undefined;
+/** `--service jwt`: an ES256 key of this run, its public half as the service's key file, and a 2 h token. */
+async function jwtSetup() {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const pem = path.join(dir, 'es256.pem');
+  writeFileSync(pem, await exportSPKI(publicKey));
+  const token = await new SignJWT({ roles: ['bench'] }).setProtectedHeader({ alg: 'ES256' }).setSubject('bench-user')
+    .setIssuer('https://bench.gatehouse.test').setAudience('bench').setIssuedAt().setExpirationTime('2h').sign(privateKey);
+  return {
+    headers: { Authorization: `Bearer ${token}` },
+    services: {
+      jwt: {
+        ...GATEHOUSE_ECHO_SERVICE, path: JWT_PATH, type: 'echo',
+        auth: { methods: [{ type: 'jwt', issuers: [{ issuer: 'https://bench.gatehouse.test', audience: 'bench', algorithms: 'ES256', key_files: pem }] }] },
+      },
+    },
+  };
+}
+const JWT_PATH = '/jwt';
+const jwt = service === 'jwt' ? await jwtSetup() : undefined;
 const started = await startTarget(target, {
   nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`],
   gatehouseRoot: opt('--gatehouse-root'),
-  config: backend === undefined ? undefined : {
+  config: backend !== undefined ? {
     services: {
       proxy: { ...GATEHOUSE_ECHO_SERVICE, path: PROXY_PATH, type: 'websocket', backend: `ws://${HOST}:${backend.port}/echo` },
     },
-  },
+  } : jwt !== undefined ? { services: jwt.services } : undefined,
 });
-const server = backend === undefined ? started : { ...started, label: `${started.label} (websocket service → ws echo)`, path: PROXY_PATH };
+const server = backend !== undefined ? { ...started, label: `${started.label} (websocket service → ws echo)`, path: PROXY_PATH }
+  : jwt !== undefined ? { ...started, label: `${started.label} (echo service, jwt ES256)`, path: JWT_PATH }
+    : started;
+const connectOptions = jwt !== undefined ? { headers: jwt.headers } : {};
 const pool = LoadgenPool.spawn(Math.max(2, Math.ceil(total / 5000)));
 try {
-  await pool.connect(server, 100);
+  await pool.connect(server, 100, connectOptions);
   await pool.all('verify', { size: 64 });
   await pool.all('close', { timeoutMs: 5000 });
   await sleep(2000);
   const rss0 = server.rssKiB();
   const a = aggregate(await snapshot(server, dir));
-  await pool.connect(server, total, { concurrency: 50 });
+  await pool.connect(server, total, { concurrency: 50, ...connectOptions });
   await sleep(3000);
   const rss1 = server.rssKiB();
   const b = aggregate(await snapshot(server, dir));

@@ -15,7 +15,7 @@ import { Audit } from './observe/audit.js';
 import { createLogger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createService } from './services/index.js';
-import { watchCredentials } from './auth/expiry.js';
+import { unwatchChannel, watchCredentials } from './auth/expiry.js';
 import { backendIdentityHeaders } from './auth/identity.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
@@ -51,7 +51,7 @@ export class Gateway {
     this.front.addChannelHook(this.guard.hook, this.guard.unhook);
     // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
-    this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); });
+    this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); }, unwatchChannel);
     // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
     this.front.addHttpHandler(new FallbackEndpoints({
       track: (ch, a) => this.front.track(ch, a),

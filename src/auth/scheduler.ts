@@ -3,43 +3,63 @@
  * Node timer armed for the earliest. Tens of thousands of connections each
  * with an expiry and a re-check interval cost one timer, not two per socket.
  * Cancelled entries are dropped lazily (and the heap compacted when they
- * dominate), and release their callback at once so nothing stays reachable.
+ * dominate), and release their target at once so nothing stays reachable.
+ *
+ * A task's target is a function or an object with `onDeadline`: per-connection
+ * watches pass themselves, so a deadline costs one task object and no closures.
  */
 export interface ScheduledTask {
   readonly at: number;
   cancel(): void;
 }
 
-interface Entry extends ScheduledTask {
-  at: number;
-  run: (() => void) | undefined;
+/** An object called back when one of its tasks is due (told which one). */
+export interface DeadlineTarget {
+  onDeadline(task: ScheduledTask): void;
+}
+
+type Target = DeadlineTarget | (() => void);
+
+class Task implements ScheduledTask {
+  constructor(
+    private readonly scheduler: DeadlineScheduler,
+    readonly at: number,
+    /** Undefined once run or cancelled. */
+    public target: Target | undefined,
+  ) {}
+
+  cancel(): void {
+    if (this.target === undefined) return;
+    this.target = undefined;
+    this.scheduler.noteCancelled();
+  }
 }
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
 export class DeadlineScheduler {
-  private heap: Entry[] = [];
+  private heap: Task[] = [];
   private cancelled = 0;
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Runs `fn` at epoch-ms `at` (or soon after); a callback that throws does not stop others. */
-  schedule(at: number, fn: () => void): ScheduledTask {
-    const entry: Entry = {
-      at,
-      run: fn,
-      cancel: () => {
-        if (entry.run === undefined) return;
-        entry.run = undefined;
-        this.cancelled++;
-        if (this.cancelled > 1024 && this.cancelled * 2 > this.heap.length) this.compact();
-      },
-    };
-    this.push(entry);
+  /**
+   * Runs `target` (a function, or its `onDeadline` with the task) at epoch-ms
+   * `at` (or soon after); a target that throws does not stop others.
+   */
+  schedule(at: number, target: Target): ScheduledTask {
+    const task = new Task(this, at, target);
+    this.push(task);
     if (at < this.armedFor) this.arm();
-    return entry;
+    return task;
+  }
+
+  /** @internal A task was cancelled: compact when cancelled ones dominate the heap. */
+  noteCancelled(): void {
+    this.cancelled++;
+    if (this.cancelled > 1024 && this.cancelled * 2 > this.heap.length) this.compact();
   }
 
   /** Live (not cancelled, not run) tasks. */
@@ -51,7 +71,7 @@ export class DeadlineScheduler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.armedFor = Infinity;
-    while (this.heap.length > 0 && this.heap[0].run === undefined) { this.pop(); this.cancelled--; }
+    while (this.heap.length > 0 && this.heap[0].target === undefined) { this.pop(); this.cancelled--; }
     if (this.heap.length === 0) return;
     const at = this.heap[0].at;
     this.armedFor = at;
@@ -65,22 +85,25 @@ export class DeadlineScheduler {
     this.armedFor = Infinity;
     const now = this.now();
     while (this.heap.length > 0 && this.heap[0].at <= now) {
-      const entry = this.pop()!;
-      const fn = entry.run;
-      if (fn === undefined) { this.cancelled--; continue; }
-      entry.run = undefined;
-      try { fn(); } catch { /* a task's failure is its own */ }
+      const task = this.pop()!;
+      const target = task.target;
+      if (target === undefined) { this.cancelled--; continue; }
+      task.target = undefined;
+      try {
+        if (typeof target === 'function') target();
+        else target.onDeadline(task);
+      } catch { /* a task's failure is its own */ }
     }
     this.arm();
   }
 
   private compact(): void {
-    this.heap = this.heap.filter((e) => e.run !== undefined);
+    this.heap = this.heap.filter((e) => e.target !== undefined);
     this.cancelled = 0;
     for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
   }
 
-  private push(e: Entry): void {
+  private push(e: Task): void {
     this.heap.push(e);
     let i = this.heap.length - 1;
     while (i > 0) {
@@ -92,7 +115,7 @@ export class DeadlineScheduler {
     this.heap[i] = e;
   }
 
-  private pop(): Entry | undefined {
+  private pop(): Task | undefined {
     const top = this.heap[0];
     const last = this.heap.pop();
     if (this.heap.length > 0 && last) {

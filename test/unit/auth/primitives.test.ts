@@ -7,7 +7,10 @@ import { findCookie, takeProtocolCredential } from '../../../src/auth/credential
 import { FailureLimiter } from '../../../src/auth/failure-limiter.js';
 import { hashPasswordCommand } from '../../../src/auth/hash-password-command.js';
 import { hashAlgorithmOf, hashPassword, verifyPassword } from '../../../src/auth/passwords.js';
-import { DeadlineScheduler } from '../../../src/auth/scheduler.js';
+import { DeadlineScheduler, type ScheduledTask } from '../../../src/auth/scheduler.js';
+import { stopWatching, unwatchChannel, watchCredentials } from '../../../src/auth/expiry.js';
+import type { Admission, Principal } from '../../../src/admission/types.js';
+import type { Channel } from '../../../src/channel.js';
 import { parseUsersFile } from '../../../src/auth/users-file.js';
 import { ConfigError } from '../../../src/errors.js';
 import type { AdmissionContext } from '../../../src/admission/types.js';
@@ -121,6 +124,64 @@ describe('deadline scheduler', () => {
     assert.equal(s.size, 10);
     for (const t of tasks.slice(4990)) t.cancel();
     assert.equal(s.size, 0);
+  });
+
+  it('calls an object target back with the task that is due, and never a cancelled one', async () => {
+    const s = new DeadlineScheduler();
+    const seen: ScheduledTask[] = [];
+    const target = { onDeadline: (task: ScheduledTask) => { seen.push(task); } };
+    const now = Date.now();
+    const first = s.schedule(now + 5, target);
+    const dropped = s.schedule(now + 10, target);
+    const last = s.schedule(now + 15, target);
+    dropped.cancel();
+    const keepAlive = setInterval(() => {}, 1000);
+    while (s.size > 0) await new Promise((r) => setTimeout(r, 5));
+    clearInterval(keepAlive);
+    assert.deepEqual(seen, [first, last]);
+  });
+});
+
+describe('credential watch', () => {
+  /** A channel stand-in that records closes; the watch only reads `closed`, `admission` and calls `close`. */
+  function watched(expiresAt: number): { channel: Channel & { closes: [number, string][] }; principal: Principal; scheduler: DeadlineScheduler } {
+    const principal: Principal = { id: 'alice', roles: [], claims: {}, expiresAt, method: 'jwt' };
+    const admission = { principal, service: { name: 'svc', auth: { grace: 0 } }, client: { address: '127.0.0.1', port: 1 }, id: 'c1' } as unknown as Admission;
+    const closes: [number, string][] = [];
+    const channel = { closed: false, admission, closes } as unknown as Channel & { closes: [number, string][] };
+    (channel as { close: Channel['close'] }).close = (code = 1000, reason = '') => {
+      closes.push([code, reason]);
+      (channel as { closed: boolean }).closed = true;
+    };
+    const scheduler = new DeadlineScheduler();
+    watchCredentials(channel, admission, { scheduler });
+    return { channel, principal, scheduler };
+  }
+  const settle = async (s: DeadlineScheduler): Promise<void> => {
+    const keepAlive = setInterval(() => {}, 1000);
+    for (let i = 0; i < 20 && s.size > 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    clearInterval(keepAlive);
+  };
+
+  it('closes the channel with 1008 "credential expired" at the principal\'s expiry', async () => {
+    const w = watched(Date.now() + 10);
+    assert.equal(w.scheduler.size, 1);
+    await settle(w.scheduler);
+    assert.deepEqual(w.channel.closes, [[1008, 'credential expired']]);
+    assert.equal(w.scheduler.size, 0);
+  });
+
+  it('ends with the Admission\'s release or the channel\'s end, leaving nothing scheduled', async () => {
+    const released = watched(Date.now() + 10);
+    stopWatching(released.principal);
+    assert.equal(released.scheduler.size, 0);
+    const ended = watched(Date.now() + 10);
+    unwatchChannel(ended.channel);
+    assert.equal(ended.scheduler.size, 0);
+    await settle(ended.scheduler);
+    assert.deepEqual(released.channel.closes, []);
+    assert.deepEqual(ended.channel.closes, []);
   });
 });
 
