@@ -56,6 +56,8 @@ export class Gateway {
     this.front.addHttpHandler(new FallbackEndpoints({
       track: (ch, a) => this.front.track(ch, a),
       untrack: (ch) => this.front.untrack(ch),
+      draining: () => this.front.isDraining,
+      opening: (work) => this.front.trackOpening(work),
     }).handle);
   }
 

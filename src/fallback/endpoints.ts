@@ -26,6 +26,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import type { Channel } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from '../front/request.js';
+import { drainingRejection } from '../front/respond.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from './session.js';
 import { decodeFrames, encodeNumber, FrameType, type WireError } from './wire.js';
@@ -66,6 +67,10 @@ export interface FallbackOptions {
    */
   track?(channel: Channel, admission: Admission): Channel | void;
   untrack?(channel: Channel): void;
+  /** True once the gateway drains: no session is opened then (503 `draining`), as no WebSocket is. */
+  draining?(): boolean;
+  /** An open request is under way until `work` settles (drain waits for its answer). */
+  opening?(work: Promise<void>): void;
 }
 
 interface SessionRecord {
@@ -125,7 +130,13 @@ export class FallbackEndpoints {
       this.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
       return true;
     }
+    // Open sessions keep being served while draining: their 1001 travels on their own requests.
+    if (op === 'open' && this.opts.draining?.()) {
+      this.refuse(req, res, service, ctx, drainingRejection());
+      return true;
+    }
     const work = op === 'open' ? this.open(req, res, service, ctx, query) : this.sessionRequest(req, res, service, ctx, op, query);
+    if (op === 'open') this.opts.opening?.(work);
     work.catch((err: unknown) => {
       ctx.log.error({ err, service: service.name }, 'fallback request failed');
       if (!res.headersSent) this.refuse(req, res, service, ctx, new Rejection(500, 'internal_error', 'internal error'));
@@ -175,6 +186,13 @@ export class FallbackEndpoints {
       return;
     }
     if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
+    // Drain began while this open waited (authentication, the backend dial): drain has closed the sessions it knew of.
+    if (this.opts.draining?.()) {
+      serviceSession.abort();
+      admission.release();
+      this.refuse(req, res, service, ctx, drainingRejection());
+      return;
+    }
     // As on the WebSocket path: once the service is open nothing reads the request; do not keep it.
     admission.request = undefined;
     const id = randomBytes(24).toString('base64url');

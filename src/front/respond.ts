@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Rejection } from '../admission/types.js';
+import { Rejection } from '../admission/types.js';
 
 /** Header values we write must never smuggle a line break. */
 function clean(v: string): string {
@@ -27,4 +27,9 @@ export function writeRejection(socket: Duplex, rejection: Pick<Rejection, 'statu
   const timer = setTimeout(() => socket.destroy(), 2000);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
+}
+
+/** The answer to anything that would open a channel (either transport) once drain has begun. */
+export function drainingRejection(): Rejection {
+  return new Rejection(503, 'draining', 'gateway is shutting down', { 'Retry-After': '5' });
 }

@@ -22,7 +22,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service, ServiceSession } from '../services/types.js';
 import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest, type UpgradeRequestInfo } from '../websocket/handshake.js';
 import { WebSocketConnection, type ConnectionOptions } from '../websocket/connection.js';
-import { writeRejection } from './respond.js';
+import { drainingRejection, writeRejection } from './respond.js';
 import { connectionSettings } from '../websocket/settings.js';
 import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
 import { splitTarget, targetPath, toAdmissionRequest } from './request.js';
@@ -71,6 +71,9 @@ export class FrontDoor {
   private readonly channelHooks: ChannelHook[] = [];
   private readonly channelEndHooks: ChannelEndHook[] = [];
   private draining = false;
+  /** Handshakes under way on either transport (admission, backend dial): drain waits for their answers too. */
+  private opening = 0;
+  private readonly openingDone = (): void => { this.opening--; };
   private readonly optionsCache = new WeakMap<ServiceConfig, { ctx: FrontDoorContext; options: ConnectionOptions }>();
   readonly addresses: BoundAddress[] = [];
 
@@ -83,6 +86,13 @@ export class FrontDoor {
   addChannelHook(hook: ChannelHook, ended?: ChannelEndHook): void {
     this.channelHooks.push(hook);
     if (ended !== undefined) this.channelEndHooks.push(ended);
+  }
+  /** Drain has begun: nothing new is opened (another transport asks before it opens a channel). */
+  get isDraining(): boolean { return this.draining; }
+  /** A handshake of another transport (a fallback open) is under way until `work` settles. */
+  trackOpening(work: Promise<unknown>): void {
+    this.opening++;
+    work.then(this.openingDone, this.openingDone);
   }
   /** Open channels (WebSocket and fallback), for drain and metrics. */
   get openChannels(): number { return this.channels.size; }
@@ -126,7 +136,7 @@ export class FrontDoor {
   private createServer(listener: ListenerConfig): ListenerServer {
     const ctx = this.ctx;
     const ls = createListenerServer(listener, (req, res) => this.onRequest(req, res), (req, socket, head) => {
-      void this.onUpgrade(req, socket, head);
+      this.trackOpening(this.onUpgrade(req, socket, head));
     }, { limits: ctx.config.limits, trustedProxies: ctx.config.trusted_proxies, audit: ctx.audit, log: ctx.log });
     const server = ls.server;
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -157,9 +167,7 @@ export class FrontDoor {
     socket.on('error', destroyOnError);
     const ctx = this.ctx;
     try {
-      if (this.draining) {
-        return this.refuse(socket, new Rejection(503, 'draining', 'gateway is shutting down', { 'Retry-After': '5' }), req);
-      }
+      if (this.draining) return this.refuse(socket, drainingRejection(), req);
       if (req.rawHeaders.length / 2 > ctx.config.limits.header_count) {
         return this.refuse(socket, new Rejection(431, 'too_many_headers', 'too many header fields'), req);
       }
@@ -201,6 +209,13 @@ export class FrontDoor {
         throw err;
       }
       if (socket.destroyed) { session.abort(); admission.release(); return; }
+      // Drain began while this handshake waited (authentication, the backend
+      // dial): it would open after drain closed the channels it knew of.
+      if (this.draining) {
+        session.abort();
+        admission.release();
+        return this.refuse(socket, drainingRejection(), req, false, route.name);
+      }
 
       // From here on nothing reads the request: do not keep it (headers, raw
       // headers, query) for the whole life of the connection.
@@ -307,17 +322,18 @@ export class FrontDoor {
   }
 
   /**
-   * Stop accepting, ask every open channel to close with 1001, and wait for
-   * them up to `timeoutMs`; whatever is left is dropped.
+   * Stop accepting, ask every open channel to close with 1001, and wait up to
+   * `timeoutMs` for them to close and for the handshakes under way to be
+   * answered (503 `draining` once admitted); whatever is left is dropped.
    */
   async drain(timeoutMs: number, code = 1001, reason = 'gateway shutting down'): Promise<void> {
     this.draining = true;
     const closed = Promise.all(this.servers.map((s) => s.close()));
     const channels = [...this.channels];
     const allClosed = new Promise<void>((resolve) => {
-      if (this.channels.size === 0) return resolve();
+      if (this.channels.size === 0 && this.opening === 0) return resolve();
       const check = setInterval(() => {
-        if (this.channels.size === 0) { clearInterval(check); resolve(); }
+        if (this.channels.size === 0 && this.opening === 0) { clearInterval(check); resolve(); }
       }, 20);
       check.unref();
     });
