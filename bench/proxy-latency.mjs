@@ -3,19 +3,21 @@
  * The latency a proxy adds at one connection, measured finely enough to
  * compare builds: one `ws` echo backend reached directly, through a bare Node
  * TCP proxy (`c.on('data', d => b.write(d))` both ways — the floor for a Node
- * process in the path), and through one or more Gatehouse builds (`websocket`
- * service). One 64 B message in flight per connection; the targets take turns
+ * process in the path), through nginx (the proxy suite's configuration; left
+ * out when `nginx` is not installed or with --no-nginx), and through one or
+ * more Gatehouse builds (`websocket` service). One 64 B message in flight per connection; the targets take turns
  * in bursts of 400 round trips (order alternating), so that the machine's
  * drift on a shared host hits all of them alike. Exact samples, no histogram.
  *
- *   node bench/proxy-latency.mjs [--cycles N] [--gatehouse-root NAME=DIR ...]
+ *   node bench/proxy-latency.mjs [--cycles N] [--no-nginx] [--gatehouse-root NAME=DIR ...]
  *
  * Without --gatehouse-root this checkout (built) is measured as "gatehouse".
  * Prints p50 / p90 round trip and the p50 added over direct for each target.
  * The proxy suite's latency case is the one to quote; this is for A/B.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import WebSocket from 'ws';
+import { startNginx } from './lib/nginx.mjs';
 import { median } from './lib/stats.mjs';
 import { freePort, GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, ROOT, startTarget } from './lib/targets.mjs';
 
@@ -63,6 +65,12 @@ bare = spawn(process.execPath, ['--input-type=module', '-e', BARE_PROXY, String(
 await new Promise((resolve) => bare.stdout.once('data', resolve));
 urls.bare = `ws://${HOST}:${barePort}/echo`;
 
+const hasNginx = !args.includes('--no-nginx') && (() => {
+  try { execFileSync('nginx', ['-v'], { stdio: 'ignore' }); return true; } catch { return false; }
+})();
+const nginx = hasNginx ? await startNginx(backend.port) : undefined;
+if (nginx) urls.nginx = `ws://${HOST}:${nginx.port}${nginx.path}`;
+
 const sockets = {};
 for (const [name, url] of Object.entries(urls)) {
   const ws = new WebSocket(url);
@@ -107,5 +115,6 @@ for (const [name, v] of Object.entries(samples)) {
 }
 for (const ws of Object.values(sockets)) ws.terminate();
 for (const g of gateways) await g.stop();
+await nginx?.stop();
 await backend.stop();
 process.exit(0);
