@@ -136,7 +136,7 @@ export class FrontDoor {
   private createServer(listener: ListenerConfig): ListenerServer {
     const ctx = this.ctx;
     const ls = createListenerServer(listener, (req, res) => this.onRequest(req, res), (req, socket, head) => {
-      this.trackOpening(this.onUpgrade(req, socket, head));
+      void this.onUpgrade(req, socket, head);
     }, { limits: ctx.config.limits, trustedProxies: ctx.config.trusted_proxies, audit: ctx.audit, log: ctx.log });
     const server = ls.server;
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -166,6 +166,8 @@ export class FrontDoor {
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', destroyOnError);
     const ctx = this.ctx;
+    // Counted here rather than with a promise reaction per handshake: drain waits for it to be answered.
+    this.opening++;
     try {
       if (this.draining) return this.refuse(socket, drainingRejection(), req);
       if (req.rawHeaders.length / 2 > ctx.config.limits.header_count) {
@@ -227,6 +229,8 @@ export class FrontDoor {
     } catch (err) {
       ctx.log.error({ err }, 'upgrade failed');
       if (!socket.destroyed) writeRejection(socket, { status: 500, message: 'internal error', headers: {} });
+    } finally {
+      this.opening--;
     }
   }
 
