@@ -8,7 +8,7 @@
  */
 import {
   ACK, BINARY, CLOSE, END, FrameReader, HEADER, HEARTBEAT, SEQ, TEXT,
-  closeFrame, concat, frame, numberFrame, readClose, readNumber, type WireFrame,
+  closeFrame, numberFrame, readClose, readNumber, writeHeader, type WireFrame,
 } from './wire.js';
 import type { Transport, TransportEvents } from './transport.js';
 
@@ -30,7 +30,12 @@ interface OpenAnswer {
   heartbeat: number; pollTimeout: number; maxBody: number; maxMessage: number; maxFrames: number;
 }
 
-interface Outgoing { seq: number; frame: Uint8Array; size: number }
+/**
+ * A message kept until acknowledged: its type and payload; the frame header is
+ * written when a batch is built, straight into the request body (one copy per
+ * message, no frame buffer of its own).
+ */
+interface Outgoing { seq: number; type: number; payload: Uint8Array; size: number }
 
 /** Acknowledge the downstream at least every this many bytes (the server's high-water mark is 64 KiB by default). */
 const ACK_BYTES = 16 * 1024;
@@ -82,7 +87,7 @@ export class FallbackTransport implements Transport {
     }
     const isText = typeof data === 'string';
     const bytes = isText ? ENCODER.encode(data) : data;
-    this.push(frame(isText ? TEXT : BINARY, bytes), bytes.length);
+    this.push(isText ? TEXT : BINARY, bytes, bytes.length);
   }
 
   close(code = 1000, reason = ''): void {
@@ -93,7 +98,7 @@ export class FallbackTransport implements Transport {
     }
     this.state = 'closing';
     this.closeSent = { code, reason };
-    this.push(closeFrame(code, reason), 0);
+    this.push(CLOSE, closeFrame(code, reason).subarray(HEADER), 0);
     this.closeTimer = setTimeout(() => this.finish(1006, 'close handshake timed out', false), this.opts.closeTimeout);
   }
 
@@ -307,8 +312,8 @@ export class FallbackTransport implements Transport {
 
   // ---- upstream --------------------------------------------------------------------
 
-  private push(f: Uint8Array, size: number): void {
-    this.outgoing.push({ seq: this.nextOut++, frame: f, size });
+  private push(type: number, payload: Uint8Array, size: number): void {
+    this.outgoing.push({ seq: this.nextOut++, type, payload, size });
     this.outBytes += size;
     // Sends of one task (e.g. replies to every message of one received chunk) go in one batch.
     if (!this.pumpScheduled) {
@@ -333,22 +338,30 @@ export class FallbackTransport implements Transport {
     if (this.outgoing.length === 0 && !needAck) return;
     this.sending = true;
     if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
-    const parts: Uint8Array[] = [];
     let bytes = 0;
     const limit = this.answer.maxBody - 64;
     let count = 0;
-    if (this.outgoing.length > 0) {
-      parts.push(numberFrame(SEQ, this.outgoing[0].seq));
-      for (const o of this.outgoing) {
-        if (count > 0 && (bytes + o.frame.length > limit || count >= MAX_BATCH_FRAMES)) break;
-        parts.push(o.frame);
-        bytes += o.frame.length;
-        count++;
-      }
+    const outgoing = this.outgoing;
+    for (; count < outgoing.length; count++) {
+      const size = HEADER + outgoing[count].payload.length;
+      if (count > 0 && (bytes + size > limit || count >= MAX_BATCH_FRAMES)) break;
+      bytes += size;
     }
+    // SEQ of the first message, the messages, our ACK: one body, each message copied once.
+    const seqFrame = count > 0 ? numberFrame(SEQ, outgoing[0].seq) : undefined;
     const ackValue = this.lastIn;
-    parts.push(numberFrame(ACK, ackValue));
-    void this.postBatch(concat(parts), ackValue);
+    const ackFrame = numberFrame(ACK, ackValue);
+    const body = new Uint8Array((seqFrame?.length ?? 0) + bytes + ackFrame.length);
+    let off = 0;
+    if (seqFrame) { body.set(seqFrame, 0); off = seqFrame.length; }
+    for (let i = 0; i < count; i++) {
+      const { type, payload } = outgoing[i];
+      writeHeader(body, off, type, payload.length);
+      body.set(payload, off + HEADER);
+      off += HEADER + payload.length;
+    }
+    body.set(ackFrame, off);
+    void this.postBatch(body, ackValue);
   }
 
   private async postBatch(body: Uint8Array, ackValue: number): Promise<void> {

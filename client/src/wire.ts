@@ -16,10 +16,18 @@ export const HEADER = 5;
 
 export interface WireFrame { type: number; payload: Uint8Array }
 
+/** Writes a frame header (type, big-endian length) at `off`. */
+export function writeHeader(out: Uint8Array, off: number, type: number, length: number): void {
+  out[off] = type;
+  out[off + 1] = length >>> 24;
+  out[off + 2] = (length >>> 16) & 0xff;
+  out[off + 3] = (length >>> 8) & 0xff;
+  out[off + 4] = length & 0xff;
+}
+
 export function frame(type: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
   const out = new Uint8Array(HEADER + payload.length);
-  out[0] = type;
-  new DataView(out.buffer).setUint32(1, payload.length);
+  writeHeader(out, 0, type, payload.length);
   out.set(payload, HEADER);
   return out;
 }
@@ -60,23 +68,26 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Incremental parser for a downstream body that arrives in arbitrary chunks. */
 export class FrameReader {
-  private buf: Uint8Array = new Uint8Array(0);
+  private buf: Uint8Array = EMPTY;
 
   /** Feed a chunk; returns the frames it completes. Throws on a frame longer than `maxPayload`. */
   push(chunk: Uint8Array, maxPayload: number): WireFrame[] {
     this.buf = this.buf.length === 0 ? chunk : concat([this.buf, chunk]);
     const frames: WireFrame[] = [];
     let off = 0;
-    while (this.buf.length - off >= HEADER) {
-      const len = new DataView(this.buf.buffer, this.buf.byteOffset + off + 1, 4).getUint32(0);
+    const buf = this.buf;
+    while (buf.length - off >= HEADER) {
+      const len = (buf[off + 1] * 0x1000000) + (buf[off + 2] << 16 | buf[off + 3] << 8 | buf[off + 4]);
       if (len > maxPayload) throw new Error(`frame of ${len} bytes exceeds ${maxPayload}`);
-      if (this.buf.length - off - HEADER < len) break;
-      frames.push({ type: this.buf[off], payload: this.buf.subarray(off + HEADER, off + HEADER + len) });
+      if (buf.length - off - HEADER < len) break;
+      frames.push({ type: buf[off], payload: buf.subarray(off + HEADER, off + HEADER + len) });
       off += HEADER + len;
     }
-    this.buf = off === this.buf.length ? new Uint8Array(0) : this.buf.slice(off);
+    this.buf = off === buf.length ? EMPTY : buf.slice(off);
     return frames;
   }
 

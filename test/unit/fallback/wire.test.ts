@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import {
   decodeFrames, encodeClose, encodeEmpty, encodeMessage, encodeNumber, FrameType, isSendableCloseCode,
 } from '../../../src/fallback/wire.js';
-import { FrameReader, numberFrame, closeFrame, frame, readNumber, readClose, TEXT, BINARY, SEQ } from '../../../client/src/wire.js';
+import { FrameReader, numberFrame, closeFrame, frame, readNumber, readClose, writeHeader, HEADER, TEXT, BINARY, SEQ } from '../../../client/src/wire.js';
 import { serializeOrigin } from '../../../src/fallback/origin.js';
 
 const limits = { maxMessage: 1024, maxFrames: 100 };
@@ -37,6 +37,19 @@ test('client-encoded frames decode on the server', () => {
   assert.equal(error, undefined);
   assert.deepEqual(frames.map((f) => f.type), [FrameType.SEQ, FrameType.TEXT, FrameType.BINARY, FrameType.CLOSE]);
   assert.deepEqual(frames[3], { type: FrameType.CLOSE, code: 1000, reason: 'done' });
+});
+
+test('frame headers: the client writes and reads every length byte as the server does', () => {
+  for (const len of [0, 1, 255, 256, 65_535, 65_536, 2 ** 24 - 1, 2 ** 24 + 3, 2 ** 31 + 5, 2 ** 32 - 1]) {
+    const head = new Uint8Array(HEADER);
+    writeHeader(head, 0, BINARY, len);
+    const server = Buffer.alloc(HEADER);
+    server[0] = BINARY;
+    server.writeUInt32BE(len, 1);
+    assert.deepEqual([...head], [...server], `length ${len}`);
+    // The reader takes the length from the header (and refuses it against a small maximum).
+    assert.throws(() => new FrameReader().push(head, len - 1), new RegExp(`frame of ${len} bytes`), `length ${len}`);
+  }
 });
 
 test('malformed bodies: the frames before the error are kept, the error names the WebSocket close code', () => {
