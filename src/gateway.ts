@@ -56,7 +56,7 @@ export class Gateway {
     this.front.addHttpHandler(new FallbackEndpoints({
       track: (ch, a) => this.front.track(ch, a),
       untrack: (ch) => this.front.untrack(ch),
-      draining: () => this.front.isDraining,
+      draining: () => this.front.drainingRefusal(),
       opening: (work) => this.front.trackOpening(work),
     }).handle);
   }

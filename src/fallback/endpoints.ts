@@ -26,7 +26,6 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import type { Channel } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from '../front/request.js';
-import { drainingRejection } from '../front/respond.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from './session.js';
 import { decodeFrames, encodeNumber, FrameType, type WireError } from './wire.js';
@@ -67,8 +66,8 @@ export interface FallbackOptions {
    */
   track?(channel: Channel, admission: Admission): Channel | void;
   untrack?(channel: Channel): void;
-  /** True once the gateway drains: no session is opened then (503 `draining`), as no WebSocket is. */
-  draining?(): boolean;
+  /** Once the gateway drains, the refusal to answer an open with (no session is opened then, as no WebSocket is). */
+  draining?(): Rejection | undefined;
   /** An open request is under way until `work` settles (drain waits for its answer). */
   opening?(work: Promise<void>): void;
 }
@@ -131,8 +130,9 @@ export class FallbackEndpoints {
       return true;
     }
     // Open sessions keep being served while draining: their 1001 travels on their own requests.
-    if (op === 'open' && this.opts.draining?.()) {
-      this.refuse(req, res, service, ctx, drainingRejection());
+    const draining = op === 'open' ? this.opts.draining?.() : undefined;
+    if (draining) {
+      this.refuse(req, res, service, ctx, draining);
       return true;
     }
     const work = op === 'open' ? this.open(req, res, service, ctx, query) : this.sessionRequest(req, res, service, ctx, op, query);
@@ -187,10 +187,11 @@ export class FallbackEndpoints {
     }
     if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
     // Drain began while this open waited (authentication, the backend dial): drain has closed the sessions it knew of.
-    if (this.opts.draining?.()) {
+    const draining = this.opts.draining?.();
+    if (draining) {
       serviceSession.abort();
       admission.release();
-      this.refuse(req, res, service, ctx, drainingRejection());
+      this.refuse(req, res, service, ctx, draining);
       return;
     }
     // As on the WebSocket path: once the service is open nothing reads the request; do not keep it.

@@ -87,8 +87,8 @@ export class FrontDoor {
     this.channelHooks.push(hook);
     if (ended !== undefined) this.channelEndHooks.push(ended);
   }
-  /** Drain has begun: nothing new is opened (another transport asks before it opens a channel). */
-  get isDraining(): boolean { return this.draining; }
+  /** Once drain has begun, the refusal for anything that would open a channel (another transport asks before it opens one). */
+  drainingRefusal(): Rejection | undefined { return this.draining ? drainingRejection() : undefined; }
   /** A handshake of another transport (a fallback open) is under way until `work` settles. */
   trackOpening(work: Promise<unknown>): void {
     this.opening++;
