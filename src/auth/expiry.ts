@@ -60,12 +60,11 @@ export function watchCredentials(channel: Channel, admission: Admission, deps: W
   const watch = new CredentialWatch(channel, admission, principal, deps.audit, deps.scheduler ?? scheduler, rechecks ? recheck : undefined);
   watches.get(principal)?.stop();
   watches.set(principal, watch);
-  if (watchesExpiry) watch.expiry = watch.sched.schedule(principal.expiresAt! + (admission.service.auth?.grace ?? 0), watch);
-  if (rechecks) watch.scheduleRecheck();
+  watch.start(watchesExpiry ? principal.expiresAt! + (admission.service.auth?.grace ?? 0) : undefined);
 }
 
 class CredentialWatch implements DeadlineTarget {
-  expiry: ScheduledTask | undefined;
+  private expiry: ScheduledTask | undefined;
   private recheckTask: ScheduledTask | undefined;
   private stopped = false;
 
@@ -74,9 +73,15 @@ class CredentialWatch implements DeadlineTarget {
     private readonly admission: Admission,
     private readonly principal: Principal,
     private readonly audit: Audit | undefined,
-    readonly sched: DeadlineScheduler,
+    private readonly sched: DeadlineScheduler,
     private readonly recheck: CredentialRecheck | undefined,
   ) {}
+
+  /** Schedules the expiry (epoch ms, if any) and the first re-check (if the credential has one). */
+  start(expiresAt: number | undefined): void {
+    if (expiresAt !== undefined) this.expiry = this.sched.schedule(expiresAt, this);
+    this.scheduleRecheck();
+  }
 
   stop(): void {
     if (this.stopped) return;
@@ -93,7 +98,7 @@ class CredentialWatch implements DeadlineTarget {
     else if (task === this.recheckTask) this.runRecheck();
   }
 
-  scheduleRecheck(): void {
+  private scheduleRecheck(): void {
     if (this.stopped || !this.recheck) return;
     this.recheckTask = this.sched.schedule(Date.now() + this.recheck.interval, this);
   }
