@@ -3,7 +3,7 @@
  * COMMANDS; a command returns the process exit status.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './errors.js';
+import { ConfigError, GatehouseError } from './errors.js';
 import { loadConfigFile, loadDefaultConfig } from './config/load.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { Gateway } from './gateway.js';
@@ -42,7 +42,15 @@ const start: Command = {
     const file = option(args, '--config');
     let config: GatehouseConfig;
     try { config = readConfig(file); } catch (err) { printConfigError(err); return 1; }
-    const gw = await Gateway.start(config);
+    let gw: Gateway;
+    try {
+      gw = await Gateway.start(config);
+    } catch (err) {
+      // A file the config names is missing or unusable: a clear line, not a stack trace.
+      if (!(err instanceof GatehouseError)) throw err;
+      printConfigError(err);
+      return 1;
+    }
     for (const a of gw.addresses) {
       process.stderr.write(`gatehouse: listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
     }
@@ -67,13 +75,14 @@ const start: Command = {
 };
 
 const check: Command = {
-  summary: 'validate a configuration file',
+  summary: 'validate a configuration file and the files it names (certificates, keys, users files)',
   usage: 'gatehouse check --config FILE',
   async run(args) {
     const file = option(args, '--config');
     if (!file) { console.error(`usage: ${this.usage}`); return 2; }
     try {
       const config = loadConfigFile(file);
+      Gateway.validate(config);
       console.log(`${file}: ok (${Object.keys(config.services).length} services, ${config.listen.length} listeners)`);
       return 0;
     } catch (err) {

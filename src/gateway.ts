@@ -10,6 +10,8 @@ import { AdmissionState } from './admission/state.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { servicesOf } from './config/load.js';
 import { FrontDoor, type BoundAddress, type FrontDoorContext } from './front/server.js';
+import { TlsContexts } from './front/tls.js';
+import { ConfigError, GatehouseError } from './errors.js';
 import { Router } from './front/router.js';
 import { Audit } from './observe/audit.js';
 import { createLogger } from './observe/log.js';
@@ -65,6 +67,33 @@ export class Gateway {
     const gw = new Gateway(config, opts);
     await gw.front.listen();
     return gw;
+  }
+
+  /**
+   * Everything `start` (and a reload) builds from a config, without binding a
+   * port: the services, the admission checks with the files they read (users
+   * files, JWT key files, identity signing keys, backend TLS material) and each
+   * TLS listener's certificates. Throws one ConfigError listing each problem
+   * found (the services stop at their first; every TLS listener is tried).
+   * `gatehouse check` runs it, so a config that passes the check also starts.
+   */
+  static validate(config: GatehouseConfig): void {
+    const problems: string[] = [];
+    const attempt = (where: string, build: () => void): void => {
+      try {
+        build();
+      } catch (err) {
+        if (!(err instanceof GatehouseError)) throw err;
+        const issues = err instanceof ConfigError && err.issues.length > 0 ? err.issues : [err.message];
+        problems.push(...issues.map((i) => `${where}: ${i}`));
+      }
+    };
+    attempt('services', () => { void new Gateway(config, { logger: createLogger('silent') }); });
+    config.listen.forEach((listener, i) => {
+      const tls = listener.tls;
+      if (tls) attempt(`listen.${i}.tls`, () => { void new TlsContexts(tls); });
+    });
+    if (problems.length > 0) throw new ConfigError('the configuration names files that cannot be used', problems);
   }
 
   get addresses(): BoundAddress[] { return this.front.addresses; }

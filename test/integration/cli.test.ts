@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import WebSocket from 'ws';
+import { hashPassword } from '../../src/auth/passwords.js';
 
 const MAIN = join(import.meta.dirname, '../../src/main.ts');
 
@@ -47,6 +49,48 @@ test('check: an unset ${ENV} reference is an error naming the key', async () => 
   const r = run(['check', '--config', f]);
   assert.equal(await r.exited, 1);
   assert.match(r.err(), /listen\.0\.port: environment variable GH_TEST_UNSET_PORT is not set/);
+});
+
+/** A config whose every named file is usable: a TLS listener, a basic users file, a JWT key file. */
+async function configWithFiles(dir: string): Promise<string> {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  writeFileSync(join(dir, 'users'), `alice:${await hashPassword('secret', 'scrypt')}\n`);
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  writeFileSync(join(dir, 'jwt.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+  return `listen:
+  - port: 0
+    tls: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} }
+services:
+  basic: { path: /basic, type: echo, auth: { methods: [{ type: basic, users_file: ${join(dir, 'users')} }] } }
+  jwt: { path: /jwt, type: echo, auth: { methods: [{ type: jwt, issuers: [{ issuer: "https://issuer.test", audience: app, algorithms: [ES256], key_files: [${join(dir, 'jwt.pem')}] }] }] } }
+`;
+}
+
+test('check: reads every file the config names; a config whose files are usable exits 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-cli-files-'));
+  const f = join(dir, 'ok.yaml');
+  writeFileSync(f, await configWithFiles(dir));
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 0, r.err());
+  assert.match(r.out(), /ok \(2 services, 1 listeners\)/);
+});
+
+test('check: a missing users file and an unusable certificate are both named, exit 1; start refuses the same with one clean line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-cli-files-'));
+  const good = await configWithFiles(dir);
+  writeFileSync(join(dir, 'cert.pem'), 'not a certificate\n');
+  const f = join(dir, 'bad.yaml');
+  writeFileSync(f, good.replace(join(dir, 'users'), join(dir, 'no-such-users')));
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 1);
+  assert.match(r.err(), /services: cannot read users file .*no-such-users/);
+  assert.match(r.err(), new RegExp(`listen\\.0\\.tls: TLS certificate ${join(dir, 'cert.pem').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cannot be used`));
+
+  const started = run(['start', '--config', f]);
+  assert.equal(await started.exited, 1);
+  assert.match(started.err(), /^gatehouse: cannot read users file .*no-such-users/m);
+  assert.doesNotMatch(started.err(), /\n\s+at /, 'no stack trace');
 });
 
 test('start: serves echo on the built-in default config; SIGTERM closes clients with 1001 and exits', async () => {
