@@ -47,6 +47,13 @@ export interface Channel {
   readonly admission?: Admission;
   /** Bytes accepted by `send` but not yet handed to the network. */
   readonly bufferedAmount: number;
+  /**
+   * Running total of bytes that have left the outbound queue: handed to the
+   * network (WebSocket) or acknowledged by the client (fallback). A reader's
+   * progress is this number moving; `bufferedAmount` alone cannot tell a
+   * stalled reader from one that reads as fast as it is sent to.
+   */
+  readonly deliveredBytes: number;
   readonly closed: boolean;
 
   /**

@@ -198,12 +198,11 @@ class GuardState implements ChannelSink {
   private messages: TokenBucket | null = null;
   private bytes: TokenBucket | null = null;
   private violated = false;
-  /** Sweeper state: last bufferedAmount seen and when the queue last moved. */
-  private lastBuffered = 0;
+  /** Sweeper state: the channel's deliveredBytes at the last sweep, and when it last moved. */
+  private lastDelivered = 0;
   /** On `monoClock`, like every time here: a small integer, not a boxed number per connection. */
   private lastProgress: number;
   private closingSince = 0;
-  private drained = false;
 
   /**
    * The admission is not kept: it is the channel's. `own` holds the channel's
@@ -237,7 +236,6 @@ class GuardState implements ChannelSink {
   }
 
   onDrain(): void {
-    this.drained = true;
     this.sink?.onDrain?.();
   }
 
@@ -299,15 +297,18 @@ class GuardState implements ChannelSink {
     }
     // Closing normally: the transport's close timeout ends it; `whenClosed` forgets it.
     if (this.channel.closed) return;
+    // Progress is bytes leaving the queue. Comparing queue sizes is not: a reader
+    // that keeps up with a steady sender (or a fallback client acknowledging each
+    // message a moment after it arrives) shows the same size at every sweep.
     const buffered = this.channel.bufferedAmount;
-    if (buffered === 0 || buffered < this.lastBuffered || this.drained) {
+    const delivered = this.channel.deliveredBytes;
+    if (buffered === 0 || delivered !== this.lastDelivered) {
       this.lastProgress = now;
     } else if (now - this.lastProgress >= stallTimeout) {
       this.violate('slow_consumer', 'slow consumer', `queued bytes made no progress for ${stallTimeout} ms`);
       return;
     }
-    this.drained = false;
-    this.lastBuffered = buffered;
+    this.lastDelivered = delivered;
     if (buffered > this.limits.sendBuffer) this.violate('slow_consumer', 'slow consumer', `more than ${this.limits.sendBuffer} bytes queued`);
   }
 }

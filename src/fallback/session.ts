@@ -60,6 +60,8 @@ export class FallbackSession implements Channel {
   /** highest outbound number the client has acknowledged */
   private ackedOut = 0;
   private outBytes = 0;
+  /** payload bytes the client has acknowledged, a running total */
+  private ackedBytes = 0;
   private full = false;
   /** highest inbound number accepted */
   private lastIn = 0;
@@ -93,6 +95,7 @@ export class FallbackSession implements Channel {
 
   get protocol(): string { return this.admission.protocol; }
   get bufferedAmount(): number { return this.outBytes; }
+  get deliveredBytes(): number { return this.ackedBytes; }
   get closed(): boolean { return this.state === 'closed'; }
   /** highest upstream number delivered, for the acknowledgement in replies */
   get acknowledged(): number { return this.lastIn; }
@@ -161,7 +164,10 @@ export class FallbackSession implements Channel {
     if (seq <= this.ackedOut) return true;
     this.ackedOut = seq;
     let drop = 0;
-    while (drop < this.out.length && this.out[drop].seq <= seq) { this.outBytes -= this.out[drop].frame.length - FRAME_HEADER_BYTES; drop++; }
+    let acked = 0;
+    while (drop < this.out.length && this.out[drop].seq <= seq) { acked += this.out[drop].frame.length - FRAME_HEADER_BYTES; drop++; }
+    this.outBytes -= acked;
+    this.ackedBytes += acked;
     if (drop > 0) this.out.splice(0, drop);
     if (this.state === 'closing' && this.closeSeq > 0 && seq >= this.closeSeq && this.localClose) {
       this.finish({ ...this.localClose, wasClean: true, initiator: 'local' });

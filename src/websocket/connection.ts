@@ -267,6 +267,12 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     return this.socket.writableLength + this.writer.pending;
   }
 
+  /** Bytes whose write has completed: counted by the socket, nothing per message here. */
+  get deliveredBytes(): number {
+    // bytesWritten counts every byte given to the socket, writableLength those whose write has not completed.
+    return this.socket.bytesWritten - this.socket.writableLength;
+  }
+
   get closed(): boolean {
     return this.finished || this.closeSent;
   }
