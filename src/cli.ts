@@ -51,9 +51,6 @@ const start: Command = {
       printConfigError(err);
       return 1;
     }
-    for (const a of gw.addresses) {
-      process.stderr.write(`gatehouse: listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
-    }
     process.on('SIGHUP', () => {
       if (!file) { gw.log.warn('SIGHUP: running on the built-in config, nothing to reload'); return; }
       try {
@@ -70,6 +67,10 @@ const start: Command = {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // Announced only once the signals are handled: whoever waits for this line may signal at once.
+      for (const a of gw.addresses) {
+        process.stderr.write(`gatehouse: listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
+      }
     });
   },
 };
