@@ -5,7 +5,7 @@
  * Delivery is push-based through a single sink object rather than an
  * EventEmitter: one virtual call per message on the hot path, no listener arrays.
  */
-import type { Admission } from './admission/types.js';
+import type { Admission } from './admitted.js';
 
 /** How a channel ended. `code` 1005 / 1006 are local-only values, never sent. */
 export interface CloseInfo {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { AdmissionPipeline } from './admission/pipeline.js';
 import { ChannelGuard } from './admission/channel-guard.js';
 import { AdmissionState } from './admission/state.js';
+import { CHECK_FACTORIES } from './checks.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { servicesOf } from './config/load.js';
 import { FrontDoor, type BoundAddress, type FrontDoorContext } from './front/server.js';
@@ -106,7 +107,7 @@ export class Gateway {
     return {
       config,
       router: new Router(list),
-      pipeline: new AdmissionPipeline(list, { config, log: this.log, metrics: this.metrics, state: this.admissionState }, this.audit),
+      pipeline: new AdmissionPipeline(list, CHECK_FACTORIES, { config, log: this.log, metrics: this.metrics, state: this.admissionState }, this.audit),
       services,
       audit: this.audit,
       log: this.log,

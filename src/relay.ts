@@ -21,7 +21,7 @@
  * one XOR pass instead of two. With an inspector, inspectors see plain
  * payload as before and the backend copies it to mask it.
  */
-import type { Admission } from './admission/types.js';
+import type { Admission } from './admitted.js';
 import type { Channel, ChannelSink, CloseInfo } from './channel.js';
 
 /** One side of a relay. A Channel is one; a backend link adapts to the same shape. */

@@ -6,8 +6,7 @@
  * Over → 429 `too_many_connections` (address), 503 `service_full`, 503 `gateway_full`.
  */
 import { addressKey } from '../http/cidr.js';
-import { Rejection, type AdmissionCheck } from './types.js';
-import type { CheckFactory } from './checks.js';
+import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { admissionStateOf } from './state.js';
 
 /** How long a client is told to wait when a limit is reached; connections end at human pace. */

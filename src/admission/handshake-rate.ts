@@ -4,8 +4,7 @@
  * Over → 429 `handshake_rate` with Retry-After (whole seconds until a token).
  */
 import { addressKey } from '../http/cidr.js';
-import { Rejection, type AdmissionCheck } from './types.js';
-import type { CheckFactory } from './checks.js';
+import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { admissionStateOf } from './state.js';
 
 export const handshakeRateCheck: CheckFactory = (_service, env) => {

@@ -11,8 +11,7 @@
  */
 import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
 import { parseTokenList } from '../http/tokens.js';
-import { Rejection, type AdmissionCheck } from './types.js';
-import type { CheckFactory } from './checks.js';
+import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { headerValues } from './headers.js';
 
 const LIMITS = { maxBytes: MAX_SUBPROTOCOL_BYTES, maxTokens: MAX_SUBPROTOCOL_TOKENS };

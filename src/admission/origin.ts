@@ -7,8 +7,7 @@
  * Refusals are 403: `origin_missing`, `origin_null`, `origin_malformed`, `origin_not_allowed`.
  */
 import { OriginAllowList, parseOrigin } from '../http/origin.js';
-import { Rejection, type AdmissionCheck } from './types.js';
-import type { CheckFactory } from './checks.js';
+import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { countHeader } from './headers.js';
 
 export const originCheck: CheckFactory = (service) => {

@@ -9,8 +9,8 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import {
   Rejection, type Admission, type AdmissionCheck, type AdmissionContext, type AdmissionRequest,
+  type CheckEnv, type CheckFactory,
 } from './types.js';
-import { buildChecks, type CheckEnv } from './checks.js';
 
 let idCounter = 0;
 const idPrefix = randomBytes(4).toString('hex');
@@ -25,8 +25,14 @@ function connectionIdOf(seq: number): string {
 export class AdmissionPipeline {
   private readonly perService = new Map<string, AdmissionCheck[]>();
 
-  constructor(services: ServiceConfig[], private readonly env: CheckEnv, private readonly audit: Audit) {
-    for (const svc of services) this.perService.set(svc.name, buildChecks(svc, env));
+  /** `factories`: the ordered list of checks (`CHECK_FACTORIES`), each built once per service. */
+  constructor(
+    services: ServiceConfig[],
+    factories: readonly CheckFactory[],
+    private readonly env: CheckEnv,
+    private readonly audit: Audit,
+  ) {
+    for (const svc of services) this.perService.set(svc.name, buildChecks(factories, svc, env));
   }
 
   /** Names of the checks a service runs, in order (for docs and tests). */
@@ -56,6 +62,15 @@ export class AdmissionPipeline {
 }
 
 const NO_CHECKS: AdmissionCheck[] = [];
+
+function buildChecks(factories: readonly CheckFactory[], service: ServiceConfig, env: CheckEnv): AdmissionCheck[] {
+  const checks: AdmissionCheck[] = [];
+  for (const factory of factories) {
+    const c = factory(service, env);
+    if (c) checks.push(c);
+  }
+  return checks;
+}
 
 /** One request's way through the checks: the context the checks fill in, and their undo actions. */
 class AdmissionRun implements AdmissionContext {

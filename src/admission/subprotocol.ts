@@ -7,8 +7,7 @@
  * `subprotocol_not_acceptable`; otherwise the connection goes ahead without one.
  */
 import { ConfigError } from '../errors.js';
-import { Rejection, type AdmissionCheck } from './types.js';
-import type { CheckFactory } from './checks.js';
+import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 
 export const subprotocolCheck: CheckFactory = (service) => {
   const preferred = service.subprotocols;

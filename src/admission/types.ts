@@ -1,85 +1,17 @@
 /**
  * Transport-neutral types of the admission pipeline. The WebSocket upgrade and
  * the fallback "open" request both describe themselves as an AdmissionRequest
- * and get back either an Admission or a Rejection.
+ * and get back either an Admission or a Rejection. The request and the
+ * Admission are ground-floor records (`src/admitted.ts`), re-exported here for
+ * the checks; the check contract is here.
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import type { ServiceConfig } from '../config/schema.js';
+import type { Logger } from 'pino';
+import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { AdmissionRequest, Principal } from '../admitted.js';
+import type { AdmissionState } from './state.js';
 
-export interface TlsInfo {
-  protocol: string | null;
-  servername: string | null;
-  /** true when a client certificate was presented and verified against the CA */
-  authorized: boolean;
-  /** Subject of the verified client certificate, e.g. { CN: 'device-17', O: 'Acme' } */
-  subject?: Record<string, string>;
-  fingerprint256?: string;
-}
-
-export interface AdmissionRequest {
-  transport: 'websocket' | 'fallback';
-  method: string;
-  /** The raw request target as sent. */
-  url: string;
-  /** Normalised path used for routing (no query). */
-  path: string;
-  query: URLSearchParams;
-  httpVersion: string;
-  headers: IncomingHttpHeaders;
-  /** Header names and values in arrival order, duplicates kept. */
-  rawHeaders: string[];
-  /** Socket peer (or the client named by a trusted proxy). */
-  remoteAddress: string;
-  remotePort: number;
-  /** The immediate TCP peer, whatever proxies say. */
-  peerAddress: string;
-  localPort: number;
-  secure: boolean;
-  tls?: TlsInfo;
-  /**
-   * Sec-WebSocket-Protocol, already parsed by the transport with the same
-   * grammar, limits and refusals as the admission check (the WebSocket codec
-   * does, before admission runs). Absent: the check parses the header itself.
-   */
-  offeredProtocols?: readonly string[];
-}
-
-/** Who is calling, as established by an authenticator. */
-export interface Principal {
-  id: string;
-  roles: string[];
-  claims: Record<string, unknown>;
-  /** Epoch milliseconds after which the credential is no longer valid. */
-  expiresAt?: number;
-  /** Which authenticator established it (basic, jwt, forward, ticket, mtls). */
-  method: string;
-}
-
-export interface Admission {
-  /** Unique id of this connection or fallback session, for logs. */
-  id: string;
-  service: ServiceConfig;
-  client: { address: string; port: number };
-  /** The serialised origin (RFC 6454) or null when absent. */
-  origin: string | null;
-  /** The chosen subprotocol, '' when none. */
-  protocol: string;
-  /** Subprotocols the client offered (after removing credential carriers). */
-  offeredProtocols: readonly string[];
-  principal?: Principal;
-  tls?: TlsInfo;
-  /**
-   * The request it was admitted on. Present while the connection is being set
-   * up (service.open reads it, e.g. for the identity headers sent to the
-   * backend); the front door drops it once the transport is open, so an idle
-   * connection does not keep the whole request (headers, query, raw headers)
-   * alive. What later stages need is kept elsewhere: a `forward` principal's
-   * revalidation holds exactly the credentials it re-sends.
-   */
-  request?: AdmissionRequest;
-  /** Undo what admission reserved (connection slots). Idempotent. */
-  release(): void;
-}
+export type { Admission, AdmissionRequest, Principal, TlsInfo } from '../admitted.js';
 
 /** A refusal: HTTP status, a stable reason code, headers to add. */
 export class Rejection {
@@ -117,3 +49,22 @@ export interface AdmissionCheck {
   readonly name: string;
   check(ctx: AdmissionContext): Rejection | undefined | Promise<Rejection | undefined>;
 }
+
+/** What checks may share across services (limiters, stores). */
+export interface CheckEnv {
+  config: GatehouseConfig;
+  log: Logger;
+  metrics: Metrics;
+  /**
+   * Limiter state shared by all services (handshake buckets, connection counts).
+   * Pass the same object to the pipeline built on a config reload so open
+   * connections stay counted; when absent, one is kept per CheckEnv object.
+   */
+  state?: AdmissionState;
+}
+
+/**
+ * Builds one check for one service from its config, or undefined when the
+ * service does not need it, so policy is compiled once, not per request.
+ */
+export type CheckFactory = (service: ServiceConfig, env: CheckEnv) => AdmissionCheck | undefined;

@@ -8,8 +8,7 @@
  * Whatever decides, credential carriers in Sec-WebSocket-Protocol are removed
  * from `ctx.offeredProtocols`, so the subprotocol check can never echo a token.
  */
-import type { CheckFactory } from '../admission/checks.js';
-import { Rejection, type AdmissionCheck, type AdmissionContext, type Principal } from '../admission/types.js';
+import { Rejection, type AdmissionCheck, type AdmissionContext, type Principal, type CheckFactory } from '../admission/types.js';
 import type { AuthMethodConfig, ServiceAuthConfig } from '../config/auth.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -22,9 +21,9 @@ import { JwtAuthenticator } from './jwt.js';
 import { badRequest, tooManyFailures, unauthorized } from './rejections.js';
 import { authRuntime, type AuthRuntime } from './runtime.js';
 import { TicketAuthenticator } from './ticket.js';
-import type { Authenticator } from './types.js';
+import type { Authenticator, CredentialChain } from './types.js';
 
-export class AuthChain {
+export class AuthChain implements CredentialChain {
   private readonly challenge: string;
   private readonly carrierPrefixes: string[];
 

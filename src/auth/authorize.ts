@@ -4,8 +4,7 @@
  * claims has a listed value. Otherwise 403. The decision is keyed to the
  * service the router resolved — never to anything the client says.
  */
-import type { CheckFactory } from '../admission/checks.js';
-import type { AdmissionCheck, Principal } from '../admission/types.js';
+import type { CheckFactory, AdmissionCheck, Principal } from '../admission/types.js';
 import type { AuthorizeConfig } from '../config/auth.js';
 import { ConfigError } from '../errors.js';
 import { forbidden, unauthorized } from './rejections.js';

@@ -9,10 +9,10 @@
  * and so starts with fresh state (outstanding tickets, at most `ttl` old, are dropped).
  */
 import type { GatehouseConfig } from '../config/schema.js';
-import type { AuthChain } from './authenticate.js';
 import { FailureLimiter } from './failure-limiter.js';
 import { JwksRegistry } from './jwt-keys.js';
 import { TicketStore } from './ticket.js';
+import type { CredentialChain } from './types.js';
 
 export interface AuthRuntime {
   readonly addressFailures: FailureLimiter;
@@ -20,7 +20,7 @@ export interface AuthRuntime {
   readonly tickets: TicketStore;
   readonly jwks: JwksRegistry;
   /** Service name → its chain without ticket methods (what may authenticate a ticket request). */
-  readonly ticketIssuers: Map<string, AuthChain>;
+  readonly ticketIssuers: Map<string, CredentialChain>;
 }
 
 const runtimes = new WeakMap<GatehouseConfig, AuthRuntime>();

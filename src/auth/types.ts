@@ -24,4 +24,9 @@ export interface Authenticator {
   authenticate(ctx: AdmissionContext): AuthOutcome | Promise<AuthOutcome>;
 }
 
+/** A service's methods run in order (`AuthChain`): who is calling, or why not. */
+export interface CredentialChain {
+  run(ctx: AdmissionContext): Promise<Principal | Rejection>;
+}
+
 export const NONE: AuthOutcome = Object.freeze({ kind: 'none' });

@@ -9,7 +9,7 @@
  * (endpoints.ts) authenticate each request and hand it a response to fill.
  */
 import type { ServerResponse } from 'node:http';
-import type { Admission } from '../admission/types.js';
+import type { Admission } from '../admitted.js';
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import type { FallbackSettings } from '../config/fallback.js';
 import {

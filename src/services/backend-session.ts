@@ -4,7 +4,7 @@
  * live relays a service drains on shutdown, and the audit of backend failures.
  */
 import type { Logger } from 'pino';
-import type { Admission } from '../admission/types.js';
+import type { Admission } from '../admitted.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Channel, CloseInfo } from '../channel.js';

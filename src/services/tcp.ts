@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Admission } from '../admission/types.js';
+import type { Admission } from '../admitted.js';
 import type { ChannelSink, CloseInfo } from '../channel.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { BackendError } from '../errors.js';

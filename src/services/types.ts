@@ -2,7 +2,7 @@
  * A Service is where admitted traffic goes. Opening happens in two steps so that
  * a backend can be dialled (and refuse with 502 / 504) before the client gets its 101.
  */
-import type { Admission } from '../admission/types.js';
+import type { Admission } from '../admitted.js';
 import type { Channel } from '../channel.js';
 
 export interface ServiceSession {

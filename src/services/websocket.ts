@@ -14,7 +14,7 @@
  * answers its own pings.
  */
 import type tls from 'node:tls';
-import type { Admission } from '../admission/types.js';
+import type { Admission } from '../admitted.js';
 import type { ServiceConfig, WebSocketSettings } from '../config/schema.js';
 import { connectionSettings } from '../websocket/settings.js';
 import { BackendError } from '../errors.js';

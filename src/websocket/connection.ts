@@ -9,7 +9,7 @@
  * assembly, close) is a timestamp checked by the shared `heartbeat` tick.
  */
 import type { Socket } from 'node:net';
-import type { Admission } from '../admission/types.js';
+import type { Admission } from '../admitted.js';
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import {
   OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_NO_STATUS, CLOSE_ABNORMAL,

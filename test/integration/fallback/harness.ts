@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { parseConfig, servicesOf } from '../../../src/config/load.js';
 import { Router } from '../../../src/front/router.js';
 import { AdmissionPipeline } from '../../../src/admission/pipeline.js';
+import { CHECK_FACTORIES } from '../../../src/checks.js';
 import { Audit } from '../../../src/observe/audit.js';
 import { Metrics } from '../../../src/observe/metrics.js';
 import { createLogger } from '../../../src/observe/log.js';
@@ -64,7 +65,7 @@ export async function startHarness(rawConfig: unknown, opts: { originPolicy?: Or
   const audit = new Audit(log, metrics, 1000);
   const services = servicesOf(config);
   const router = new Router(services);
-  const pipeline = new AdmissionPipeline(services, { config, log, metrics }, audit);
+  const pipeline = new AdmissionPipeline(services, CHECK_FACTORIES, { config, log, metrics }, audit);
   const channels: Channel[] = [];
   const backends = new Map<string, Service>(services.map((s) => [s.name, echoService(s.name, channels)]));
   const endpoints = new FallbackEndpoints({ originPolicy: opts.originPolicy });

@@ -7,7 +7,7 @@
  * `origins`), its real origin and subprotocol checks are used instead, through
  * the service keys `originKeys()` returns.
  */
-import { CHECK_FACTORIES } from '../../../src/admission/checks.js';
+import { CHECK_FACTORIES } from '../../../src/checks.js';
 import { policyServiceFields } from '../../../src/config/policy.js';
 import { limitsSchema } from '../../../src/config/limits.js';
 import { Rejection, type AdmissionCheck } from '../../../src/admission/types.js';

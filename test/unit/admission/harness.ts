@@ -1,6 +1,7 @@
 /** Builds a real pipeline (config → checks → audit) and AdmissionRequests for unit tests. */
 import { Writable } from 'node:stream';
 import { AdmissionPipeline } from '../../../src/admission/pipeline.js';
+import { CHECK_FACTORIES } from '../../../src/checks.js';
 import type { AdmissionRequest } from '../../../src/admission/types.js';
 import { parseConfig, servicesOf } from '../../../src/config/load.js';
 import type { GatehouseConfig, ServiceConfig } from '../../../src/config/schema.js';
@@ -29,7 +30,7 @@ export function harness(raw: unknown): Harness {
   const metrics = new Metrics();
   const audit = new Audit(log, metrics, 1000);
   const services = servicesOf(config);
-  const pipeline = new AdmissionPipeline(services, { config, log, metrics }, audit);
+  const pipeline = new AdmissionPipeline(services, CHECK_FACTORIES, { config, log, metrics }, audit);
   return {
     config, pipeline, metrics, lines,
     service: (name) => {

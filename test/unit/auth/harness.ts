@@ -5,6 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { AdmissionPipeline } from '../../../src/admission/pipeline.js';
+import { CHECK_FACTORIES } from '../../../src/checks.js';
 import type { Admission, AdmissionRequest } from '../../../src/admission/types.js';
 import { Rejection } from '../../../src/admission/types.js';
 import { parseConfig, servicesOf } from '../../../src/config/load.js';
@@ -57,7 +58,7 @@ export function makeHarness(rawConfig: Record<string, unknown>): Harness {
   const metrics = new Metrics();
   const audit = new Audit(log, metrics, 1000);
   const services = servicesOf(config);
-  const pipeline = new AdmissionPipeline(services, { config, log, metrics }, audit);
+  const pipeline = new AdmissionPipeline(services, CHECK_FACTORIES, { config, log, metrics }, audit);
   return {
     config, pipeline, audit, metrics,
     logText: () => lines.join(''),
