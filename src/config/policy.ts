@@ -60,4 +60,12 @@ export const policyRootFields = {
    * peer is the client.
    */
   trusted_proxies: z.array(z.string().refine((c) => parseCidr(c) !== undefined, 'not an IP address or CIDR range')).default([]),
+  /**
+   * The one forwarding header the trusted proxies write (nginx
+   * `$proxy_add_x_forwarded_for`, HAProxy `option forwardfor`, Envoy:
+   * `x-forwarded-for`; a proxy that writes RFC 7239: `forwarded`). The other is
+   * never read: proxies pass a header they do not write through untouched, so
+   * a client could choose its address with it.
+   */
+  forwarded_header: z.enum(['x-forwarded-for', 'forwarded']).default('x-forwarded-for'),
 };

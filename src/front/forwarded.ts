@@ -1,10 +1,12 @@
 /**
  * Which address is the client? The TCP peer — unless that peer is a trusted
- * proxy (`trusted_proxies` CIDRs), in which case X-Forwarded-For or Forwarded
- * (RFC 7239) are read from the right, skipping hops that are themselves trusted,
- * and the first untrusted hop is the client. With no trusted proxies configured
- * (the default) the headers are ignored entirely, so a client cannot choose the
- * address its per-address limits are counted under.
+ * proxy (`trusted_proxies` CIDRs), in which case the ONE forwarding header the
+ * proxy writes (`forwarded_header`: X-Forwarded-For by default, or Forwarded,
+ * RFC 7239) is read from the right, skipping hops that are themselves trusted,
+ * and the first untrusted hop is the client. The other header is never read:
+ * a proxy that appends to X-Forwarded-For passes a client's own `Forwarded`
+ * through untouched, so believing it would let the client choose its address.
+ * With no trusted proxies configured (the default) both are ignored entirely.
  */
 import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -20,12 +22,17 @@ export interface ClientAddress {
 /** Most hops read from a forwarding header; longer chains are cut at the left. */
 const MAX_HOPS = 32;
 
-export function resolveClientAddress(peer: ClientAddress, headers: IncomingHttpHeaders, trusted: CidrSet): ClientAddress {
+/** The forwarding header a trusted proxy writes (config `forwarded_header`). */
+export type ForwardedHeader = 'x-forwarded-for' | 'forwarded';
+
+export function resolveClientAddress(peer: ClientAddress, headers: IncomingHttpHeaders, trusted: CidrSet,
+  header: ForwardedHeader = 'x-forwarded-for'): ClientAddress {
   if (trusted.size === 0 || !trusted.has(peer.address)) return peer;
-  const forwarded = headerString(headers.forwarded);
-  const hops = forwarded !== undefined ? forwardedFor(forwarded) : xForwardedFor(headerString(headers['x-forwarded-for']));
+  const value = headerString(headers[header]);
+  if (value === undefined) return peer;
+  const hops = header === 'forwarded' ? forwardedFor(value) : xForwardedFor(value);
   if (hops.length === 0) return peer;
-  const source = forwarded !== undefined ? 'forwarded' : 'x-forwarded-for';
+  const source = header;
   let nearest = peer;
   for (let i = hops.length - 1; i >= 0 && i >= hops.length - MAX_HOPS; i--) {
     const hop = hops[i];
@@ -45,8 +52,7 @@ function headerString(v: string | string[] | undefined): string | undefined {
 
 type Hop = { address: string; port: number } | undefined;
 
-function xForwardedFor(value: string | undefined): Hop[] {
-  if (value === undefined) return [];
+function xForwardedFor(value: string): Hop[] {
   return value.split(',').slice(-MAX_HOPS).map((s) => parseNode(s.trim()));
 }
 

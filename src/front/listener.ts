@@ -20,7 +20,7 @@ import type { ListenerConfig } from '../config/listener.js';
 import { DEFAULT_LIMITS, type LimitsConfig } from '../config/limits.js';
 import { CidrSet } from '../http/cidr.js';
 import type { Audit } from '../observe/audit.js';
-import { resolveClientAddress, type ClientAddress } from './forwarded.js';
+import { resolveClientAddress, type ClientAddress, type ForwardedHeader } from './forwarded.js';
 import { proxyHeaderOf, readProxyHeader } from './proxy-protocol.js';
 import { TlsContexts } from './tls.js';
 import { writeRejection } from './respond.js';
@@ -32,6 +32,8 @@ export interface ListenerOptions {
   limits?: LimitsConfig;
   /** Root `trusted_proxies`. */
   trustedProxies?: readonly string[];
+  /** Root `forwarded_header`: the one header the trusted proxies write. */
+  forwardedHeader?: ForwardedHeader;
   audit?: Audit;
   log?: Logger;
 }
@@ -185,7 +187,7 @@ export class ListenerServer {
   /** Limits and identity checks that need no service. */
   private screen(req: IncomingMessage): { status: number; reason: string; headers: Record<string, string> } | undefined {
     const peer = socketPeer(req.socket);
-    const client = resolveClientAddress(peer, req.headers, this.trusted);
+    const client = resolveClientAddress(peer, req.headers, this.trusted, this.options.forwardedHeader);
     (req as ScreenedRequest)[kClient] = client;
     if (req.rawHeaders.length / 2 > this.limits.header_count) return this.refuseScreen(client, 431, 'too_many_headers');
     const servername = (req.socket as TLSSocket).servername;

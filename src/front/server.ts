@@ -137,7 +137,7 @@ export class FrontDoor {
     const ctx = this.ctx;
     const ls = createListenerServer(listener, (req, res) => this.onRequest(req, res), (req, socket, head) => {
       void this.onUpgrade(req, socket, head);
-    }, { limits: ctx.config.limits, trustedProxies: ctx.config.trusted_proxies, audit: ctx.audit, log: ctx.log });
+    }, { limits: ctx.config.limits, trustedProxies: ctx.config.trusted_proxies, forwardedHeader: ctx.config.forwarded_header, audit: ctx.audit, log: ctx.log });
     const server = ls.server;
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());

@@ -41,14 +41,42 @@ async function waitForPort(port: number, child: ChildProcess, errorLog: string):
 export interface Nginx { port: number; errorLog(): string; stop(): Promise<void> }
 
 export async function startUpgradeStrippingProxy(upstreamPort: number, opts: { buffering?: boolean } = {}): Promise<Nginx> {
-  const prefix = mkdtempSync(join(tmpdir(), 'gatehouse-nginx-'));
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
-  const port = await freePort();
-  const errorLog = join(prefix, 'error.log');
   const buffering = opts.buffering
     // Compressing proxies hold a stream back until their compressor's block fills: nothing gets through.
     ? 'proxy_buffering on; proxy_ignore_headers X-Accel-Buffering; gzip on; gzip_types application/octet-stream; gzip_min_length 1; gzip_buffers 16 64k;'
     : '';
+  return startNginx(`
+      proxy_pass http://127.0.0.1:${upstreamPort};
+      proxy_http_version 1.1;
+      # Deliberately no "proxy_set_header Upgrade/Connection": the WebSocket upgrade is stripped.
+      proxy_read_timeout 60s;
+      ${buffering}`);
+}
+
+/**
+ * nginx as its WebSocket proxying documentation configures it: Upgrade and
+ * Connection passed on, and the client address appended to X-Forwarded-For
+ * (`$proxy_add_x_forwarded_for`). A client's own `Forwarded` header passes
+ * through untouched, as it does in every such deployment.
+ */
+export function startWebSocketProxy(upstreamPort: number, opts: { bind?: string } = {}): Promise<Nginx> {
+  return startNginx(`
+      proxy_pass http://127.0.0.1:${upstreamPort};${opts.bind ? `
+      proxy_bind ${opts.bind};` : ''}
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_read_timeout 60s;`);
+}
+
+/** nginx in the foreground under a temporary prefix, on a free loopback port, with `location /` as given. */
+async function startNginx(location: string): Promise<Nginx> {
+  const prefix = mkdtempSync(join(tmpdir(), 'gatehouse-nginx-'));
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
+  const port = await freePort();
+  const errorLog = join(prefix, 'error.log');
   writeFileSync(join(prefix, 'nginx.conf'), `
 daemon off;
 worker_processes 1;
@@ -64,12 +92,7 @@ http {
   scgi_temp_path ${prefix}/scgi;
   server {
     listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://127.0.0.1:${upstreamPort};
-      proxy_http_version 1.1;
-      # Deliberately no "proxy_set_header Upgrade/Connection": the WebSocket upgrade is stripped.
-      proxy_read_timeout 60s;
-      ${buffering}
+    location / {${location}
     }
   }
 }

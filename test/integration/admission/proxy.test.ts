@@ -94,7 +94,7 @@ test('missing, malformed or late PROXY headers drop the connection, audited; can
   assert.equal(door.metrics.get('gatehouse_rejections_total', { reason: 'proxy_protocol_invalid' }), cases.length);
 });
 
-test('X-Forwarded-For / Forwarded: honoured from trusted proxies only; per-address limits follow the client', async () => {
+test('X-Forwarded-For: honoured from trusted proxies only; per-address limits follow the client', async () => {
   const trusting = await startDoor({
     listen: [{ port: 0 }],
     trusted_proxies: ['127.0.0.0/8'],
@@ -108,7 +108,7 @@ test('X-Forwarded-For / Forwarded: honoured from trusted proxies only; per-addre
     assert.equal(untrusting.admissions.at(-1)?.client.address, '127.0.0.1', 'spoofed header ignored by default');
 
     assert.equal((await rawExchange(trusting.port, upgradeRequest('/s', [['Forwarded', 'for="[2001:db8::5]:999"']]), { waitClose: false })).status, 101);
-    assert.deepEqual(trusting.admissions.at(-1)?.client, { address: '2001:db8::5', port: 999 });
+    assert.equal(trusting.admissions.at(-1)?.client.address, '127.0.0.1', 'Forwarded is not the header the proxy writes (forwarded_header)');
 
     const held: Array<Promise<unknown>> = [];
     const open = async (a: string): Promise<number> => {

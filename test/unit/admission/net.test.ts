@@ -39,12 +39,19 @@ test('forwarding headers are believed only from trusted proxies', () => {
   // Trusted peer: the rightmost untrusted hop is the client (spoofed left entries are ignored).
   const r = resolveClientAddress(peer('10.0.0.1'), { 'x-forwarded-for': '127.0.0.1, 203.0.113.9, 10.0.0.2' }, trusted);
   assert.deepEqual([r.address, r.source], ['203.0.113.9', 'x-forwarded-for']);
-  // Forwarded (RFC 7239) wins over X-Forwarded-For, with quoted IPv6 and ports.
-  const f = resolveClientAddress(peer('10.0.0.1'), { forwarded: 'for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"', 'x-forwarded-for': '1.1.1.1' }, trusted);
+  // Only the configured header is read: a proxy appending to X-Forwarded-For passes a client's own Forwarded through.
+  const both = { forwarded: 'for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"', 'x-forwarded-for': '1.1.1.1' };
+  assert.equal(resolveClientAddress(peer('10.0.0.1'), both, trusted).address, '1.1.1.1', 'Forwarded is ignored by default');
+  assert.equal(resolveClientAddress(peer('10.0.0.1'), { forwarded: 'for=192.0.2.60' }, trusted).address, '10.0.0.1',
+    'a Forwarded header alone does not move the client by default');
+  // forwarded_header: forwarded (RFC 7239), with quoted IPv6 and ports; X-Forwarded-For then ignored.
+  const f = resolveClientAddress(peer('10.0.0.1'), both, trusted, 'forwarded');
   assert.deepEqual([f.address, f.port, f.source], ['2001:db8::1', 4711, 'forwarded']);
+  assert.equal(resolveClientAddress(peer('10.0.0.1'), { 'x-forwarded-for': '1.1.1.1' }, trusted, 'forwarded').address, '10.0.0.1',
+    'X-Forwarded-For is ignored when the proxy writes Forwarded');
   // Garbage in the chain: stop at the nearest trusted hop.
   assert.equal(resolveClientAddress(peer('10.0.0.1'), { 'x-forwarded-for': '203.0.113.9, garbage' }, trusted).address, '10.0.0.1');
-  assert.equal(resolveClientAddress(peer('10.0.0.1'), { forwarded: 'for=unknown' }, trusted).address, '10.0.0.1');
+  assert.equal(resolveClientAddress(peer('10.0.0.1'), { forwarded: 'for=unknown' }, trusted, 'forwarded').address, '10.0.0.1');
   // All hops trusted: the leftmost.
   assert.equal(resolveClientAddress(peer('10.0.0.1'), { 'x-forwarded-for': '10.9.9.9, 10.0.0.2' }, trusted).address, '10.9.9.9');
   // No header: the peer.

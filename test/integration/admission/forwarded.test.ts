@@ -1,0 +1,69 @@
+/**
+ * Behind a real nginx configured as its WebSocket documentation says (it
+ * appends the client to X-Forwarded-For and passes any other header through),
+ * a client must not be able to choose the address its limits are counted
+ * under by writing a `Forwarded` header of its own. The client connects from
+ * 127.0.0.2, nginx reaches the gateway from 127.0.0.3 (`proxy_bind`), and only
+ * 127.0.0.3 is a trusted proxy.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { startWebSocketProxy, type Nginx } from '../../e2e/helpers/nginx.js';
+import { startDoor, upgradeRequest, type Door } from './harness.js';
+
+let door: Door;
+let nginx: Nginx;
+
+before(async () => {
+  door = await startDoor({
+    listen: [{ port: 0 }],
+    trusted_proxies: ['127.0.0.3'],
+    limits: { connections_per_address: 3 },
+    services: { s: { path: '/s', type: 'echo', allow_missing_origin: true } },
+  });
+  nginx = await startWebSocketProxy(door.port, { bind: '127.0.0.3' });
+});
+after(async () => {
+  await nginx?.stop();
+  await door?.stop();
+});
+
+/** An upgrade through nginx from 127.0.0.2; resolves with the status and the open socket. */
+function upgradeThroughProxy(headers: Array<[string, string]>): Promise<{ status: number; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port: nginx.port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => socket.write(upgradeRequest('/s', headers)));
+    let data = '';
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer through nginx: ${JSON.stringify(data)}`)); }, 5000);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      data += d;
+      if (!data.includes('\r\n\r\n')) return;
+      clearTimeout(timer);
+      socket.removeAllListeners('data');
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0), socket });
+    });
+    socket.on('error', () => { /* the status, or the timeout, tells */ });
+  });
+}
+
+test('a client-written Forwarded header behind nginx does not move the client out of its limits', { timeout: 30_000 }, async () => {
+  const held: Socket[] = [];
+  try {
+    const statuses: number[] = [];
+    for (let i = 1; i <= 4; i++) {
+      // Each handshake claims another address, and spoofs X-Forwarded-For too (nginx appends the real one).
+      const r = await upgradeThroughProxy([['Forwarded', `for=198.51.100.${i}`], ['X-Forwarded-For', `203.0.113.${i}`]]);
+      statuses.push(r.status);
+      held.push(r.socket);
+    }
+    assert.deepEqual(statuses, [101, 101, 101, 429], 'the fourth held connection is over connections_per_address for 127.0.0.2');
+    for (const a of door.admissions) assert.equal(a.client.address, '127.0.0.2', 'the client is the hop nginx appended');
+    assert.ok(await door.audited('too_many_connections'), 'the refusal is audited');
+    const line = door.lines.find((l) => l.audit === true && l.reason === 'too_many_connections');
+    assert.equal(line?.client, '127.0.0.2', 'the audit line names the address nginx saw');
+
+  } finally {
+    for (const s of held) s.destroy();
+  }
+});
