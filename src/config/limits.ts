@@ -11,6 +11,10 @@ const positiveInt = () => z.number().int().positive();
 export const limitsSchema = z.strictObject({
   /** Total bytes of the request line and headers. Over → 431. */
   header_bytes: size().default(16 * 1024),
+  /** The request line (method, target, version). Over → 414. */
+  request_line_bytes: size().pipe(z.number().int().positive()).default(8 * 1024),
+  /** One header line (name and value). Over → 431. */
+  header_line_bytes: size().pipe(z.number().int().positive()).default(8 * 1024),
   /** Most header lines in a request. Over → 431 (never truncated). */
   header_count: positiveInt().default(100),
   /** Time to receive the whole request head. Over → 408. */

@@ -1,6 +1,7 @@
 /** A `listen` entry: one TCP (optionally TLS) socket the gateway accepts on. */
 import { z } from 'zod';
 import { duration } from './units.js';
+import { validHostHeader } from '../http/host.js';
 
 /** A port as a number, or as a numeric string (so "${PORT}" works). */
 export const port = () =>
@@ -47,6 +48,14 @@ const hstsObject = z.strictObject({
 export const listenerSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: port(),
+  /**
+   * Host names (Host header, without port) this listener answers for; a
+   * request naming another gets 421. Any when absent. Set it on listeners
+   * browsers can reach: it is what stops a DNS-rebinding page from reaching
+   * services that allow `self` or no Origin.
+   */
+  hosts: z.array(z.string().min(1).transform((h) => h.toLowerCase().replace(/\.$/, ''))
+    .refine((h) => (validHostHeader(h) && !h.includes(':')) || /^\[[0-9a-f:.]+\]$/.test(h), 'a host name or [IPv6 address], without port')).min(1).optional(),
   /** Serve TLS on this listener. */
   tls: tlsSchema.optional(),
   /** Expect a PROXY protocol (v1 or v2) header on every connection; connections without one are dropped. */

@@ -24,6 +24,8 @@ import { resolveClientAddress, type ClientAddress, type ForwardedHeader } from '
 import { proxyHeaderOf, readProxyHeader } from './proxy-protocol.js';
 import { TlsContexts } from './tls.js';
 import { writeRejection } from './respond.js';
+import { checkRequestHead } from './request-head.js';
+import { hostWithoutPort } from '../http/host.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -66,10 +68,13 @@ export class ListenerServer {
   private readonly outer?: NetServer;
   private readonly limits: LimitsConfig;
   private readonly trusted: CidrSet;
+  /** The listener's `hosts`, when it names any. */
+  private readonly hosts?: ReadonlySet<string>;
 
   constructor(readonly config: ListenerConfig, onRequest: RequestHandler, onUpgrade: UpgradeHandler, private readonly options: ListenerOptions = {}) {
     const limits = this.limits = options.limits ?? DEFAULT_LIMITS;
     this.trusted = new CidrSet(options.trustedProxies ?? []);
+    if (config.hosts !== undefined) this.hosts = new Set(config.hosts);
     const httpOptions = {
       maxHeaderSize: limits.header_bytes,
       headersTimeout: limits.header_timeout,
@@ -184,16 +189,17 @@ export class ListenerServer {
     return Promise.all(closing).then(() => undefined);
   }
 
-  /** Limits and identity checks that need no service. */
+  /** Limits and identity checks that need no service (src/front/request-head.ts), then SNI against Host. */
   private screen(req: IncomingMessage): { status: number; reason: string; headers: Record<string, string> } | undefined {
     const peer = socketPeer(req.socket);
     const client = resolveClientAddress(peer, req.headers, this.trusted, this.options.forwardedHeader);
     (req as ScreenedRequest)[kClient] = client;
-    if (req.rawHeaders.length / 2 > this.limits.header_count) return this.refuseScreen(client, 431, 'too_many_headers');
+    const refused = checkRequestHead(req, this.limits, this.hosts);
+    if (refused) return this.refuseScreen(client, refused.status, refused.reason);
     const servername = (req.socket as TLSSocket).servername;
     if (typeof servername === 'string' && servername !== '' && req.headers.host !== undefined) {
       // Domain fronting: the certificate was chosen for one name, the request names another.
-      if (hostOnly(req.headers.host) !== servername.toLowerCase().replace(/\.$/, '')) return this.refuseScreen(client, 421, 'sni_host_mismatch');
+      if (hostWithoutPort(req.headers.host) !== servername.toLowerCase().replace(/\.$/, '')) return this.refuseScreen(client, 421, 'sni_host_mismatch');
     }
     return undefined;
   }
@@ -237,19 +243,8 @@ function hstsValue(h: NonNullable<ListenerConfig['hsts']>): string {
   return `max-age=${h.max_age}${h.include_subdomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
 }
 
-/** Host header → lowercase host without port (IPv6 keeps brackets). */
-function hostOnly(host: string): string {
-  const h = host.trim().toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    return end > 0 ? h.slice(0, end + 1) : h;
-  }
-  const colon = h.lastIndexOf(':');
-  return (colon >= 0 ? h.slice(0, colon) : h).replace(/\.$/, '');
-}
-
 function redirectLocation(req: IncomingMessage, port: number): string | undefined {
-  const host = req.headers.host === undefined ? '' : hostOnly(req.headers.host);
+  const host = req.headers.host === undefined ? '' : hostWithoutPort(req.headers.host);
   if (!/^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/.test(host)) return undefined;
   const url = req.url ?? '/';
   // Only origin-form targets: an absolute-form target must not choose where we redirect to.

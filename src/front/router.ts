@@ -6,6 +6,7 @@
  */
 import type { ServiceConfig } from '../config/schema.js';
 import { Rejection } from '../admission/types.js';
+import { hostWithoutPort } from '../http/host.js';
 
 export class Router {
   private readonly byPath = new Map<string, { hosts: Map<string, ServiceConfig>; any?: ServiceConfig }>();
@@ -24,7 +25,7 @@ export class Router {
     const entry = this.byPath.get(path);
     if (!entry) return new Rejection(404, 'no_route', 'no service at this path');
     if (entry.hosts.size > 0 && host !== undefined) {
-      const svc = entry.hosts.get(hostName(host));
+      const svc = entry.hosts.get(hostWithoutPort(host));
       if (svc) return svc;
     }
     if (entry.any) return entry.any;
@@ -41,15 +42,4 @@ export class Router {
     }
     return out;
   }
-}
-
-/** Host header → lowercase host name without port; IPv6 brackets kept. */
-export function hostName(host: string): string {
-  const h = host.trim().toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    return end > 0 ? h.slice(0, end + 1) : h;
-  }
-  const colon = h.lastIndexOf(':');
-  return colon >= 0 ? h.slice(0, colon) : h;
 }
