@@ -22,7 +22,7 @@ import { unwatchChannel, watchCredentials } from './auth/expiry.js';
 import { backendIdentityHeaders } from './auth/identity.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
-import { FallbackEndpoints } from './fallback/endpoints.js';
+import { FallbackEndpoints } from './front/fallback-endpoints.js';
 import type { Service } from './services/types.js';
 
 export interface GatewayOptions {

@@ -6,7 +6,7 @@
  * already delivered are dropped, a gap is a protocol error.
  *
  * The session knows nothing of HTTP routing or policy: the endpoints
- * (endpoints.ts) authenticate each request and hand it a response to fill.
+ * (front/fallback-endpoints.ts) authenticate each request and hand it a response to fill.
  */
 import type { ServerResponse } from 'node:http';
 import type { Admission } from '../admitted.js';

@@ -14,10 +14,10 @@ import { CHECK_FACTORIES } from '../../../src/checks.js';
 import { Audit } from '../../../src/observe/audit.js';
 import { Metrics } from '../../../src/observe/metrics.js';
 import { createLogger } from '../../../src/observe/log.js';
-import { FallbackEndpoints } from '../../../src/fallback/endpoints.js';
+import { FallbackEndpoints } from '../../../src/front/fallback-endpoints.js';
 import type { Service, ServiceSession } from '../../../src/services/types.js';
 import type { Channel } from '../../../src/channel.js';
-import type { OriginPolicy } from '../../../src/fallback/origin.js';
+import type { OriginPolicy } from '../../../src/front/fallback-origin.js';
 
 export interface Harness {
   port: number;

@@ -11,7 +11,7 @@ import { CHECK_FACTORIES } from '../../../src/checks.js';
 import { policyServiceFields } from '../../../src/config/policy.js';
 import { limitsSchema } from '../../../src/config/limits.js';
 import { Rejection, type AdmissionCheck } from '../../../src/admission/types.js';
-import { serializeOrigin } from '../../../src/fallback/origin.js';
+import { serializeOrigin } from '../../../src/front/fallback-origin.js';
 
 export interface StandInPolicy {
   origins: string[];

@@ -5,7 +5,7 @@ import {
   decodeFrames, encodeClose, encodeEmpty, encodeMessage, encodeNumber, FrameType, isSendableCloseCode,
 } from '../../../src/fallback/wire.js';
 import { FrameReader, numberFrame, closeFrame, frame, readNumber, readClose, writeHeader, HEADER, TEXT, BINARY, SEQ } from '../../../client/src/wire.js';
-import { serializeOrigin } from '../../../src/fallback/origin.js';
+import { serializeOrigin } from '../../../src/front/fallback-origin.js';
 
 const limits = { maxMessage: 1024, maxFrames: 100 };
 

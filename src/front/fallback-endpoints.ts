@@ -25,13 +25,12 @@ import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import type { Channel } from '../channel.js';
-import { toAdmissionRequest, splitTarget } from '../front/request.js';
+import { toAdmissionRequest, splitTarget } from './request.js';
 import { BackendError } from '../errors.js';
-import { FallbackSession } from './session.js';
-import { decodeFrames, encodeNumber, FrameType, type WireError } from './wire.js';
-import { serializeOrigin, type OriginPolicy, type OriginRequestInfo } from './origin.js';
-import { serviceOriginPolicy } from './service-origin.js';
-import { serveAsset } from './assets.js';
+import { FallbackSession } from '../fallback/session.js';
+import { decodeFrames, encodeNumber, FrameType, type WireError } from '../fallback/wire.js';
+import { serializeOrigin, serviceOriginPolicy, type OriginPolicy, type OriginRequestInfo } from './fallback-origin.js';
+import { serveAsset } from '../fallback/assets.js';
 
 /** Reserved query parameter naming the fallback operation. */
 export const OP_PARAM = 'gh';
