@@ -1,11 +1,30 @@
 /**
- * The values of policy placeholders for a principal: the id, or a claim as
- * text (a string or a finite number); anything else is absent.
+ * Placeholders in MQTT policy values: `{principal.id}` and `{claims.NAME}`.
+ * A value is the principal's id or the claim as text (a string or a finite
+ * number); anything else is absent.
+ *
+ * Interim: the shared placeholder module of the STOMP inspector (issue 13)
+ * replaces this file when it lands.
  */
 import type { Principal } from '../../admitted.js';
-import { splitTemplate, type Placeholder } from '../../config/placeholders.js';
 
-export { splitTemplate };
+export type Placeholder = { kind: 'id' } | { kind: 'claim'; name: string };
+export type TemplatePiece = string | Placeholder;
+
+const PLACEHOLDER = /\{(principal\.id|claims\.([A-Za-z0-9_:.-]+))\}/g;
+
+/** Literal text and placeholders, in order. */
+export function splitTemplate(template: string): TemplatePiece[] {
+  const pieces: TemplatePiece[] = [];
+  let last = 0;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    if (m.index > last) pieces.push(template.slice(last, m.index));
+    pieces.push(m[2] === undefined ? { kind: 'id' } : { kind: 'claim', name: m[2] });
+    last = m.index + m[0].length;
+  }
+  if (last < template.length) pieces.push(template.slice(last));
+  return pieces;
+}
 
 export function placeholderValue(p: Placeholder, principal: Principal | undefined): string | undefined {
   if (!principal) return undefined;
