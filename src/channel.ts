@@ -31,6 +31,12 @@ export interface ChannelSink {
    * transport knows it up front (an unfragmented frame), else undefined.
    */
   onFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void;
+  /**
+   * A control frame (WebSocket ping or pong) of `bytes` on the wire arrived.
+   * The transport answers pings itself; this is for in-connection rate
+   * limits, so that control traffic is metered like messages.
+   */
+  onControl?(bytes: number): void;
   /** Outbound buffer fell below the low-water mark after `send` returned false. */
   onDrain?(): void;
   /** Called exactly once. */

@@ -90,6 +90,18 @@ const F_USER_PAUSED = 1;
 const F_NEED_DRAIN = 2;
 const F_CLOSE_SENT = 4;
 const F_FINISHED = 8;
+/** A read batch (one socket chunk, or what `resume` releases) is being parsed: its pings get one pong, at the end. */
+const F_READING = 16;
+
+/**
+ * Bytes read after our Close was sent before reading stops: enough for a peer
+ * to finish what it had in flight and send its own Close, not enough to make
+ * us read and discard a flood at line rate until the close timeout.
+ */
+const CLOSE_READ_BUDGET = 64 * 1024;
+/** Header bytes of a control frame (≤ 125 bytes of payload): 2, plus 4 for the mask a client adds. */
+const CONTROL_HEADER_MASKED = 6;
+const CONTROL_HEADER_PLAIN = 2;
 
 /** The parser keeps its options by reference: one object per connection options object, shared. */
 const parserOptions = new WeakMap<ConnectionOptions, FrameParserOptions>();
@@ -128,6 +140,8 @@ class Ending {
   initiator: CloseInfo['initiator'] | null = null;
   /** When the current close-phase deadline started (our Close sent / TCP end), on `monoClock`. */
   at = 0;
+  /** Bytes read since our Close was sent (CLOSE_READ_BUDGET). */
+  readAfterClose = 0;
   info: CloseInfo | null = null;
   reported = false;
 }
@@ -214,11 +228,28 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   /** @internal socket listener */
   onSocketData(chunk: Buffer): void {
+    if (this.closeSent) this.countAfterClose(chunk.length);
+    const nested = (this.flags & F_READING) !== 0;
+    this.flags |= F_READING;
     try {
       this.parser.push(chunk);
     } catch (err) {
       this.internalError(err);
     }
+    if (nested) return;
+    this.flags &= ~F_READING;
+    if (this.pendingPong !== null) this.answerPing();
+  }
+
+  /**
+   * After our Close only the peer's Close matters: read a small budget for it,
+   * then stop reading (the close timeout drops the connection) rather than
+   * read and discard whatever the peer keeps sending.
+   */
+  private countAfterClose(bytes: number): void {
+    const end = this.endState();
+    end.readAfterClose += bytes;
+    if (end.readAfterClose > CLOSE_READ_BUDGET) this.socket.pause();
   }
 
   /** The user paused reading (`pause`). */
@@ -399,8 +430,19 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   private startReading(): void {
     if (this.finished) return;
-    this.socket.resume();
-    this.parser.resume();
+    if (!this.closeSent || this.endState().readAfterClose <= CLOSE_READ_BUDGET) this.socket.resume();
+    if ((this.flags & F_READING) !== 0) {
+      // Resumed from inside a delivery: the batch under way answers the pings.
+      this.parser.resume();
+    } else {
+      this.flags |= F_READING;
+      try {
+        this.parser.resume();
+      } finally {
+        this.flags &= ~F_READING;
+      }
+      if (this.pendingPong !== null) this.answerPing();
+    }
     // Restart the clocks: time spent paused is our doing, not the peer's.
     this.lastActivity = clock();
     this.msgSeenAt = this.lastActivity;
@@ -413,6 +455,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     if (this.closeSent) return;
     const sink = this.sink;
     if (sink === null) return;
+    // A pong owed for a ping before this data goes first: what the sink sends in reply comes after it.
+    if (this.pendingPong !== null) this.answerPing();
     this.bytesIn += data.length;
     if (fin) this.messagesIn++;
     if (sink.streaming === true) {
@@ -453,20 +497,40 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   onPing(payload: Buffer): void {
     if (this.closeSent) return;
+    this.sink?.onControl?.(payload.length + this.controlHeaderBytes);
     // RFC 6455 §5.5.2-5.5.3: answer with a Pong carrying the same payload, as
-    // soon as practical (also in the middle of a fragmented message). When the
-    // socket is congested only the latest pong is kept (§5.5.3 allows
-    // answering only the most recent ping).
+    // soon as practical (also in the middle of a fragmented message) — but
+    // only the most recent ping of a read batch (or before the batch's next
+    // data), which §5.5.3 allows: a flood of pings in one read costs one pong,
+    // not one write each. A copy: the payload may be a view of parser scratch
+    // that the next split frame reuses.
+    this.pendingPong = Buffer.from(payload);
+    if ((this.flags & F_READING) === 0) this.answerPing();
+  }
+
+  /** Write the pong owed for the latest ping, or keep it for the drain when the socket is congested. */
+  private answerPing(): void {
+    const pong = this.pendingPong as Buffer;
+    if (this.closeSent || this.finished) {
+      this.pendingPong = null;
+      return;
+    }
     if (this.bufferedAmount > this.opts.highWaterMark) {
-      this.pendingPong = Buffer.from(payload);
       this.awaitFlush();
       return;
     }
-    this.writer.writeFrame(OP_PONG, payload, true);
+    this.pendingPong = null;
+    this.writer.writeFrame(OP_PONG, pong, true);
   }
 
-  onPong(_payload: Buffer): void {
+  onPong(payload: Buffer): void {
+    this.sink?.onControl?.(payload.length + this.controlHeaderBytes);
     this.pingSentAt = 0;
+  }
+
+  /** Wire size of a control frame's header from the peer (its frames are masked when we are the server). */
+  private get controlHeaderBytes(): number {
+    return this.opts.role === 'server' ? CONTROL_HEADER_MASKED : CONTROL_HEADER_PLAIN;
   }
 
   onClose(code: number, reason: string): void {
@@ -510,6 +574,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private sendClose(code: number | undefined, reason: string): void {
     this.closeSent = true;
     this.endState().at = clock();
+    this.endState().readAfterClose = 0;
     this.pendingPong = null;
     if (!this.socket.destroyed) this.writer.writeClose(code, reason);
   }

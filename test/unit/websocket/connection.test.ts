@@ -6,7 +6,7 @@ import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import type { ChannelSink, CloseInfo } from '../../../src/channel.js';
 import { WebSocketConnection, type ConnectionOptions } from '../../../src/websocket/connection.js';
@@ -406,6 +406,48 @@ describe('WebSocketConnection with the raw client', () => {
     assert.equal(raw.unread.length, 0, 'nothing after the Close (the late text was not echoed)');
     assert.deepEqual(await h.recorders[0].closed, { code: 1000, reason: 'done', wasClean: true, initiator: 'remote' });
     assert.equal(h.recorders[0].messages.length, 0);
+  });
+
+  it('a flood of pings in one read gets one pong, for the most recent ping (RFC 6455 §5.5.3)', { timeout: 10_000 }, async () => {
+    h = await startServer();
+    const raw = await rawUpgraded(h.port);
+    const pings = Array.from({ length: 500 }, (_, i) => raw.frame({ opcode: OP_PING, payload: `p${i}` }));
+    await raw.write(Buffer.concat([...pings, raw.frame({ opcode: OP_TEXT, payload: 'after' })]));
+    const pongs: string[] = [];
+    let echoed = false;
+    while (!echoed || pongs.at(-1) !== 'p499') {
+      const f = await raw.readFrame(5000);
+      if (f.opcode === OP_PONG) pongs.push(f.payload.toString());
+      else if (f.opcode === OP_TEXT) echoed = f.payload.toString() === 'after';
+    }
+    assert.ok(pongs.length < 50, `500 pings sent in one write were answered by ${pongs.length} pongs`);
+    assert.deepEqual([...pongs].sort(), pongs.map(String).sort(), 'pongs come in order');
+    raw.destroy();
+    await h.recorders[0].closed;
+  });
+
+  it('after a violation close the connection stops reading: a flood behind it is not read at line rate', { timeout: 15_000 }, async () => {
+    h = await startServer({ closeTimeout: 1000 });
+    // Half-open allowed: the flooder keeps writing after the server's FIN, as an attacker would.
+    const socket = net.connect({ port: h.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => { /* the reset at the close timeout */ });
+    await once(socket, 'connect');
+    socket.write(RawClient.handshakeRequest());
+    await once(socket, 'data');
+    socket.write(RawClient.prototype.frame({ opcode: OP_TEXT, payload: 'x', mask: false }));
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let open = true;
+    void gone.then(() => { open = false; });
+    // Keep writing until the server drops the connection at its close timeout.
+    while (open) {
+      if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), gone]);
+    }
+    const accepted = socket.bytesWritten - socket.writableLength;
+    assert.deepEqual(h.recorders[0].violations.map((v) => v.code), [1002], 'the unmasked frame failed the connection');
+    assert.ok(accepted < 32 * 1024 * 1024, `the server took ${accepted} bytes after failing the connection`);
+    const info = await h.recorders[0].closed;
+    assert.equal(info.code, 1006, 'dropped at the close timeout, no Close from the peer');
   });
 
   it('empty Close is answered with an empty Close', async () => {
