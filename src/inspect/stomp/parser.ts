@@ -196,11 +196,11 @@ export class StompParser {
     let escaped = false;
     for (let i = start; i < stop; i++) {
       const b = buf[i];
-      if (b === CR || b === NUL) return this.fail('malformed', 'stomp_syntax', b === CR ? 'CR inside a header line' : 'NUL inside the headers') !== -1;
+      if (b === CR || b === NUL) return this.refuse('malformed', 'stomp_syntax', b === CR ? 'CR inside a header line' : 'NUL inside the headers');
       if (b === COLON && colon === -1) colon = i;
       else if (b === BACKSLASH) escaped = true;
     }
-    if (this.binary && !isUtf8(buf.subarray(start, stop))) return this.fail('malformed', 'stomp_bad_utf8', 'header text is not UTF-8') !== -1;
+    if (this.binary && !isUtf8(buf.subarray(start, stop))) return this.refuse('malformed', 'stomp_bad_utf8', 'header text is not UTF-8');
     if (this.phase === Phase.Command) return this.commandLine(buf, start, stop);
     if (stop === start) {
       this.phase = Phase.Body;
@@ -214,7 +214,7 @@ export class StompParser {
   private commandLine(buf: Buffer, start: number, stop: number): boolean {
     const command = buf.toString('latin1', start, stop);
     if (!this.commands.has(command)) {
-      return this.fail('malformed', 'stomp_unknown_command', `unknown or unexpected command ${JSON.stringify(command.slice(0, 32))}`) !== -1;
+      return this.refuse('malformed', 'stomp_unknown_command', `unknown or unexpected command ${JSON.stringify(command.slice(0, 32))}`);
     }
     this.command = command;
     this.phase = Phase.Headers;
@@ -222,22 +222,22 @@ export class StompParser {
   }
 
   private headerLine(buf: Buffer, start: number, stop: number, colon: number, escaped: boolean): boolean {
-    if (colon <= start) return this.fail('malformed', 'stomp_syntax', colon === -1 ? 'a header line without ":"' : 'a header with an empty name') !== -1;
-    if (this.headers.length >= 2 * this.limits.maxHeaders) return this.fail('too_large', 'stomp_too_many_headers', `more than ${this.limits.maxHeaders} headers`) !== -1;
+    if (colon <= start) return this.refuse('malformed', 'stomp_syntax', colon === -1 ? 'a header line without ":"' : 'a header with an empty name');
+    if (this.headers.length >= 2 * this.limits.maxHeaders) return this.refuse('too_large', 'stomp_too_many_headers', `more than ${this.limits.maxHeaders} headers`);
     let name = buf.toString('utf8', start, colon);
     let value = buf.toString('utf8', colon + 1, stop);
     if (escaped && escapesHeaders(this.command, this.version)) {
       const n = unescapeHeaderText(name, this.version);
       const v = unescapeHeaderText(value, this.version);
-      if (n === undefined || v === undefined) return this.fail('malformed', 'stomp_bad_escape', 'an undefined escape sequence in a header') !== -1;
+      if (n === undefined || v === undefined) return this.refuse('malformed', 'stomp_bad_escape', 'an undefined escape sequence in a header');
       name = n;
       value = v;
     }
     if (name === 'content-length') {
-      if (this.contentLength !== -1) return this.fail('malformed', 'stomp_bad_content_length', 'content-length repeated') !== -1;
-      if (!/^[0-9]{1,15}$/.test(value)) return this.fail('malformed', 'stomp_bad_content_length', 'content-length is not a decimal number') !== -1;
+      if (this.contentLength !== -1) return this.refuse('malformed', 'stomp_bad_content_length', 'content-length repeated');
+      if (!/^[0-9]{1,15}$/.test(value)) return this.refuse('malformed', 'stomp_bad_content_length', 'content-length is not a decimal number');
       this.contentLength = Number(value);
-      if (this.contentLength > this.limits.maxBody) return this.fail('too_large', 'stomp_body_too_large', `the body is larger than ${this.limits.maxBody} bytes`) !== -1;
+      if (this.contentLength > this.limits.maxBody) return this.refuse('too_large', 'stomp_body_too_large', `the body is larger than ${this.limits.maxBody} bytes`);
     }
     this.headers.push(name, value);
     return true;
@@ -304,6 +304,12 @@ export class StompParser {
     this.acc = null;
     this.accLen = 0;
     this.headers = [];
+  }
+
+  /** `fail` for the line parsers, which answer "go on?". */
+  private refuse(kind: StompError['kind'], reason: string, message: string): false {
+    this.fail(kind, reason, message);
+    return false;
   }
 
   private fail(kind: StompError['kind'], reason: string, message: string): -1 {
