@@ -15,6 +15,8 @@ export class MqttStreamError extends GatehouseError {
     /** Reason code of the MQTT 5.0 DISCONNECT sent first. */
     readonly reasonCode: number,
     message: string,
+    /** What the client gets before the close instead of a 5.0 DISCONNECT (a refusing CONNACK). */
+    readonly lastWords?: Buffer,
   ) {
     super('GH_MQTT_REFUSED', message);
   }

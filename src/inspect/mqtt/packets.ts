@@ -78,8 +78,9 @@ export interface PublishHead {
  * Read a PUBLISH up to its payload from `head` (which may hold only the
  * packet's beginning). The topic is returned raw; the caller checks it.
  */
-export function readPublishHead(head: Buffer, body: number, qos: number, level: number, limits: PropertyLimits): PublishHead {
+export function readPublishHead(head: Buffer, body: number, qos: number, level: number, limits: PropertyLimits, maxTopic = 65_535): PublishHead {
   const r = new PacketReader(head, body, head.length);
+  if (r.left >= 2 && head.readUInt16BE(body) > maxTopic) throw overLimit('mqtt_topic_too_long', `topic name over ${maxTopic} bytes`);
   const topic = r.binary();
   const packetId = qos > 0 ? r.u16() : 0;
   if (qos > 0 && packetId === 0) throw malformed('packet identifier 0');

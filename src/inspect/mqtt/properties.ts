@@ -6,7 +6,7 @@
  * a bypass.
  */
 import { malformed, overLimit } from './errors.js';
-import { checkedUtf8, type PacketReader } from './reader.js';
+import { checkedUtf8, PacketReader } from './reader.js';
 
 export const PAYLOAD_FORMAT = 0x01;
 export const SUBSCRIPTION_ID = 0x0b;
@@ -104,4 +104,19 @@ function skipValue(r: PacketReader, type: number): void {
     case BINARY: r.binary(); break;
     case PAIR: checkedUtf8(r.binary()); checkedUtf8(r.binary()); break;
   }
+}
+
+export interface PropertySpan { id: number; start: number; end: number }
+
+/** The properties of a block already checked by `readProperties`, each with its bytes' range (identifier included). */
+export function propertySpans(buf: Buffer, start: number, end: number): PropertySpan[] {
+  const r = new PacketReader(buf, start, end);
+  const spans: PropertySpan[] = [];
+  while (r.pos < end) {
+    const from = r.pos;
+    const id = r.varint();
+    skipValue(r, TYPES[id]);
+    spans.push({ id, start: from, end: r.pos });
+  }
+  return spans;
 }

@@ -1,0 +1,106 @@
+/**
+ * The client's CONNECT: checked, then rewritten so that the broker sees the
+ * identity the gateway verified — the client id derived from the principal
+ * (one user cannot take over another's session), user name and password
+ * replaced, the will's topic held to the publish policy. CONNECT user
+ * properties are dropped (a broker plugin must not read identity the client
+ * wrote); enhanced authentication (an Authentication Method) is refused: the
+ * gateway authenticates.
+ */
+import { randomBytes } from 'node:crypto';
+import { LEVEL_311, LEVEL_5, RC311, RC5 } from './constants.js';
+import { malformed, MqttStreamError, overLimit, protocolError } from './errors.js';
+import type { Decision } from './framer.js';
+import { readConnect, type ConnectPacket } from './packets.js';
+import { compileFilters } from './policy.js';
+import { propertySpans, USER_PROPERTY } from './properties.js';
+import type { MqttSession } from './session.js';
+import { expandTemplate, placeholderValue, splitTemplate } from './template.js';
+import { anyMatches, isValidTopicName } from './topics.js';
+import { connack, connect } from './writer.js';
+
+/** A refused CONNECT: the CONNACK with the code of the client's version, then close 1008. */
+function refuse(level: number, reason: string, rc311: number, rc5: number, message: string): MqttStreamError {
+  return new MqttStreamError(reason, 1008, rc5, message, connack(level, level === LEVEL_5 ? rc5 : rc311));
+}
+
+export function handleConnect(s: MqttSession, head: Buffer, body: number): Decision {
+  if (s.connected) throw protocolError('mqtt_second_connect', 'a second CONNECT');
+  const c = readConnect(head, body, s.properties);
+  if (c.unsupported) {
+    const level = c.level >= LEVEL_5 ? LEVEL_5 : LEVEL_311;
+    throw new MqttStreamError('mqtt_unsupported_version', 1002, RC5.unsupportedVersion, `protocol level ${c.level}`,
+      connack(level, level === LEVEL_5 ? RC5.unsupportedVersion : RC311.unacceptableVersion));
+  }
+  const level = c.level;
+  if (c.authMethod) throw refuse(level, 'mqtt_enhanced_auth', RC311.notAuthorized, RC5.badAuthMethod, 'enhanced authentication is not passed on');
+  s.publishFilters = compileFilters(s.config.publish, s.principal);
+  s.subscribeFilters = compileFilters(s.config.subscribe, s.principal);
+  if (c.will) checkWill(s, c.will, level);
+  const clientId = clientIdFor(s, c.clientId);
+  if (clientId === undefined) throw refuse(level, 'mqtt_client_id', RC311.identifierRejected, RC5.clientIdNotValid, 'no client id can be derived from the principal');
+  const injected = s.config.connect;
+  let username = c.username;
+  if (injected.username !== undefined) {
+    username = expandTemplate(injected.username, s.principal);
+    if (username === undefined || username.includes('\u0000')) throw refuse(level, 'mqtt_username', RC311.badCredentials, RC5.badCredentials, 'no user name can be derived from the principal');
+  }
+  let password = injected.password !== undefined ? Buffer.from(injected.password, 'utf8') : c.password;
+  // 3.1.1 has no password without a user name [MQTT-3.1.2-22].
+  if (level === LEVEL_311 && username === undefined) password = undefined;
+  s.accepted(level);
+  return connect({
+    level,
+    flags: c.flags,
+    keepAlive: c.keepAlive,
+    properties: c.properties && withoutUserProperties(head, c.properties.start, c.properties.end),
+    clientId,
+    will: c.will && head.subarray(c.will.raw.start, c.will.raw.end),
+    username,
+    password,
+  });
+}
+
+/** The will is a publish the broker makes later: the same policy as PUBLISH. */
+function checkWill(s: MqttSession, will: NonNullable<ConnectPacket['will']>, level: number): void {
+  const limits = s.config.limits;
+  if (Buffer.byteLength(will.topic) > limits.topic_length) throw overLimit('mqtt_topic_too_long', 'will topic too long');
+  if (!isValidTopicName(will.topic)) throw malformed('will topic is not a topic name');
+  const levels = will.topic.split('/');
+  if (levels.length > limits.topic_levels) throw overLimit('mqtt_topic_too_deep', 'will topic has too many levels');
+  if (!anyMatches(s.publishFilters, levels)) throw refuse(level, 'mqtt_will_refused', RC311.notAuthorized, RC5.notAuthorized, `will topic ${will.topic} not allowed`);
+  if (will.retain && !s.config.retain) throw refuse(level, 'mqtt_retain_refused', RC311.notAuthorized, RC5.retainNotSupported, 'retained will');
+  if (will.qos > s.config.max_qos) throw refuse(level, 'mqtt_qos_refused', RC311.notAuthorized, RC5.qosNotSupported, `will QoS ${will.qos}`);
+}
+
+/**
+ * The client id the broker sees: the configured one, or the prefix before
+ * the client's own (a random one when the client sent none). With a prefix,
+ * a value may not contain the separator that follows it, so two principals
+ * can never produce the same id.
+ */
+function clientIdFor(s: MqttSession, own: string): string | undefined {
+  const { client_id, client_id_prefix } = s.config.connect;
+  if (client_id !== undefined) {
+    const id = expandTemplate(client_id, s.principal);
+    return id === undefined || id === '' || id.includes('\u0000') ? undefined : id;
+  }
+  if (client_id_prefix === undefined) return own;
+  const pieces = splitTemplate(client_id_prefix);
+  let prefix = '';
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i];
+    if (typeof piece === 'string') { prefix += piece; continue; }
+    const value = placeholderValue(piece, s.principal);
+    const separator = (pieces[i + 1] as string)[0];
+    if (value === undefined || value === '' || value.includes(separator) || value.includes('\u0000')) return undefined;
+    prefix += value;
+  }
+  return prefix + (own === '' ? randomBytes(8).toString('hex') : own);
+}
+
+/** CONNECT property content without User Property entries. */
+function withoutUserProperties(buf: Buffer, start: number, end: number): Buffer {
+  const kept = propertySpans(buf, start, end).filter((p) => p.id !== USER_PROPERTY);
+  return Buffer.concat(kept.map((p) => buf.subarray(p.start, p.end)));
+}

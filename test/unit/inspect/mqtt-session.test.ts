@@ -1,0 +1,281 @@
+/**
+ * The MQTT inspector's decisions, packet by packet, without sockets: client
+ * packets written by mqtt-packet (the codec of mqtt.js), what the session
+ * sends each way read back with mqtt-packet's parser. The end-to-end
+ * behaviour with mqtt.js, the gateway and Mosquitto is in
+ * test/integration/inspect/mqtt.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import mqttPacket from 'mqtt-packet';
+import type { Principal } from '../../../src/admitted.js';
+import { mqttInspectSchema, type MqttInspectConfig } from '../../../src/config/inspect-mqtt.js';
+import { MqttSession, type MqttIO } from '../../../src/inspect/mqtt/session.js';
+
+type Level = 4 | 5;
+const alice: Principal = { id: 'alice', roles: [], claims: { room: 'lobby' }, method: 'test' };
+
+interface Ended { code: number; reason: string; lastWords?: Buffer }
+
+class Recorder implements MqttIO {
+  backend: Buffer[] = [];
+  client: Buffer[] = [];
+  refusals: string[] = [];
+  ended?: Ended;
+  toBackend(pieces: Buffer[]): void { this.backend.push(...pieces); }
+  toClient(pieces: Buffer[]): void { this.client.push(...pieces); }
+  refused(reason: string): void { this.refusals.push(reason); }
+  end(code: number, reason: string, _detail: string, lastWords?: Buffer): void { this.ended = { code, reason, lastWords }; }
+  /** Packets sent toward the broker so far (and forget them). */
+  takeBackend(level: Level): mqttPacket.Packet[] { return parseAll(this.backend.splice(0), level); }
+  takeClient(level: Level): mqttPacket.Packet[] { return parseAll(this.client.splice(0), level); }
+}
+
+function parseAll(pieces: Buffer[], level: Level): mqttPacket.Packet[] {
+  const parser = mqttPacket.parser({ protocolVersion: level });
+  const packets: mqttPacket.Packet[] = [];
+  parser.on('packet', (p) => packets.push(p));
+  parser.on('error', (e) => { throw e; });
+  for (const p of pieces) parser.parse(p);
+  return packets;
+}
+
+const gen = (packet: object, level: Level): Buffer => mqttPacket.generate(packet as mqttPacket.Packet, { protocolVersion: level });
+
+function policy(overrides: Record<string, unknown> = {}): MqttInspectConfig {
+  return mqttInspectSchema.parse({
+    publish: ['devices/{principal.id}/#', 'chat/{claims.room}'],
+    subscribe: ['devices/{principal.id}/#', 'broadcast/+', 'chat/{claims.room}'],
+    connect: { client_id: '{principal.id}', username: '{principal.id}', password: 'backend-secret' },
+    ...overrides,
+  });
+}
+
+/** A session past CONNECT (and, for 5.0, the broker's CONNACK with a Topic Alias Maximum of 10). */
+function open(level: Level, config = policy(), principal: Principal | undefined = alice): { s: MqttSession; io: Recorder; connack: mqttPacket.IConnackPacket } {
+  const io = new Recorder();
+  const s = new MqttSession(config, principal, io);
+  s.fromClient(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clientId: 'whatever', clean: true, keepalive: 30,
+    username: 'mallory', password: Buffer.from('guess'), ...(level === 5 ? { properties: { userProperties: { role: 'admin' } } } : {}) }, level));
+  s.fromBackend(gen({ cmd: 'connack', returnCode: 0, reasonCode: 0, sessionPresent: false, ...(level === 5 ? { properties: { topicAliasMaximum: 10 } } : {}) }, level));
+  const [connack] = io.takeClient(level) as mqttPacket.IConnackPacket[];
+  if (!io.ended) assert.equal(connack?.cmd, 'connack', 'the broker\'s CONNACK reaches the client');
+  return { s, io, connack };
+}
+
+describe('MQTT session: CONNECT and identity', () => {
+  for (const level of [4, 5] as const) {
+    it(`level ${level}: the broker sees the principal's client id and the injected credentials, not the client's`, () => {
+      const { io } = open(level);
+      const [connect] = io.takeBackend(level) as mqttPacket.IConnectPacket[];
+      assert.equal(connect.cmd, 'connect');
+      assert.equal(connect.clientId, 'alice', 'client id derived from the principal');
+      assert.equal(connect.username, 'alice');
+      assert.equal(connect.password?.toString(), 'backend-secret');
+      assert.equal(connect.keepalive, 30, 'keep-alive passed on');
+      if (level === 5) assert.equal(connect.properties?.userProperties, undefined, 'CONNECT user properties dropped');
+      assert.equal(io.ended, undefined);
+    });
+  }
+
+  it('client_id_prefix keeps the client\'s own id after the principal\'s, and refuses ids containing the separator', () => {
+    const config = policy({ connect: { client_id_prefix: '{principal.id}-' } });
+    const { io } = open(4, config);
+    assert.equal((io.takeBackend(4)[0] as mqttPacket.IConnectPacket).clientId, 'alice-whatever');
+    const bad = open(4, config, { ...alice, id: 'alice-x' });
+    assert.equal(bad.io.ended?.reason, 'mqtt_client_id');
+    assert.equal(bad.io.ended?.code, 1008);
+    assert.deepEqual(bad.io.ended?.lastWords, Buffer.from([0x20, 2, 0, 0x02]), 'CONNACK 0x02 identifier rejected');
+  });
+
+  it('a packet before CONNECT, a second CONNECT and malformed input end the connection with 1002', () => {
+    const io = new Recorder();
+    new MqttSession(policy(), alice, io).fromClient(gen({ cmd: 'pingreq' }, 4));
+    assert.equal(io.ended?.code, 1002);
+    assert.equal(io.ended?.reason, 'mqtt_connect_expected');
+    assert.equal(io.backend.length, 0, 'nothing reached the broker');
+
+    const second = open(5);
+    second.s.fromClient(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'x' }, 5));
+    assert.equal(second.io.ended?.reason, 'mqtt_second_connect');
+    assert.deepEqual(second.io.ended?.lastWords, Buffer.from([0xe0, 1, 0x82]), 'v5 DISCONNECT 0x82 protocol error first');
+
+    const bad = open(5);
+    bad.s.fromClient(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01]));
+    assert.equal(bad.io.ended?.code, 1002);
+    assert.deepEqual(bad.io.ended?.lastWords, Buffer.from([0xe0, 1, 0x81]), 'v5 DISCONNECT 0x81 malformed packet first');
+  });
+
+  it('an unsupported protocol level gets CONNACK 0x01', () => {
+    const io = new Recorder();
+    new MqttSession(policy(), alice, io).fromClient(gen({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clientId: 'x' }, 4));
+    assert.equal(io.ended?.code, 1002);
+    assert.deepEqual(io.ended?.lastWords, Buffer.from([0x20, 2, 0, 0x01]));
+  });
+
+  it('a will outside the publish policy is refused with CONNACK 0x87 (5.0) / 0x05 (3.1.1)', () => {
+    for (const level of [4, 5] as const) {
+      const io = new Recorder();
+      new MqttSession(policy(), alice, io).fromClient(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clientId: 'x',
+        will: { topic: 'devices/bob/status', payload: Buffer.from('gone'), qos: 0, retain: false, ...(level === 5 ? { properties: {} } : {}) } }, level));
+      assert.equal(io.ended?.reason, 'mqtt_will_refused');
+      assert.equal(io.ended?.code, 1008);
+      const code = io.ended!.lastWords![3];
+      assert.equal(code, level === 5 ? 0x87 : 0x05);
+      assert.equal(io.backend.length, 0);
+    }
+  });
+
+  it('enhanced authentication is refused (the gateway authenticates)', () => {
+    const io = new Recorder();
+    new MqttSession(policy(), alice, io).fromClient(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'x',
+      properties: { authenticationMethod: 'SCRAM-SHA-1' } }, 5));
+    assert.equal(io.ended?.reason, 'mqtt_enhanced_auth');
+    assert.equal(io.ended!.lastWords![3], 0x8c);
+  });
+
+  it('no CONNECT within the timeout ends the connection with 1008', async () => {
+    const io = new Recorder();
+    const ended = new Promise<void>((resolve) => { io.end = (code, reason) => { io.ended = { code, reason }; resolve(); }; });
+    const s = new MqttSession(policy({ limits: { connect_timeout: '50ms' } }), alice, io);
+    // The session's timer does not hold the process open (sockets do, in the gateway); this test's does.
+    const hold = setTimeout(() => undefined, 10_000);
+    await ended;
+    clearTimeout(hold);
+    assert.equal(io.ended?.reason, 'mqtt_connect_timeout');
+    assert.equal(io.ended?.code, 1008);
+    s.dispose();
+  });
+});
+
+describe('MQTT session: PUBLISH', () => {
+  it('an allowed PUBLISH passes as the very bytes that came in', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    const bytes = gen({ cmd: 'publish', topic: 'devices/alice/temp', payload: Buffer.alloc(1024, 1), qos: 0, retain: false, dup: false }, 5);
+    s.fromClient(bytes);
+    s.fromClient(bytes);
+    assert.equal(io.backend[0], bytes, 'forwarded without a copy');
+    assert.equal(io.backend[1], bytes, 'the cached topic passes too');
+  });
+
+  it('a refused QoS 1 / 2 PUBLISH in 5.0 gets PUBACK / PUBREC 0x87 and never reaches the broker', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    s.fromClient(gen({ cmd: 'publish', topic: 'devices/bob/temp', payload: Buffer.from('x'), qos: 1, messageId: 7, retain: false, dup: false }, 5));
+    s.fromClient(gen({ cmd: 'publish', topic: 'devices/bob/temp', payload: Buffer.from('x'), qos: 2, messageId: 8, retain: false, dup: false }, 5));
+    assert.equal(io.backend.length, 0);
+    const answers = io.takeClient(5) as Array<mqttPacket.IPubackPacket | mqttPacket.IPubrecPacket>;
+    assert.deepEqual(answers.map((a) => [a.cmd, a.messageId, a.reasonCode]), [['puback', 7, 0x87], ['pubrec', 8, 0x87]]);
+    assert.deepEqual(io.refusals, ['mqtt_publish_refused', 'mqtt_publish_refused']);
+    assert.equal(io.ended, undefined, 'the connection stays');
+  });
+
+  it('a refused PUBLISH in 3.1.1 (and QoS 0 in 5.0) ends the connection with 1008', () => {
+    const v3 = open(4);
+    v3.s.fromClient(gen({ cmd: 'publish', topic: 'devices/bob/temp', payload: Buffer.from('x'), qos: 1, messageId: 7, retain: false, dup: false }, 4));
+    assert.equal(v3.io.ended?.code, 1008);
+    assert.equal(v3.io.ended?.reason, 'mqtt_publish_refused');
+    assert.equal(v3.io.ended?.lastWords, undefined, '3.1.1 has no DISCONNECT from the server');
+    const v5 = open(5);
+    v5.s.fromClient(gen({ cmd: 'publish', topic: 'devices/bob/temp', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, 5));
+    assert.equal(v5.io.ended?.code, 1008);
+    assert.deepEqual(v5.io.ended?.lastWords, Buffer.from([0xe0, 1, 0x87]), 'DISCONNECT 0x87 first');
+  });
+
+  it('retain and QoS bounds: announced in the CONNACK, a PUBLISH over them is DISCONNECT 0x9A / 0x9B', () => {
+    const config = policy({ retain: false, max_qos: 1 });
+    const { connack } = open(5, config);
+    assert.equal(connack.properties?.maximumQoS, 1);
+    assert.equal(connack.properties?.retainAvailable, false);
+    for (const [packet, code, reason] of [
+      [{ qos: 1, messageId: 1, retain: true }, 0x9a, 'mqtt_retain_refused'],
+      [{ qos: 2, messageId: 2, retain: false }, 0x9b, 'mqtt_qos_refused'],
+    ] as const) {
+      const { s, io } = open(5, config);
+      io.takeBackend(5);
+      s.fromClient(gen({ cmd: 'publish', topic: 'devices/alice/a', payload: Buffer.from('x'), dup: false, ...packet }, 5));
+      assert.equal(io.ended?.reason, reason);
+      assert.equal(io.ended?.code, 1008);
+      assert.deepEqual(io.ended?.lastWords, Buffer.from([0xe0, 1, code]));
+      assert.equal(io.backend.length, 0);
+    }
+  });
+
+  it('topic aliases: checked against the topic they stand for; rebinding to a refused topic stays refused', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    const pub = (topic: string, alias: number, id: number): void => s.fromClient(gen({ cmd: 'publish', topic, payload: Buffer.from('x'),
+      qos: 1, messageId: id, retain: false, dup: false, properties: { topicAlias: alias } }, 5));
+    pub('devices/alice/a', 1, 1);
+    pub('', 1, 2);
+    assert.equal(io.takeBackend(5).length, 2, 'alias set on an allowed topic, then used');
+    pub('devices/bob/a', 1, 3);
+    pub('', 1, 4);
+    assert.equal(io.backend.length, 0, 'neither the rebinding nor its use reached the broker');
+    assert.deepEqual((io.takeClient(5) as mqttPacket.IPubackPacket[]).map((a) => [a.messageId, a.reasonCode]), [[3, 0x87], [4, 0x87]]);
+    pub('', 2, 5);
+    assert.equal(io.ended?.reason, 'mqtt_topic_alias_invalid', 'an alias never set');
+  });
+
+  it('an alias over the CONNACK maximum (the broker\'s 10 lowered to the limit) is a protocol error 0x94', () => {
+    const { s, io, connack } = open(5, policy({ limits: { topic_aliases: 4 } }));
+    assert.equal(connack.properties?.topicAliasMaximum, 4, 'the client is told the lower maximum');
+    s.fromClient(gen({ cmd: 'publish', topic: 'devices/alice/a', payload: Buffer.from('x'), qos: 0, retain: false, dup: false, properties: { topicAlias: 5 } }, 5));
+    assert.equal(io.ended?.code, 1002);
+    assert.deepEqual(io.ended?.lastWords, Buffer.from([0xe0, 1, 0x94]));
+  });
+
+  it('a wildcard in a PUBLISH topic is a protocol error', () => {
+    const { s, io } = open(4);
+    const bytes = gen({ cmd: 'publish', topic: 'devices/alice/x', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, 4);
+    bytes[bytes.indexOf('x', 10)] = '+'.charCodeAt(0);
+    s.fromClient(bytes);
+    assert.equal(io.ended?.reason, 'mqtt_topic_invalid');
+  });
+});
+
+describe('MQTT session: SUBSCRIBE', () => {
+  for (const level of [4, 5] as const) {
+    it(`level ${level}: refused filters get their code in the broker's SUBACK, allowed ones go through`, () => {
+      const { s, io } = open(level);
+      io.takeBackend(level);
+      s.fromClient(gen({ cmd: 'subscribe', messageId: 9, subscriptions: [
+        { topic: 'devices/alice/+/temp', qos: 1 }, { topic: 'devices/+/temp', qos: 0 }, { topic: 'broadcast/news', qos: 0 }, { topic: '#', qos: 0 },
+      ] }, level));
+      const [sub] = io.takeBackend(level) as mqttPacket.ISubscribePacket[];
+      assert.deepEqual(sub.subscriptions.map((x) => x.topic), ['devices/alice/+/temp', 'broadcast/news'], 'only allowed filters reach the broker');
+      assert.deepEqual(io.refusals, ['mqtt_subscribe_refused', 'mqtt_subscribe_refused']);
+      s.fromBackend(gen({ cmd: 'suback', messageId: 9, granted: [1, 0] }, level));
+      const [suback] = io.takeClient(level) as mqttPacket.ISubackPacket[];
+      const refused = level === 5 ? 0x87 : 0x80;
+      assert.deepEqual(suback.granted, [1, refused, 0, refused]);
+    });
+  }
+
+  it('when every filter is refused the gateway answers alone', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: '$SYS/#', qos: 0 }, { topic: '$share/g/devices/bob/#', qos: 0 }] }, 5));
+    assert.equal(io.backend.length, 0);
+    assert.deepEqual((io.takeClient(5)[0] as mqttPacket.ISubackPacket).granted, [0x87, 0x87]);
+  });
+
+  it('lowers a requested QoS to max_qos and limits subscriptions per connection', () => {
+    const { s, io } = open(5, policy({ max_qos: 0, limits: { subscriptions: 2 } }));
+    io.takeBackend(5);
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'broadcast/a', qos: 2 }, { topic: 'broadcast/b', qos: 1 }, { topic: 'broadcast/c', qos: 0 }] }, 5));
+    const [sub] = io.takeBackend(5) as mqttPacket.ISubscribePacket[];
+    assert.deepEqual(sub.subscriptions.map((x) => [x.topic, x.qos]), [['broadcast/a', 0], ['broadcast/b', 0]]);
+    s.fromBackend(gen({ cmd: 'suback', messageId: 1, granted: [0, 0] }, 5));
+    assert.deepEqual((io.takeClient(5)[0] as mqttPacket.ISubackPacket).granted, [0, 0, 0x97]);
+  });
+
+  it('placeholders never widen: an id of "#" subscribes to nothing', () => {
+    const { s, io } = open(4, policy(), { ...alice, id: '#' });
+    io.takeBackend(4);
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/#', qos: 0 }, { topic: 'devices/+/x', qos: 0 }] }, 4));
+    assert.equal(io.backend.length, 0);
+    assert.deepEqual((io.takeClient(4)[0] as mqttPacket.ISubackPacket).granted, [0x80, 0x80]);
+  });
+});
