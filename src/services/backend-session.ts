@@ -8,7 +8,9 @@ import type { Admission } from '../admitted.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Channel, CloseInfo } from '../channel.js';
-import { Relay, type Inspector, type RelayEnd, type RelayOptions, type RelaySummary, type Violation } from '../relay.js';
+import { Relay, type RelayOptions, type RelaySummary } from '../relay/relay.js';
+import type { RelayEnd } from '../relay/end.js';
+import type { Inspector, Violation } from '../relay/inspector.js';
 import type { ServiceSession } from './types.js';
 
 export interface BackendServiceDeps {

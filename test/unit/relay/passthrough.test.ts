@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Admission } from '../../../src/admission/types.js';
+import type { Admission } from '../../../src/admitted.js';
 import type { Channel, ChannelSink } from '../../../src/channel.js';
-import { Relay, type Inspector, type RelayEnd } from '../../../src/relay.js';
+import { Relay } from '../../../src/relay/relay.js';
+import type { RelayEnd } from '../../../src/relay/end.js';
+import type { Inspector } from '../../../src/relay/inspector.js';
 
 class FakeClient implements Partial<Channel> {
   readonly transport = 'websocket' as const;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CloseInfo } from '../../../src/channel.js';
-import { backendCodeForClientEnd, clientCodeForBackendEnd, isSendableCloseCode } from '../../../src/relay.js';
+import { backendCodeForClientEnd, clientCodeForBackendEnd, isSendableCloseCode } from '../../../src/relay/close-codes.js';
 
 const info = (code: number, initiator: CloseInfo['initiator'], reason = 'r'): CloseInfo => ({ code, reason, initiator, wasClean: initiator !== 'transport' });
 

@@ -1,17 +1,9 @@
 /**
  * The relay: joins a client Channel to a backend link and carries messages
  * both ways, fragment by fragment, as they arrive — a large message crosses
- * the gateway without ever being assembled.
- *
- * Backpressure runs end to end: when one side's `sendFragment` reports "full"
- * the relay pauses the other side (which stops reading its socket, so TCP
- * flow control reaches the far peer), and resumes it on the drain signal.
- * Memory per connection is therefore bounded by the two high-water marks plus
- * one socket read, whatever the peers do.
- *
- * Inspectors (STOMP, MQTT, ...) plug in by negotiated subprotocol through
- * `registerInspector`; with none registered the relay is a passthrough. A
- * service may add its own (the tcp service's text policy is one).
+ * the gateway without ever being assembled. Backpressure (`backpressure.ts`)
+ * runs end to end; inspectors (`inspector.ts`) see every piece on the way; the
+ * end of one side is carried to the other (`close-codes.ts`).
  *
  * A passthrough relay between a WebSocket client and a WebSocket backend
  * forwards client frames raw: binary payload arrives still masked with the
@@ -21,94 +13,12 @@
  * one XOR pass instead of two. With an inspector, inspectors see plain
  * payload as before and the backend copies it to mask it.
  */
-import type { Admission } from './admitted.js';
-import type { Channel, ChannelSink, CloseInfo } from './channel.js';
-
-/** One side of a relay. A Channel is one; a backend link adapts to the same shape. */
-export interface RelayEnd {
-  readonly closed: boolean;
-  attach(sink: ChannelSink): void;
-  sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean;
-  /**
-   * Optional: like `sendFragment`, but `data` is handed over (the relay never
-   * reads it again) and is masked with `mask`, or plain when null; the end
-   * re-masks it in place for its own wire instead of copying it.
-   */
-  sendOwnedFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): boolean;
-  pause(): void;
-  resume(): void;
-  close(code?: number, reason?: string): void;
-  terminate(): void;
-}
-
-type OwnedRelayEnd = RelayEnd & Required<Pick<RelayEnd, 'sendOwnedFragment'>>;
-
-export type Direction = 'to_backend' | 'to_client';
-
-/** What an inspector answers when traffic breaks its rules: the close code for the client and a stable reason. */
-export interface Violation {
-  code: number;
-  /** Stable reason code for the audit trail and the close frame, e.g. `text_not_allowed`. */
-  reason: string;
-}
-
-/**
- * Looks at each piece of each message as it passes. Returning a Violation
- * ends the connection: the client gets `code`, the backend is closed.
- */
-export interface Inspector {
-  readonly name: string;
-  inspect(direction: Direction, data: Buffer, isBinary: boolean, first: boolean, fin: boolean): Violation | undefined;
-}
-
-export type InspectorFactory = (admission: Admission) => Inspector;
-
-const inspectorsByProtocol = new Map<string, InspectorFactory>();
-
-/** Plug an inspector in for a negotiated subprotocol (called once at start-up by the inspector's module). */
-export function registerInspector(protocol: string, factory: InspectorFactory): void {
-  inspectorsByProtocol.set(protocol, factory);
-}
-
-/** Shared by every passthrough relay: no array per connection. */
-const NO_INSPECTORS: readonly Inspector[] = Object.freeze([]);
-
-/** The inspectors for a connection, chosen by its negotiated subprotocol; none → passthrough. */
-export function inspectorsFor(admission: Admission, protocol: string): readonly Inspector[] {
-  const factory = protocol === '' ? undefined : inspectorsByProtocol.get(protocol);
-  return factory ? [factory(admission)] : NO_INSPECTORS;
-}
-
-/** Close codes a peer may put on the wire (RFC 6455 §7.4, IANA registry). */
-export function isSendableCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
-
-/**
- * The code the client gets when the backend ended. A close the backend sent
- * is carried across (1005 "no code" becomes 1000); anything else — the
- * backend vanished, reset, or sent bad data and our codec closed it — is 1014.
- */
-export function clientCodeForBackendEnd(info: CloseInfo): { code: number; reason: string } {
-  if (info.initiator === 'remote') {
-    if (info.code === 1005) return { code: 1000, reason: info.reason };
-    if (isSendableCloseCode(info.code)) return { code: info.code, reason: info.reason };
-  }
-  return { code: 1014, reason: 'bad gateway' };
-}
-
-/**
- * The code the backend gets when the client ended: a close the client sent is
- * carried across (1005 → 1000); a client that vanished or was closed by the
- * gateway is "going away", 1001.
- */
-export function backendCodeForClientEnd(info: CloseInfo): { code: number; reason: string } {
-  if (info.initiator === 'remote') {
-    if (info.code === 1005) return { code: 1000, reason: info.reason };
-    if (isSendableCloseCode(info.code)) return { code: info.code, reason: info.reason };
-  }
-  return { code: 1001, reason: 'client gone' };
-}
+import type { Admission } from '../admitted.js';
+import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
+import { Backpressure } from './backpressure.js';
+import { backendCodeForClientEnd, clientCodeForBackendEnd } from './close-codes.js';
+import type { RelayEnd } from './end.js';
+import { inspectorsFor, NO_INSPECTORS, type Direction, type Inspector, type Violation } from './inspector.js';
 
 export interface RelayOptions {
   client: Channel;
@@ -134,14 +44,8 @@ export interface RelaySummary {
   bytesToClient: number;
 }
 
-export class Relay {
-  private readonly client: Channel;
-  private readonly backend: RelayEnd;
+export class Relay extends Backpressure {
   private readonly inspectors: readonly Inspector[];
-  private clientPaused = false;
-  private backendPaused = false;
-  /** Set once either side has ended: from then on nothing more is relayed. */
-  private ending = false;
   private clientInfo?: CloseInfo;
   private backendInfo?: CloseInfo;
   private bytesToBackend = 0;
@@ -149,8 +53,7 @@ export class Relay {
   private ended = false;
 
   constructor(private readonly options: RelayOptions) {
-    this.client = options.client;
-    this.backend = options.backend;
+    super(options.client, options.backend);
     const own = options.inspectors ?? NO_INSPECTORS;
     const byProtocol = inspectorsFor(options.admission, options.client.protocol);
     this.inspectors = byProtocol.length === 0 ? own : own.length === 0 ? byProtocol : [...own, ...byProtocol];
@@ -189,10 +92,7 @@ export class Relay {
     if (this.ending) return;
     if (this.inspectors.length > 0 && this.inspectPiece('to_backend', data, isBinary, first, fin)) return;
     this.bytesToBackend += data.length;
-    if (!this.backend.sendFragment(data, isBinary, first, fin) && !this.clientPaused) {
-      this.clientPaused = true;
-      this.client.pause();
-    }
+    this.toBackend(data, isBinary, first, fin);
   }
 
   /**
@@ -204,10 +104,7 @@ export class Relay {
     const mask = this.client.pieceMask ?? null;
     if (this.ending) return;
     this.bytesToBackend += data.length;
-    if (!(this.backend as OwnedRelayEnd).sendOwnedFragment(data, isBinary, first, fin, mask) && !this.clientPaused) {
-      this.clientPaused = true;
-      this.client.pause();
-    }
+    this.toBackendOwned(data, isBinary, first, fin, mask);
   }
 
   /** From BackendSink: a piece of a backend message. */
@@ -215,26 +112,7 @@ export class Relay {
     if (this.ending) return;
     if (this.inspectors.length > 0 && this.inspectPiece('to_client', data, isBinary, first, fin)) return;
     this.bytesToClient += data.length;
-    if (!this.client.sendFragment(data, isBinary, first, fin) && !this.backendPaused) {
-      this.backendPaused = true;
-      this.backend.pause();
-    }
-  }
-
-  /** The backend's outbound buffer drained: read from the client again. */
-  backendDrained(): void {
-    if (this.clientPaused && !this.ending) {
-      this.clientPaused = false;
-      this.client.resume();
-    }
-  }
-
-  /** The client's outbound buffer drained: read from the backend again. */
-  clientDrained(): void {
-    if (this.backendPaused && !this.ending) {
-      this.backendPaused = false;
-      this.backend.resume();
-    }
+    this.toClient(data, isBinary, first, fin);
   }
 
   /** true when the piece was refused (and the connection is being closed). */

@@ -1,0 +1,24 @@
+/**
+ * One side of a relay. A Channel is one; a backend link adapts to the same
+ * shape (a `WebSocketConnection` in client role is one, `TcpLink` adapts a socket).
+ */
+import type { ChannelSink } from '../channel.js';
+
+export interface RelayEnd {
+  readonly closed: boolean;
+  attach(sink: ChannelSink): void;
+  sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean;
+  /**
+   * Optional: like `sendFragment`, but `data` is handed over (the relay never
+   * reads it again) and is masked with `mask`, or plain when null; the end
+   * re-masks it in place for its own wire instead of copying it.
+   */
+  sendOwnedFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): boolean;
+  pause(): void;
+  resume(): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+}
+
+/** An end that takes owned pieces (the passthrough relay's raw frame path). */
+export type OwnedRelayEnd = RelayEnd & Required<Pick<RelayEnd, 'sendOwnedFragment'>>;
