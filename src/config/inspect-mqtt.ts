@@ -4,16 +4,8 @@
  * violation does, and the parser's limits.
  */
 import { z } from 'zod';
+import { parseTemplate } from './placeholders.js';
 import { duration, size } from './units.js';
-
-const PLACEHOLDER = /\{(principal\.id|claims\.[A-Za-z0-9_:.-]+)\}/g;
-
-/** A problem with a template's placeholders, or undefined. */
-function templateProblem(template: string): string | undefined {
-  const rest = template.replace(PLACEHOLDER, '');
-  if (rest.includes('{') || rest.includes('}')) return 'placeholders are {principal.id} or {claims.NAME}';
-  return undefined;
-}
 
 /** MQTT filter syntax: `+` and `#` fill a whole level, `#` only last. */
 function isFilterSyntax(filter: string): boolean {
@@ -23,20 +15,20 @@ function isFilterSyntax(filter: string): boolean {
 
 /** A topic filter template: a valid MQTT filter once each placeholder is read as literal text. */
 const filterTemplate = z.string().superRefine((t, ctx) => {
-  const problem = templateProblem(t);
-  if (problem) {
-    ctx.addIssue({ code: 'custom', message: problem });
+  const parsed = parseTemplate(t);
+  if ('error' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.error });
     return;
   }
-  const literal = t.replace(/\{[^}]*\}/g, 'x');
+  const literal = parsed.parts.map((p) => (typeof p === 'string' ? p : 'x')).join('');
   if (t.startsWith('$share/') || !isFilterSyntax(literal)) {
     ctx.addIssue({ code: 'custom', message: `not a topic filter: ${JSON.stringify(t)} ("+" and "#" fill a whole level, "#" only last)` });
   }
 });
 
 const textTemplate = z.string().superRefine((t, ctx) => {
-  const problem = templateProblem(t);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  const parsed = parseTemplate(t);
+  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
 });
 
 /**
@@ -46,9 +38,8 @@ const textTemplate = z.string().superRefine((t, ctx) => {
  * "{principal.id}" alone would let `alice-x` and `alice` + `-x...` collide.
  */
 const prefixTemplate = textTemplate.refine((t) => {
-  // Split on a capturing pattern: text, placeholder, text, ...; each placeholder needs text after it.
-  const pieces = t.split(PLACEHOLDER);
-  return pieces.every((_p, i) => i % 2 === 0 || pieces[i + 1] !== '');
+  const parsed = parseTemplate(t);
+  return 'error' in parsed || parsed.parts.every((p, i, parts) => typeof p === 'string' || typeof parts[i + 1] === 'string');
 }, 'each placeholder in client_id_prefix must be followed by a separator, e.g. "{principal.id}-"');
 
 export const mqttConnectSchema = z.strictObject({

@@ -8,6 +8,8 @@
  * gateway authenticates.
  */
 import { randomBytes } from 'node:crypto';
+import { parseTemplate } from '../../config/placeholders.js';
+import { fillTemplate, placeholderValue } from '../placeholders.js';
 import { LEVEL_311, LEVEL_5, RC311, RC5 } from './constants.js';
 import { malformed, MqttStreamError, overLimit, protocolError } from './errors.js';
 import type { Decision } from './framer.js';
@@ -15,7 +17,6 @@ import { readConnect, type ConnectPacket } from './packets.js';
 import { compileFilters } from './policy.js';
 import { propertySpans, USER_PROPERTY } from './properties.js';
 import type { MqttSession } from './session.js';
-import { expandTemplate, placeholderValue, splitTemplate } from './template.js';
 import { anyMatches, isValidTopicName } from './topics.js';
 import { connack, connect } from './writer.js';
 
@@ -42,7 +43,7 @@ export function handleConnect(s: MqttSession, head: Buffer, body: number): Decis
   const injected = s.config.connect;
   let username = c.username;
   if (injected.username !== undefined) {
-    username = expandTemplate(injected.username, s.principal);
+    username = expand(injected.username, s);
     if (username === undefined || username.includes('\u0000')) throw refuse(level, 'mqtt_username', RC311.badCredentials, RC5.badCredentials, 'no user name can be derived from the principal');
   }
   let password = injected.password !== undefined ? Buffer.from(injected.password, 'utf8') : c.password;
@@ -82,21 +83,28 @@ function checkWill(s: MqttSession, will: NonNullable<ConnectPacket['will']>, lev
 function clientIdFor(s: MqttSession, own: string): string | undefined {
   const { client_id, client_id_prefix } = s.config.connect;
   if (client_id !== undefined) {
-    const id = expandTemplate(client_id, s.principal);
-    return id === undefined || id === '' || id.includes('\u0000') ? undefined : id;
+    const id = expand(client_id, s);
+    return id === undefined || id.includes('\u0000') ? undefined : id;
   }
   if (client_id_prefix === undefined) return own;
-  const pieces = splitTemplate(client_id_prefix);
+  const parsed = parseTemplate(client_id_prefix);
+  if ('error' in parsed) return undefined;
   let prefix = '';
-  for (let i = 0; i < pieces.length; i++) {
-    const piece = pieces[i];
-    if (typeof piece === 'string') { prefix += piece; continue; }
-    const value = placeholderValue(piece, s.principal);
-    const separator = (pieces[i + 1] as string)[0];
-    if (value === undefined || value === '' || value.includes(separator) || value.includes('\u0000')) return undefined;
+  for (const [i, part] of parsed.parts.entries()) {
+    if (typeof part === 'string') { prefix += part; continue; }
+    const value = placeholderValue(part, s.principal);
+    // The config check guarantees literal text after each placeholder.
+    const separator = (parsed.parts[i + 1] as string)[0];
+    if (value === undefined || value.includes(separator) || value.includes('\u0000')) return undefined;
     prefix += value;
   }
   return prefix + (own === '' ? randomBytes(8).toString('hex') : own);
+}
+
+/** A template filled in for the principal; undefined when a placeholder has no value. */
+function expand(template: string, s: MqttSession): string | undefined {
+  const parsed = parseTemplate(template);
+  return 'error' in parsed ? undefined : fillTemplate(parsed.parts, s.principal);
 }
 
 /** CONNECT property content without User Property entries. */

@@ -8,9 +8,9 @@
  * does a value that would make a first level start with `$` when the
  * template's own text did not, so no id reaches `$SYS`.
  */
-import type { Principal } from '../../admitted.js';
+import { parseTemplate } from '../../config/placeholders.js';
+import { placeholderValue, type PlaceholderIdentity } from '../placeholders.js';
 import { MULTI, SINGLE, type Filter, type Level } from './topics.js';
-import { placeholderValue, splitTemplate } from './template.js';
 
 /** Characters a substituted value may not contain: level separator, wildcards, NUL. */
 const NOT_IN_A_LEVEL = /[/+#\u0000]/;
@@ -19,29 +19,42 @@ const NOT_IN_A_LEVEL = /[/+#\u0000]/;
  * Compile one filter template for a principal; `undefined` when the template
  * matches nothing for it. Templates were validated at config load.
  */
-export function compileFilter(template: string, principal: Principal | undefined): Filter | undefined {
+export function compileFilter(template: string, identity: PlaceholderIdentity | undefined): Filter | undefined {
+  const parsed = parseTemplate(template);
+  if ('error' in parsed) return undefined;
   const levels: Level[] = [];
-  for (const [i, level] of template.split('/').entries()) {
-    if (level === '+') { levels.push(SINGLE); continue; }
-    if (level === '#') { levels.push(MULTI); continue; }
-    let text = '';
-    for (const piece of splitTemplate(level)) {
-      if (typeof piece === 'string') { text += piece; continue; }
-      const value = placeholderValue(piece, principal);
-      if (value === undefined || value.length === 0 || NOT_IN_A_LEVEL.test(value)) return undefined;
-      if (i === 0 && text.length === 0 && value.startsWith('$')) return undefined;
-      text += value;
+  let text = '';
+  /** The current level has a substituted value in it (so it is never a wildcard). */
+  let filled = false;
+  const endLevel = (): void => {
+    levels.push(!filled && text === '+' ? SINGLE : !filled && text === '#' ? MULTI : text);
+    text = '';
+    filled = false;
+  };
+  for (const part of parsed.parts) {
+    if (typeof part === 'string') {
+      const pieces = part.split('/');
+      for (let i = 0; i < pieces.length; i++) {
+        if (i > 0) endLevel();
+        text += pieces[i];
+      }
+      continue;
     }
-    levels.push(text);
+    const value = placeholderValue(part, identity);
+    if (value === undefined || value.length === 0 || NOT_IN_A_LEVEL.test(value)) return undefined;
+    if (levels.length === 0 && text.length === 0 && value.startsWith('$')) return undefined;
+    text += value;
+    filled = true;
   }
+  endLevel();
   return levels;
 }
 
 /** Compile a list of templates; those matching nothing for the principal are left out. */
-export function compileFilters(templates: readonly string[], principal: Principal | undefined): Filter[] {
+export function compileFilters(templates: readonly string[], identity: PlaceholderIdentity | undefined): Filter[] {
   const out: Filter[] = [];
   for (const t of templates) {
-    const f = compileFilter(t, principal);
+    const f = compileFilter(t, identity);
     if (f) out.push(f);
   }
   return out;

@@ -9,7 +9,7 @@
  * The per-packet rules live in their own files (connect, publish, subscribe,
  * broker); this file owns the state and the order of things.
  */
-import type { Principal } from '../../admitted.js';
+import type { PlaceholderIdentity } from '../placeholders.js';
 import type { MqttInspectConfig } from '../../config/inspect-mqtt.js';
 import { AUTH, CONNACK, CONNECT, DISCONNECT, LEVEL_5, PINGRESP, PUBLISH, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, RC5 } from './constants.js';
 import { MqttStreamError, protocolError } from './errors.js';
@@ -68,7 +68,7 @@ export class MqttSession {
 
   constructor(
     readonly config: MqttInspectConfig,
-    readonly principal: Principal | undefined,
+    readonly principal: PlaceholderIdentity | undefined,
     readonly io: MqttIO,
   ) {
     const limits = config.limits;
