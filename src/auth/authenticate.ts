@@ -21,7 +21,7 @@ import { JwtAuthenticator } from './jwt.js';
 import { badRequest, tooManyFailures, unauthorized } from './rejections.js';
 import { authRuntime, type AuthRuntime } from './runtime.js';
 import { TicketAuthenticator } from './ticket.js';
-import type { Authenticator, CredentialChain } from './types.js';
+import type { AuthOutcome, Authenticator, CredentialChain } from './types.js';
 
 export class AuthChain implements CredentialChain {
   private readonly challenge: string;
@@ -54,30 +54,37 @@ export class AuthChain implements CredentialChain {
 
   private async decide(ctx: AdmissionContext): Promise<Principal | Rejection> {
     const address = ctx.request.remoteAddress;
-    const wait = this.runtime.addressFailures.blockedFor(address);
+    const failures = this.runtime.addressFailures;
+    // Reserved before any credential is checked, so parallel attempts cannot all pass a check made before the first fails.
+    const wait = failures.reserve(address);
     if (wait > 0) return tooManyFailures(wait / 1000);
-    if (this.carrierPrefixes.length > 0 && offeredProtocols(ctx) === undefined) return badRequest('protocol_header_malformed');
+    let failed = false;
+    try {
+      const outcome = await this.firstDecision(ctx);
+      failed = outcome.kind === 'refused' && outcome.failed;
+      return outcome.kind === 'ok' ? outcome.principal : outcome.rejection;
+    } finally {
+      failures.settle(address, failed);
+    }
+  }
+
+  /** The first method that finds its kind of credentials decides; none found → 401 naming every challenge. */
+  private async firstDecision(ctx: AdmissionContext): Promise<Exclude<AuthOutcome, { kind: 'none' }>> {
+    if (this.carrierPrefixes.length > 0 && offeredProtocols(ctx) === undefined) {
+      return { kind: 'refused', rejection: badRequest('protocol_header_malformed'), failed: false };
+    }
     // Node keeps only the first of several Authorization headers; which one a proxy saw is unknowable.
     if (headerCount(ctx.request, 'authorization') > 1) {
-      this.runtime.addressFailures.fail(address);
-      return unauthorized('credentials_ambiguous', this.challenge);
+      return { kind: 'refused', rejection: unauthorized('credentials_ambiguous', this.challenge), failed: true };
     }
-
     for (const authenticator of this.authenticators) {
       const outcome = await authenticator.authenticate(ctx);
       if (outcome.kind === 'none') continue;
-      if (outcome.kind === 'ok') {
-        this.metrics?.inc('gatehouse_auth_total', { method: authenticator.method, result: 'ok' });
-        return outcome.principal;
-      }
-      this.metrics?.inc('gatehouse_auth_total', { method: authenticator.method, result: outcome.rejection.reason });
-      if (outcome.failed) {
-        this.runtime.addressFailures.fail(address);
-        if (outcome.user !== undefined) this.runtime.userFailures.fail(outcome.user);
-      }
-      return outcome.rejection;
+      const result = outcome.kind === 'ok' ? 'ok' : outcome.rejection.reason;
+      this.metrics?.inc('gatehouse_auth_total', { method: authenticator.method, result });
+      return outcome;
     }
-    return unauthorized('auth_missing', this.challenge);
+    return { kind: 'refused', rejection: unauthorized('auth_missing', this.challenge), failed: false };
   }
 
   private scrubCarriers(ctx: AdmissionContext): void {

@@ -54,13 +54,17 @@ export class BasicAuthenticator implements Authenticator {
     if (auth.kind !== 'found' || auth.scheme !== 'basic') return NONE;
     const creds = decodeBasic(auth.value);
     if (!creds) return { kind: 'refused', rejection: unauthorized('basic_malformed', this.challenge), failed: true };
-    const wait = this.userFailures.blockedFor(`basic:${creds.user}`);
+    const userKey = `basic:${creds.user}`;
+    const wait = this.userFailures.reserve(userKey);
     if (wait > 0) return { kind: 'refused', rejection: tooManyFailures(wait / 1000), failed: false };
     const stored = this.users.get(creds.user);
-    const ok = await verifyPassword(creds.password, stored ?? await dummyPasswordHash());
-    if (!ok || stored === undefined) {
-      return { kind: 'refused', rejection: unauthorized('basic_invalid', this.challenge), failed: true, user: `basic:${creds.user}` };
+    let ok = false;
+    try {
+      ok = await verifyPassword(creds.password, stored ?? await dummyPasswordHash()) && stored !== undefined;
+    } finally {
+      this.userFailures.settle(userKey, !ok);
     }
+    if (!ok) return { kind: 'refused', rejection: unauthorized('basic_invalid', this.challenge), failed: true };
     return {
       kind: 'ok',
       principal: { id: creds.user, roles: [...(this.config.roles[creds.user] ?? [])], claims: {}, method: 'basic' },

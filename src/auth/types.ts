@@ -11,10 +11,11 @@ export type AuthOutcome =
   | { kind: 'ok'; principal: Principal }
   /**
    * Credentials were there and were refused. `failed` marks a failed attempt
-   * (counted against the client address and, with `user`, the user name);
-   * refusals that are not the client's fault (503) leave it false.
+   * (counted against the client address); refusals that are not the client's
+   * fault (503) leave it false. A method that limits more (basic, per user
+   * name) keeps that count itself.
    */
-  | { kind: 'refused'; rejection: Rejection; failed: boolean; user?: string };
+  | { kind: 'refused'; rejection: Rejection; failed: boolean };
 
 export interface Authenticator {
   /** Method name, as in `Principal.method` and config `type`. */

@@ -13,9 +13,9 @@ export type Outcome =
   | { kind: 'open'; ws: WebSocket; protocolHeader: string | undefined }
   | { kind: 'refused'; status: number; headers: IncomingMessage['headers']; body: string };
 
-export function connect(url: string, opts: { headers?: Record<string, string>; protocols?: string[] } = {}): Promise<Outcome> {
+export function connect(url: string, opts: { headers?: Record<string, string>; protocols?: string[]; localAddress?: string } = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers, perMessageDeflate: false });
+    const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers, perMessageDeflate: false, localAddress: opts.localAddress });
     let protocolHeader: string | undefined;
     ws.once('upgrade', (res) => { protocolHeader = res.headers['sec-websocket-protocol'] as string | undefined; });
     ws.once('open', () => resolve({ kind: 'open', ws, protocolHeader }));

@@ -79,19 +79,40 @@ describe('gatehouse hash-password', () => {
 });
 
 describe('failure limiter', () => {
+  const fail = (l: FailureLimiter, key: string): void => { assert.equal(l.reserve(key), 0, `reserve ${key}`); l.settle(key, true); };
+
   it('blocks a key at its limit until the window ends, and bounds its memory', () => {
     let now = 0;
     const l = new FailureLimiter(3, 60_000, 100, () => now);
-    for (let i = 0; i < 2; i++) l.fail('a');
-    assert.equal(l.blockedFor('a'), 0);
-    l.fail('a');
+    for (let i = 0; i < 2; i++) fail(l, 'a');
+    fail(l, 'a');
     now = 10_000;
-    assert.equal(l.blockedFor('a'), 50_000);
-    assert.equal(l.blockedFor('b'), 0, 'other keys unaffected');
+    assert.equal(l.reserve('a'), 50_000);
+    assert.equal(l.reserve('b'), 0, 'other keys unaffected');
+    l.settle('b', false);
     now = 60_000;
-    assert.equal(l.blockedFor('a'), 0, 'window over');
-    for (let i = 0; i < 1000; i++) l.fail(`k${i}`);
+    assert.equal(l.reserve('a'), 0, 'window over');
+    l.settle('a', false);
+    for (let i = 0; i < 1000; i++) fail(l, `k${i}`);
     assert.ok(l.size <= 100, `size ${l.size}`);
+  });
+
+  it('counts attempts under way against the budget: of parallel attempts at most the remaining budget is let through', () => {
+    const l = new FailureLimiter(3, 60_000, 100, () => 0);
+    fail(l, 'a');
+    assert.equal(l.reserve('a'), 0);
+    assert.equal(l.reserve('a'), 0);
+    assert.equal(l.reserve('a'), 1000, 'two under way + one failure = the limit: wait for them');
+    l.settle('a', false);
+    assert.equal(l.reserve('a'), 0, 'a success gives its place back');
+    l.settle('a', true);
+    l.settle('a', true);
+    assert.equal(l.reserve('a'), 60_000, 'three failures: blocked for the window');
+    assert.equal(l.size, 1);
+    const ok = new FailureLimiter(3, 60_000, 100, () => 0);
+    assert.equal(ok.reserve('x'), 0);
+    ok.settle('x', false);
+    assert.equal(ok.size, 0, 'a key with no failure and nothing under way is forgotten');
   });
 });
 

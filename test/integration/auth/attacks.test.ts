@@ -1,0 +1,68 @@
+/**
+ * The failed-attempt limits under attack, through the whole gateway with real
+ * WebSocket clients: parallel guessing, guessing from many addresses of one
+ * IPv6 /64, and attempts to lock a named user out from elsewhere.
+ *
+ * Clients come from distinct loopback addresses (127.0.0.x as the TCP source);
+ * IPv6 clients are named by X-Forwarded-For from 127.0.0.1, the one trusted
+ * proxy, as a load balancer in front of the gateway would name them.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { hashPassword } from '../../../src/auth/passwords.js';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { connect, type Outcome } from './common.js';
+
+const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+let gw: TestGateway;
+
+before(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-auth-attacks-'));
+  writeFileSync(join(dir, 'users'), `alice:${await hashPassword('alice-secret-pw')}\nbob:${await hashPassword('bob-secret-pw')}\n`);
+  gw = await startGateway({
+    trusted_proxies: ['127.0.0.1'],
+    // Guessers come in bursts from one address: the handshake rate is not what is under test.
+    limits: { handshake_rate: 10_000, handshake_burst: 10_000 },
+    auth: { failures: { per_address: 10, per_user: 10, window: '1m' } },
+    services: {
+      admin: { path: '/admin', type: 'echo', allow_missing_origin: true, auth: { methods: [{ type: 'basic', users_file: join(dir, 'users') }] } },
+    },
+  });
+});
+after(() => gw.stop());
+
+/** A handshake from loopback address `from` (127.0.0.x), or naming `forwardedFor` through the trusted proxy. */
+function attempt(authorization: string, where: { from: string } | { forwardedFor: string }): Promise<Outcome> {
+  const headers: Record<string, string> = { authorization };
+  let localAddress = '127.0.0.1';
+  if ('from' in where) localAddress = where.from;
+  else headers['x-forwarded-for'] = where.forwardedFor;
+  return connect(gw.url('/admin'), { headers, localAddress });
+}
+
+function tally(outcomes: Outcome[]): Record<string, number> {
+  const t: Record<string, number> = {};
+  for (const o of outcomes) {
+    const k = o.kind === 'open' ? 'open' : String(o.status);
+    t[k] = (t[k] ?? 0) + 1;
+    if (o.kind === 'open') o.ws.terminate();
+  }
+  return t;
+}
+
+const invalidFrom = (client: string) => gw.logs.filter((l) => l.audit && l.reason === 'basic_invalid' && l.client === client).length;
+
+describe('failed-attempt limits under attack', () => {
+  it('60 parallel wrong passwords from one address: only per_address (10) are checked, the rest get 429 unhashed', { timeout: 60_000 }, async () => {
+    const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => attempt(basic('alice', `guess-${i}`), { from: '127.0.0.11' })));
+    const t = tally(outcomes);
+    assert.equal(invalidFrom('127.0.0.11'), 10, `passwords hashed (401 basic_invalid audit lines); outcomes ${JSON.stringify(t)}`);
+    assert.deepEqual(t, { 401: 10, 429: 50 }, 'outcomes');
+    const canary = await attempt(basic('bob', 'bob-secret-pw'), { from: '127.0.0.12' });
+    assert.equal(canary.kind, 'open', 'another address is unaffected');
+    tally([canary]);
+  });
+});
