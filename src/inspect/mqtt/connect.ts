@@ -21,8 +21,8 @@ import { anyMatches, isValidTopicName } from './topics.js';
 import { connack, connect } from './writer.js';
 
 /** A refused CONNECT: the CONNACK with the code of the client's version, then close 1008. */
-function refuse(level: number, reason: string, rc311: number, rc5: number, message: string): MqttStreamError {
-  return new MqttStreamError(reason, 1008, rc5, message, connack(level, level === LEVEL_5 ? rc5 : rc311));
+function refuse(level: number, reason: string, rc311: number, rc5: number, message: string, topic?: string): MqttStreamError {
+  return new MqttStreamError(reason, 1008, rc5, message, connack(level, level === LEVEL_5 ? rc5 : rc311), 'CONNECT', topic);
 }
 
 export function handleConnect(s: MqttSession, head: Buffer, body: number): Decision {
@@ -69,9 +69,10 @@ function checkWill(s: MqttSession, will: NonNullable<ConnectPacket['will']>, lev
   if (!isValidTopicName(will.topic)) throw malformed('will topic is not a topic name');
   const levels = will.topic.split('/');
   if (levels.length > limits.topic_levels) throw overLimit('mqtt_topic_too_deep', 'will topic has too many levels');
-  if (!anyMatches(s.publishFilters, levels)) throw refuse(level, 'mqtt_will_refused', RC311.notAuthorized, RC5.notAuthorized, `will topic ${will.topic} not allowed`);
-  if (will.retain && !s.config.retain) throw refuse(level, 'mqtt_retain_refused', RC311.notAuthorized, RC5.retainNotSupported, 'retained will');
-  if (will.qos > s.config.max_qos) throw refuse(level, 'mqtt_qos_refused', RC311.notAuthorized, RC5.qosNotSupported, `will QoS ${will.qos}`);
+  const no = (reason: string, rc5: number, message: string): MqttStreamError => refuse(level, reason, RC311.notAuthorized, rc5, message, will.topic);
+  if (!anyMatches(s.publishFilters, levels)) throw no('mqtt_will_refused', RC5.notAuthorized, `will topic ${will.topic} not allowed`);
+  if (will.retain && !s.config.retain) throw no('mqtt_retain_refused', RC5.retainNotSupported, 'retained will');
+  if (will.qos > s.config.max_qos) throw no('mqtt_qos_refused', RC5.qosNotSupported, `will QoS ${will.qos}`);
 }
 
 /**

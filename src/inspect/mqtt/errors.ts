@@ -17,6 +17,10 @@ export class MqttStreamError extends GatehouseError {
     message: string,
     /** What the client gets before the close instead of a 5.0 DISCONNECT (a refusing CONNACK). */
     readonly lastWords?: Buffer,
+    /** The packet type refused (for the audit trail), e.g. `PUBLISH`. */
+    readonly command?: string,
+    /** The topic or filter concerned. */
+    readonly destination?: string,
   ) {
     super('GH_MQTT_REFUSED', message);
   }

@@ -6,8 +6,8 @@
  * receiver must check; ranges point into the input so that rewriting copies
  * untouched parts verbatim.
  */
-import { LEVEL_311, LEVEL_5 } from './constants.js';
-import { malformed, protocolError, overLimit } from './errors.js';
+import { LEVEL_311, LEVEL_5, RC5 } from './constants.js';
+import { malformed, MqttStreamError, protocolError, overLimit } from './errors.js';
 import { AUTH_METHOD, readProperties, TOPIC_ALIAS, type PropertyLimits } from './properties.js';
 import { PacketReader } from './reader.js';
 
@@ -87,7 +87,9 @@ export function readPublishHead(head: Buffer, body: number, qos: number, level: 
   let alias = 0;
   if (level === LEVEL_5) {
     readProperties(r, limits, (id, pr) => {
-      if (id === TOPIC_ALIAS) alias = pr.u16();
+      if (id !== TOPIC_ALIAS) return;
+      alias = pr.u16();
+      if (alias === 0) throw new MqttStreamError('mqtt_topic_alias_invalid', 1002, RC5.topicAliasInvalid, 'topic alias 0');
     });
   }
   return { topic, packetId, alias };

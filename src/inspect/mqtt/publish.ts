@@ -45,7 +45,7 @@ export function handlePublish(s: MqttSession, flags: number, head: Buffer, body:
     throw s.level === LEVEL_5 ? protocolError('mqtt_topic_invalid', 'PUBLISH without a topic') : malformed('PUBLISH without a topic');
   }
   if (!anyMatches(s.publishFilters, levels)) {
-    return refuse(s, qos, h.packetId, RC5.notAuthorized, 'mqtt_publish_refused', `publish to ${levels.join('/')} not allowed`);
+    return refuse(s, qos, h.packetId, RC5.notAuthorized, 'mqtt_publish_refused', levels.join('/'));
   }
   const decision = checkFlags(s, flags, qos);
   if (decision === PASS && h.alias === 0) s.lastAllowed = Buffer.from(h.topic);
@@ -57,8 +57,12 @@ export function handlePublish(s: MqttSession, flags: number, head: Buffer, body:
  * Available) have no PUBACK code: the spec's answer is DISCONNECT 0x9B / 0x9A.
  */
 function checkFlags(s: MqttSession, flags: number, qos: number): Decision {
-  if (qos > s.config.max_qos) throw new MqttStreamError('mqtt_qos_refused', 1008, RC5.qosNotSupported, `QoS ${qos} over ${s.config.max_qos}`);
-  if ((flags & 0x01) !== 0 && !s.config.retain) throw new MqttStreamError('mqtt_retain_refused', 1008, RC5.retainNotSupported, 'retained PUBLISH');
+  if (qos > s.config.max_qos) {
+    throw new MqttStreamError('mqtt_qos_refused', 1008, RC5.qosNotSupported, `QoS ${qos} over ${s.config.max_qos}`, undefined, 'PUBLISH');
+  }
+  if ((flags & 0x01) !== 0 && !s.config.retain) {
+    throw new MqttStreamError('mqtt_retain_refused', 1008, RC5.retainNotSupported, 'retained PUBLISH', undefined, 'PUBLISH');
+  }
   return PASS;
 }
 
@@ -67,11 +71,12 @@ function checkFlags(s: MqttSession, flags: number, qos: number): Decision {
  * reason code, the connection kept; otherwise (3.1.1 has no refusal code,
  * QoS 0 has no answer, or on_violation is close) the connection ends.
  */
-function refuse(s: MqttSession, qos: number, packetId: number, reasonCode: number, reason: string, detail: string): Decision {
+function refuse(s: MqttSession, qos: number, packetId: number, reasonCode: number, reason: string, topic: string): Decision {
+  const detail = `publish to ${topic} not allowed`;
   if (s.level === LEVEL_5 && qos > 0 && s.config.on_violation === 'refuse') {
     s.answer(ack(qos === 1 ? PUBACK : PUBREC, packetId, reasonCode));
-    s.io.refused(reason, detail);
+    s.io.refused({ reason, command: 'PUBLISH', destination: topic, detail });
     return DROP;
   }
-  throw new MqttStreamError(reason, 1008, reasonCode, detail);
+  throw new MqttStreamError(reason, 1008, reasonCode, detail, undefined, 'PUBLISH', topic);
 }

@@ -22,15 +22,26 @@ import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 import { handleConnack, handleSuback } from './broker.js';
 import { disconnect } from './writer.js';
 
+/** A refusal for the audit trail: stable reason, the packet type, the topic or filter concerned. */
+export interface MqttRefusal {
+  reason: string;
+  command?: string;
+  destination?: string;
+  detail?: string;
+}
+
 export interface MqttIO {
   /** Bytes for the broker, in order. */
   toBackend(pieces: Buffer[]): void;
   /** Bytes for the client, in order, at a packet boundary of the broker's stream. */
   toClient(pieces: Buffer[]): void;
   /** A request refused in-protocol (the connection stays): audit line and counter. */
-  refused(reason: string, detail: string): void;
-  /** End the connection: the client gets `code` and `reason`, after `lastWords` (an MQTT DISCONNECT or CONNACK) when given. */
-  end(code: number, reason: string, detail: string, lastWords?: Buffer): void;
+  refused(refusal: MqttRefusal): void;
+  /**
+   * End the connection: the client gets `code`, after `lastWords` (an MQTT
+   * DISCONNECT or CONNACK) when given. `fromBroker`: the broker broke the rules.
+   */
+  close(code: number, refusal: MqttRefusal, lastWords?: Buffer, fromBroker?: boolean): void;
 }
 
 /** What the gateway still has to add to a SUBACK the broker will send. */
@@ -149,14 +160,15 @@ export class MqttSession {
     this.dispose();
     // A DISCONNECT only once CONNECT set 5.0, and never in the middle of a broker packet.
     const lastWords = e.lastWords ?? (this.level === LEVEL_5 && this.fromBrokerFramer.atBoundary ? disconnect(e.reasonCode) : undefined);
-    this.io.end(e.closeCode, e.reason, e.message, lastWords);
+    this.io.close(e.closeCode, { reason: e.reason, command: e.command, destination: e.destination, detail: e.message }, lastWords);
   }
 
   /** The broker broke the protocol: the client gets 1014, nothing the broker sent after it. */
   private failFromBroker(err: unknown): void {
     if (this.ended) return;
     this.dispose();
-    this.io.end(1014, 'mqtt_backend_malformed', err instanceof Error ? err.message : String(err));
+    const reason = err instanceof MqttStreamError ? `mqtt_backend_${err.reason.slice('mqtt_'.length)}` : 'mqtt_backend_malformed';
+    this.io.close(1014, { reason, detail: err instanceof Error ? err.message : String(err) }, undefined, true);
   }
 
   /** The head of a PUBLISH: topic, packet id and properties within the limits. */

@@ -47,9 +47,9 @@ export function handleSubscribe(s: MqttSession, head: Buffer, body: number): Dec
   if (!changed) return PASS;
   if (refusals.length > 0 && s.config.on_violation === 'close') {
     const first = refusals[0];
-    throw new MqttStreamError(first.reason, 1008, RC5.notAuthorized, `subscribe to ${first.filter} not allowed`);
+    throw new MqttStreamError(first.reason, 1008, RC5.notAuthorized, `subscribe to ${first.filter} not allowed`, undefined, 'SUBSCRIBE', first.filter);
   }
-  for (const r of refusals) s.io.refused(r.reason, `subscribe to ${r.filter} not allowed`);
+  for (const r of refusals) s.io.refused({ reason: r.reason, command: 'SUBSCRIBE', destination: r.filter, detail: `subscribe to ${r.filter} not allowed` });
   if (kept.length === 0) {
     s.answer(suback(s.level, p.packetId, codes as number[]));
     return DROP;

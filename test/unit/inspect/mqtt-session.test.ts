@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import mqttPacket from 'mqtt-packet';
 import type { Principal } from '../../../src/admitted.js';
 import { mqttInspectSchema, type MqttInspectConfig } from '../../../src/config/inspect-mqtt.js';
-import { MqttSession, type MqttIO } from '../../../src/inspect/mqtt/session.js';
+import { MqttSession, type MqttIO, type MqttRefusal } from '../../../src/inspect/mqtt/session.js';
 
 type Level = 4 | 5;
 const alice: Principal = { id: 'alice', roles: [], claims: { room: 'lobby' }, method: 'test' };
@@ -24,8 +24,8 @@ class Recorder implements MqttIO {
   ended?: Ended;
   toBackend(pieces: Buffer[]): void { this.backend.push(...pieces); }
   toClient(pieces: Buffer[]): void { this.client.push(...pieces); }
-  refused(reason: string): void { this.refusals.push(reason); }
-  end(code: number, reason: string, _detail: string, lastWords?: Buffer): void { this.ended = { code, reason, lastWords }; }
+  refused(refusal: MqttRefusal): void { this.refusals.push(refusal.reason); }
+  close(code: number, refusal: MqttRefusal, lastWords?: Buffer): void { this.ended = { code, reason: refusal.reason, lastWords }; }
   /** Packets sent toward the broker so far (and forget them). */
   takeBackend(level: Level): mqttPacket.Packet[] { return parseAll(this.backend.splice(0), level); }
   takeClient(level: Level): mqttPacket.Packet[] { return parseAll(this.client.splice(0), level); }
@@ -136,7 +136,7 @@ describe('MQTT session: CONNECT and identity', () => {
 
   it('no CONNECT within the timeout ends the connection with 1008', async () => {
     const io = new Recorder();
-    const ended = new Promise<void>((resolve) => { io.end = (code, reason) => { io.ended = { code, reason }; resolve(); }; });
+    const ended = new Promise<void>((resolve) => { io.close = (code, refusal) => { io.ended = { code, reason: refusal.reason }; resolve(); }; });
     const s = new MqttSession(policy({ limits: { connect_timeout: '50ms' } }), alice, io);
     // The session's timer does not hold the process open (sockets do, in the gateway); this test's does.
     const hold = setTimeout(() => undefined, 10_000);
