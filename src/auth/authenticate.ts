@@ -2,8 +2,9 @@
  * The authentication check: runs a service's methods in order; the first that
  * finds its kind of credentials decides (admit, or refuse). None found → 401
  * naming every method's challenge. Failed attempts are counted per client
- * address (and per user name for `basic`); past the limit → 429 + Retry-After
- * before any credential is even looked at.
+ * address (IPv6: per /64, as every per-address limit) and, for `basic`, per
+ * user name from that address; past the limit → 429 + Retry-After before any
+ * credential is even looked at.
  *
  * Whatever decides, credential carriers in Sec-WebSocket-Protocol are removed
  * from `ctx.offeredProtocols`, so the subprotocol check can never echo a token.
@@ -11,6 +12,7 @@
 import { Rejection, type AdmissionCheck, type AdmissionContext, type Principal, type CheckFactory } from '../admission/types.js';
 import type { AuthMethodConfig, ServiceAuthConfig } from '../config/auth.js';
 import type { ServiceConfig } from '../config/schema.js';
+import { addressKey } from '../http/cidr.js';
 import type { Metrics } from '../observe/metrics.js';
 import { BasicAuthenticator } from './basic.js';
 import { stopWatching } from './expiry.js';
@@ -53,7 +55,8 @@ export class AuthChain implements CredentialChain {
   }
 
   private async decide(ctx: AdmissionContext): Promise<Principal | Rejection> {
-    const address = ctx.request.remoteAddress;
+    // The key every per-address limit counts under (IPv6: the /64), else one subscriber has 2^64 budgets.
+    const address = addressKey(ctx.request.remoteAddress);
     const failures = this.runtime.addressFailures;
     // Reserved before any credential is checked, so parallel attempts cannot all pass a check made before the first fails.
     const wait = failures.reserve(address);

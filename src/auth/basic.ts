@@ -1,11 +1,12 @@
 /**
  * HTTP Basic authentication (RFC 7617) against a users file. Wrong password
  * and unknown user take the same time and give the same answer (401 with
- * `WWW-Authenticate: Basic realm="…"`); a user name that keeps failing is
- * refused with 429 before any hash is computed.
+ * `WWW-Authenticate: Basic realm="…"`); a user name that keeps failing from
+ * one address is refused there with 429 before any hash is computed.
  */
 import type { AdmissionContext } from '../admission/types.js';
 import type { BasicMethodConfig } from '../config/auth.js';
+import { addressKey } from '../http/cidr.js';
 import { findAuthorization } from './credentials.js';
 import type { FailureLimiter } from './failure-limiter.js';
 import { dummyPasswordHash, verifyPassword } from './passwords.js';
@@ -54,7 +55,8 @@ export class BasicAuthenticator implements Authenticator {
     if (auth.kind !== 'found' || auth.scheme !== 'basic') return NONE;
     const creds = decodeBasic(auth.value);
     if (!creds) return { kind: 'refused', rejection: unauthorized('basic_malformed', this.challenge), failed: true };
-    const userKey = `basic:${creds.user}`;
+    // Per user name *and* address: a user name blocked everywhere would let anyone lock its owner out.
+    const userKey = `basic:${addressKey(ctx.request.remoteAddress)}:${creds.user}`;
     const wait = this.userFailures.reserve(userKey);
     if (wait > 0) return { kind: 'refused', rejection: tooManyFailures(wait / 1000), failed: false };
     const stored = this.users.get(creds.user);

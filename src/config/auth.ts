@@ -157,6 +157,7 @@ export const authRootSchema = z.strictObject({
   /** Failed authentications tolerated per window before 429 + Retry-After. */
   failures: z.strictObject({
     per_address: z.number().int().positive().default(10),
+    /** Failures of one user name (basic) from one address (IPv6: its /64); never the name everywhere (no lockout from elsewhere). */
     per_user: z.number().int().positive().default(10),
     window: duration().default(60_000),
   }).prefault({}),

@@ -21,7 +21,7 @@ let gw: TestGateway;
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-auth-attacks-'));
-  writeFileSync(join(dir, 'users'), `alice:${await hashPassword('alice-secret-pw')}\nbob:${await hashPassword('bob-secret-pw')}\n`);
+  writeFileSync(join(dir, 'users'), `alice:${await hashPassword('alice-secret-pw')}\nbob:${await hashPassword('bob-secret-pw')}\ncarol:${await hashPassword('carol-secret-pw')}\n`);
   gw = await startGateway({
     trusted_proxies: ['127.0.0.1'],
     // Guessers come in bursts from one address: the handshake rate is not what is under test.
@@ -64,5 +64,30 @@ describe('failed-attempt limits under attack', () => {
     const canary = await attempt(basic('bob', 'bob-secret-pw'), { from: '127.0.0.12' });
     assert.equal(canary.kind, 'open', 'another address is unaffected');
     tally([canary]);
+  });
+
+  it('60 addresses of one IPv6 /64 share one budget: 10 checked, 50 get 429; another /64 is unaffected', { timeout: 60_000 }, async () => {
+    const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => attempt(basic(`user${i}`, 'guess'), { forwardedFor: `2001:db8:1:2::${(i + 1).toString(16)}` })));
+    const hashed = gw.logs.filter((l) => l.audit && l.reason === 'basic_invalid' && String(l.client).startsWith('2001:db8:1:2:')).length;
+    const t = tally(outcomes);
+    assert.equal(hashed, 10, `attempts checked; outcomes ${JSON.stringify(t)}`);
+    assert.deepEqual(t, { 401: 10, 429: 50 }, 'outcomes');
+    const canary = await attempt(basic('bob', 'bob-secret-pw'), { forwardedFor: '2001:db8:1:3::1' });
+    assert.equal(canary.kind, 'open', 'another /64 is unaffected');
+    tally([canary]);
+  });
+
+  it('ten wrong passwords for carol from ten addresses do not lock carol out of her own address', { timeout: 60_000 }, async () => {
+    for (let i = 0; i < 10; i++) {
+      const o = await attempt(basic('carol', `guess-${i}`), { from: `127.0.0.${21 + i}` });
+      assert.equal(o.kind === 'refused' && o.status, 401, `attempt ${i}`);
+    }
+    const own = await attempt(basic('carol', 'carol-secret-pw'), { from: '127.0.0.40' });
+    assert.equal(own.kind === 'open' ? 101 : own.status, 101, 'carol from her own address');
+    tally([own]);
+    // Guessing carol from one address still stops there at per_user.
+    for (let i = 0; i < 10; i++) assert.equal((await attempt(basic('carol', `again-${i}`), { from: '127.0.0.41' }) as { status?: number }).status, 401);
+    const blocked = await attempt(basic('carol', 'carol-secret-pw'), { from: '127.0.0.41' });
+    assert.equal(blocked.kind === 'refused' && blocked.status, 429, 'the guessing address is blocked, even with the right password');
   });
 });

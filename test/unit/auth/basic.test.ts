@@ -83,21 +83,23 @@ describe('basic authentication', () => {
     assert.equal(r.reason, 'credentials_ambiguous');
   });
 
-  it('limits failed attempts per user name (429 + Retry-After), other users unaffected', async () => {
-    // Three different addresses, one user: the per-user limit (3) trips, not the per-address one.
+  it('limits failed attempts per user name from one address (429 + Retry-After); the user elsewhere and other users unaffected', async () => {
+    // One address, one user: the per-user limit (3) trips before the per-address one (5).
     for (let i = 0; i < 3; i++) {
-      const r = await h.admit('open', { headers: { authorization: basic('dave', `guess${i}`) }, remoteAddress: `10.3.0.${i}` });
+      const r = await h.admit('open', { headers: { authorization: basic('dave', `guess${i}`) }, remoteAddress: '10.3.0.1' });
       assert.ok(isRejection(r) && r.status === 401, `attempt ${i}`);
     }
-    const blocked = await h.admit('open', { headers: { authorization: basic('dave', 'dave-pass') }, remoteAddress: '10.3.0.200' });
+    const blocked = await h.admit('open', { headers: { authorization: basic('dave', 'dave-pass') }, remoteAddress: '10.3.0.1' });
     assert.ok(isRejection(blocked), 'even the right password is refused while blocked');
     assert.equal(blocked.status, 429);
     assert.equal(blocked.reason, 'auth_rate_limited');
     const retry = Number(blocked.headers['Retry-After']);
     assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
-    // Canary: another user from another address still gets in.
-    const canary = await h.admit('open', { headers: { authorization: basic('alice', 'correct horse') }, remoteAddress: '10.3.1.1' });
-    assert.ok(!isRejection(canary), 'canary admitted');
+    // Canaries: dave from his own address, another user from the guessing address.
+    const dave = await h.admit('open', { headers: { authorization: basic('dave', 'dave-pass') }, remoteAddress: '10.3.0.200' });
+    assert.ok(!isRejection(dave), 'dave elsewhere is not locked out');
+    const canary = await h.admit('open', { headers: { authorization: basic('alice', 'correct horse') }, remoteAddress: '10.3.0.1' });
+    assert.ok(!isRejection(canary), 'another user from that address admitted');
     assert.ok(!h.logText().includes('dave-pass') && !h.logText().includes('guess'), 'passwords in the log');
   });
 
