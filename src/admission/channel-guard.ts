@@ -1,8 +1,11 @@
 /**
  * In-connection traffic guards, transport-neutral: installed on any admitted
  * Channel (WebSocket or fallback) so that
- *  - a client sending more than `message_rate` messages/s or `byte_rate`
- *    bytes/s (with a burst of `rate_burst` × those) is closed 1008 `rate limit`;
+ *  - a client sending more than `message_rate` messages/s, `byte_rate`
+ *    bytes/s or `control_rate` pings and pongs per second (with a burst of
+ *    `rate_burst` × those) is slowed down: reading pauses until it is within
+ *    its rates again (src/admission/inbound-rates.ts). Nothing is closed for
+ *    a rate: a client flushing a queue after a reconnect is delayed, not cut;
  *  - a slow consumer — more than `send_buffer` bytes queued toward it, or bytes
  *    queued without any progress for `send_stall_timeout` — is closed 1008
  *    `slow consumer`. The size cap is checked on every send, so memory stays
@@ -12,22 +15,24 @@
  * One call per connection, before the service attaches: `guard.install(channel)`
  * — or register `guard.hook` and `guard.unhook` with `FrontDoor.addChannelHook`
  * (then the front door says when the channel ended). It intercepts the
- * channel's own `attach` (to count inbound traffic before the service sees it)
- * and `send` / `sendFragment` (to cap the queue), so the service keeps holding
- * the very same Channel object. Every violation is audited and counted.
+ * channel's own `attach` (to count inbound traffic before the service sees
+ * it), `send` / `sendFragment` (to cap the queue) and `pause` / `resume` (so
+ * that the service's pauses and the guard's own combine), so the service keeps
+ * holding the very same Channel object. Every violation and every slow-down is
+ * audited and counted, naming the configuration key that decided it.
  */
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import type { LimitsConfig } from '../config/limits.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Admission } from './types.js';
-import { TokenBucket } from './token-bucket.js';
+import { InboundRates, type RateLimits } from './inbound-rates.js';
 import { monoClock as clock } from '../clock.js';
 
 export const CLOSE_POLICY = 1008;
 
 export interface ChannelGuardOptions {
-  limits: Pick<LimitsConfig, 'message_rate' | 'byte_rate' | 'rate_burst' | 'send_buffer' | 'send_stall_timeout'>;
+  limits: Pick<LimitsConfig, 'message_rate' | 'byte_rate' | 'control_rate' | 'rate_burst' | 'send_buffer' | 'send_stall_timeout'>;
   audit?: Audit;
   /** Sweep period; defaults to a quarter of the stall timeout, at most 1 s. */
   sweepInterval?: number;
@@ -78,6 +83,8 @@ export class ChannelGuard {
     owned.attach = guardedAttach;
     owned.send = guardedSend;
     owned.sendFragment = guardedSendFragment;
+    owned.pause = guardedPause;
+    owned.resume = guardedResume;
     if (watchClose) channel.whenClosed(() => this.forget(state));
     this.live.add(state);
     if (!this.timer) {
@@ -91,11 +98,19 @@ export class ChannelGuard {
     let limits = this.limitsCache.get(service);
     if (limits === undefined) {
       const l = this.options.limits;
+      const own = `services.${service.name}`;
       limits = {
         messageRate: service.message_rate ?? l.message_rate,
         // A service that admits messages of max_message bytes admits at least one of them per second.
         byteRate: service.byte_rate ?? Math.max(l.byte_rate, service.max_message),
+        controlRate: l.control_rate,
         burst: l.rate_burst,
+        keys: {
+          message_rate: service.message_rate !== undefined ? `${own}.message_rate` : 'limits.message_rate',
+          byte_rate: service.byte_rate !== undefined ? `${own}.byte_rate`
+            : l.byte_rate >= service.max_message ? 'limits.byte_rate' : `${own}.byte_rate (default: its max_message)`,
+          control_rate: 'limits.control_rate',
+        },
         sendBuffer: l.send_buffer,
         guard: this,
       };
@@ -118,6 +133,7 @@ export class ChannelGuard {
 
   /** @internal */
   forget(state: GuardState): void {
+    state.ended();
     this.live.delete(state);
     if (this.live.size === 0) this.stop();
   }
@@ -135,6 +151,17 @@ export class ChannelGuard {
     });
   }
 
+  /** @internal Reading paused for a rate: counted, and audited (rate-limited per limit). */
+  throttled(admission: Admission, limit: string, detail: string): void {
+    this.options.audit?.throttle(limit, {
+      service: admission.service.name,
+      client: admission.client.address,
+      connection: admission.id,
+      principal: admission.principal?.id,
+      detail,
+    });
+  }
+
   private sweep(): void {
     const now = clock();
     const stall = this.options.limits.send_stall_timeout;
@@ -143,14 +170,18 @@ export class ChannelGuard {
 }
 
 /** Per service, shared by its guarded connections; it also leads them back to their guard. */
-interface GuardLimits { messageRate: number; byteRate: number; burst: number; sendBuffer: number; guard: ChannelGuard }
+interface GuardLimits extends RateLimits { sendBuffer: number; guard: ChannelGuard }
 
 const kGuard = Symbol('gatehouse.channelGuard');
 
 type GuardedChannel = Channel & { [kGuard]: GuardState };
 
 /** The channel methods the guard replaces, as they were: called with the channel as `this`. */
-interface OwnMethods { attach: Channel['attach']; send: Channel['send']; sendFragment: Channel['sendFragment'] }
+interface OwnMethods {
+  attach: Channel['attach']; send: Channel['send']; sendFragment: Channel['sendFragment'];
+  pause: Channel['pause']; resume: Channel['resume'];
+}
+const REPLACED = ['attach', 'send', 'sendFragment', 'pause', 'resume'] as const;
 
 /** One OwnMethods per channel class (prototype), shared by its connections. */
 const ownMethodsByPrototype = new WeakMap<object, OwnMethods>();
@@ -162,13 +193,14 @@ const ownMethodsByPrototype = new WeakMap<object, OwnMethods>();
  */
 function ownMethodsOf(channel: Channel): OwnMethods {
   const proto = Object.getPrototypeOf(channel) as Partial<OwnMethods> | null;
-  const fromPrototype = proto !== null && !Object.hasOwn(channel, 'attach') && !Object.hasOwn(channel, 'send') &&
-    !Object.hasOwn(channel, 'sendFragment') && proto.attach === channel.attach && proto.send === channel.send &&
-    proto.sendFragment === channel.sendFragment;
-  if (!fromPrototype) return { attach: channel.attach, send: channel.send, sendFragment: channel.sendFragment };
+  const fromPrototype = proto !== null && REPLACED.every((m) => !Object.hasOwn(channel, m) && proto[m] === channel[m]);
+  const take = (): OwnMethods => ({
+    attach: channel.attach, send: channel.send, sendFragment: channel.sendFragment, pause: channel.pause, resume: channel.resume,
+  });
+  if (!fromPrototype) return take();
   let own = ownMethodsByPrototype.get(proto);
   if (own === undefined) {
-    own = { attach: channel.attach, send: channel.send, sendFragment: channel.sendFragment };
+    own = take();
     ownMethodsByPrototype.set(proto, own);
   }
   return own;
@@ -185,6 +217,16 @@ function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, fir
   const state = (this as GuardedChannel)[kGuard];
   return state.mayQueue(data.length) && state.own.sendFragment.call(this, data, isBinary, first, fin);
 }
+function guardedPause(this: Channel): void {
+  (this as GuardedChannel)[kGuard].pauseFor(BY_SERVICE);
+}
+function guardedResume(this: Channel): void {
+  (this as GuardedChannel)[kGuard].resumeFor(BY_SERVICE);
+}
+
+/** Who wants reading paused: the service (relay backpressure), the guard's rates, or both. */
+const BY_SERVICE = 1;
+const BY_RATE = 2;
 
 /**
  * Per-connection accounting. It is also the sink the transport delivers to
@@ -195,8 +237,11 @@ function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, fir
 class GuardState implements ChannelSink {
   private sink: ChannelSink | null = null;
   streaming: boolean | undefined = undefined;
-  private messages: TokenBucket | null = null;
-  private bytes: TokenBucket | null = null;
+  private rates: InboundRates | null = null;
+  /** BY_SERVICE | BY_RATE: reading stays paused while either wants it. */
+  private pausedBy = 0;
+  /** Ends a rate pause; only while one lasts. */
+  private rateTimer: NodeJS.Timeout | null = null;
   private violated = false;
   /** Sweeper state: the channel's deliveredBytes at the last sweep, and when it last moved. */
   private lastDelivered = 0;
@@ -225,14 +270,20 @@ class GuardState implements ChannelSink {
 
   onMessage(data: Buffer, isBinary: boolean): void {
     const sink = this.sink;
-    if (sink?.onMessage === undefined) return;
-    if (this.admit(true, data.length)) sink.onMessage(data, isBinary);
+    if (sink?.onMessage === undefined || this.violated) return;
+    sink.onMessage(data, isBinary);
+    this.charge(this.ratesNow().data(true, data.length, clock()));
   }
 
   onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void {
     const sink = this.sink;
-    if (sink?.onFragment === undefined) return;
-    if (this.admit(first, data.length)) sink.onFragment(data, isBinary, first, fin, totalLength);
+    if (sink?.onFragment === undefined || this.violated) return;
+    sink.onFragment(data, isBinary, first, fin, totalLength);
+    this.charge(this.ratesNow().data(first, data.length, clock()));
+  }
+
+  onControl(bytes: number): void {
+    if (!this.violated) this.charge(this.ratesNow().controlFrame(bytes, clock()));
   }
 
   onDrain(): void {
@@ -253,28 +304,51 @@ class GuardState implements ChannelSink {
     if (this.violated) return false;
     const queued = this.channel.bufferedAmount;
     if (queued === 0 || queued + len <= this.limits.sendBuffer) return true;
-    this.violate('slow_consumer', 'slow consumer', `more than ${this.limits.sendBuffer} bytes queued`);
+    this.violate('slow_consumer', 'slow consumer', `more than ${this.limits.sendBuffer} bytes queued (limits.send_buffer)`);
     return false;
   }
 
+  /** The rate buckets, made on first need (a bucket starts full, so making it later changes nothing). */
+  private ratesNow(): InboundRates {
+    return (this.rates ??= new InboundRates(this.limits, clock()));
+  }
+
   /**
-   * Inbound accounting; false (and the connection closing) when over a rate.
-   * Decided when a message starts — a message is never cut in the middle — and
-   * its bytes are charged as they arrive, so a big message passes and the next
-   * one waits until the byte budget has been paid back.
+   * What arrived has been charged (and delivered: a piece is never held back
+   * here); when a bucket is empty, reading pauses for `waitMs` so that the
+   * next piece waits for its token. Called from inside the transport's
+   * delivery, which stops at once (the rest of the read is kept, not copied).
    */
-  private admit(first: boolean, bytes: number): boolean {
-    if (this.violated) return false;
-    const now = clock(); // the buckets only compare times they were given
-    const l = this.limits;
-    const messages = this.messages ??= new TokenBucket(l.messageRate, l.messageRate * l.burst, now);
-    const bytesBucket = this.bytes ??= new TokenBucket(l.byteRate, l.byteRate * l.burst, now);
-    if (first && (!messages.take(1, now) || bytesBucket.inDebt(now))) {
-      this.violate('rate_limit', 'rate limit', `over ${this.limits.messageRate} messages/s or ${this.limits.byteRate} bytes/s`);
-      return false;
-    }
-    bytesBucket.charge(bytes, now);
-    return true;
+  private charge(waitMs: number): void {
+    if (waitMs === 0 || this.rateTimer !== null || this.channel.closed) return;
+    const rates = this.rates as InboundRates;
+    this.limits.guard.throttled(this.channel.admission as Admission, rates.over, `reading paused ${waitMs} ms: ${rates.describe()}`);
+    this.pauseFor(BY_RATE);
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = null;
+      this.resumeFor(BY_RATE);
+    }, waitMs);
+    this.rateTimer.unref();
+  }
+
+  /** @internal Reading pauses while the service or the guard wants it paused. */
+  pauseFor(who: number): void {
+    const was = this.pausedBy;
+    this.pausedBy |= who;
+    if (was === 0) this.own.pause.call(this.channel);
+  }
+
+  /** @internal */
+  resumeFor(who: number): void {
+    if ((this.pausedBy & who) === 0) return;
+    this.pausedBy &= ~who;
+    if (this.pausedBy === 0 && !this.violated) this.own.resume.call(this.channel);
+  }
+
+  /** @internal The channel has ended: no rate pause to end any more. */
+  ended(): void {
+    if (this.rateTimer !== null) clearTimeout(this.rateTimer);
+    this.rateTimer = null;
   }
 
   private violate(reason: string, closeReason: string, detail: string): void {
@@ -283,7 +357,7 @@ class GuardState implements ChannelSink {
     this.closingSince = clock();
     this.limits.guard.violation(this.channel.admission as Admission, reason, detail);
     // Stop reading at once: whatever else the client sends is not our problem any more.
-    this.channel.pause();
+    this.own.pause.call(this.channel);
     this.channel.close(CLOSE_POLICY, closeReason);
   }
 
@@ -305,10 +379,10 @@ class GuardState implements ChannelSink {
     if (buffered === 0 || delivered !== this.lastDelivered) {
       this.lastProgress = now;
     } else if (now - this.lastProgress >= stallTimeout) {
-      this.violate('slow_consumer', 'slow consumer', `queued bytes made no progress for ${stallTimeout} ms`);
+      this.violate('slow_consumer', 'slow consumer', `queued bytes made no progress for ${stallTimeout} ms (limits.send_stall_timeout)`);
       return;
     }
     this.lastDelivered = delivered;
-    if (buffered > this.limits.sendBuffer) this.violate('slow_consumer', 'slow consumer', `more than ${this.limits.sendBuffer} bytes queued`);
+    if (buffered > this.limits.sendBuffer) this.violate('slow_consumer', 'slow consumer', `more than ${this.limits.sendBuffer} bytes queued (limits.send_buffer)`);
   }
 }

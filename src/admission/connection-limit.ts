@@ -9,6 +9,9 @@ import { addressKey } from '../http/cidr.js';
 import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { admissionStateOf } from './state.js';
 
+/** Refusals by address say what else may be wrong: many clients seen as one address. */
+export const SHARED_ADDRESS_HINT = ' (clients behind one proxy or NAT share it: list your proxies in trusted_proxies)';
+
 /** How long a client is told to wait when a limit is reached; connections end at human pace. */
 const RETRY_AFTER_SECONDS = '5';
 
@@ -29,13 +32,16 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
     check(ctx) {
       const key = addressKey(ctx.request.remoteAddress);
       if (counts.ofAddress(key) >= limits.connections_per_address) {
-        return new Rejection(429, 'too_many_connections', 'too many connections from this address', { 'Retry-After': RETRY_AFTER_SECONDS });
+        return new Rejection(429, 'too_many_connections', 'too many connections from this address', { 'Retry-After': RETRY_AFTER_SECONDS },
+          `limits.connections_per_address = ${limits.connections_per_address}${SHARED_ADDRESS_HINT}`);
       }
       if (perService !== undefined && counts.ofService(service.name) >= perService) {
-        return new Rejection(503, 'service_full', 'this service is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS });
+        return new Rejection(503, 'service_full', 'this service is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
+          `services.${service.name}.max_connections = ${perService}`);
       }
       if (counts.total >= limits.connections_total) {
-        return new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS });
+        return new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
+          `limits.connections_total = ${limits.connections_total}`);
       }
       counts.add(key, service.name);
       metrics.gaugeKey(openKey, 1);

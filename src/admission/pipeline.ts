@@ -130,6 +130,7 @@ class AdmissionRun implements AdmissionContext {
       transport: request.transport,
       status: outcome.status,
       principal: this.principal?.id,
+      detail: outcome.detail,
     });
     return outcome;
   }

@@ -19,11 +19,14 @@ export class Rejection {
   readonly reason: string;
   readonly headers: Record<string, string>;
   readonly message: string;
-  constructor(status: number, reason: string, message?: string, headers: Record<string, string> = {}) {
+  /** For the audit line only (never sent): e.g. the configuration key that decided the refusal. */
+  readonly detail?: string;
+  constructor(status: number, reason: string, message?: string, headers: Record<string, string> = {}, detail?: string) {
     this.status = status;
     this.reason = reason;
     this.message = message ?? reason;
     this.headers = headers;
+    if (detail !== undefined) this.detail = detail;
   }
 }
 

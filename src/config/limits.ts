@@ -33,10 +33,12 @@ export const limitsSchema = z.strictObject({
   /** Open connections in the whole gateway process. Over → 503. */
   connections_total: positiveInt().default(10_000),
 
-  /** Messages per second a client may send on one connection (burst: × rate_burst). Over → close 1008. */
+  /** Messages per second a client may send on one connection (burst: × rate_burst). Over → reading paused until within it. */
   message_rate: positiveInt().default(100),
-  /** Bytes per second a client may send on one connection (burst: × rate_burst). Over → close 1008. */
+  /** Bytes per second a client may send on one connection (burst: × rate_burst). Over → reading paused until within it. */
   byte_rate: size().pipe(z.number().int().positive()).default(1024 * 1024),
+  /** Pings and pongs per second a client may send on one connection (burst: × rate_burst); their bytes count toward byte_rate. */
+  control_rate: positiveInt().default(10),
   /** Burst allowance as a multiple of the rates above. */
   rate_burst: z.number().min(1).max(100).default(2),
   /** Bytes queued toward one client before it counts as a slow consumer. Over → close 1008. */

@@ -40,6 +40,9 @@ export interface ListenerOptions {
   log?: Logger;
 }
 
+/** At most this many addresses are warned about as possible untrusted proxies (the set is kept). */
+const MAX_PROXY_WARNINGS = 16;
+
 /** The resolved client, kept on the request itself (no WeakMap entry per request for the GC to trace). */
 const kClient = Symbol('gatehouse.client');
 type ScreenedRequest = IncomingMessage & { [kClient]?: ClientAddress };
@@ -68,6 +71,8 @@ export class ListenerServer {
   private readonly outer?: NetServer;
   private readonly limits: LimitsConfig;
   private readonly trusted: CidrSet;
+  /** Peers already warned about as possible untrusted proxies. */
+  private readonly warnedProxies = new Set<string>();
   /** The listener's `hosts`, when it names any. */
   private readonly hosts?: ReadonlySet<string>;
 
@@ -194,6 +199,9 @@ export class ListenerServer {
     const peer = socketPeer(req.socket);
     const client = resolveClientAddress(peer, req.headers, this.trusted, this.options.forwardedHeader);
     (req as ScreenedRequest)[kClient] = client;
+    if (client === peer && req.headers[this.options.forwardedHeader ?? 'x-forwarded-for'] !== undefined && !this.trusted.has(peer.address)) {
+      this.untrustedProxy(peer.address);
+    }
     const refused = checkRequestHead(req, this.limits, this.hosts);
     if (refused) return this.refuseScreen(client, refused.status, refused.reason);
     const servername = (req.socket as TLSSocket).servername;
@@ -202,6 +210,19 @@ export class ListenerServer {
       if (hostWithoutPort(req.headers.host) !== servername.toLowerCase().replace(/\.$/, '')) return this.refuseScreen(client, 421, 'sni_host_mismatch');
     }
     return undefined;
+  }
+
+  /**
+   * A peer that sends a forwarding header but is not a trusted proxy: if it is
+   * your load balancer, every client behind it shares one address for every
+   * per-address limit. Said once per address (a bounded set), as a warning.
+   */
+  private untrustedProxy(address: string): void {
+    if (this.warnedProxies.has(address) || this.warnedProxies.size >= MAX_PROXY_WARNINGS) return;
+    this.warnedProxies.add(address);
+    this.options.log?.warn({ peer: address, header: this.options.forwardedHeader ?? 'x-forwarded-for' },
+      'requests from this address carry a forwarding header, but trusted_proxies does not list it: if it is your proxy or load balancer, '
+      + 'every per-address limit (handshake_rate, connections_per_address, auth failures) is shared by all the clients behind it');
   }
 
   private refuseScreen(client: ClientAddress, status: number, reason: string): { status: number; reason: string; headers: Record<string, string> } {

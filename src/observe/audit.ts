@@ -33,6 +33,12 @@ export class Audit {
     this.limited.warn(`reject.${reason}`, { reason, ...fields }, `refused: ${reason}`);
   }
 
+  /** An open connection's reading paused because the client is over one of its rates (`limit`). */
+  throttle(limit: string, fields: AuditFields): void {
+    this.metrics.inc('gatehouse_throttled_total', { limit });
+    this.limited.warn(`throttle.${limit}`, { reason: 'rate_limited', limit, ...fields }, `reading paused: over ${limit}`);
+  }
+
   /** An open connection ended by the gateway because of bad input or a policy. */
   violation(reason: string, fields: AuditFields): void {
     this.metrics.inc('gatehouse_violations_total', { reason });

@@ -64,7 +64,7 @@ before(async () => {
     log: { level: 'info' },
     // ~400 connections from 127.0.0.1 in quick succession and 1,000-message cases: the handshake
     // and per-connection rate limits (tested in test/integration/admission) are lifted here.
-    limits: { handshake_rate: 1_000_000, handshake_burst: 1_000_000, message_rate: 1_000_000, byte_rate: '1GiB' },
+    limits: { handshake_rate: 1_000_000, handshake_burst: 1_000_000, message_rate: 1_000_000, control_rate: 1_000_000, byte_rate: '1GiB' },
   });
   canary = new WebSocket(gw.url('/autobahn'), { perMessageDeflate: false });
   await once(canary, 'open');

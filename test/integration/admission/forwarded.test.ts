@@ -10,7 +10,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startWebSocketProxy, type Nginx } from '../../e2e/helpers/nginx.js';
-import { startDoor, upgradeRequest, type Door } from './harness.js';
+import { RawClient } from '../../helpers/raw-client.js';
+import { rawExchange, startDoor, upgradeRequest, type Door } from './harness.js';
 
 let door: Door;
 let nginx: Nginx;
@@ -65,5 +66,27 @@ test('a client-written Forwarded header behind nginx does not move the client ou
 
   } finally {
     for (const s of held) s.destroy();
+  }
+});
+
+test('a peer that sends X-Forwarded-For without being trusted is named once in a warning; refusals name the key', { timeout: 20_000 }, async () => {
+  const plain = await startDoor({
+    listen: [{ port: 0 }],
+    limits: { connections_per_address: 1 },
+    services: { s: { path: '/s', type: 'echo', allow_missing_origin: true } },
+  });
+  try {
+    const first = await RawClient.connect({ port: plain.port });
+    assert.equal((await first.upgrade('/s', { 'X-Forwarded-For': '203.0.113.5' })).status, 101, 'the header is ignored, the request served');
+    const warned = await plain.logged(/trusted_proxies does not list it/);
+    assert.equal(warned?.peer, '127.0.0.1', 'the warning names the peer');
+    const second = await rawExchange(plain.port, upgradeRequest('/s', [['X-Forwarded-For', '203.0.113.6']]));
+    assert.equal(second.status, 429, 'the second connection of the address is over connections_per_address');
+    assert.equal(plain.lines.filter((l) => typeof l.msg === 'string' && /trusted_proxies does not list it/.test(l.msg)).length, 1, 'warned once per address');
+    const refusal = await plain.audited('too_many_connections');
+    assert.match(String(refusal?.detail), /limits\.connections_per_address = 1.*trusted_proxies/, 'the audit line names the keys to change');
+    first.destroy();
+  } finally {
+    await plain.stop();
   }
 });

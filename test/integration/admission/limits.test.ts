@@ -88,3 +88,31 @@ test('handshake flood from one address → 429 + Retry-After past the burst; can
   assert.match(limited[0].headers['retry-after'] ?? '', /^\d+$/);
   assert.ok(await door.audited('handshake_rate'));
 });
+
+test('handshake buckets refill on the monotonic clock: a wall-clock step back does not freeze them', { timeout: 20_000 }, async () => {
+  const stepped = await startDoor({
+    listen: [{ port: 0 }],
+    limits: { handshake_rate: 20, handshake_burst: 1 },
+    services: { s: { path: '/s', type: 'echo', allow_missing_origin: true } },
+  });
+  const realNow = Date.now;
+  try {
+    assert.equal((await rawExchange(stepped.port, upgradeRequest('/s'), { waitClose: false })).status, 101, 'the one token of the burst');
+    assert.equal((await rawExchange(stepped.port, upgradeRequest('/s'))).status, 429, 'the bucket is empty');
+    // The system clock steps back an hour (NTP, an operator): a bucket on Date.now would not refill for an hour.
+    const offset = realNow() - 3_600_000 - realNow();
+    Date.now = () => realNow() + offset;
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 101; i++) {
+      // One token takes 50 ms at 20/s: wait for it, a tick at a time.
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await rawExchange(stepped.port, upgradeRequest('/s'), { waitClose: false })).status;
+    }
+    assert.equal(status, 101, 'a token came back within 2 s of a wall-clock step back');
+    const refusal = await stepped.audited('handshake_rate');
+    assert.match(String(refusal?.detail), /limits\.handshake_rate = 20\/s/, 'the refusal names the key to change');
+  } finally {
+    Date.now = realNow;
+    await stepped.stop();
+  }
+});
