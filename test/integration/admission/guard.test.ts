@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawClient } from '../../helpers/raw-client.js';
+import { RawClient, closePayload } from '../../helpers/raw-client.js';
 import { Canary } from './canary.js';
 import { startDoor, type Door } from './harness.js';
 
