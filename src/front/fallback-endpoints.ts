@@ -26,6 +26,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import type { Channel } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from './request.js';
+import { clientAddressOf } from './listener.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from '../fallback/session.js';
 import { decodeFrames, encodeNumber, FrameType, type WireError } from '../fallback/wire.js';
@@ -401,7 +402,7 @@ export class FallbackEndpoints {
     const origin = req.headers.origin;
     ctx.audit.reject(rejection.reason, {
       service: service.name,
-      client: req.socket.remoteAddress,
+      client: clientOf(req),
       origin: typeof origin === 'string' ? origin.slice(0, 256) : undefined,
       transport: 'fallback',
       status: rejection.status,
@@ -429,7 +430,7 @@ export class FallbackEndpoints {
   private violation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, session: FallbackSession,
     status: number, reason: string, closeCode: number, message: string): void {
     ctx.audit.violation(reason, {
-      service: service.name, client: req.socket.remoteAddress, transport: 'fallback', status, code: closeCode,
+      service: service.name, client: clientOf(req), transport: 'fallback', status, code: closeCode,
       connection: session.admission.id, principal: session.admission.principal?.id,
     });
     this.writeRefusal(req, res, service, ctx, new Rejection(status, reason, message));
@@ -490,4 +491,9 @@ export class FallbackEndpoints {
 /** The parts of a request an origin policy needs for `self`: the connection's scheme and the Host. */
 function originRequestInfo(req: IncomingMessage): OriginRequestInfo {
   return { secure: (req.socket as { encrypted?: boolean }).encrypted === true, host: req.headers.host };
+}
+
+/** The client as the listener resolved it (PROXY header, trusted proxy), as the WebSocket path audits it. */
+function clientOf(req: IncomingMessage): string | undefined {
+  return clientAddressOf(req)?.address ?? req.socket.remoteAddress;
 }

@@ -90,3 +90,19 @@ test('a peer that sends X-Forwarded-For without being trusted is named once in a
     await plain.stop();
   }
 });
+
+test('fallback refusals are audited with the resolved client, as upgrades are', { timeout: 20_000 }, async () => {
+  const trusting = await startDoor({
+    listen: [{ port: 0 }],
+    trusted_proxies: ['127.0.0.1'],
+    services: { s: { path: '/s', type: 'echo', allow_missing_origin: true } },
+  });
+  try {
+    const request = ['POST /s?gh=stream&s=short HTTP/1.1', 'Host: 127.0.0.1', 'X-Forwarded-For: 203.0.113.9', 'Content-Length: 0', '', ''].join('\r\n');
+    assert.equal((await rawExchange(trusting.port, request, { waitClose: false })).status, 400, 'a malformed session id');
+    const line = await trusting.audited('fallback_bad_session_id');
+    assert.equal(line?.client, '203.0.113.9', 'the audit line names the client the trusted proxy forwarded, not the proxy');
+  } finally {
+    await trusting.stop();
+  }
+});
