@@ -23,6 +23,8 @@ export interface ConnectOptions {
   connection?: Partial<ConnectionOptions>;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Largest HTTP response head we accept from a backend. */
 export const MAX_RESPONSE_HEAD = 16 * 1024;
 
@@ -103,8 +105,10 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
     const timeoutMs = opts.timeout ?? 10_000;
 
     let settled = false;
-    let buffered: Buffer[] = [];
+    const buffered: Buffer[] = [];
     let bufferedLen = 0;
+    /** The last bytes read (at most 3): the start of a blank line the next read may finish. */
+    let tail: Buffer = EMPTY;
 
     const socket: net.Socket = secure
       ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, ...opts.tls })
@@ -150,19 +154,25 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
     });
 
     function onData(chunk: Buffer): void {
+      // Each byte is searched once: only the chunk, plus the 3 bytes before it
+      // in case the blank line straddles two reads (not the whole head again per chunk).
+      const probe = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
+      const found = probe.indexOf('\r\n\r\n');
+      const before = bufferedLen - tail.length;
       buffered.push(chunk);
       bufferedLen += chunk.length;
-      const all = buffered.length === 1 ? chunk : Buffer.concat(buffered, bufferedLen);
-      buffered = [all];
-      const end = all.indexOf('\r\n\r\n');
-      if (end < 0) {
+      if (found < 0) {
         if (bufferedLen > MAX_RESPONSE_HEAD) fail(new HandshakeError(502, 'backend_head_too_large', 'backend response head too large'));
+        tail = probe.subarray(Math.max(0, probe.length - 3));
         return;
       }
+      const end = before + found;
       if (end > MAX_RESPONSE_HEAD) {
         fail(new HandshakeError(502, 'backend_head_too_large', 'backend response head too large'));
         return;
       }
+      // Joined once, when the head is complete.
+      const all = buffered.length === 1 ? chunk : Buffer.concat(buffered, bufferedLen);
       let protocol: string;
       try {
         const head = parseResponseHead(all.subarray(0, end).toString('latin1'));

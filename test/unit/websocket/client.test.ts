@@ -124,6 +124,49 @@ describe('connectWebSocket', () => {
     await backend.close();
   });
 
+  it('a response head arriving in many small reads is searched once, not re-joined per read', { timeout: 10_000 }, async () => {
+    // A 12 KiB head written 64 bytes at a time, each piece its own write: the blank line straddles two writes.
+    let written = 0;
+    const server = net.createServer((s) => {
+      s.setNoDelay(true);
+      s.on('error', () => {});
+      s.once('data', async (d) => {
+        const key = /sec-websocket-key: *(\S+)/i.exec(d.toString('latin1'))?.[1] ?? '';
+        const head = Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+          + `Sec-WebSocket-Accept: ${acceptKey(key)}\r\nX-Pad: ${'p'.repeat(12 * 1024)}\r\n\r\n\x81\x02ok`, 'latin1');
+        for (let at = 0; at < head.length; at += 64) {
+          await new Promise<void>((resolve) => s.write(head.subarray(at, at + 64), () => resolve()));
+          await new Promise((resolve) => setImmediate(resolve));
+          written = at + 64;
+        }
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const original = Buffer.concat;
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], length?: number) => {
+      const result = original(list, length);
+      copied += result.length;
+      return result;
+    }) as typeof Buffer.concat;
+    let conn: Awaited<ReturnType<typeof connectWebSocket>> | undefined;
+    try {
+      conn = await connectWebSocket(`ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`);
+      Buffer.concat = original;
+      const open = conn;
+      const msg = await new Promise<string>((resolve) => open.attach({ onMessage: (d) => resolve(d.toString()) }));
+      assert.equal(msg, 'ok', 'the frame after the head is delivered');
+      assert.ok(written > 12 * 1024, 'the head went out in pieces');
+      assert.ok(copied < 4 * written, `${copied} bytes copied joining a head of ${written} bytes`);
+    } finally {
+      Buffer.concat = original;
+      conn?.terminate();
+      server.close();
+      await once(server, 'close');
+    }
+  });
+
   it('passes bytes that follow the 101 to the connection', async () => {
     const backend = await fakeBackend((key) =>
       `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n` +
