@@ -199,6 +199,10 @@ export class TcpLink implements RelayEnd {
     if (this.closed) return;
     this.localClose = { code, reason };
     this.socket.end();
+    // Read again (what arrives now is dropped: the relay is ending), or the
+    // backend's FIN would sit behind unread bytes until the timer.
+    this.paused = false;
+    this.socket.resume();
     this.closeTimer = setTimeout(() => this.socket.destroy(), BACKEND_CLOSE_TIMEOUT_MS);
     this.closeTimer.unref();
   }
@@ -209,6 +213,7 @@ export class TcpLink implements RelayEnd {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.localClose) return; // closing: nothing more is relayed
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (this.pendingBytes >= this.frameSize) {

@@ -214,6 +214,31 @@ describe('tcp service', () => {
     backend.end();
   });
 
+  it('a backend paused by backpressure still gets its FIN read when the client closes (no 5 s wait)', { timeout: 20_000 }, async () => {
+    const service = gw.gateway.front.context.services.get('scripted') as unknown as { liveConnections: number };
+    const pending = scripted.nextSocket();
+    const ws = await openClient(gw.url('/scripted'));
+    const backend = await pending;
+    backend.on('error', () => {});
+    // The client stops reading; the backend floods until the relay pauses it (its writes stop draining).
+    const clientSocket = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    clientSocket.pause();
+    const chunk = Buffer.alloc(64 * 1024, 9);
+    while (backend.write(chunk)) { /* fill */ }
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 64 && backend.writableNeedDrain; i++) backend.write(chunk);
+    const ended = once(backend, 'end');
+    ws.close(1000);
+    clientSocket.resume(); // the client finishes its close handshake; the backend stays paused behind its unread bytes
+    await ended;
+    backend.end();
+    // The link reports its end once the backend's FIN is read; a paused socket would wait for the 5 s timer.
+    const deadline = Date.now() + 2500;
+    while (service.liveConnections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(service.liveConnections, 0, 'the relay ended with the backend FIN, not at the 5 s close timer');
+    ws.terminate();
+  });
+
   it('answers 502 when the backend refuses the connection, others unaffected', async () => {
     const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'refused', code: 'GH_BACKEND_UNREACHABLE' });
     assert.equal(await refusedStatus(gw.url('/refused')), 502);
