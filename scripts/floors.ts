@@ -28,7 +28,7 @@ export const FLOORS: readonly Floor[] = [
   // The ground floor: records and contracts everything reads; imports nothing above it.
   {
     name: GROUND,
-    paths: ['src/config/', 'src/observe/', 'src/http/', 'src/channel.ts', 'src/admitted.ts', 'src/errors.ts', 'src/clock.ts'],
+    paths: ['src/config/', 'src/observe/', 'src/http/', 'src/channel.ts', 'src/admitted.ts', 'src/shared-state/', 'src/errors.ts', 'src/clock.ts'],
     mayImport: [],
   },
   // Policy: the checks and their pipeline; auth's checks follow admission's contract.

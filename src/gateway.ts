@@ -24,6 +24,8 @@ import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
 import { FallbackEndpoints } from './front/fallback-endpoints.js';
 import type { Service } from './services/types.js';
+import type { SharedState } from './shared-state/contract.js';
+import { MemorySharedState } from './shared-state/memory.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -39,6 +41,8 @@ export class Gateway {
   readonly guard: ChannelGuard;
   /** Connection counts and handshake buckets, kept across reloads. */
   private readonly admissionState = new AdmissionState();
+  /** Failure counts, used and issued tickets: what guards security outlives every reload. */
+  private readonly sharedState: SharedState = new MemorySharedState();
   private config: GatehouseConfig;
   private stopping?: Promise<void>;
   /** Services replaced by a reload: they keep the sessions they opened and are shut down with the rest. */
@@ -107,7 +111,7 @@ export class Gateway {
     return {
       config,
       router: new Router(list),
-      pipeline: new AdmissionPipeline(list, CHECK_FACTORIES, { config, log: this.log, metrics: this.metrics, state: this.admissionState }, this.audit),
+      pipeline: new AdmissionPipeline(list, CHECK_FACTORIES, { config, log: this.log, metrics: this.metrics, state: this.admissionState, shared: this.sharedState }, this.audit),
       services,
       audit: this.audit,
       log: this.log,

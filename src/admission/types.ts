@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { AdmissionRequest, Principal } from '../admitted.js';
+import type { SharedState } from '../shared-state/contract.js';
 import type { AdmissionState } from './state.js';
 
 export type { Admission, AdmissionRequest, Principal, TlsInfo } from '../admitted.js';
@@ -64,6 +65,12 @@ export interface CheckEnv {
    * connections stay counted; when absent, one is kept per CheckEnv object.
    */
   state?: AdmissionState;
+  /**
+   * State that guards security (failure counts, used and issued tickets),
+   * kept across reloads the same way; when absent, the auth checks of one
+   * configuration make their own.
+   */
+  shared?: SharedState;
 }
 
 /**

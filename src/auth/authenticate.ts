@@ -57,9 +57,9 @@ export class AuthChain implements CredentialChain {
   private async decide(ctx: AdmissionContext): Promise<Principal | Rejection> {
     // The key every per-address limit counts under (IPv6: the /64), else one subscriber has 2^64 budgets.
     const address = addressKey(ctx.request.remoteAddress);
-    const failures = this.runtime.addressFailures;
+    const { counter, limits } = this.runtime.addressFailures;
     // Reserved before any credential is checked, so parallel attempts cannot all pass a check made before the first fails.
-    const wait = failures.reserve(address);
+    const wait = await counter.reserve(address, limits);
     if (wait > 0) return tooManyFailures(wait / 1000);
     let failed = false;
     try {
@@ -67,7 +67,7 @@ export class AuthChain implements CredentialChain {
       failed = outcome.kind === 'refused' && outcome.failed;
       return outcome.kind === 'ok' ? outcome.principal : outcome.rejection;
     } finally {
-      failures.settle(address, failed);
+      await counter.settle(address, failed, limits);
     }
   }
 
@@ -115,7 +115,7 @@ export const authenticateCheck: CheckFactory = (service, env): AdmissionCheck | 
   if (service.identity.mode === 'jwt' && service.identity.signing_key_file) loadIdentityKey(service.identity.signing_key_file);
   const auth = service.auth;
   if (!auth) return undefined;
-  const runtime = authRuntime(env.config);
+  const runtime = authRuntime(env.config, env.shared);
   const chain = new AuthChain(service.name, buildAuthenticators(service, auth, runtime, true), auth.methods, runtime, env.metrics);
   const others = auth.methods.filter((m) => m.type !== 'ticket');
   // Tickets are issued to callers authenticated by another of the service's methods.

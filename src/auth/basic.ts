@@ -8,9 +8,9 @@ import type { AdmissionContext } from '../admission/types.js';
 import type { BasicMethodConfig } from '../config/auth.js';
 import { addressKey } from '../http/cidr.js';
 import { findAuthorization } from './credentials.js';
-import type { FailureLimiter } from './failure-limiter.js';
 import { dummyPasswordHash, verifyPassword } from './passwords.js';
 import { tooManyFailures, unauthorized } from './rejections.js';
+import type { FailureLimit } from './runtime.js';
 import { NONE, type AuthOutcome, type Authenticator } from './types.js';
 import { loadUsersFile } from './users-file.js';
 
@@ -43,7 +43,7 @@ export class BasicAuthenticator implements Authenticator {
   readonly challenge: string;
   private readonly users: Map<string, string>;
 
-  constructor(private readonly config: BasicMethodConfig, private readonly userFailures: FailureLimiter) {
+  constructor(private readonly config: BasicMethodConfig, private readonly userFailures: FailureLimit) {
     this.challenge = `Basic realm="${config.realm}", charset="UTF-8"`;
     this.users = loadUsersFile(config.users_file);
     // Start computing the timing-equaliser hash now, not on the first unknown user.
@@ -57,14 +57,15 @@ export class BasicAuthenticator implements Authenticator {
     if (!creds) return { kind: 'refused', rejection: unauthorized('basic_malformed', this.challenge), failed: true };
     // Per user name *and* address: a user name blocked everywhere would let anyone lock its owner out.
     const userKey = `basic:${addressKey(ctx.request.remoteAddress)}:${creds.user}`;
-    const wait = this.userFailures.reserve(userKey);
+    const { counter, limits } = this.userFailures;
+    const wait = await counter.reserve(userKey, limits);
     if (wait > 0) return { kind: 'refused', rejection: tooManyFailures(wait / 1000), failed: false };
     const stored = this.users.get(creds.user);
     let ok = false;
     try {
       ok = await verifyPassword(creds.password, stored ?? await dummyPasswordHash()) && stored !== undefined;
     } finally {
-      this.userFailures.settle(userKey, !ok);
+      await counter.settle(userKey, !ok, limits);
     }
     if (!ok) return { kind: 'refused', rejection: unauthorized('basic_invalid', this.challenge), failed: true };
     return {

@@ -95,8 +95,8 @@ export async function handleTicketRequest(request: AdmissionRequest, deps: Ticke
   const result = await chain.run(ctx);
   if (result instanceof Rejection) return refuse(result, service.name, cors);
   if (service.authorize && !isAuthorized(result, service.authorize)) return refuse(new Rejection(403, 'not_authorized', 'forbidden'), service.name, cors);
-  const issued = runtime.tickets.issue(service.name, origin, result);
-  if (!issued) return refuse(new Rejection(503, 'ticket_store_full', 'try again later', { 'Retry-After': '5' }), service.name, cors);
+  const issued = await runtime.tickets.issue(service.name, origin, result);
+  if ('reason' in issued) return refuse(new Rejection(503, 'ticket_store_full', 'try again later', { 'Retry-After': '5' }), service.name, cors);
   deps.metrics?.inc('gatehouse_tickets_issued_total', { service: service.name });
   return json(200, { ticket: issued.ticket, expires_in: Math.round(runtime.tickets.ttl / 1000) }, cors);
 }

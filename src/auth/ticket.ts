@@ -10,12 +10,14 @@
  *  - backend-minted: `gm1.<payload>.<mac>` (format in docs/authentication.md),
  *    HMAC-SHA256 with a shared key; single use through its `jti`.
  *
- * A ticket is consumed by a synchronous delete from the store, so of two
- * racing handshakes with one ticket exactly one finds it.
+ * A ticket is consumed by one atomic take from the shared state's vault (a
+ * used `jti` by one atomic claim), so of racing handshakes with one ticket
+ * exactly one finds it — also across a configuration reload.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AdmissionContext, Principal } from '../admission/types.js';
 import type { AuthRootConfig, TicketMethodConfig } from '../config/auth.js';
+import type { IssueResult, IssuedTicket, SingleUseIds, TicketVault } from '../shared-state/contract.js';
 import { findQuery, takeProtocolCredential } from './credentials.js';
 import { recheckOf, setRecheck } from './recheck.js';
 import { forbidden, unauthorized } from './rejections.js';
@@ -25,14 +27,6 @@ export const ISSUED_PREFIX = 'gt.';
 export const MINTED_PREFIX = 'gm1.';
 const ISSUED = /^gt\.[A-Za-z0-9_-]{43}$/;
 const MINTED = /^gm1\.([A-Za-z0-9_-]{1,2048})\.([A-Za-z0-9_-]{43})$/;
-const MAX_OUTSTANDING = 100_000;
-
-interface IssuedTicket {
-  service: string;
-  origin: string | null;
-  principal: Principal;
-  expiresAt: number;
-}
 
 /** Fields of a backend-minted ticket's payload (JSON, base64url). */
 export interface MintedTicketPayload {
@@ -53,38 +47,48 @@ export interface MintedTicketPayload {
   session_exp?: number;
 }
 
+/**
+ * Issues and consumes tickets. The tickets issued and the ids used live in the
+ * shared state (they survive a reload); this object holds the current
+ * configuration's ttl and keys.
+ */
 export class TicketStore {
-  private readonly issued = new Map<string, IssuedTicket>();
-  /** jti → expiry (ms) of minted tickets already used. */
-  private readonly usedJti = new Map<string, number>();
-  private lastSweep = 0;
-
-  constructor(private readonly config: AuthRootConfig['tickets'], private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly config: AuthRootConfig['tickets'],
+    private readonly vault: TicketVault,
+    private readonly usedIds: SingleUseIds,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get ttl(): number {
     return this.config.ttl;
   }
 
-  /** Issues a ticket for `principal`; undefined when too many are outstanding. */
-  issue(service: string, origin: string | null, principal: Principal): { ticket: string; expiresAt: number } | undefined {
-    this.sweep();
-    if (this.issued.size >= MAX_OUTSTANDING) return undefined;
+  /** Issues a ticket for `principal`, or says why not. */
+  async issue(service: string, origin: string | null, principal: Principal): Promise<{ ticket: string; expiresAt: number } | Exclude<IssueResult, { ok: true }>> {
     const ticket = ISSUED_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = this.now() + this.config.ttl;
-    this.issued.set(ticket, { service, origin, principal, expiresAt });
-    return { ticket, expiresAt };
+    const result = await this.vault.put(ticket, { service, origin, principal, expiresAt }, ownerOf(principal), Infinity);
+    return result.ok ? { ticket, expiresAt } : result;
   }
 
   /** Takes a gateway-issued ticket out of the store: it can never be found again. */
-  consumeIssued(ticket: string): IssuedTicket | 'unknown' | 'expired' {
-    const entry = this.issued.get(ticket);
+  async consumeIssued(ticket: string): Promise<IssuedTicket | 'unknown' | 'expired'> {
+    const entry = await this.vault.take(ticket);
     if (!entry) return 'unknown';
-    this.issued.delete(ticket);
     return entry.expiresAt <= this.now() ? 'expired' : entry;
   }
 
   /** Verifies a minted ticket and marks its jti used. */
-  consumeMinted(ticket: string): MintedTicketPayload | 'invalid' | 'expired' | 'replayed' {
+  async consumeMinted(ticket: string): Promise<MintedTicketPayload | 'invalid' | 'expired' | 'replayed'> {
+    const payload = this.verifyMinted(ticket);
+    if (typeof payload === 'string') return payload;
+    const claim = await this.usedIds.claim(payload.jti, payload.exp * 1000 + 5_000);
+    if (claim === 'used') return 'replayed';
+    return claim === 'full' ? 'invalid' : payload;
+  }
+
+  private verifyMinted(ticket: string): MintedTicketPayload | 'invalid' | 'expired' {
     const m = MINTED.exec(ticket);
     if (!m || this.config.hmac_keys.length === 0) return 'invalid';
     const mac = Buffer.from(m[2], 'base64url');
@@ -106,24 +110,13 @@ export class TicketStore {
     // A minted ticket may not live longer than an issued one (+5 s for clock differences).
     if (payload.exp * 1000 <= now) return 'expired';
     if (payload.exp * 1000 > now + this.config.ttl + 5_000) return 'invalid';
-    this.sweep();
-    if (this.usedJti.has(payload.jti)) return 'replayed';
-    if (this.usedJti.size >= MAX_OUTSTANDING) return 'invalid';
-    this.usedJti.set(payload.jti, payload.exp * 1000 + 5_000);
     return payload;
   }
+}
 
-  private sweep(): void {
-    const now = this.now();
-    if (now - this.lastSweep < 1000) return;
-    this.lastSweep = now;
-    for (const [k, v] of this.issued) if (v.expiresAt <= now) this.issued.delete(k);
-    for (const [k, exp] of this.usedJti) if (exp <= now) this.usedJti.delete(k);
-  }
-
-  get outstanding(): number {
-    return this.issued.size;
-  }
+/** Whose tickets these are, for the per-principal cap: the method and the id it established. */
+function ownerOf(principal: Principal): string {
+  return `${principal.method}:${principal.id}`;
 }
 
 function validPayload(p: unknown): p is MintedTicketPayload {
@@ -162,7 +155,7 @@ export class TicketAuthenticator implements Authenticator {
     return { kind: 'refused', rejection: unauthorized(reason, this.challenge), failed: true };
   }
 
-  authenticate(ctx: AdmissionContext): AuthOutcome {
+  async authenticate(ctx: AdmissionContext): Promise<AuthOutcome> {
     const fromProtocol = takeProtocolCredential(ctx, this.config.protocol_prefix);
     const q = findQuery(ctx.request, this.config.query_param);
     if (q.kind === 'ambiguous') return this.refused('ticket_ambiguous');
@@ -171,7 +164,7 @@ export class TicketAuthenticator implements Authenticator {
 
     if (ticket.startsWith(ISSUED_PREFIX)) {
       if (!ISSUED.test(ticket)) return this.refused('ticket_malformed');
-      const entry = this.store.consumeIssued(ticket);
+      const entry = await this.store.consumeIssued(ticket);
       if (entry === 'unknown') return this.refused('ticket_unknown');
       if (entry === 'expired') return this.refused('ticket_expired');
       if (entry.service !== ctx.service.name) return { kind: 'refused', rejection: forbidden('ticket_wrong_service'), failed: true };
@@ -182,7 +175,7 @@ export class TicketAuthenticator implements Authenticator {
       return { kind: 'ok', principal };
     }
     if (ticket.startsWith(MINTED_PREFIX) && this.config.accept_minted) {
-      const payload = this.store.consumeMinted(ticket);
+      const payload = await this.store.consumeMinted(ticket);
       if (payload === 'invalid') return this.refused('ticket_invalid');
       if (payload === 'expired') return this.refused('ticket_expired');
       if (payload === 'replayed') return this.refused('ticket_replayed');

@@ -4,10 +4,10 @@ import { describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { isAuthorized } from '../../../src/auth/authorize.js';
 import { findCookie, takeProtocolCredential } from '../../../src/auth/credentials.js';
-import { FailureLimiter } from '../../../src/auth/failure-limiter.js';
 import { hashPasswordCommand } from '../../../src/auth/hash-password-command.js';
 import { hashAlgorithmOf, hashPassword, verifyPassword } from '../../../src/auth/passwords.js';
 import { DeadlineScheduler, type ScheduledTask } from '../../../src/auth/scheduler.js';
+import { MemoryAttemptCounter } from '../../../src/shared-state/memory.js';
 import { stopWatching, unwatchChannel, watchCredentials } from '../../../src/auth/expiry.js';
 import type { Admission, Principal } from '../../../src/admission/types.js';
 import type { Channel } from '../../../src/channel.js';
@@ -78,40 +78,42 @@ describe('gatehouse hash-password', () => {
   });
 });
 
-describe('failure limiter', () => {
-  const fail = (l: FailureLimiter, key: string): void => { assert.equal(l.reserve(key), 0, `reserve ${key}`); l.settle(key, true); };
+describe('failure counter (in-process shared state)', () => {
+  const limits = { limit: 3, windowMs: 60_000 };
+  const fail = (l: MemoryAttemptCounter, key: string): void => { assert.equal(l.reserve(key, limits), 0, `reserve ${key}`); l.settle(key, true, limits); };
 
   it('blocks a key at its limit until the window ends, and bounds its memory', () => {
     let now = 0;
-    const l = new FailureLimiter(3, 60_000, 100, () => now);
-    for (let i = 0; i < 2; i++) fail(l, 'a');
-    fail(l, 'a');
+    const l = new MemoryAttemptCounter(100, () => now);
+    for (let i = 0; i < 3; i++) fail(l, 'a');
     now = 10_000;
-    assert.equal(l.reserve('a'), 50_000);
-    assert.equal(l.reserve('b'), 0, 'other keys unaffected');
-    l.settle('b', false);
+    assert.equal(l.reserve('a', limits), 50_000);
+    assert.equal(l.reserve('b', limits), 0, 'other keys unaffected');
+    l.settle('b', false, limits);
+    assert.equal(l.reserve('a', { limit: 4, windowMs: 60_000 }), 0, 'limits come with each call: a reload that raises them applies to the counts kept');
+    l.settle('a', false, limits);
     now = 60_000;
-    assert.equal(l.reserve('a'), 0, 'window over');
-    l.settle('a', false);
+    assert.equal(l.reserve('a', limits), 0, 'window over');
+    l.settle('a', false, limits);
     for (let i = 0; i < 1000; i++) fail(l, `k${i}`);
     assert.ok(l.size <= 100, `size ${l.size}`);
   });
 
   it('counts attempts under way against the budget: of parallel attempts at most the remaining budget is let through', () => {
-    const l = new FailureLimiter(3, 60_000, 100, () => 0);
+    const l = new MemoryAttemptCounter(100, () => 0);
     fail(l, 'a');
-    assert.equal(l.reserve('a'), 0);
-    assert.equal(l.reserve('a'), 0);
-    assert.equal(l.reserve('a'), 1000, 'two under way + one failure = the limit: wait for them');
-    l.settle('a', false);
-    assert.equal(l.reserve('a'), 0, 'a success gives its place back');
-    l.settle('a', true);
-    l.settle('a', true);
-    assert.equal(l.reserve('a'), 60_000, 'three failures: blocked for the window');
+    assert.equal(l.reserve('a', limits), 0);
+    assert.equal(l.reserve('a', limits), 0);
+    assert.equal(l.reserve('a', limits), 1000, 'two under way + one failure = the limit: wait for them');
+    l.settle('a', false, limits);
+    assert.equal(l.reserve('a', limits), 0, 'a success gives its place back');
+    l.settle('a', true, limits);
+    l.settle('a', true, limits);
+    assert.equal(l.reserve('a', limits), 60_000, 'three failures: blocked for the window');
     assert.equal(l.size, 1);
-    const ok = new FailureLimiter(3, 60_000, 100, () => 0);
-    assert.equal(ok.reserve('x'), 0);
-    ok.settle('x', false);
+    const ok = new MemoryAttemptCounter(100, () => 0);
+    assert.equal(ok.reserve('x', limits), 0);
+    ok.settle('x', false, limits);
     assert.equal(ok.size, 0, 'a key with no failure and nothing under way is forgotten');
   });
 });

@@ -8,6 +8,7 @@ import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { Admission } from '../../../src/admission/types.js';
 import { handleTicketRequest } from '../../../src/auth/ticket-endpoint.js';
 import { mintTicket, TicketStore } from '../../../src/auth/ticket.js';
+import { MemorySingleUseIds, MemoryTicketVault } from '../../../src/shared-state/memory.js';
 import { isRejection, makeHarness, request, type Harness } from './harness.js';
 
 const KEY = 'k'.repeat(40);
@@ -130,18 +131,26 @@ describe('tickets', () => {
     }
   });
 
-  it('expires issued tickets after their lifetime', () => {
+  it('expires issued tickets after their lifetime', async () => {
     let now = 1_000_000;
-    const store = new TicketStore({ ttl: 30_000, path: '/t', hmac_keys: [] }, () => now);
+    const clock = () => now;
+    const vault = new MemoryTicketVault(100, clock);
+    const store = new TicketStore({ ttl: 30_000, path: '/t', hmac_keys: [] }, vault, new MemorySingleUseIds(100, clock), clock);
     const p = { id: 'a', roles: [], claims: {}, method: 'jwt' };
-    const fresh = store.issue('chat', null, p)!;
-    const stale = store.issue('chat', null, p)!;
+    const issued = async () => {
+      const r = await store.issue('chat', null, p);
+      assert.ok('ticket' in r, JSON.stringify(r));
+      return r;
+    };
+    const fresh = await issued();
+    const stale = await issued();
     now += 29_999;
-    assert.notEqual(typeof store.consumeIssued(fresh.ticket), 'string', 'valid just before expiry');
+    assert.notEqual(typeof await store.consumeIssued(fresh.ticket), 'string', 'valid just before expiry');
     now += 1;
-    assert.equal(store.consumeIssued(stale.ticket), 'expired');
-    now += 2_000;
-    store.issue('chat', null, p);
-    assert.equal(store.outstanding, 1, 'expired tickets swept');
+    assert.equal(await store.consumeIssued(stale.ticket), 'expired');
+    await issued();
+    now += 32_000;
+    await issued();
+    assert.equal(vault.size, 1, 'expired tickets swept');
   });
 });
