@@ -17,6 +17,7 @@ import { Router } from './front/router.js';
 import { Audit } from './observe/audit.js';
 import { createLogger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
+import { ConnectionEnds } from './observe/connection-end.js';
 import { createService } from './services/index.js';
 import { unwatchChannel, watchCredentials } from './auth/expiry.js';
 import { backendIdentityHeaders } from './auth/identity.js';
@@ -54,15 +55,17 @@ export class Gateway {
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
     this.front = new FrontDoor(this.buildContext(config));
-    this.guard = new ChannelGuard({ limits: config.limits, audit: this.audit });
+    this.guard = new ChannelGuard({ limits: config.limits, audit: this.audit, metrics: this.metrics });
     this.front.addChannelHook(this.guard.hook, this.guard.unhook);
+    // The access-log line and close counter of every ended connection (after the guard's own end hook).
+    this.front.addEndHook(new ConnectionEnds(this.log, this.metrics, ChannelGuard.trafficOf).ended);
     // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); }, unwatchChannel);
     // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
     this.front.addHttpHandler(new FallbackEndpoints({
       track: (ch, a) => this.front.track(ch, a),
-      untrack: (ch) => this.front.untrack(ch),
+      untrack: (ch, info) => this.front.untrack(ch, info),
       draining: () => this.front.drainingRefusal(),
       opening: (work) => this.front.trackOpening(work),
     }).handle);

@@ -25,6 +25,8 @@ import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import type { LimitsConfig } from '../config/limits.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
+import type { Metrics, Series } from '../observe/metrics.js';
+import type { ConnectionTraffic } from '../observe/traffic.js';
 import type { Admission } from './types.js';
 import { InboundRates, type RateLimits } from './inbound-rates.js';
 import { monoClock as clock } from '../clock.js';
@@ -34,6 +36,8 @@ export const CLOSE_POLICY = 1008;
 export interface ChannelGuardOptions {
   limits: Pick<LimitsConfig, 'message_rate' | 'byte_rate' | 'control_rate' | 'rate_burst' | 'send_buffer' | 'send_stall_timeout'>;
   audit?: Audit;
+  /** Where the per-service message and byte counts go (`gatehouse_messages_total`, `gatehouse_bytes_total`). */
+  metrics?: Metrics;
   /** Sweep period; defaults to a quarter of the stall timeout, at most 1 s. */
   sweepInterval?: number;
 }
@@ -113,10 +117,26 @@ export class ChannelGuard {
         },
         sendBuffer: l.send_buffer,
         guard: this,
+        totals: this.totalsOf(service.name),
       };
       this.limitsCache.set(service, limits);
     }
     return limits;
+  }
+
+  /** The service's traffic series, or one unregistered set shared by all when there are no metrics. */
+  private totalsOf(service: string): ServiceTotals {
+    const m = this.options.metrics;
+    if (m === undefined) return UNCOUNTED;
+    return {
+      messagesIn: m.messages.series({ service, direction: 'in' }), bytesIn: m.bytes.series({ service, direction: 'in' }),
+      messagesOut: m.messages.series({ service, direction: 'out' }), bytesOut: m.bytes.series({ service, direction: 'out' }),
+    };
+  }
+
+  /** A guarded channel's traffic so far (undefined when the channel is not guarded). */
+  static trafficOf(channel: Channel): ConnectionTraffic | undefined {
+    return (channel as Partial<GuardedChannel>)[kGuard];
   }
 
   /** New limits for connections guarded from now on (config reload). */
@@ -170,7 +190,11 @@ export class ChannelGuard {
 }
 
 /** Per service, shared by its guarded connections; it also leads them back to their guard. */
-interface GuardLimits extends RateLimits { sendBuffer: number; guard: ChannelGuard }
+interface GuardLimits extends RateLimits { sendBuffer: number; guard: ChannelGuard; totals: ServiceTotals }
+
+/** A service's traffic counters (series of the metrics' families), added to as messages pass. */
+interface ServiceTotals { messagesIn: Series; bytesIn: Series; messagesOut: Series; bytesOut: Series }
+const UNCOUNTED: ServiceTotals = { messagesIn: { value: 0 }, bytesIn: { value: 0 }, messagesOut: { value: 0 }, bytesOut: { value: 0 } };
 
 const kGuard = Symbol('gatehouse.channelGuard');
 
@@ -211,11 +235,16 @@ function guardedAttach(this: Channel, sink: ChannelSink): void {
 }
 function guardedSend(this: Channel, data: Buffer | string, isBinary: boolean): boolean {
   const state = (this as GuardedChannel)[kGuard];
-  return state.mayQueue(typeof data === 'string' ? Buffer.byteLength(data) : data.length) && state.own.send.call(this, data, isBinary);
+  const len = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+  if (!state.mayQueue(len)) return false;
+  state.countOut(len, true);
+  return state.own.send.call(this, data, isBinary);
 }
 function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean {
   const state = (this as GuardedChannel)[kGuard];
-  return state.mayQueue(data.length) && state.own.sendFragment.call(this, data, isBinary, first, fin);
+  if (!state.mayQueue(data.length)) return false;
+  state.countOut(data.length, fin);
+  return state.own.sendFragment.call(this, data, isBinary, first, fin);
 }
 function guardedPause(this: Channel): void {
   (this as GuardedChannel)[kGuard].pauseFor(BY_SERVICE);
@@ -232,9 +261,17 @@ const BY_RATE = 2;
  * Per-connection accounting. It is also the sink the transport delivers to
  * (counting, then handing on to the service's sink), so guarding a connection
  * costs this one object; the token buckets are made on the first message
- * (a bucket starts full, so making it later changes nothing).
+ * (a bucket starts full, so making it later changes nothing). Its traffic
+ * counts are plain integers added to as messages pass (and to the service's
+ * totals); the admin API, the access log and the metrics read them.
  */
-class GuardState implements ChannelSink {
+class GuardState implements ChannelSink, ConnectionTraffic {
+  messagesIn = 0;
+  bytesIn = 0;
+  messagesOut = 0;
+  bytesOut = 0;
+  /** On `monoClock`. */
+  readonly openedAt: number;
   private sink: ChannelSink | null = null;
   streaming: boolean | undefined = undefined;
   private rates: InboundRates | null = null;
@@ -259,6 +296,7 @@ class GuardState implements ChannelSink {
     readonly own: OwnMethods,
   ) {
     this.lastProgress = clock();
+    this.openedAt = this.lastProgress;
   }
 
   /** The service attaches its sink: the transport gets this state as its sink instead. */
@@ -269,6 +307,7 @@ class GuardState implements ChannelSink {
   }
 
   onMessage(data: Buffer, isBinary: boolean): void {
+    this.countIn(data.length, true);
     const sink = this.sink;
     if (sink?.onMessage === undefined || this.violated) return;
     sink.onMessage(data, isBinary);
@@ -276,6 +315,7 @@ class GuardState implements ChannelSink {
   }
 
   onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void {
+    this.countIn(data.length, first);
     const sink = this.sink;
     if (sink?.onFragment === undefined || this.violated) return;
     sink.onFragment(data, isBinary, first, fin, totalLength);
@@ -292,6 +332,27 @@ class GuardState implements ChannelSink {
 
   onClose(info: CloseInfo): void {
     this.sink?.onClose?.(info);
+  }
+
+  private countIn(bytes: number, message: boolean): void {
+    const totals = this.limits.totals;
+    this.bytesIn += bytes;
+    totals.bytesIn.value += bytes;
+    if (message) {
+      this.messagesIn++;
+      totals.messagesIn.value++;
+    }
+  }
+
+  /** `bytes` were queued toward the client; `message`: a message ended with them. */
+  countOut(bytes: number, message: boolean): void {
+    const totals = this.limits.totals;
+    this.bytesOut += bytes;
+    totals.bytesOut.value += bytes;
+    if (message) {
+      this.messagesOut++;
+      totals.messagesOut.value++;
+    }
   }
 
   /**

@@ -20,12 +20,19 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
   const limits = env.config.limits;
   const perService = service.max_connections;
   const metrics = env.metrics;
-  // The series key is folded once per service, not per connection.
-  const openKey = metrics.key('gatehouse_connections_open', { service: service.name });
-  // One release function per service; the connection's address key is its argument.
-  const releaseSlot = (key: string): void => {
+  // The open-connection series are taken once per service, not per connection.
+  const open = {
+    websocket: metrics.connectionsOpen.series({ service: service.name, transport: 'websocket' }),
+    fallback: metrics.connectionsOpen.series({ service: service.name, transport: 'fallback' }),
+  };
+  // One release function per service and transport; the connection's address key is its argument.
+  const releaseWebSocket = (key: string): void => {
     counts.remove(key, service.name);
-    metrics.gaugeKey(openKey, -1);
+    open.websocket.value--;
+  };
+  const releaseFallback = (key: string): void => {
+    counts.remove(key, service.name);
+    open.fallback.value--;
   };
   const check: AdmissionCheck = {
     name: 'connection-limit',
@@ -44,10 +51,11 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
           `limits.connections_total = ${limits.connections_total}`);
       }
       counts.add(key, service.name);
-      metrics.gaugeKey(openKey, 1);
+      const fallback = ctx.request.transport === 'fallback';
+      (fallback ? open.fallback : open.websocket).value++;
       // No closure per connection (it would be kept while the connection
       // lives); the pipeline runs each release action once.
-      ctx.onRelease(releaseSlot, key);
+      ctx.onRelease(fallback ? releaseFallback : releaseWebSocket, key);
       return undefined;
     },
   };

@@ -5,6 +5,7 @@
  * (connection slots) is released when a later check rejects or the connection ends.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import {
@@ -80,6 +81,8 @@ class AdmissionRun implements AdmissionContext {
   principal?: AdmissionContext['principal'];
   /** Undo actions as pairs: function, argument. */
   readonly releases: unknown[] = [];
+  /** When the decision began (performance.now), for the handshake-duration histogram. */
+  private readonly started = performance.now();
 
   constructor(
     readonly request: AdmissionRequest,
@@ -122,6 +125,7 @@ class AdmissionRun implements AdmissionContext {
 
   private reject(outcome: Rejection): Rejection {
     runReleases(this.releases);
+    this.timed();
     const request = this.request;
     this.audit.reject(outcome.reason, {
       service: this.service.name,
@@ -135,7 +139,14 @@ class AdmissionRun implements AdmissionContext {
     return outcome;
   }
 
+  /** The decision took this long, authentication included. */
+  private timed(): void {
+    this.env.metrics.handshakeSeconds.observe({ service: this.service.name, transport: this.request.transport },
+      (performance.now() - this.started) / 1000);
+  }
+
   private admission(): Admission {
+    this.timed();
     const request = this.request;
     const releases = this.releases;
     return new AdmittedClient(

@@ -24,7 +24,7 @@ import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
-import type { Channel } from '../channel.js';
+import type { Channel, CloseInfo } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from './request.js';
 import { clientAddressOf } from './listener.js';
 import { BackendError } from '../errors.js';
@@ -65,7 +65,7 @@ export interface FallbackOptions {
    * guards), that is what the service gets.
    */
   track?(channel: Channel, admission: Admission): Channel | void;
-  untrack?(channel: Channel): void;
+  untrack?(channel: Channel, info?: CloseInfo): void;
   /** Once the gateway drains, the refusal to answer an open with (no session is opened then, as no WebSocket is). */
   draining?(): Rejection | undefined;
   /** An open request is under way until `work` settles (drain waits for its answer). */
@@ -124,7 +124,7 @@ export class FallbackEndpoints {
     }
     if (op === null) return false;
     // (label values from a fixed set: a client must not be able to mint metric series)
-    ctx.metrics.inc('gatehouse_fallback_requests_total', { op: KNOWN_OPS.has(op) ? op : 'other' });
+    ctx.metrics.fallbackRequests.inc({ op: KNOWN_OPS.has(op) ? op : 'other' });
     if (req.method !== 'POST') {
       this.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
       return true;
@@ -210,15 +210,15 @@ export class FallbackEndpoints {
       headers: (r) => this.commonHeaders(r, corsOrigin),
       onEnd: (s, info) => {
         this.sessions.delete(s.id);
-        ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, -1);
+        ctx.metrics.fallbackSessions.inc({ service: service.name }, -1);
         ctx.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
       },
     });
     this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req) });
-    ctx.metrics.gauge('gatehouse_fallback_sessions', { service: service.name }, 1);
+    ctx.metrics.fallbackSessions.inc({ service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
     const tracked = this.opts.track?.(session, session.admission);
-    session.whenClosed(() => this.opts.untrack?.(session));
+    session.whenClosed((info) => this.opts.untrack?.(session, info));
     serviceSession.attach(tracked ?? session);
     const answer = JSON.stringify({
       session: id,
@@ -414,6 +414,9 @@ export class FallbackEndpoints {
   }
 
   private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
+    if (splitTarget(req.url ?? '/').query.get(OP_PARAM) === 'open') {
+      ctx.metrics.handshakes.inc({ service: service.name, transport: 'fallback', outcome: 'refused', reason: rejection.reason });
+    }
     if (res.headersSent) { res.destroy(); return; }
     const origin = serializeOrigin(req.headers.origin);
     const corsOrigin = typeof origin === 'string' && origin !== 'invalid' && this.originPolicy(service, origin, originRequestInfo(req)) ? origin : null;

@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Rejection, type Admission } from '../admission/types.js';
 import type { AdmissionPipeline } from '../admission/pipeline.js';
-import type { Channel } from '../channel.js';
+import type { Channel, CloseInfo } from '../channel.js';
 import type { GatehouseConfig, ListenerConfig, ServiceConfig } from '../config/schema.js';
 import { BackendError } from '../errors.js';
 import type { Audit } from '../observe/audit.js';
@@ -53,9 +53,10 @@ export type ChannelHook = (channel: Channel, admission: Admission, ctx: FrontDoo
 /**
  * Runs when a tracked channel has ended (after its sink's onClose): the
  * counterpart of a ChannelHook that keeps per-channel state, at no cost per
- * connection (a `whenClosed` watcher is a closure and a list each).
+ * connection (a `whenClosed` watcher is a closure and a list each). `info`
+ * says how it closed, when the transport reported it.
  */
-export type ChannelEndHook = (channel: Channel) => void;
+export type ChannelEndHook = (channel: Channel, info?: CloseInfo) => void;
 
 export interface BoundAddress { host: string; port: number; tls: boolean }
 
@@ -87,6 +88,8 @@ export class FrontDoor {
     this.channelHooks.push(hook);
     if (ended !== undefined) this.channelEndHooks.push(ended);
   }
+  /** Only an end hook: `ended` runs when each tracked channel has ended. */
+  addEndHook(ended: ChannelEndHook): void { this.channelEndHooks.push(ended); }
   /** Once drain has begun, the refusal for anything that would open a channel (another transport asks before it opens one). */
   drainingRefusal(): Rejection | undefined { return this.draining ? drainingRejection() : undefined; }
   /** A handshake of another transport (a fallback open) is under way until `work` settles. */
@@ -100,17 +103,16 @@ export class FrontDoor {
   /** Register a channel that another transport (the fallback) admitted, so drain covers it. */
   track(channel: Channel, admission: Admission): void {
     this.channels.add(channel);
-    this.ctx.metrics.gaugeKey(openChannelsKey(this.ctx.metrics, channel.transport), 1);
+    this.ctx.metrics.handshakes.inc({ service: admission.service.name, transport: channel.transport, outcome: 'accepted', reason: '' });
     for (const hook of this.channelHooks) hook(channel, admission, this.ctx);
   }
 
-  /** A tracked channel has ended: runs the end hooks (once per channel). */
-  untrack(channel: Channel): void {
+  /** A tracked channel has ended (`info`: how): runs the end hooks (once per channel). */
+  untrack(channel: Channel, info?: CloseInfo): void {
     if (!this.channels.delete(channel)) return;
-    this.ctx.metrics.gaugeKey(openChannelsKey(this.ctx.metrics, channel.transport), -1);
     for (const ended of this.channelEndHooks) {
       try {
-        ended(channel);
+        ended(channel, info);
       } catch (err) {
         this.ctx.log.error({ err }, 'channel end hook failed');
       }
@@ -147,8 +149,12 @@ export class FrontDoor {
     return ls;
   }
 
-  /** Refuse a handshake: audit (unless the pipeline already did) and answer. */
+  /** Refuse a handshake: audit (unless the pipeline already did), count and answer. */
   private refuse(socket: Duplex, rejection: Rejection, req: IncomingMessage, audited = false, service?: string): void {
+    // (a CONNECT request is refused here too, but it was no handshake)
+    if (req.method !== 'CONNECT') {
+      this.ctx.metrics.handshakes.inc({ service: service ?? '', transport: 'websocket', outcome: 'refused', reason: rejection.reason });
+    }
     if (!audited) {
       this.ctx.audit.reject(rejection.reason, {
         service, client: clientAddressOf(req)?.address ?? req.socket.remoteAddress, status: rejection.status, transport: 'websocket',
@@ -268,9 +274,9 @@ export class FrontDoor {
           code, detail: reason, connection: admission.id, principal: admission.principal?.id,
         });
       },
-      onClosed: (conn) => {
+      onClosed: (conn, info) => {
         conn.admission?.release();
-        this.untrack(conn);
+        this.untrack(conn, info);
       },
     };
     this.optionsCache.set(svc, { ctx, options });
@@ -349,17 +355,6 @@ export class FrontDoor {
     for (const s of this.servers) s.server.closeAllConnections();
     await closed;
   }
-}
-
-const openChannelsKeys = new Map<string, string>();
-/** `gatehouse_open_channels{transport=…}`, folded once per transport. */
-function openChannelsKey(metrics: Metrics, transport: string): string {
-  let key = openChannelsKeys.get(transport);
-  if (key === undefined) {
-    key = metrics.key('gatehouse_open_channels', { transport });
-    openChannelsKeys.set(transport, key);
-  }
-  return key;
 }
 
 /** Until a WebSocketConnection owns it, an upgrading socket is destroyed on error (one function for all). */

@@ -21,6 +21,9 @@ export interface AuditFields {
   detail?: string;
 }
 
+/** Violations that are a credential's end rather than bad input. */
+const CREDENTIAL_ENDS = new Set(['credential_expired', 'credential_revoked']);
+
 export class Audit {
   private readonly limited: RateLimitedLog;
   constructor(log: Logger, private readonly metrics: Metrics, perSecond: number) {
@@ -29,7 +32,7 @@ export class Audit {
 
   /** A handshake or fallback request refused with an HTTP status. */
   reject(reason: string, fields: AuditFields): void {
-    this.metrics.inc('gatehouse_rejections_total', { reason });
+    this.metrics.rejections.inc({ reason });
     this.limited.warn(`reject.${reason}`, { reason, ...fields }, `refused: ${reason}`);
   }
 
@@ -41,7 +44,8 @@ export class Audit {
 
   /** An open connection ended by the gateway because of bad input or a policy. */
   violation(reason: string, fields: AuditFields): void {
-    this.metrics.inc('gatehouse_violations_total', { reason });
+    this.metrics.violations.inc({ reason });
+    if (CREDENTIAL_ENDS.has(reason)) this.metrics.credentialEnds.inc({ service: fields.service ?? '', reason });
     this.limited.warn(`violation.${reason}`, { reason, ...fields }, `connection closed: ${reason}`);
   }
 }

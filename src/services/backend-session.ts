@@ -3,6 +3,7 @@
  * session that joins a client to its backend link through a Relay, the set of
  * live relays a service drains on shutdown, and the audit of backend failures.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Admission } from '../admitted.js';
 import type { Audit } from '../observe/audit.js';
@@ -60,6 +61,11 @@ export class LiveRelays {
     });
     for (const r of this.relays) r.terminate();
   }
+}
+
+/** The backend-connect histogram: `started` is the dial's performance.now(). */
+export function observeBackendConnect(deps: BackendServiceDeps, service: string, started: number, ok: boolean): void {
+  deps.metrics.backendConnectSeconds.observe({ service, outcome: ok ? 'ok' : 'error' }, (performance.now() - started) / 1000);
 }
 
 /** One log line per ended relay at debug level, and the byte counters. */

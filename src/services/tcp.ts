@@ -11,6 +11,7 @@
  * takes its backend socket with it.
  */
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import type { Admission } from '../admitted.js';
 import type { ChannelSink, CloseInfo } from '../channel.js';
@@ -19,7 +20,7 @@ import { BackendError } from '../errors.js';
 import type { Inspector } from '../relay/inspector.js';
 import type { RelayEnd } from '../relay/end.js';
 import { backendTlsOptions } from './backend-tls.js';
-import { LiveRelays, RelayedSession, type BackendServiceDeps } from './backend-session.js';
+import { LiveRelays, RelayedSession, observeBackendConnect, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
 
 export type TcpServiceConfig = Extract<ServiceConfig, { type: 'tcp' }>;
@@ -59,7 +60,15 @@ export class TcpService implements Service {
 
   async open(admission: Admission): Promise<ServiceSession> {
     if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
-    const socket = await this.dial(admission);
+    const started = performance.now();
+    let socket: net.Socket;
+    try {
+      socket = await this.dial(admission);
+    } catch (err) {
+      observeBackendConnect(this.deps, this.name, started, false);
+      throw err;
+    }
+    observeBackendConnect(this.deps, this.name, started, true);
     return new TcpSession(new TcpLink(socket, this.config.frame_size), this.config, admission, this.deps, this.live);
   }
 

@@ -13,6 +13,7 @@
  * masked again in place. Close codes cross in both directions; each hop
  * answers its own pings.
  */
+import { performance } from 'node:perf_hooks';
 import type tls from 'node:tls';
 import type { Admission } from '../admitted.js';
 import type { ServiceConfig, WebSocketSettings } from '../config/schema.js';
@@ -22,7 +23,7 @@ import { connectWebSocket } from '../websocket/client.js';
 import { HandshakeError } from '../websocket/handshake.js';
 import type { ConnectionOptions, WebSocketConnection } from '../websocket/connection.js';
 import { backendTlsOptions } from './backend-tls.js';
-import { LiveRelays, RelayedSession, type BackendServiceDeps } from './backend-session.js';
+import { LiveRelays, RelayedSession, observeBackendConnect, type BackendServiceDeps } from './backend-session.js';
 import type { Service, ServiceSession } from './types.js';
 
 export type WebSocketServiceConfig = Extract<ServiceConfig, { type: 'websocket' }>;
@@ -82,6 +83,7 @@ export class WebSocketService implements Service {
     if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
     const cfg = this.config;
     let backend: WebSocketConnection;
+    const started = performance.now();
     try {
       backend = await connectWebSocket(cfg.backend, {
         protocols: this.protocolsToOffer(admission),
@@ -91,7 +93,9 @@ export class WebSocketService implements Service {
         connection: this.connectionOptions(),
       });
       (backend as ServingConnection)[kClientAdmission] = admission;
+      observeBackendConnect(this.deps, this.name, started, true);
     } catch (err) {
+      observeBackendConnect(this.deps, this.name, started, false);
       // A wrong answer to the upgrade (HandshakeError: status other than 101, bad
       // Accept, unoffered subprotocol, garbage) is a 502 whose code names the
       // reason, e.g. backend_status → GH_BACKEND_STATUS (the audit reason is its lower case).
