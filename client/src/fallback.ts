@@ -7,7 +7,7 @@
  * duplicated or reordered.
  */
 import {
-  ACK, BINARY, CLOSE, END, FrameReader, HEADER, HEARTBEAT, SEQ, TEXT,
+  ACK, BINARY, CLOSE, END, FrameReader, HEADER, HEARTBEAT, PING, PONG, SEQ, TEXT,
   closeFrame, numberFrame, readClose, readNumber, writeHeader, type WireFrame,
 } from './wire.js';
 import type { Transport, TransportEvents } from './transport.js';
@@ -18,6 +18,8 @@ export interface FallbackOptions {
   credentials: 'include' | 'same-origin' | 'omit';
   /** No first byte on a stream within this many ms → the stream is buffered: long-poll instead. */
   streamTimeout: number;
+  /** A stream that trails the answers to requests by this many ms → an intermediary delays it: long-poll instead (0: never). */
+  streamDelay: number;
   /** Start in long-polling mode. */
   poll: boolean;
   /** Give up after this many ms of failing requests. */
@@ -28,6 +30,8 @@ export interface FallbackOptions {
 interface OpenAnswer {
   session: string; protocol: string; extensions: string;
   heartbeat: number; pollTimeout: number; maxBody: number; maxMessage: number; maxFrames: number;
+  /** The gateway answers PING with PONG on the stream (older gateways refuse the frame). */
+  ping?: boolean;
 }
 
 /**
@@ -41,6 +45,11 @@ interface Outgoing { seq: number; type: number; payload: Uint8Array; size: numbe
 const ACK_BYTES = 16 * 1024;
 const ACK_DELAY = 50;
 const MAX_BATCH_FRAMES = 1024;
+/** Probes of a stream's path: this many answered ones decide; at most PROBE_ATTEMPTS are sent. */
+const PROBES = 3;
+const PROBE_ATTEMPTS = 6;
+/** How long a PONG is waited for after its request was answered. */
+const PONG_WAIT = 1000;
 const DECODER = new TextDecoder();
 const ENCODER = new TextEncoder();
 
@@ -50,6 +59,14 @@ export class FallbackTransport implements Transport {
   private state: 'connecting' | 'open' | 'closing' | 'closed' = 'connecting';
   private pollMode: boolean;
   private readonly abort = new AbortController();
+  /** The stream being read now: aborted to switch to long-polling. */
+  private streamCtl?: AbortController;
+  /** Streams started so far: a probe is only judged on the stream it was sent on. */
+  private streams = 0;
+  private probed = false;
+  /** Probe token → when its PONG arrived; and who waits for one. */
+  private readonly pongs = new Map<number, number>();
+  private pongWaiter?: () => void;
 
   // downstream
   private lastIn = 0;
@@ -183,6 +200,8 @@ export class FallbackTransport implements Transport {
   /** Returns true when the response ended normally, false on a broken request, 'fatal' when the session is gone. */
   private async streamOnce(): Promise<boolean | 'fatal'> {
     const ctl = new AbortController();
+    this.streamCtl = ctl;
+    this.streams++;
     const onAbort = (): void => ctl.abort();
     this.abort.signal.addEventListener('abort', onAbort);
     let gotByte = false;
@@ -204,7 +223,10 @@ export class FallbackTransport implements Transport {
       while (!ended) {
         const { value, done } = await reader.read();
         if (done) break;
-        if (!gotByte) gotByte = true;
+        if (!gotByte) {
+          gotByte = true;
+          if (!this.probed && this.answer!.ping && this.opts.streamDelay > 0) { this.probed = true; void this.probeStream(); }
+        }
         // Silence for two heartbeats (and a margin) means a dead stream.
         arm(this.answer!.heartbeat * 2 + 2000, false);
         for (const f of parser.push(value, this.answer!.maxMessage + 8)) {
@@ -217,8 +239,10 @@ export class FallbackTransport implements Transport {
       return ended;
     } catch {
       if (buffered && !gotByte && this.state !== 'closed') this.pollMode = true;
-      return false;
+      // Aborted by the probe, which switched to long-polling: carry on at once.
+      return this.pollMode && this.state !== 'closed';
     } finally {
+      if (this.streamCtl === ctl) this.streamCtl = undefined;
       if (watchdog) clearTimeout(watchdog);
       this.abort.signal.removeEventListener('abort', onAbort);
     }
@@ -262,6 +286,10 @@ export class FallbackTransport implements Transport {
       case END:
       case ACK:
         if (f.type === ACK) this.acked(readNumber(f.payload));
+        return true;
+      case PONG:
+        this.pongs.set(readNumber(f.payload), Date.now());
+        this.pongWaiter?.();
         return true;
       case TEXT:
       case BINARY:
@@ -308,6 +336,62 @@ export class FallbackTransport implements Transport {
     const ack = numberFrame(ACK, this.lastIn);
     this.request(this.url('send'), ack, new AbortController().signal).then((r) => r.body?.cancel(), () => undefined);
     this.finish(code, reason, true);
+  }
+
+  // ---- is the stream delayed? ---------------------------------------------------------
+
+  /**
+   * HAProxy (and any intermediary that sends an unfinished response with
+   * MSG_MORE or Nagle's algorithm) holds each small write of a stream back,
+   * about 200 ms, while complete responses pass at once: every message then
+   * waits. Nothing is lost, so the stream's first byte does not reveal it.
+   * The probe does: a PING posted like a batch is answered with a PONG on the
+   * stream before its request is answered; a PONG that trails the answer by
+   * `streamDelay` or more, on each of PROBES probes, means long-polling
+   * (whose responses are complete) is the faster path.
+   */
+  private async probeStream(): Promise<void> {
+    const lags: number[] = [];
+    for (let token = 1; token <= PROBE_ATTEMPTS && lags.length < PROBES; token++) {
+      const lag = await this.probeOnce(token);
+      if (this.state !== 'open' || this.pollMode) return;
+      if (lag !== undefined) lags.push(lag);
+    }
+    if (lags.length === PROBES && Math.min(...lags) >= this.opts.streamDelay) {
+      this.pollMode = true;
+      this.streamCtl?.abort();
+    }
+  }
+
+  /** One probe: how long its PONG trailed the answer; undefined when it tells nothing (a failed request, a new stream). */
+  private async probeOnce(token: number): Promise<number | undefined> {
+    const stream = this.streams;
+    let answeredAt: number;
+    try {
+      const res = await this.request(this.url('send'), numberFrame(PING, token));
+      await res.arrayBuffer();
+      if (res.status !== 200) return undefined;
+      answeredAt = Date.now();
+    } catch {
+      return undefined;
+    }
+    const arrived = this.pongs.get(token) ?? await this.pong(token);
+    this.pongs.delete(token);
+    if (arrived !== undefined) return Math.max(0, arrived - answeredAt);
+    // No PONG: the stream it was written to ended meanwhile (tells nothing), or it is held back still.
+    return this.streams === stream && this.streamCtl ? PONG_WAIT : undefined;
+  }
+
+  private pong(token: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.pongWaiter = undefined;
+        resolve(this.pongs.get(token));
+      };
+      const timer = setTimeout(done, PONG_WAIT);
+      this.pongWaiter = () => { if (this.pongs.has(token)) done(); };
+    });
   }
 
   // ---- upstream --------------------------------------------------------------------

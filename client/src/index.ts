@@ -32,6 +32,12 @@ export interface GatehouseSocketOptions {
   connectTimeout?: number;
   /** A stream that shows no byte within this many ms is buffered by an intermediary: long-poll (default 3000). */
   streamTimeout?: number;
+  /**
+   * A stream whose messages trail the answers to requests by this many ms is
+   * held back by an intermediary (HAProxy without `option http-no-delay`):
+   * long-poll (default 100; 0 never checks).
+   */
+  streamDelay?: number;
   /** Use long-polling from the start instead of streaming. */
   poll?: boolean;
   /** Fail the fallback connection after this many ms of failing requests (default 20000). */
@@ -158,6 +164,7 @@ export class GatehouseSocket extends EventTarget {
       headers: this.options.headers,
       credentials: this.options.credentials ?? 'include',
       streamTimeout: this.options.streamTimeout ?? 3000,
+      streamDelay: this.options.streamDelay ?? 100,
       poll: this.options.poll ?? false,
       retryTimeout: this.options.retryTimeout ?? 20_000,
       closeTimeout: this.options.closeTimeout ?? 5000,

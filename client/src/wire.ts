@@ -11,6 +11,8 @@ export const HEARTBEAT = 0x04;
 export const SEQ = 0x05;
 export const ACK = 0x06;
 export const END = 0x07;
+export const PING = 0x08;
+export const PONG = 0x09;
 
 export const HEADER = 5;
 

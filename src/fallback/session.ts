@@ -230,6 +230,8 @@ export class FallbackSession implements Channel {
         seq = f.value;
       } else if (f.type === FrameType.ACK) {
         if (!this.acknowledge(f.value)) return 'gap';
+      } else if (f.type === FrameType.PING) {
+        this.pong(f.value);
       } else if (f.type === FrameType.TEXT || f.type === FrameType.BINARY || f.type === FrameType.CLOSE) {
         if (seq === 0) return 'gap';
         const n = seq++;
@@ -253,6 +255,17 @@ export class FallbackSession implements Channel {
     this.inbound.push({ kind: 'reply', reply: () => { this.pendingUps--; this.touch(); reply(); } });
     this.deliver();
     return 'ok';
+  }
+
+  /**
+   * Answer a client's probe on the stream attached now, at once (before the
+   * reply to the request that carried it): the client compares when each
+   * arrives, and a stream that trails the replies is held back by an
+   * intermediary (HAProxy corks unfinished responses for 200 ms). Without a
+   * stream the probe is unanswered; the client tries again.
+   */
+  private pong(token: number): void {
+    if (this.down?.mode === 'stream') this.writeStream(encodeNumber(FrameType.PONG, token));
   }
 
   /** The client's request ended (any kind): the session is not idle. */

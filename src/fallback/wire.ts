@@ -27,6 +27,10 @@ export const FrameType = {
   ACK: 0x06,
   /** empty: the server ends this response on purpose; the client re-requests at once */
   END: 0x07,
+  /** upstream, payload: a 6-byte token; the gateway answers PONG with it on the stream attached now */
+  PING: 0x08,
+  /** downstream, payload: the PING's token; not numbered (a probe of the path, not a message) */
+  PONG: 0x09,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
@@ -38,7 +42,7 @@ export type Frame =
   | { type: typeof FrameType.TEXT | typeof FrameType.BINARY; payload: Buffer }
   | { type: typeof FrameType.CLOSE; code: number; reason: string }
   | { type: typeof FrameType.HEARTBEAT | typeof FrameType.END }
-  | { type: typeof FrameType.SEQ | typeof FrameType.ACK; value: number };
+  | { type: typeof FrameType.SEQ | typeof FrameType.ACK | typeof FrameType.PING; value: number };
 
 export function encodeMessage(data: Buffer, isBinary: boolean): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + data.length);
@@ -48,7 +52,7 @@ export function encodeMessage(data: Buffer, isBinary: boolean): Buffer {
   return out;
 }
 
-export function encodeNumber(type: typeof FrameType.SEQ | typeof FrameType.ACK, value: number): Buffer {
+export function encodeNumber(type: typeof FrameType.SEQ | typeof FrameType.ACK | typeof FrameType.PONG, value: number): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + NUMBER_BYTES);
   out[0] = type;
   out.writeUInt32BE(NUMBER_BYTES, 1);
@@ -131,6 +135,7 @@ export function decodeFrames(body: Buffer, limits: DecodeLimits): { frames: Fram
         break;
       case FrameType.SEQ:
       case FrameType.ACK:
+      case FrameType.PING:
         if (len !== NUMBER_BYTES) return { frames, error: new WireError('malformed_frame', 1002, 'number frame of wrong length') };
         frames.push({ type, value: payload.readUIntBE(0, NUMBER_BYTES) });
         break;

@@ -229,6 +229,8 @@ export class FallbackEndpoints {
       maxBody: settings.max_body,
       maxMessage: service.max_message,
       maxFrames: MAX_FRAMES_PER_BODY,
+      // PING is answered with PONG on the stream: the client's probe for intermediaries that delay it.
+      ping: true,
     });
     res.statusCode = 200;
     this.commonHeaders(res, corsOrigin);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import {
   decodeFrames, encodeClose, encodeEmpty, encodeMessage, encodeNumber, FrameType, isSendableCloseCode,
 } from '../../../src/fallback/wire.js';
-import { FrameReader, numberFrame, closeFrame, frame, readNumber, readClose, writeHeader, HEADER, TEXT, BINARY, SEQ } from '../../../client/src/wire.js';
+import { FrameReader, numberFrame, closeFrame, frame, readNumber, readClose, writeHeader, HEADER, TEXT, BINARY, SEQ, PING, PONG } from '../../../client/src/wire.js';
 import { serializeOrigin } from '../../../src/front/fallback-origin.js';
 
 const limits = { maxMessage: 1024, maxFrames: 100 };
@@ -37,6 +37,18 @@ test('client-encoded frames decode on the server', () => {
   assert.equal(error, undefined);
   assert.deepEqual(frames.map((f) => f.type), [FrameType.SEQ, FrameType.TEXT, FrameType.BINARY, FrameType.CLOSE]);
   assert.deepEqual(frames[3], { type: FrameType.CLOSE, code: 1000, reason: 'done' });
+});
+
+test('probe frames: the client\'s PING decodes on the server, the server\'s PONG in the client; a PING of the wrong length is malformed', () => {
+  const { frames, error } = decodeFrames(Buffer.from(numberFrame(PING, 2 ** 33 + 5)), limits);
+  assert.equal(error, undefined);
+  assert.deepEqual(frames, [{ type: FrameType.PING, value: 2 ** 33 + 5 }]);
+  const [pong] = new FrameReader().push(new Uint8Array(encodeNumber(FrameType.PONG, 9)), 64);
+  assert.equal(pong.type, PONG);
+  assert.equal(readNumber(pong.payload), 9);
+  const short = decodeFrames(Buffer.from(frame(PING, new Uint8Array(2))), limits);
+  assert.equal(short.error?.reason, 'malformed_frame');
+  assert.equal(short.error?.closeCode, 1002);
 });
 
 test('frame headers: the client writes and reads every length byte as the server does', () => {
