@@ -20,7 +20,8 @@ export interface TlsInfo {
 }
 
 export interface AdmissionRequest {
-  transport: 'websocket' | 'fallback';
+  /** How the request came: a WebSocket upgrade, a fallback open, or a request for a ticket. */
+  transport: 'websocket' | 'fallback' | 'ticket';
   method: string;
   /** The raw request target as sent. */
   url: string;

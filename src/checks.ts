@@ -31,3 +31,10 @@ export const CHECK_FACTORIES: CheckFactory[] = [
   // 5. subprotocol negotiation
   subprotocolCheck,
 ];
+
+/**
+ * The checks a request for a ticket passes before its caller is authenticated
+ * (which costs what a handshake's authentication costs): the same rate and
+ * connection limits, the slot held until the answer is sent.
+ */
+export const TICKET_DOOR_CHECKS: CheckFactory[] = [handshakeRateCheck, connectionLimitCheck];

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { AdmissionPipeline } from './admission/pipeline.js';
 import { ChannelGuard } from './admission/channel-guard.js';
 import { AdmissionState } from './admission/state.js';
-import { CHECK_FACTORIES } from './checks.js';
+import { CHECK_FACTORIES, TICKET_DOOR_CHECKS } from './checks.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { servicesOf } from './config/load.js';
 import { FrontDoor, type BoundAddress, type FrontDoorContext } from './front/server.js';
@@ -45,6 +45,8 @@ export class Gateway {
   /** Failure counts, used and issued tickets: what guards security outlives every reload. */
   private readonly sharedState: SharedState = new MemorySharedState();
   private config: GatehouseConfig;
+  /** The rate and connection checks ticket requests pass, built with each configuration (as the pipeline is). */
+  private ticketDoor!: AdmissionPipeline;
   private stopping?: Promise<void>;
   /** Services replaced by a reload: they keep the sessions they opened and are shut down with the rest. */
   private readonly retired = new Set<Service>();
@@ -60,7 +62,7 @@ export class Gateway {
     // The access-log line and close counter of every ended connection (after the guard's own end hook).
     this.front.addEndHook(new ConnectionEnds(this.log, this.metrics, ChannelGuard.trafficOf).ended);
     // Authentication: the ticket-issuing endpoint, and connections closed when their credential expires.
-    this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest));
+    this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest, (request, service) => this.ticketDoor.admit(request, service)));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); }, unwatchChannel);
     // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
     this.front.addHttpHandler(new FallbackEndpoints({
@@ -111,10 +113,12 @@ export class Gateway {
     const services = new Map<string, Service>();
     const list = servicesOf(config);
     for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders }));
+    const env = { config, log: this.log, metrics: this.metrics, state: this.admissionState, shared: this.sharedState };
+    this.ticketDoor = new AdmissionPipeline(list, TICKET_DOOR_CHECKS, env, this.audit);
     return {
       config,
       router: new Router(list),
-      pipeline: new AdmissionPipeline(list, CHECK_FACTORIES, { config, log: this.log, metrics: this.metrics, state: this.admissionState, shared: this.sharedState }, this.audit),
+      pipeline: new AdmissionPipeline(list, CHECK_FACTORIES, env, this.audit),
       services,
       audit: this.audit,
       log: this.log,

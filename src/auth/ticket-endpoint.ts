@@ -12,7 +12,7 @@
  * get CORS headers with credentials (never `*`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AdmissionContext, AdmissionRequest } from '../admission/types.js';
+import type { Admission, AdmissionContext, AdmissionRequest } from '../admission/types.js';
 import { Rejection } from '../admission/types.js';
 import { servicesOf } from '../config/load.js';
 import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
@@ -20,6 +20,7 @@ import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import { isAuthorized } from './authorize.js';
 import { authRuntime } from './runtime.js';
+import type { CredentialChain } from './types.js';
 
 export interface TicketResponse {
   status: number;
@@ -50,10 +51,19 @@ function serviceOrigins(service: ServiceConfig): string[] {
   return Array.isArray(list) ? list.filter((o): o is string => typeof o === 'string').map((o) => o.toLowerCase()) : [];
 }
 
+/**
+ * The door checks of the admission pipeline (handshake rate, connection
+ * limits) for a ticket request: an Admission to release when the answer is
+ * sent, or the refusal (already audited).
+ */
+export type TicketDoor = (request: AdmissionRequest, service: ServiceConfig) => Promise<Admission | Rejection>;
+
 export interface TicketEndpointDeps {
   config: GatehouseConfig;
   audit?: Audit;
   metrics?: Metrics;
+  /** When given, every POST passes it before anything else is done for it. */
+  door?: TicketDoor;
 }
 
 /** Decides a ticket request (transport-neutral: the HTTP adapter below feeds it). */
@@ -70,7 +80,20 @@ export async function handleTicketRequest(request: AdmissionRequest, deps: Ticke
   const runtime = authRuntime(deps.config);
   const chain = service ? runtime.ticketIssuers.get(service.name) : undefined;
   if (!service || !chain) return refuse(new Rejection(404, 'ticket_service_unknown', 'no service issues tickets under this name'));
+  if (request.method === 'OPTIONS' || !deps.door) return issueTicket(request, service, chain, deps, refuse);
+  // Rate and connection limits as for a handshake: authenticating the caller costs what a handshake costs.
+  const admitted = await deps.door(request, service);
+  if (admitted instanceof Rejection) return json(admitted.status, { error: admitted.message, reason: admitted.reason }, admitted.headers);
+  try {
+    return await issueTicket(request, service, chain, deps, refuse);
+  } finally {
+    admitted.release();
+  }
+}
 
+type Refuse = (r: Rejection, service?: string, extra?: Record<string, string>) => TicketResponse;
+
+async function issueTicket(request: AdmissionRequest, service: ServiceConfig, chain: CredentialChain, deps: TicketEndpointDeps, refuse: Refuse): Promise<TicketResponse> {
   const originHeader = request.headers.origin;
   const origin = typeof originHeader === 'string' ? originHeader.toLowerCase() : null;
   const cors: Record<string, string> = {};
@@ -95,10 +118,16 @@ export async function handleTicketRequest(request: AdmissionRequest, deps: Ticke
   const result = await chain.run(ctx);
   if (result instanceof Rejection) return refuse(result, service.name, cors);
   if (service.authorize && !isAuthorized(result, service.authorize)) return refuse(new Rejection(403, 'not_authorized', 'forbidden'), service.name, cors);
-  const issued = await runtime.tickets.issue(service.name, origin, result);
-  if ('reason' in issued) return refuse(new Rejection(503, 'ticket_store_full', 'try again later', { 'Retry-After': '5' }), service.name, cors);
+  const tickets = authRuntime(deps.config).tickets;
+  const issued = await tickets.issue(service.name, origin, result);
+  if ('reason' in issued) {
+    const refusal = issued.reason === 'owner_full'
+      ? new Rejection(429, 'ticket_limit', 'too many tickets outstanding', { 'Retry-After': String(Math.max(1, Math.ceil(issued.retryAfterMs / 1000))) })
+      : new Rejection(503, 'ticket_store_full', 'try again later', { 'Retry-After': '5' });
+    return refuse(refusal, service.name, cors);
+  }
   deps.metrics?.inc('gatehouse_tickets_issued_total', { service: service.name });
-  return json(200, { ticket: issued.ticket, expires_in: Math.round(runtime.tickets.ttl / 1000) }, cors);
+  return json(200, { ticket: issued.ticket, expires_in: Math.round(tickets.ttl / 1000) }, cors);
 }
 
 /** The path of the endpoint for this config. */
@@ -107,17 +136,17 @@ export function ticketPath(config: GatehouseConfig): string {
 }
 
 /**
- * Adapter for the front door's HTTP hook: `frontDoor.addHttpHandler(ticketHttpHandler(toAdmissionRequest))`.
- * Takes the request converter as a parameter so this module does not import the front door.
+ * Adapter for the front door's HTTP hook: `frontDoor.addHttpHandler(ticketHttpHandler(toAdmissionRequest, door))`.
+ * Takes the request converter and the door checks as parameters so this module does not import the front door.
  */
-export function ticketHttpHandler(toRequest: (req: IncomingMessage, transport: 'websocket' | 'fallback') => AdmissionRequest) {
+export function ticketHttpHandler(toRequest: (req: IncomingMessage, transport: 'ticket') => AdmissionRequest, door?: TicketDoor) {
   return (req: IncomingMessage, res: ServerResponse, ctx: TicketEndpointDeps): boolean => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     if ((q < 0 ? url : url.slice(0, q)) !== ticketPath(ctx.config)) return false;
     // The body is not used; do not let it sit in buffers.
     req.resume();
-    handleTicketRequest(toRequest(req, 'fallback'), ctx).then(
+    handleTicketRequest(toRequest(req, 'ticket'), { ...ctx, door }).then(
       (r) => { if (!res.headersSent) { res.writeHead(r.status, r.headers); res.end(r.body); } },
       () => { if (!res.headersSent) { res.writeHead(500, { 'cache-control': 'no-store' }); res.end(); } },
     );

@@ -68,7 +68,7 @@ export class TicketStore {
   async issue(service: string, origin: string | null, principal: Principal): Promise<{ ticket: string; expiresAt: number } | Exclude<IssueResult, { ok: true }>> {
     const ticket = ISSUED_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = this.now() + this.config.ttl;
-    const result = await this.vault.put(ticket, { service, origin, principal, expiresAt }, ownerOf(principal), Infinity);
+    const result = await this.vault.put(ticket, { service, origin, principal, expiresAt }, ownerOf(principal), this.config.per_principal);
     return result.ok ? { ticket, expiresAt } : result;
   }
 

@@ -166,6 +166,8 @@ export const authRootSchema = z.strictObject({
     ttl: duration().default(30_000).refine((n) => n > 0 && n <= 300_000, 'between 1ms and 5m'),
     /** Path of the issuing endpoint: POST <path>?service=NAME. */
     path: z.string().regex(/^\/[\x21-\x7e]*$/).default('/.gatehouse/tickets'),
+    /** Tickets one principal may hold unused at once (over → 429 ticket_limit), so no caller can fill the store. */
+    per_principal: z.number().int().positive().default(10),
     /** Keys (≥ 32 bytes) backends mint tickets with; several allow rotation. */
     hmac_keys: z.array(z.string().min(32, 'an HMAC key needs at least 32 bytes')).default([]),
   }).prefault({}),

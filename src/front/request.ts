@@ -24,7 +24,7 @@ export function targetPath(url: string): string {
  * already parsed it with the admission limits (the WebSocket codec), so the
  * header is parsed once per request.
  */
-export function toAdmissionRequest(req: IncomingMessage, transport: 'websocket' | 'fallback', offeredProtocols?: readonly string[]): AdmissionRequest {
+export function toAdmissionRequest(req: IncomingMessage, transport: AdmissionRequest['transport'], offeredProtocols?: readonly string[]): AdmissionRequest {
   return new NodeAdmissionRequest(req, transport, offeredProtocols);
 }
 
@@ -49,7 +49,7 @@ class NodeAdmissionRequest implements AdmissionRequest {
   private queryValue: URLSearchParams | undefined;
   private readonly socket: IncomingMessage['socket'];
 
-  constructor(req: IncomingMessage, readonly transport: 'websocket' | 'fallback', offeredProtocols: readonly string[] | undefined) {
+  constructor(req: IncomingMessage, readonly transport: AdmissionRequest['transport'], offeredProtocols: readonly string[] | undefined) {
     const url = req.url ?? '/';
     const socket = this.socket = req.socket;
     const secure = (socket as TLSSocket).encrypted === true;

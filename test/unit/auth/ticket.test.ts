@@ -135,7 +135,7 @@ describe('tickets', () => {
     let now = 1_000_000;
     const clock = () => now;
     const vault = new MemoryTicketVault(100, clock);
-    const store = new TicketStore({ ttl: 30_000, path: '/t', hmac_keys: [] }, vault, new MemorySingleUseIds(100, clock), clock);
+    const store = new TicketStore({ ttl: 30_000, path: '/t', hmac_keys: [], per_principal: 1000 }, vault, new MemorySingleUseIds(100, clock), clock);
     const p = { id: 'a', roles: [], claims: {}, method: 'jwt' };
     const issued = async () => {
       const r = await store.issue('chat', null, p);
