@@ -53,11 +53,14 @@ const start: Command = {
     }
     process.on('SIGHUP', () => {
       if (!file) { gw.log.warn('SIGHUP: running on the built-in config, nothing to reload'); return; }
-      try {
-        gw.reload(loadConfigFile(file));
-      } catch (err) {
+      const refused = (err: unknown): void => {
         gw.log.error({ issues: err instanceof ConfigError ? err.issues : undefined, err: err instanceof ConfigError ? undefined : err },
-          'reload refused: the new configuration is invalid; the running configuration stays');
+          'reload refused: the running configuration stays');
+      };
+      try {
+        gw.reload(loadConfigFile(file)).catch(refused);
+      } catch (err) {
+        refused(err);
       }
     });
     return new Promise<number>((resolve) => {

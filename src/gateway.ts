@@ -127,16 +127,31 @@ export class Gateway {
   }
 
   /**
-   * Apply a new config to new connections; open connections keep the service
-   * and policy they were admitted with. Listener changes need a restart.
+   * Apply a new config, all or nothing: services, policy and limits for new
+   * connections (open ones keep what they were admitted with), and the
+   * listeners — opened, closed, their certificates and settings swapped
+   * (src/front/listener-reload.ts). Rejects with a ConfigError naming each
+   * problem (a file that cannot be used, a port that cannot be bound, a change
+   * that needs a restart); the running configuration then stays as it was.
    */
-  reload(config: GatehouseConfig): void {
-    for (const s of this.front.context.services.values()) this.retired.add(s);
-    this.front.setContext(this.buildContext(config));
+  async reload(config: GatehouseConfig): Promise<void> {
+    const ctx = this.buildContext(config);
+    const listeners = await this.front.reloadListeners(config);
+    // A retired service is kept only while sessions it opened are live (it shuts them down on stop).
+    for (const s of this.retired) if ((s.liveConnections ?? 0) === 0) this.retired.delete(s);
+    for (const s of this.front.context.services.values()) if ((s.liveConnections ?? 0) > 0) this.retired.add(s);
+    this.front.setContext(ctx);
     this.guard.setLimits(config.limits);
     this.config = config;
-    this.log.info({ services: Object.keys(config.services) }, 'configuration reloaded');
+    this.log.info({
+      services: Object.keys(config.services),
+      listeners_opened: listeners.opened.map((a) => `${a.address}:${a.port}`),
+      listeners_closed: listeners.closed.map((a) => `${a.host}:${a.port}`),
+    }, 'configuration reloaded');
   }
+
+  /** Services replaced by reloads that still have live sessions. */
+  get retiredServices(): number { return this.retired.size; }
 
   /** Drain: stop accepting, close channels with 1001, shut services down. */
   stop(timeoutMs = this.config.shutdown.drain_timeout): Promise<void> {

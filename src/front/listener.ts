@@ -69,14 +69,15 @@ export class ListenerServer {
   readonly server: HttpServer | HttpsServer;
   readonly tls?: TlsContexts;
   private readonly outer?: NetServer;
-  private readonly limits: LimitsConfig;
-  private readonly trusted: CidrSet;
+  private limits: LimitsConfig;
+  private trusted: CidrSet;
   /** Peers already warned about as possible untrusted proxies. */
   private readonly warnedProxies = new Set<string>();
   /** The listener's `hosts`, when it names any. */
-  private readonly hosts?: ReadonlySet<string>;
+  private hosts?: ReadonlySet<string>;
 
-  constructor(readonly config: ListenerConfig, onRequest: RequestHandler, onUpgrade: UpgradeHandler, private readonly options: ListenerOptions = {}) {
+  constructor(private cfg: ListenerConfig, onRequest: RequestHandler, onUpgrade: UpgradeHandler, private options: ListenerOptions = {}) {
+    const config = cfg;
     const limits = this.limits = options.limits ?? DEFAULT_LIMITS;
     this.trusted = new CidrSet(options.trustedProxies ?? []);
     if (config.hosts !== undefined) this.hosts = new Set(config.hosts);
@@ -104,8 +105,8 @@ export class ListenerServer {
     this.server.maxHeadersCount = limits.header_count + 1;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
 
-    const redirect = config.redirect_http;
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const { hsts, redirect_http: redirect } = this.cfg;
       const refusal = this.screen(req);
       if (refusal) {
         res.shouldKeepAlive = false;
@@ -113,7 +114,7 @@ export class ListenerServer {
         res.end(`${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\n`);
         return;
       }
-      if (config.hsts) res.setHeader('Strict-Transport-Security', hstsValue(config.hsts));
+      if (hsts) res.setHeader('Strict-Transport-Security', hstsValue(hsts));
       if (redirect) {
         const to = redirectLocation(req, redirect.port);
         if (!to) {
@@ -131,6 +132,7 @@ export class ListenerServer {
         writeRejection(socket, { status: refusal.status, message: refusal.reason, headers: refusal.headers });
         return;
       }
+      const redirect = this.cfg.redirect_http;
       if (redirect) {
         const to = redirectLocation(req, redirect.port);
         writeRejection(socket, to ? { status: 308, message: to, headers: { Location: to } } : { status: 400, message: 'bad Host', headers: {} });
@@ -161,7 +163,7 @@ export class ListenerServer {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       target.once('error', onError);
-      target.listen(this.config.port, this.config.host, () => {
+      target.listen(this.cfg.port, this.cfg.host, () => {
         target.removeListener('error', onError);
         resolve(target.address() as AddressInfo);
       });
@@ -172,9 +174,41 @@ export class ListenerServer {
     return ((this.outer ?? this.server).address() as AddressInfo | null);
   }
 
-  /** Re-read the TLS certificate files (what SIGHUP does). */
+  get config(): ListenerConfig {
+    return this.cfg;
+  }
+
+  /** Re-read the TLS certificate files. */
   reloadTls(): boolean {
     return this.tls?.reload('requested') ?? false;
+  }
+
+  /**
+   * A configuration reload for this running listener (same host and port):
+   * `restart` lists what cannot change without a restart (then nothing may be
+   * applied); otherwise `apply` puts the new settings, limits and
+   * certificates in service. Throws TlsConfigError when a certificate file of
+   * `next` cannot be used.
+   */
+  prepareReload(next: ListenerConfig, options: ListenerOptions, where: string): { restart: string[]; apply: () => void } {
+    const prev = this.cfg;
+    const restart = reloadBlockers(prev, next, this.limits, options.limits ?? DEFAULT_LIMITS, where);
+    const swapTls = restart.length === 0 && this.tls && next.tls ? this.tls.prepare(next.tls) : undefined;
+    return {
+      restart,
+      apply: () => {
+        this.cfg = next;
+        this.options = options;
+        const limits = this.limits = options.limits ?? DEFAULT_LIMITS;
+        this.trusted = new CidrSet(options.trustedProxies ?? []);
+        this.hosts = next.hosts !== undefined ? new Set(next.hosts) : undefined;
+        this.server.headersTimeout = limits.header_timeout;
+        this.server.requestTimeout = Math.max(limits.request_timeout, limits.header_timeout);
+        this.server.keepAliveTimeout = limits.keep_alive_timeout;
+        this.server.maxHeadersCount = limits.header_count + 1;
+        swapTls?.();
+      },
+    };
   }
 
   /**
@@ -258,6 +292,22 @@ export function createListenerServer(
   options: ListenerOptions = {},
 ): ListenerServer {
   return new ListenerServer(listener, onRequest, onUpgrade, options);
+}
+
+/** What a running listener cannot take over from a reload: each as `key: why`. */
+function reloadBlockers(prev: ListenerConfig, next: ListenerConfig, prevLimits: LimitsConfig, nextLimits: LimitsConfig, where: string): string[] {
+  const out: string[] = [];
+  const restart = (key: string): void => { out.push(`${key}: changed; this needs a restart`); };
+  if ((prev.tls === undefined) !== (next.tls === undefined)) restart(`${where}.tls`);
+  if (prev.proxy_protocol !== next.proxy_protocol) restart(`${where}.proxy_protocol`);
+  if (prev.tls && next.tls) {
+    if (prev.tls.client_certificate !== next.tls.client_certificate) restart(`${where}.tls.client_certificate`);
+    if (prev.tls.handshake_timeout !== next.tls.handshake_timeout) restart(`${where}.tls.handshake_timeout`);
+    // The SNI callback is installed only on listeners that start with SNI entries.
+    if (prev.tls.sni.length === 0 && next.tls.sni.length > 0) out.push(`${where}.tls.sni: a listener started without sni entries needs a restart to get them`);
+  }
+  if (prevLimits.header_bytes !== nextLimits.header_bytes) restart('limits.header_bytes');
+  return out;
 }
 
 function hstsValue(h: NonNullable<ListenerConfig['hsts']>): string {

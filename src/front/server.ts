@@ -29,7 +29,8 @@ import { splitTarget, targetPath, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
 import { renderIndexPage } from './index-page.js';
 import { DEMO_PATH } from '../fallback/assets.js';
-import { clientAddressOf, createListenerServer, type ListenerServer } from './listener.js';
+import { clientAddressOf, createListenerServer, type ListenerOptions, type ListenerServer } from './listener.js';
+import { reloadListeners, type ListenerChanges } from './listener-reload.js';
 
 /** Everything a request is handled with. Swapped as a whole on reload. */
 export interface FrontDoorContext {
@@ -66,7 +67,7 @@ const CLOSE_REASONS: Record<number, string> = {
 };
 
 export class FrontDoor {
-  private readonly servers: ListenerServer[] = [];
+  private servers: ListenerServer[] = [];
   private readonly channels = new Set<Channel>();
   private readonly httpHandlers: HttpHandler[] = [];
   private readonly channelHooks: ChannelHook[] = [];
@@ -121,13 +122,38 @@ export class FrontDoor {
 
   async listen(): Promise<BoundAddress[]> {
     for (const l of this.ctx.config.listen) {
-      const server = this.createServer(l);
+      const server = this.createServer(l, this.ctx.config);
       const addr = await server.listen();
       this.servers.push(server);
-      this.addresses.push({ host: addr.address, port: addr.port, tls: l.tls !== undefined });
       this.ctx.log.info({ host: addr.address, port: addr.port }, 'listening');
     }
+    this.refreshAddresses();
     return this.addresses;
+  }
+
+  /**
+   * A configuration reload's listeners (src/front/listener-reload.ts): kept
+   * ones take their new settings and certificates, new ones open, removed ones
+   * stop accepting — or nothing changes and a ConfigError says what needs a restart.
+   */
+  async reloadListeners(next: GatehouseConfig): Promise<ListenerChanges> {
+    const changes = await reloadListeners(this.servers, next, this.listenerOptions(next), (l) => this.createServer(l, next));
+    this.servers = changes.servers;
+    this.refreshAddresses();
+    return changes;
+  }
+
+  private refreshAddresses(): void {
+    this.addresses.length = 0;
+    for (const s of this.servers) {
+      const a = s.address();
+      if (a) this.addresses.push({ host: a.address, port: a.port, tls: s.config.tls !== undefined });
+    }
+  }
+
+  private listenerOptions(config: GatehouseConfig): ListenerOptions {
+    const ctx = this.ctx;
+    return { limits: config.limits, trustedProxies: config.trusted_proxies, forwardedHeader: config.forwarded_header, audit: ctx.audit, log: ctx.log };
   }
 
   /**
@@ -135,11 +161,10 @@ export class FrontDoor {
    * request-head limits, TLS policy and client-address resolution of
    * src/front/listener.ts; it also answers the parser's errors (431, 408, 400).
    */
-  private createServer(listener: ListenerConfig): ListenerServer {
-    const ctx = this.ctx;
+  private createServer(listener: ListenerConfig, config: GatehouseConfig): ListenerServer {
     const ls = createListenerServer(listener, (req, res) => this.onRequest(req, res), (req, socket, head) => {
       void this.onUpgrade(req, socket, head);
-    }, { limits: ctx.config.limits, trustedProxies: ctx.config.trusted_proxies, forwardedHeader: ctx.config.forwarded_header, audit: ctx.audit, log: ctx.log });
+    }, this.listenerOptions(config));
     const server = ls.server;
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());

@@ -2,11 +2,13 @@
  * TLS for a listener: PEM certificate and key, more certificates chosen by SNI,
  * TLS 1.2 minimum (or 1.3), optional or required client certificates (mTLS)
  * verified against a CA file, a handshake timeout, client-initiated
- * renegotiation refused, and certificate reload — on SIGHUP or when a file
- * changes — without touching open connections: the default context is swapped
- * with `server.setSecureContext`, the SNI contexts by replacing the map the
+ * renegotiation refused, and certificate reload — when a file changes, and on
+ * a configuration reload (SIGHUP), which may also name other files — without
+ * touching open connections: the default context is swapped with
+ * `server.setSecureContext`, the SNI contexts by replacing the map the
  * SNICallback reads. A reload that fails (unreadable file, key not matching the
- * certificate) keeps the contexts in use and is logged.
+ * certificate) keeps the contexts in use: logged when a file changed, refused
+ * with the reason when a configuration reload asked for it.
  */
 import { readFileSync, watchFile, unwatchFile } from 'node:fs';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
@@ -33,12 +35,6 @@ interface LoadedContexts {
 /** How often watched certificate files are polled (fs.watchFile; survives rename-and-replace). */
 const WATCH_INTERVAL_MS = 1000;
 
-const live = new Set<TlsContexts>();
-let sighupInstalled = false;
-function onSighup(): void {
-  for (const c of live) c.reload('SIGHUP');
-}
-
 export class TlsContexts {
   private current: LoadedContexts;
   private server?: HttpsServer;
@@ -47,8 +43,8 @@ export class TlsContexts {
   /** Counts successful reloads (tests and metrics read it). */
   generation = 0;
 
-  constructor(private readonly config: TlsConfig, private readonly log?: Logger) {
-    this.current = this.load();
+  constructor(private config: TlsConfig, private readonly log?: Logger) {
+    this.current = load(config);
   }
 
   /** Options for `https.createServer`. */
@@ -69,9 +65,9 @@ export class TlsContexts {
   }
 
   /**
-   * Hook the server: client certificates enforced, renegotiation off, reload on
-   * SIGHUP and (if configured) on file change. `onRefused` hears of every
-   * connection dropped for its client certificate.
+   * Hook the server: client certificates enforced, renegotiation off, reload
+   * on file change (if configured). `onRefused` hears of every connection
+   * dropped for its client certificate.
    */
   attach(server: HttpsServer, onRefused?: (socket: TLSSocket, code: string) => void): void {
     this.server = server;
@@ -88,46 +84,63 @@ export class TlsContexts {
         socket.destroy();
       }
     });
-    live.add(this);
-    if (!sighupInstalled) {
-      process.on('SIGHUP', onSighup);
-      sighupInstalled = true;
-    }
-    if (this.config.watch) {
-      this.watched = this.files();
-      for (const f of this.watched) {
-        watchFile(f, { interval: WATCH_INTERVAL_MS, persistent: false }, (cur, prev) => {
-          if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.scheduleReload();
-        });
-      }
-    }
+    this.watch();
   }
 
   detach(): void {
-    for (const f of this.watched) unwatchFile(f);
-    this.watched = [];
+    this.unwatch();
     if (this.pending) clearTimeout(this.pending);
-    live.delete(this);
-    if (live.size === 0 && sighupInstalled) {
-      process.removeListener('SIGHUP', onSighup);
-      sighupInstalled = false;
-    }
   }
 
   /** Re-read every file and swap the contexts; false (old ones kept) on failure. */
   reload(why = 'reload'): boolean {
     let next: LoadedContexts;
     try {
-      next = this.load();
+      next = load(this.config);
     } catch (err) {
       this.log?.error({ err, why }, 'TLS reload failed; keeping the certificates in use');
       return false;
     }
+    this.swap(this.config, next, why);
+    return true;
+  }
+
+  /**
+   * A configuration reload: read the files `config` names now (throws
+   * TlsConfigError when one cannot be used, nothing changed) and return the
+   * step that puts them in service, to run once the whole reload is known to succeed.
+   */
+  prepare(config: TlsConfig): () => void {
+    const next = load(config);
+    return () => this.swap(config, next, 'configuration reload');
+  }
+
+  private swap(config: TlsConfig, next: LoadedContexts, why: string): void {
+    const rewatch = config !== this.config;
+    this.config = config;
     this.current = next;
     this.server?.setSecureContext(next.defaults);
+    if (rewatch && this.server) {
+      this.unwatch();
+      this.watch();
+    }
     this.generation++;
     this.log?.info({ why, generation: this.generation }, 'TLS certificates reloaded');
-    return true;
+  }
+
+  private watch(): void {
+    if (!this.config.watch) return;
+    this.watched = this.files();
+    for (const f of this.watched) {
+      watchFile(f, { interval: WATCH_INTERVAL_MS, persistent: false }, (cur, prev) => {
+        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.scheduleReload();
+      });
+    }
+  }
+
+  private unwatch(): void {
+    for (const f of this.watched) unwatchFile(f);
+    this.watched = [];
   }
 
   /** The context for a server name: exact SNI entry, then `*.` entry, else the default. */
@@ -160,25 +173,26 @@ export class TlsContexts {
     return [...new Set(f)];
   }
 
-  private load(): LoadedContexts {
-    const c = this.config;
-    const ca = c.ca !== undefined ? readPem(c.ca, 'ca') : undefined;
-    const defaults = { cert: readPem(c.cert, 'cert'), key: readPem(c.key, 'key'), ...(ca ? { ca } : {}), minVersion: c.min_version };
-    tryContext(defaults, c.cert);
-    const exact = new Map<string, SecureContext>();
-    const wildcard = new Map<string, SecureContext>();
-    for (const entry of c.sni) {
-      const ctx = tryContext({
-        cert: readPem(entry.cert, `sni ${entry.servername} cert`),
-        key: readPem(entry.key, `sni ${entry.servername} key`),
-        ...(ca ? { ca } : {}),
-        minVersion: c.min_version,
-      }, entry.cert);
-      if (entry.servername.startsWith('*.')) wildcard.set(entry.servername.slice(2), ctx);
-      else exact.set(entry.servername, ctx);
-    }
-    return { defaults, exact, wildcard };
+}
+
+/** Read every file of a TLS config and build its contexts; throws TlsConfigError naming the file. */
+function load(c: TlsConfig): LoadedContexts {
+  const ca = c.ca !== undefined ? readPem(c.ca, 'ca') : undefined;
+  const defaults = { cert: readPem(c.cert, 'cert'), key: readPem(c.key, 'key'), ...(ca ? { ca } : {}), minVersion: c.min_version };
+  tryContext(defaults, c.cert);
+  const exact = new Map<string, SecureContext>();
+  const wildcard = new Map<string, SecureContext>();
+  for (const entry of c.sni) {
+    const ctx = tryContext({
+      cert: readPem(entry.cert, `sni ${entry.servername} cert`),
+      key: readPem(entry.key, `sni ${entry.servername} key`),
+      ...(ca ? { ca } : {}),
+      minVersion: c.min_version,
+    }, entry.cert);
+    if (entry.servername.startsWith('*.')) wildcard.set(entry.servername.slice(2), ctx);
+    else exact.set(entry.servername, ctx);
   }
+  return { defaults, exact, wildcard };
 }
 
 function readPem(file: string, what: string): Buffer {

@@ -21,6 +21,8 @@ export interface Service {
    * BackendError to refuse. A service with nothing to dial may answer synchronously.
    */
   open(admission: Admission): ServiceSession | Promise<ServiceSession>;
+  /** Sessions open now (services that keep backend links); absent: none to wait for. */
+  readonly liveConnections?: number;
   /** Gateway is draining: close backends cleanly. */
   shutdown?(): Promise<void>;
 }
