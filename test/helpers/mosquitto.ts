@@ -1,9 +1,10 @@
 /**
- * A private Mosquitto for the MQTT inspection tests: its own temp dir, free
- * ports, a password file and an ACL file, so that the broker itself refuses
- * what the gateway might let through by mistake and accepts only the
+ * A private Mosquitto for tests: its own temp dir and free ports, never the
+ * system service, stopped by pid. Anonymous by default; with `users` and
+ * `acl` it has its own password file and ACL file, so that the broker itself
+ * refuses what the gateway might let through by mistake and accepts only the
  * credentials the gateway injects. A TCP listener and, optionally, a
- * WebSocket listener. Never the system service; stopped by pid.
+ * WebSocket listener.
  *
  * The broker's own view is read from its log: which client id and user name
  * each connection authenticated as, and what it denied.
@@ -28,7 +29,7 @@ export interface BrokerConnection {
   username: string;
 }
 
-export interface PrivateMosquitto {
+export interface Mosquitto {
   port: number;
   /** Port of the WebSocket listener (path `/`, subprotocol `mqtt`), when asked for. */
   wsPort?: number;
@@ -44,7 +45,7 @@ export interface PrivateMosquitto {
 
 const CONNECTED = /New client connected from \S+ as (\S+) \([^)]*u'([^']*)'\)/g;
 
-export async function startPrivateMosquitto(options: MosquittoOptions = {}): Promise<PrivateMosquitto> {
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-mosquitto-'));
   const port = await freePort();
   const wsPort = options.websockets ? await freePort() : undefined;

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { startMosquitto, type Mosquitto } from '../services/helpers/processes.js';
+import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.js';
 import { GatehouseSocket } from '../../../client/src/index.js';
 import { originKeys, REAL_ORIGIN_CHECK, TEST_LIMITS } from './stand-in-checks.js';
 

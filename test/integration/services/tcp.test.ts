@@ -12,7 +12,8 @@ import { NON_BROWSER, TEST_LIMITS } from './helpers/config.js';
 import { echoSocket, startRawBackend, type RawBackend } from './helpers/backends.js';
 import { closedOf, nextMessage, openClient, refusedStatus, roundTrip } from './helpers/clients.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
-import { freePort, startMosquitto, type Mosquitto } from './helpers/processes.js';
+import { freePort } from './helpers/processes.js';
+import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.js';
 
 type Gw = Awaited<ReturnType<typeof startGateway>>;
 

@@ -1,12 +1,11 @@
 /**
- * Real servers the backend tests start on free ports: Mosquitto with a temp
- * config, and a helper to read a child process's resident memory from /proc.
+ * Helpers for the real servers tests start: a free port, waiting for a
+ * child's output, a child process's resident memory from /proc. (Mosquitto:
+ * test/helpers/mosquitto.ts.)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 /** A port nobody listens on right now (bind 0, read it, release it). */
 export async function freePort(): Promise<number> {
@@ -37,37 +36,6 @@ export function waitForOutput(child: ChildProcess, pattern: RegExp, streams: Arr
       if (err) reject(err); else resolve(m!);
     }
   });
-}
-
-export interface Mosquitto {
-  port: number;
-  stop(): Promise<void>;
-}
-
-export async function startMosquitto(): Promise<Mosquitto> {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-mosquitto-'));
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n`);
-  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    await waitForOutput(child, /mosquitto version \S+ running/);
-  } catch (err) {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    port,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Resident set size of a process in bytes (VmRSS from /proc). */
