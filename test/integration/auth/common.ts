@@ -30,7 +30,7 @@ export function connect(url: string, opts: { headers?: Record<string, string>; p
   });
 }
 
-export async function open(url: string, opts: { headers?: Record<string, string>; protocols?: string[] } = {}): Promise<WebSocket> {
+export async function open(url: string, opts: { headers?: Record<string, string>; protocols?: string[]; localAddress?: string } = {}): Promise<WebSocket> {
   const o = await connect(url, opts);
   if (o.kind !== 'open') throw new Error(`expected 101, got ${o.status}`);
   return o.ws;
