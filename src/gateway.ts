@@ -6,7 +6,6 @@
 import type { Logger } from 'pino';
 import { AdmissionPipeline } from './admission/pipeline.js';
 import { ChannelGuard } from './admission/channel-guard.js';
-import { AdmissionState } from './admission/state.js';
 import { CHECK_FACTORIES, TICKET_DOOR_CHECKS } from './checks.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { servicesOf } from './config/load.js';
@@ -40,8 +39,6 @@ export class Gateway {
   readonly front: FrontDoor;
   /** Per-connection rate limits and slow-consumer policing, installed on every admitted channel. */
   readonly guard: ChannelGuard;
-  /** Connection counts and handshake buckets, kept across reloads. */
-  private readonly admissionState = new AdmissionState();
   /** Failure counts, used and issued tickets: what guards security outlives every reload. */
   private readonly sharedState: SharedState = new MemorySharedState();
   private config: GatehouseConfig;
@@ -113,7 +110,7 @@ export class Gateway {
     const services = new Map<string, Service>();
     const list = servicesOf(config);
     for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders }));
-    const env = { config, log: this.log, metrics: this.metrics, state: this.admissionState, shared: this.sharedState };
+    const env = { config, log: this.log, metrics: this.metrics, shared: this.sharedState };
     this.ticketDoor = new AdmissionPipeline(list, TICKET_DOOR_CHECKS, env, this.audit);
     return {
       config,

@@ -1,13 +1,14 @@
 /**
  * Check 2: concurrent connections per client address (IPv6 per /64), per
- * service and in total. The check reserves a slot in all three counts and
- * registers its release, which runs when a later check refuses or when the
- * connection ends (`Admission.release`).
+ * service and in total. The check reserves a slot in all three counts (one
+ * atomic step of the shared state) and registers its release, which runs when
+ * a later check refuses or when the connection ends (`Admission.release`).
  * Over → 429 `too_many_connections` (address), 503 `service_full`, 503 `gateway_full`.
  */
 import { addressKey } from '../http/cidr.js';
+import type { SlotRefusal } from '../shared-state/contract.js';
 import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
-import { admissionStateOf } from './state.js';
+import { sharedStateOf } from './state.js';
 
 /** Refusals by address say what else may be wrong: many clients seen as one address. */
 export const SHARED_ADDRESS_HINT = ' (clients behind one proxy or NAT share it: list your proxies in trusted_proxies)';
@@ -16,9 +17,9 @@ export const SHARED_ADDRESS_HINT = ' (clients behind one proxy or NAT share it: 
 const RETRY_AFTER_SECONDS = '5';
 
 export const connectionLimitCheck: CheckFactory = (service, env) => {
-  const counts = admissionStateOf(env).connections;
-  const limits = env.config.limits;
-  const perService = service.max_connections;
+  const slots = sharedStateOf(env).connections;
+  const config = env.config.limits;
+  const limits = { perAddress: config.connections_per_address, perService: service.max_connections, total: config.connections_total };
   const metrics = env.metrics;
   // The open-connection series are taken once per service, not per connection.
   const open = {
@@ -27,36 +28,36 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
   };
   // One release function per service and transport; the connection's address key is its argument.
   const releaseWebSocket = (key: string): void => {
-    counts.remove(key, service.name);
+    slots.release(key, service.name);
     open.websocket.value--;
   };
   const releaseFallback = (key: string): void => {
-    counts.remove(key, service.name);
+    slots.release(key, service.name);
     open.fallback.value--;
+  };
+  const refusals: Record<SlotRefusal, Rejection> = {
+    address: new Rejection(429, 'too_many_connections', 'too many connections from this address', { 'Retry-After': RETRY_AFTER_SECONDS },
+      `limits.connections_per_address = ${config.connections_per_address}${SHARED_ADDRESS_HINT}`),
+    service: new Rejection(503, 'service_full', 'this service is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
+      `services.${service.name}.max_connections = ${String(service.max_connections)}`),
+    total: new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
+      `limits.connections_total = ${config.connections_total}`),
   };
   const check: AdmissionCheck = {
     name: 'connection-limit',
     check(ctx) {
       const key = addressKey(ctx.request.remoteAddress);
-      if (counts.ofAddress(key) >= limits.connections_per_address) {
-        return new Rejection(429, 'too_many_connections', 'too many connections from this address', { 'Retry-After': RETRY_AFTER_SECONDS },
-          `limits.connections_per_address = ${limits.connections_per_address}${SHARED_ADDRESS_HINT}`);
-      }
-      if (perService !== undefined && counts.ofService(service.name) >= perService) {
-        return new Rejection(503, 'service_full', 'this service is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
-          `services.${service.name}.max_connections = ${perService}`);
-      }
-      if (counts.total >= limits.connections_total) {
-        return new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
-          `limits.connections_total = ${limits.connections_total}`);
-      }
-      counts.add(key, service.name);
-      const fallback = ctx.request.transport === 'fallback';
-      (fallback ? open.fallback : open.websocket).value++;
-      // No closure per connection (it would be kept while the connection
-      // lives); the pipeline runs each release action once.
-      ctx.onRelease(fallback ? releaseFallback : releaseWebSocket, key);
-      return undefined;
+      const verdict = (outcome: 'ok' | SlotRefusal): Rejection | undefined => {
+        if (outcome !== 'ok') return refusals[outcome];
+        const fallback = ctx.request.transport === 'fallback';
+        (fallback ? open.fallback : open.websocket).value++;
+        // No closure per connection (it would be kept while the connection
+        // lives); the pipeline runs each release action once.
+        ctx.onRelease(fallback ? releaseFallback : releaseWebSocket, key);
+        return undefined;
+      };
+      const outcome = slots.reserve(key, service.name, limits);
+      return typeof outcome === 'string' ? verdict(outcome) : outcome.then(verdict);
     },
   };
   return check;

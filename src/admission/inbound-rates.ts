@@ -7,7 +7,7 @@
  * come: nothing is refused, the client is slowed down (like nginx
  * `limit_req` with a delay), and TCP holds the rest in its own buffers.
  */
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../shared-state/token-bucket.js';
 
 export type RateLimitName = 'message_rate' | 'byte_rate' | 'control_rate';
 

@@ -10,7 +10,6 @@ import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { AdmissionRequest, Principal } from '../admitted.js';
 import type { SharedState } from '../shared-state/contract.js';
-import type { AdmissionState } from './state.js';
 
 export type { Admission, AdmissionRequest, Principal, TlsInfo } from '../admitted.js';
 
@@ -60,15 +59,12 @@ export interface CheckEnv {
   log: Logger;
   metrics: Metrics;
   /**
-   * Limiter state shared by all services (handshake buckets, connection counts).
-   * Pass the same object to the pipeline built on a config reload so open
-   * connections stay counted; when absent, one is kept per CheckEnv object.
-   */
-  state?: AdmissionState;
-  /**
-   * State that guards security (failure counts, used and issued tickets),
-   * kept across reloads the same way; when absent, the auth checks of one
-   * configuration make their own.
+   * State that guards security (handshake buckets, connection counts, failure
+   * counts, used and issued tickets), shared by all services. Pass the same
+   * object to the pipeline built on a config reload so open connections stay
+   * counted and blocked addresses blocked; the cluster passes one shared by
+   * its processes. When absent, the admission checks keep one per CheckEnv
+   * object and the auth checks of one configuration make their own.
    */
   shared?: SharedState;
 }

@@ -1,8 +1,9 @@
 /**
  * The contract of shared state: what guards security across connections and
  * must outlive a configuration reload — failed-attempt counts, the ids of
- * single-use tickets already used, the tickets issued and not yet used — and,
- * once several gateway processes serve one site, be shared by all of them.
+ * single-use tickets already used, the tickets issued and not yet used, the
+ * handshake rate and the open connections per client address — and, once
+ * several gateway processes serve one site, be shared by all of them.
  *
  * Implementations: in-process (`memory.ts`, made once by the composition root
  * and handed to every configuration it loads); a Redis one can follow without
@@ -68,6 +69,41 @@ export interface TicketVault {
   take(id: string): Awaitable<IssuedTicket | undefined>;
 }
 
+/** The handshake bucket of one address, passed with each call so a reload's new values apply. */
+export interface RateLimits {
+  /** Tokens per second. */
+  rate: number;
+  /** Most tokens a bucket holds. */
+  burst: number;
+}
+
+/** Handshakes per client address key (IPv6: /64): one token bucket each. */
+export interface HandshakeBuckets {
+  /** Takes one token for `key`: 0 when taken, else the milliseconds until one is there. */
+  take(key: string, limits: RateLimits): Awaitable<number>;
+}
+
+export interface ConnectionLimits {
+  perAddress: number;
+  /** The service's own limit, when it has one. */
+  perService?: number;
+  total: number;
+}
+
+/** Which limit refused a connection. */
+export type SlotRefusal = 'address' | 'service' | 'total';
+
+/**
+ * Open connections per client address key, per service and in all. A slot is
+ * counted in all three at once, and only when each is under its limit: one
+ * atomic step, so racing handshakes never overshoot a limit together.
+ */
+export interface ConnectionSlots {
+  reserve(address: string, service: string, limits: ConnectionLimits): Awaitable<'ok' | SlotRefusal>;
+  /** Gives one reserved slot back. Never fails for the caller: a shared implementation retries or reconciles on its own. */
+  release(address: string, service: string): void;
+}
+
 export interface SharedState {
   /** Failed authentications per client address key (IPv6: /64). */
   readonly addressFailures: AttemptCounter;
@@ -75,4 +111,6 @@ export interface SharedState {
   readonly userFailures: AttemptCounter;
   readonly usedTicketIds: SingleUseIds;
   readonly issuedTickets: TicketVault;
+  readonly handshakes: HandshakeBuckets;
+  readonly connections: ConnectionSlots;
 }

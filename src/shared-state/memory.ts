@@ -5,6 +5,7 @@
  * synchronous, so each operation is atomic. Memory is bounded: each store
  * holds at most `maxKeys` entries.
  */
+import { MemoryConnectionSlots, MemoryHandshakeBuckets } from './memory-admission.js';
 import type {
   AttemptCounter, AttemptLimits, IssueResult, IssuedTicket, SharedState, SingleUseIds, TicketVault,
 } from './contract.js';
@@ -166,6 +167,8 @@ export class MemorySharedState implements SharedState {
   readonly userFailures: MemoryAttemptCounter;
   readonly usedTicketIds: MemorySingleUseIds;
   readonly issuedTickets: MemoryTicketVault;
+  readonly handshakes = new MemoryHandshakeBuckets();
+  readonly connections = new MemoryConnectionSlots();
 
   constructor(opts: { maxKeys?: number; now?: Clock } = {}) {
     const { maxKeys = MAX_KEYS, now = Date.now } = opts;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KeyedBuckets, TokenBucket } from '../../../src/admission/token-bucket.js';
+import { KeyedBuckets, TokenBucket } from '../../../src/shared-state/token-bucket.js';
 
 test('token bucket: burst, refill, wait time', () => {
   const b = new TokenBucket(10, 20, 0);
