@@ -29,7 +29,11 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// Every test has a deadline: a test that waits for something that never
+// happens fails (naming itself) instead of hanging the run. Tests that know
+// they need less say so with their own { timeout }.
+const timeout = process.env.TEST_TIMEOUT_MS ?? '180000';
 const child = spawn(process.execPath, [
-  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files,
+  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files,
 ], { stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(signal ? 1 : code ?? 1));
