@@ -51,6 +51,8 @@ test('each origin and subprotocol rule: status, reason, audit line, counter; the
     { name: '4 KiB origin', headers: ['Origin', `https://${'a'.repeat(4096)}.example`], status: 403, reason: 'origin_malformed' },
     { name: 'no subprotocol offered', headers: ['Origin', 'https://app.example.com'], status: 400, reason: 'subprotocol_not_acceptable' },
     { name: 'only unknown offered', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'chat, superchat'], status: 400, reason: 'subprotocol_not_acceptable' },
+    // Subprotocol values are compared exactly (RFC 6455 §4.1: case-sensitive), never case-folded.
+    { name: 'listed one in other case', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'V12.STOMP, v11.Stomp'], status: 400, reason: 'subprotocol_not_acceptable' },
     { name: 'duplicates', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'v12.stomp, v12.stomp'], status: 400, reason: 'duplicate_subprotocol' },
     { name: 'parameters', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', 'v12.stomp;v=1'], status: 400, reason: 'invalid_subprotocol' },
     { name: 'quoted', headers: ['Origin', 'https://app.example.com', 'Sec-WebSocket-Protocol', '"v12.stomp"'], status: 400, reason: 'invalid_subprotocol' },

@@ -420,6 +420,18 @@ describe('FrameParser: length (RFC 6455 §5.2) and limits (1009)', () => {
     const o = expectError(input, 1009, { maxFrame: 1000, maxMessage: 1000 });
     assert.equal(o.openBytes, 600);
   });
+  it('a fragmented message exactly maxMessage passes; one byte more → 1009 at the header of the last fragment', () => {
+    const fragments = (last: number): Buffer => cat(
+      f({ opcode: OP_BINARY, payload: Buffer.alloc(400), fin: false }),
+      f({ opcode: OP_CONT, payload: Buffer.alloc(400), fin: false }),
+      f({ opcode: OP_CONT, payload: Buffer.alloc(last), fin: true }),
+    );
+    const exact = parse(fragments(200), { maxFrame: 1000, maxMessage: 1000 });
+    assert.equal(exact.error, undefined, 'a message of exactly maxMessage bytes in three fragments');
+    assert.equal(exact.messages[0]?.data.length, 1000);
+    const over = expectError(fragments(201), 1009, { maxFrame: 1000, maxMessage: 1000 });
+    assert.equal(over.openBytes, 800, 'refused at the header of the fragment that passes the limit, before its payload');
+  });
   it('single frame over maxMessage (below maxFrame) → 1009', () => {
     expectError(f({ opcode: OP_TEXT, declaredLength: 2000 }).subarray(0, 8), 1009, { maxFrame: 5000, maxMessage: 1000 });
   });
@@ -531,6 +543,9 @@ describe('FrameParser: close frames (RFC 6455 §5.5.1, §7.4)', () => {
   });
   it('1-byte close payload → 1002', () => {
     expectError(f({ opcode: OP_CLOSE, payload: Buffer.from([0x03]) }), 1002);
+    // 0x0C read as the high byte of a code would be 3072, a valid one: only the length rule refuses it.
+    const o = expectError(f({ opcode: OP_CLOSE, payload: Buffer.from([0x0c]) }), 1002);
+    assert.match(o.error?.reason ?? '', /1-byte/, 'refused for its length, not for its code');
   });
   for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]) {
     it(`invalid close code ${code} → 1002`, () => {
