@@ -46,16 +46,18 @@ export const FLOORS: readonly Floor[] = [
   { name: 'checks', paths: ['src/checks.ts'], mayImport: [GROUND, 'admission', 'auth'] },
   // The front door: both doors (upgrade, fallback requests) orchestrate everything below.
   { name: 'front', paths: ['src/front/'], mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'services'] },
+  // The admin listener: metrics, health, the admin API and the dashboard, over what the gateway hands it.
+  { name: 'admin', paths: ['src/admin/'], mayImport: [GROUND] },
   // Composition: the gateway builds everything; the command line starts it; nothing imports either.
   {
     name: 'gateway',
     paths: ['src/gateway.ts'],
-    mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front'],
+    mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'admin'],
   },
   {
     name: 'cli',
     paths: ['src/cli.ts'],
-    mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'gateway'],
+    mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'admin', 'gateway'],
   },
   { name: 'main', paths: ['src/main.ts'], mayImport: ['cli'] },
 ];

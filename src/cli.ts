@@ -35,6 +35,19 @@ function readConfig(file: string | undefined): GatehouseConfig {
   return file ? loadConfigFile(file) : loadDefaultConfig();
 }
 
+function urlOf(scheme: string, host: string, port: number): string {
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The built-in default's admin token is made at start unless GATEHOUSE_ADMIN_TOKEN
+ * sets one: the dashboard link carries it in the fragment (never sent to a server).
+ */
+function adminTokenHint(config: GatehouseConfig, file: string | undefined): string {
+  if (file || !config.admin?.token || process.env.GATEHOUSE_ADMIN_TOKEN) return '';
+  return `#token=${config.admin.token}`;
+}
+
 const start: Command = {
   summary: 'start the gateway',
   usage: 'gatehouse start [--config FILE]   (without --config: the built-in default, echo on 127.0.0.1:8080)',
@@ -44,7 +57,7 @@ const start: Command = {
     try { config = readConfig(file); } catch (err) { printConfigError(err); return 1; }
     let gw: Gateway;
     try {
-      gw = await Gateway.start(config);
+      gw = await Gateway.start(config, { configSource: file ? () => loadConfigFile(file) : undefined });
     } catch (err) {
       // A file the config names is missing or unusable: a clear line, not a stack trace.
       if (!(err instanceof GatehouseError)) throw err;
@@ -52,28 +65,23 @@ const start: Command = {
       return 1;
     }
     process.on('SIGHUP', () => {
-      if (!file) { gw.log.warn('SIGHUP: running on the built-in config, nothing to reload'); return; }
-      const refused = (err: unknown): void => {
-        gw.log.error({ issues: err instanceof ConfigError ? err.issues : undefined, err: err instanceof ConfigError ? undefined : err },
-          'reload refused: the running configuration stays');
-      };
-      try {
-        gw.reload(loadConfigFile(file)).catch(refused);
-      } catch (err) {
-        refused(err);
-      }
+      void gw.reloadFromSource().then((r) => {
+        if (!r.ok && r.status === 409) gw.log.warn('SIGHUP: running on the built-in config, nothing to reload');
+      });
     });
     return new Promise<number>((resolve) => {
       const stop = (signal: string) => {
         gw.log.info({ signal }, 'shutdown requested');
-        gw.stop().then(() => resolve(0), (err) => { gw.log.error({ err }, 'shutdown failed'); resolve(1); });
+        gw.stop().catch((err: unknown) => { gw.log.error({ err }, 'shutdown failed'); resolve(1); });
       };
+      // A signal or the admin API's drain: the process ends when the gateway has stopped.
+      void gw.stopped.then(() => resolve(0));
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       // Announced only once the signals are handled: whoever waits for this line may signal at once.
-      for (const a of gw.addresses) {
-        process.stderr.write(`gatehouse: listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
-      }
+      for (const a of gw.addresses) process.stderr.write(`gatehouse: listening on ${urlOf(a.tls ? 'https' : 'http', a.host, a.port)}/\n`);
+      const admin = gw.admin?.address;
+      if (admin) process.stderr.write(`gatehouse: admin on ${urlOf('http', admin.host, admin.port)}/${adminTokenHint(config, file)}\n`);
     });
   },
 };

@@ -17,6 +17,8 @@ import { Audit } from './observe/audit.js';
 import { createLogger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { ConnectionEnds } from './observe/connection-end.js';
+import { AdminServer } from './admin/server.js';
+import type { AdminHooks, ReloadResult } from './admin/api.js';
 import { createService } from './services/index.js';
 import { unwatchChannel, watchCredentials } from './auth/expiry.js';
 import { backendIdentityHeaders } from './auth/identity.js';
@@ -30,6 +32,8 @@ import { MemorySharedState } from './shared-state/memory.js';
 export interface GatewayOptions {
   logger?: Logger;
   metrics?: Metrics;
+  /** Where a reload reads the configuration from (the CLI's `--config` file); none: reload is refused. */
+  configSource?: () => GatehouseConfig;
 }
 
 export class Gateway {
@@ -47,9 +51,16 @@ export class Gateway {
   private stopping?: Promise<void>;
   /** Services replaced by a reload: they keep the sessions they opened and are shut down with the rest. */
   private readonly retired = new Set<Service>();
+  private readonly configSource?: () => GatehouseConfig;
+  /** The admin listener, when `admin:` is configured. */
+  readonly admin?: AdminServer;
+  private stoppedResolve!: () => void;
+  /** Settles when `stop` has finished (a signal or the admin API's drain). */
+  readonly stopped = new Promise<void>((resolve) => { this.stoppedResolve = resolve; });
 
   private constructor(config: GatehouseConfig, opts: GatewayOptions) {
     this.config = config;
+    this.configSource = opts.configSource;
     this.log = opts.logger ?? createLogger(config.log.level);
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
@@ -68,11 +79,36 @@ export class Gateway {
       draining: () => this.front.drainingRefusal(),
       opening: (work) => this.front.trackOpening(work),
     }).handle);
+    if (config.admin) this.admin = new AdminServer(config.admin, this.adminHooks(), this.audit);
+  }
+
+  /** What the admin listener reads and acts on. */
+  private adminHooks(): AdminHooks {
+    return {
+      metrics: this.metrics,
+      log: this.log,
+      channels: () => this.front.channelSet,
+      traffic: ChannelGuard.trafficOf,
+      readiness: () => (this.front.isDraining || this.stopping ? { ready: false, reason: 'draining' }
+        : this.front.addresses.length === 0 ? { ready: false, reason: 'not listening' } : { ready: true }),
+      reload: () => this.reloadFromSource(),
+      drain: () => { void this.stop(); },
+    };
   }
 
   static async start(config: GatehouseConfig, opts: GatewayOptions = {}): Promise<Gateway> {
     const gw = new Gateway(config, opts);
     await gw.front.listen();
+    if (gw.admin) {
+      try {
+        const a = await gw.admin.listen();
+        gw.log.info({ host: a.host, port: a.port }, 'admin listening');
+      } catch (err) {
+        await gw.stop(0);
+        throw new ConfigError(`admin listener ${config.admin?.host}:${config.admin?.port}: ${(err as Error).message}`, [], { cause: err });
+      }
+    }
+    gw.metrics.ready.inc(undefined, 1);
     return gw;
   }
 
@@ -150,9 +186,30 @@ export class Gateway {
   /** Services replaced by reloads that still have live sessions. */
   get retiredServices(): number { return this.retired.size; }
 
+  /**
+   * Reload from the configuration source (SIGHUP, the admin API). An invalid
+   * configuration is refused with its issues; the running one stays.
+   */
+  async reloadFromSource(): Promise<ReloadResult> {
+    if (!this.configSource) return { ok: false, status: 409, error: 'running on the built-in configuration: nothing to reload', issues: [] };
+    try {
+      const config = this.configSource();
+      await this.reload(config);
+      return { ok: true, services: Object.keys(config.services) };
+    } catch (err) {
+      const issues = err instanceof ConfigError ? err.issues : [];
+      this.log.error({ issues, err: err instanceof ConfigError ? undefined : err }, 'reload refused: the running configuration stays');
+      return err instanceof ConfigError
+        ? { ok: false, status: 422, error: err.message, issues }
+        : { ok: false, status: 500, error: 'reload failed', issues };
+    }
+  }
+
+
   /** Drain: stop accepting, close channels with 1001, shut services down. */
   stop(timeoutMs = this.config.shutdown.drain_timeout): Promise<void> {
     this.stopping ??= (async () => {
+      this.metrics.ready.series().value = 0;
       this.log.info({ open: this.front.openChannels, timeoutMs }, 'draining');
       await this.front.drain(timeoutMs);
       this.guard.stop();
@@ -160,7 +217,9 @@ export class Gateway {
       await Promise.all(services.map((s) => s.shutdown?.().catch((err) => {
         this.log.warn({ err, service: s.name }, 'service shutdown failed');
       })));
+      await this.admin?.close();
       this.log.info('stopped');
+      this.stoppedResolve();
     })();
     return this.stopping;
   }

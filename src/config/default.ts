@@ -15,4 +15,10 @@ services:
     origins: [self]
     # Command-line clients send no Origin; echo holds nothing worth protecting.
     allow_missing_origin: true
+# Metrics, health, the admin API and the dashboard, on loopback. Without
+# GATEHOUSE_ADMIN_TOKEN, \`gatehouse start\` makes a token and prints the dashboard link.
+admin:
+  host: 127.0.0.1
+  port: \${GATEHOUSE_ADMIN_PORT:-9090}
+  token: \${GATEHOUSE_ADMIN_TOKEN:-}
 `;

@@ -2,6 +2,7 @@
  * Loads configuration: YAML text → ${ENV} interpolation → schema validation.
  * Every problem is reported with the dotted path of the key it concerns.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
@@ -89,8 +90,10 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   return parseConfigText(text, env, file);
 }
 
+/** The built-in default; its admin token is made here when GATEHOUSE_ADMIN_TOKEN does not set one. */
 export function loadDefaultConfig(env: NodeJS.ProcessEnv = process.env): GatehouseConfig {
-  return parseConfigText(DEFAULT_CONFIG, env, 'built-in default config');
+  const token = env.GATEHOUSE_ADMIN_TOKEN || randomBytes(24).toString('base64url');
+  return parseConfigText(DEFAULT_CONFIG, { ...env, GATEHOUSE_ADMIN_TOKEN: token }, 'built-in default config');
 }
 
 /** Services with their names attached, in config order (the order routes are matched in). */

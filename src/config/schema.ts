@@ -11,6 +11,7 @@ import { duration, size } from './units.js';
 import { policyRootFields } from './policy.js';
 import { authRootFields } from './auth.js';
 import { fallbackRootFields } from './fallback.js';
+import { adminRootFields } from './admin.js';
 
 export const websocketSchema = z.strictObject({
   /** Send a ping after this long without traffic from the peer; 0 disables. */
@@ -48,6 +49,7 @@ export const configSchema = z.strictObject({
   ...policyRootFields,
   ...authRootFields,
   ...fallbackRootFields,
+  ...adminRootFields,
 });
 
 export type GatehouseConfig = z.output<typeof configSchema>;
@@ -56,3 +58,4 @@ export type ServiceConfig = z.output<typeof serviceSchema> & { name: string };
 export type WebSocketSettings = z.output<typeof websocketSchema>;
 export type { ListenerConfig } from './listener.js';
 export type { LimitsConfig } from './limits.js';
+export type { AdminConfig } from './admin.js';

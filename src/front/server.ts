@@ -100,6 +100,10 @@ export class FrontDoor {
   }
   /** Open channels (WebSocket and fallback), for drain and metrics. */
   get openChannels(): number { return this.channels.size; }
+  /** The open channels themselves (the admin API lists and closes them). */
+  get channelSet(): ReadonlySet<Channel> { return this.channels; }
+  /** Drain has begun: nothing new is accepted. */
+  get isDraining(): boolean { return this.draining; }
 
   /** Register a channel that another transport (the fallback) admitted, so drain covers it. */
   track(channel: Channel, admission: Admission): void {
@@ -327,7 +331,11 @@ export class FrontDoor {
         return;
       }
       const route = url.startsWith('/') ? ctx.router.match(req.headers.host, path) : new Rejection(400, 'bad_request_target');
-      if (route instanceof Rejection) return this.respond(req, res, route);
+      if (route instanceof Rejection) {
+        // Browsers ask for /favicon.ico by themselves: a 404, not an audit event.
+        if (path === '/favicon.ico' && route.status === 404) return this.answer(req, res, route);
+        return this.respond(req, res, route);
+      }
       if (req.headers.upgrade !== undefined) {
         // An Upgrade header without "Connection: upgrade" (RFC 6455 §4.2.1 item 4).
         return this.respond(req, res, new Rejection(400, 'bad_connection', 'Connection header must contain "upgrade"'), route.name);
@@ -345,6 +353,10 @@ export class FrontDoor {
 
   private respond(req: IncomingMessage, res: ServerResponse, rejection: Rejection, service?: string): void {
     this.ctx.audit.reject(rejection.reason, { service, client: clientAddressOf(req)?.address ?? req.socket.remoteAddress, status: rejection.status, transport: 'http' });
+    this.answer(req, res, rejection);
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, rejection: Rejection): void {
     const body = `${rejection.message}\n`;
     res.writeHead(rejection.status, {
       ...rejection.headers,

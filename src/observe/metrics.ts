@@ -64,8 +64,6 @@ export class Metrics {
     ['service', 'transport', 'outcome', 'reason']);
   readonly rejections = this.counterFamily('gatehouse_rejections_total',
     'Requests refused with an HTTP status (handshakes, fallback and plain HTTP requests, TLS and PROXY-protocol failures), by reason code', ['reason']);
-  readonly limitRefusals = this.counterFamily('gatehouse_limit_refusals_total',
-    'Refusals and closes caused by a configured limit, by the configuration key that sets it', ['limit']);
   readonly connectionsOpen = this.gaugeFamily('gatehouse_connections_open',
     'Open client connections (WebSocket and fallback sessions, from admission to close), by service and transport', ['service', 'transport']);
   readonly handshakeSeconds = new Histogram({

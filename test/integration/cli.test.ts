@@ -95,7 +95,7 @@ test('check: a missing users file and an unusable certificate are both named, ex
 
 test('start: serves echo on the built-in default config; SIGTERM closes clients with 1001 and exits', async () => {
   // GATEHOUSE_PORT=0 is not useful to find the port, so pick one from the stderr line.
-  const r = run(['start'], { GATEHOUSE_PORT: '0' });
+  const r = run(['start'], { GATEHOUSE_PORT: '0', GATEHOUSE_ADMIN_PORT: '0' });
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${r.err()}`)), 10_000);
     r.child.stderr.on('data', () => {
@@ -121,7 +121,7 @@ test('the gatehouse executable starts Node with the flags on its first line (you
   const firstLine = readFileSync(bin, 'utf8').split('\n', 1)[0];
   assert.match(firstLine, /^#!\/usr\/bin\/env -S node .*--max-semi-space-size=\d+/);
   // Run the file itself, as `gatehouse` and `npm start` do: the kernel reads that line.
-  const child = spawn(bin, ['start'], { env: { ...process.env, GATEHOUSE_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(bin, ['start'], { env: { ...process.env, GATEHOUSE_PORT: '0', GATEHOUSE_ADMIN_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
   const exited = once(child, 'exit').then(([code]) => code as number);
