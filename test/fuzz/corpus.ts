@@ -1,0 +1,64 @@
+/**
+ * What the fuzz runs share: the input generator (arbitrary bytes, biased
+ * toward the shapes each parser reads, so that short runs reach past the
+ * first check) and the crash directory.
+ */
+import fc from 'fast-check';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildFrame } from '../helpers/raw-client.js';
+
+const KEY = Buffer.from([1, 2, 3, 4]);
+
+export const CRASH_DIR = join(fileURLToPath(new URL('.', import.meta.url)), 'crashes');
+
+/** Bytes that begin like the input each target reads, then anything. */
+const SEEDS: Record<string, Uint8Array[]> = {
+  'frame-parser': [
+    // A chop byte, then a message at the limits' edges: two 150-byte fragments (300 = maxMessage), a ping between.
+    Uint8Array.from(Buffer.concat([Buffer.from([0x03]), buildFrame({ opcode: 2, fin: false, payload: Buffer.alloc(150, 7), mask: KEY }),
+      buildFrame({ opcode: 9, payload: 'p', mask: KEY }), buildFrame({ opcode: 0, payload: Buffer.alloc(150, 8), mask: KEY })])),
+    Uint8Array.from(Buffer.concat([Buffer.from([0x00]), buildFrame({ opcode: 1, fin: false, payload: 'h\u00e9', mask: KEY }),
+      buildFrame({ opcode: 0, fin: false, payload: '', mask: KEY }), buildFrame({ opcode: 0, payload: 'llo', mask: KEY })])),
+    Uint8Array.from([0x05, 0x81, 0x85, 1, 2, 3, 4, 0x49, 0x67, 0x6f, 0x68, 0x6b]),
+    Uint8Array.from([0x01, 0x01, 0x82, 1, 2, 3, 4, 0x80, 0x80, 0x80, 0x80, 0x80]),
+    Uint8Array.from([0x07, 0x89, 0x80, 1, 2, 3, 4, 0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]),
+  ],
+  handshake: [
+    new TextEncoder().encode('GET /s HTTP/1.1\r\nHost: a.example:80\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+      + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, b\r\n'
+      + 'X-Forwarded-For: 10.0.0.2, 203.0.113.9\r\nForwarded: for="[2001:db8::1]:4711"\r\n\r\n'),
+    new TextEncoder().encode('PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'),
+  ],
+  'fallback-wire': [Uint8Array.from([0x05, 0, 0, 0, 6, 0, 0, 0, 0, 0, 1, 0x01, 0, 0, 0, 2, 0x68, 0x69, 0x03, 0, 0, 0, 2, 0x03, 0xe8])],
+  stomp: [new TextEncoder().encode('\x03SEND\ndestination:/queue/a\ncontent-length:2\n\nhi\0\n\nSUBSCRIBE\nid:1\ndestination:/t\\c\n\n\0')],
+  mqtt: [Uint8Array.from([0x01, 0x10, 0x10, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 4, 0x61, 0x62, 0x63, 0x64, 0x30, 3, 0, 1, 0x74])],
+};
+
+/** Arbitrary bytes, or a seed of the target with bytes flipped, cut or appended. */
+export function inputs(target: string): fc.Arbitrary<Uint8Array> {
+  const seeds = SEEDS[target] ?? [];
+  const random = fc.uint8Array({ maxLength: 2048 });
+  if (seeds.length === 0) return random;
+  const mutated = fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+    fc.nat(), fc.uint8Array({ maxLength: 256 }))
+    .map(([seed, flips, cut, tail]) => {
+      const out = Uint8Array.from(seed);
+      for (const [at, value] of flips) if (out.length > 0) out[at % out.length] = value;
+      const kept = out.subarray(0, out.length === 0 ? 0 : cut % (out.length + 1));
+      const joined = new Uint8Array(kept.length + tail.length);
+      joined.set(kept);
+      joined.set(tail, kept.length);
+      return joined;
+    });
+  return fc.oneof({ arbitrary: mutated, weight: 3 }, { arbitrary: random, weight: 1 });
+}
+
+/** Kept crash inputs of a target (file contents). */
+export function crashInputs(target: string): Array<{ file: string; data: Uint8Array }> {
+  let files: string[] = [];
+  try { files = readdirSync(CRASH_DIR); } catch { return []; }
+  return files.filter((f) => f.startsWith(`${target}-`) && f.endsWith('.bin'))
+    .map((file) => ({ file, data: new Uint8Array(readFileSync(join(CRASH_DIR, file))) }));
+}
