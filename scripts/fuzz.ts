@@ -46,7 +46,7 @@ for (const target of targets) {
       mkdirSync(CRASH_DIR, { recursive: true });
       const file = join(CRASH_DIR, `${target.name}-${createHash('sha256').update(data).digest('hex').slice(0, 16)}.bin`);
       writeFileSync(file, data);
-      console.log(`${target.name}: FAILED at seed ${seed} after ${done + result.numRuns} inputs: ${String(result.errorInstance ?? result.error)}`);
+      console.log(`${target.name}: FAILED at seed ${seed} after ${done + result.numRuns} inputs: ${String(result.errorInstance)}`);
       console.log(`${target.name}: input kept as ${file} (${data.length} bytes)`);
       failed = true;
       break;

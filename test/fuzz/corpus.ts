@@ -57,7 +57,7 @@ export function inputs(target: string): fc.Arbitrary<Uint8Array> {
 
 /** Kept crash inputs of a target (file contents). */
 export function crashInputs(target: string): Array<{ file: string; data: Uint8Array }> {
-  let files: string[] = [];
+  let files: string[];
   try { files = readdirSync(CRASH_DIR); } catch { return []; }
   return files.filter((f) => f.startsWith(`${target}-`) && f.endsWith('.bin'))
     .map((file) => ({ file, data: new Uint8Array(readFileSync(join(CRASH_DIR, file))) }));
