@@ -7,8 +7,8 @@
  * The ticket is bound to the service and to the caller's Origin.
  *
  * A request from a browser page carries Origin; it must be the gateway's own
- * origin or one the service allows (`origins`), else 403 — a foreign page
- * cannot mint tickets with the victim's cookie. Allowed cross-origin callers
+ * origin or one the service allows (`origins`, patterns included), else 403 —
+ * a foreign page cannot mint tickets with the victim's cookie. Allowed cross-origin callers
  * get CORS headers with credentials (never `*`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -18,6 +18,8 @@ import { servicesOf } from '../config/load.js';
 import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
+import { countHeader } from '../admission/headers.js';
+import { OriginAllowList, parseOrigin, SELF } from '../http/origin.js';
 import { isAuthorized } from './authorize.js';
 import { authRuntime } from './runtime.js';
 import type { CredentialChain } from './types.js';
@@ -36,19 +38,25 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   };
 }
 
-/** The request's own origin (scheme://host[:port]) as a browser would serialise it. */
-export function ownOrigin(request: AdmissionRequest): string | undefined {
-  const host = request.headers.host;
-  if (typeof host !== 'string' || host === '') return undefined;
-  const scheme = request.secure ? 'https' : 'http';
-  const h = host.toLowerCase().replace(request.secure ? /:443$/ : /:80$/, '');
-  return `${scheme}://${h}`;
-}
+const allowLists = new WeakMap<ServiceConfig, OriginAllowList>();
 
-/** Origins a service accepts: its `origins` list (admission issue's key), when present. */
-function serviceOrigins(service: ServiceConfig): string[] {
-  const list = (service as { origins?: unknown }).origins;
-  return Array.isArray(list) ? list.filter((o): o is string => typeof o === 'string').map((o) => o.toLowerCase()) : [];
+/**
+ * The serialised Origin of a ticket request: null when it has none, undefined
+ * when it may not ask — not exactly one well-formed origin, or neither the
+ * gateway's own origin nor one the service's `origins` admit (exact entries
+ * and `*.` patterns, by the rules of the admission's origin check).
+ */
+function permittedOrigin(request: AdmissionRequest, service: ServiceConfig): string | null | undefined {
+  if (countHeader(request.rawHeaders, 'origin') === 0) return null;
+  const value = request.headers.origin;
+  const parsed = typeof value === 'string' ? parseOrigin(value) : undefined;
+  if (!parsed) return undefined;
+  let list = allowLists.get(service);
+  if (!list) {
+    list = new OriginAllowList([...service.origins, SELF]);
+    allowLists.set(service, list);
+  }
+  return list.permits(parsed, { secure: request.secure, host: request.headers.host }) ? parsed.serialized : undefined;
 }
 
 /**
@@ -94,13 +102,10 @@ export async function handleTicketRequest(request: AdmissionRequest, deps: Ticke
 type Refuse = (r: Rejection, service?: string, extra?: Record<string, string>) => TicketResponse;
 
 async function issueTicket(request: AdmissionRequest, service: ServiceConfig, chain: CredentialChain, deps: TicketEndpointDeps, refuse: Refuse): Promise<TicketResponse> {
-  const originHeader = request.headers.origin;
-  const origin = typeof originHeader === 'string' ? originHeader.toLowerCase() : null;
+  const origin = permittedOrigin(request, service);
+  if (origin === undefined) return refuse(new Rejection(403, 'ticket_origin_forbidden', 'origin not allowed'), service.name);
   const cors: Record<string, string> = {};
   if (origin !== null) {
-    if (origin !== ownOrigin(request) && !serviceOrigins(service).includes(origin)) {
-      return refuse(new Rejection(403, 'ticket_origin_forbidden', 'origin not allowed'), service.name);
-    }
     Object.assign(cors, { 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', vary: 'Origin' });
   }
   if (request.method === 'OPTIONS') {

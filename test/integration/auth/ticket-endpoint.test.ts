@@ -105,4 +105,24 @@ describe('the ticket endpoint under attack', () => {
     ws.close();
     assert.equal((await requestTicket('127.0.0.34', { authorization: `Bearer ${token}` })).status, 200, 'a used ticket frees its place');
   });
+
+  it('Origin is matched as the admission matches it: a `*.` pattern admits a subdomain, the ticket then opens the WebSocket from it', { timeout: 30_000 }, async () => {
+    const token = await bearer('olga');
+    const from = async (origin: string) => requestTicket('127.0.0.36', { authorization: `Bearer ${token}`, origin });
+    const sub = await from('https://app.example.com');
+    assert.equal(sub.status, 200, JSON.stringify(sub.body));
+    assert.equal(sub.headers['access-control-allow-origin'], 'https://app.example.com');
+    const ws = await open(gw.url(`/chat?ticket=${sub.body.ticket}`), { headers: { origin: 'https://app.example.com' }, localAddress: '127.0.0.36' });
+    assert.equal(await roundTrip(ws), 'ping');
+    ws.close();
+    const own = await from(`http://127.0.0.1:${gw.port}`);
+    assert.equal(own.status, 200, 'the gateway\'s own origin');
+    for (const foreign of ['https://example.com', 'https://app.example.com.evil.net', 'http://app.example.com', 'null', 'https://a https://b']) {
+      const r = await from(foreign);
+      assert.equal(r.status, 403, foreign);
+      assert.equal(r.body.reason, 'ticket_origin_forbidden', foreign);
+      assert.equal(r.headers['access-control-allow-origin'], undefined, `no CORS for ${foreign}`);
+    }
+  });
 });
+
