@@ -88,11 +88,53 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
 }
 
 /**
- * A hash of a random password with default parameters: unknown users are
- * checked against it so that "no such user" takes as long as "wrong password".
+ * What a hash's verification time depends on: its algorithm and cost
+ * parameters (and key length). Two hashes of one shape take the same time to check.
  */
-let dummyHash: Promise<string> | undefined;
-export function dummyPasswordHash(): Promise<string> {
-  dummyHash ??= hashPassword(randomBytes(16).toString('hex'), 'scrypt');
-  return dummyHash;
+export function hashShape(hash: string): string | undefined {
+  const algorithm = hashAlgorithmOf(hash);
+  const parts = hash.split('$');
+  switch (algorithm) {
+    case 'scrypt': return `scrypt:${parts[2]}:${Buffer.from(parts[4], 'base64').length}`;
+    case 'argon2id': return `argon2id:${parts[3]}:${Buffer.from(parts[5], 'base64').length}`;
+    case 'bcrypt': return `bcrypt:${parts[2]}`;
+    default: return undefined;
+  }
+}
+
+/** A hash of a random password in the given shape (as `hashShape` names it). */
+async function hashOfShape(shape: string): Promise<string> {
+  const password = randomBytes(16).toString('hex');
+  const [algorithm, params, length] = shape.split(':');
+  if (algorithm === 'bcrypt') {
+    const { default: bcrypt } = await import('bcryptjs');
+    return bcrypt.hash(password, Number(params));
+  }
+  const p = Object.fromEntries(params.split(',').map((kv) => kv.split('='))) as Record<string, string>;
+  if (algorithm === 'argon2id') {
+    const argon2 = await import('@node-rs/argon2');
+    return argon2.hash(password, { algorithm: 2 as never, memoryCost: Number(p.m), timeCost: Number(p.t), parallelism: Number(p.p), outputLen: Number(length) });
+  }
+  const [ln, r, par] = [Number(p.ln), Number(p.r), Number(p.p)];
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, Number(length), scryptOptions(ln, r, par));
+  return `$scrypt$ln=${ln},r=${r},p=${par}$${salt.toString('base64').replace(/=+$/, '')}$${key.toString('base64').replace(/=+$/, '')}`;
+}
+
+const dummies = new Map<string, Promise<string>>();
+
+/**
+ * A hash of a random password, shaped like `like` (default: scrypt with the
+ * default parameters): unknown users are checked against it so that "no such
+ * user" takes as long as "wrong password" — with a bcrypt or argon2id users
+ * file too. One per shape, made once.
+ */
+export function dummyPasswordHash(like?: string): Promise<string> {
+  const shape = (like !== undefined ? hashShape(like) : undefined) ?? `scrypt:ln=${SCRYPT_DEFAULTS.ln},r=${SCRYPT_DEFAULTS.r},p=${SCRYPT_DEFAULTS.p}:${SCRYPT_DEFAULTS.keyLength}`;
+  let dummy = dummies.get(shape);
+  if (!dummy) {
+    dummy = hashOfShape(shape);
+    dummies.set(shape, dummy);
+  }
+  return dummy;
 }

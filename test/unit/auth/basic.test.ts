@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import type { Admission } from '../../../src/admission/types.js';
-import { hashPassword } from '../../../src/auth/passwords.js';
+import { BasicAuthenticator } from '../../../src/auth/basic.js';
+import { hashAlgorithmOf, hashPassword, hashShape, verifyPassword } from '../../../src/auth/passwords.js';
+import { MemoryAttemptCounter } from '../../../src/shared-state/memory.js';
 import { isRejection, makeHarness, type Harness } from './harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-basic-'));
@@ -116,4 +118,23 @@ describe('basic authentication', () => {
     const canary = await h.admit('open', { headers: { authorization: basic('alice', 'correct horse') }, remoteAddress: '10.4.0.2' });
     assert.ok(!isRejection(canary), 'other address unaffected');
   });
+});
+
+describe('basic authentication: unknown users cost what known ones cost', () => {
+  for (const [algorithm, make] of [
+    ['bcrypt', async () => bcrypt.hashSync('pw', 6).replace(/^\$2b\$/, '$2y$')],
+    ['argon2id', async () => (await import('@node-rs/argon2')).hash('pw', { algorithm: 2 as never, memoryCost: 8192, timeCost: 3, parallelism: 1 })],
+    ['scrypt', async () => hashPassword('pw', 'scrypt')],
+  ] as const) {
+    it(`checks an unknown user against a ${algorithm} hash of the users file's own parameters`, async () => {
+      const file = join(dir, `users-${algorithm}`);
+      const hashes = [await make(), await make()];
+      writeFileSync(file, `a:${hashes[0]}\nb:${hashes[1]}\n`);
+      const auth = new BasicAuthenticator({ type: 'basic', realm: 'r', users_file: file, roles: {} }, { counter: new MemoryAttemptCounter(), limits: { limit: 10, windowMs: 60_000 } });
+      const dummy = await auth.timingDummy;
+      assert.equal(hashAlgorithmOf(dummy), algorithm);
+      assert.equal(hashShape(dummy), hashShape(hashes[0]), 'same algorithm, cost parameters and key length');
+      assert.equal(await verifyPassword('pw', dummy), false, 'a random password');
+    });
+  }
 });
