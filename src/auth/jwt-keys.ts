@@ -6,11 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWK } from 'jose';
-import type { JwtIssuerConfig } from '../config/auth.js';
+import { createLocalJWKSet, createRemoteJWKSet, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
+import type { JwtIssuerConfig, JwtKeyFile } from '../config/auth.js';
 import { ConfigError } from '../errors.js';
 
-export type JwtKeySource = ReturnType<typeof createRemoteJWKSet> | ReturnType<typeof createLocalJWKSet> | Uint8Array;
+/** A shared secret, or what picks the key for a token's header (a remote set, or the local keys). */
+export type JwtKeySource = ((header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>) | Uint8Array;
 
 /** One remote set per URL and options, shared by every service that trusts the issuer. */
 export class JwksRegistry {
@@ -31,25 +32,52 @@ export class JwksRegistry {
       }
       return set;
     }
-    return createLocalJWKSet(loadKeyFiles(issuer.key_files ?? []));
+    return localKeys(loadKeyFiles(issuer.key_files ?? []));
   }
 }
 
+/**
+ * Picks among local keys: the keys with the `kid` a token names, else — when
+ * none has it — the keys without a `kid` of their own (a PEM file says none;
+ * most identity providers put one in every token). A token without `kid`
+ * may use any key, as jose decides.
+ */
+export function localKeys(set: JSONWebKeySet): (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey> {
+  const byKid = createLocalJWKSet(set);
+  const unnamed = set.keys.filter((k) => k.kid === undefined);
+  const anyKid = unnamed.length > 0 ? createLocalJWKSet({ keys: unnamed }) : undefined;
+  return async (header, token) => {
+    try {
+      return await byKid(header, token);
+    } catch (err) {
+      if (!anyKid || header.kid === undefined || (err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
+      return anyKid({ ...header, kid: undefined }, token);
+    }
+  };
+}
+
 /** Reads PEM public keys / certificates and JWK / JWKS JSON files into one public JWKS. */
-export function loadKeyFiles(files: string[]): JSONWebKeySet {
+export function loadKeyFiles(files: JwtKeyFile[]): JSONWebKeySet {
   const keys: JWK[] = [];
-  for (const file of files) {
+  for (const { file, kid } of files) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       throw new ConfigError(`cannot read JWT key file ${file}: ${(err as Error).message}`, [], { cause: err });
     }
+    let found: JWK[];
     try {
-      keys.push(...parseKeyText(text));
+      found = parseKeyText(text);
     } catch (err) {
       throw new ConfigError(`JWT key file ${file} holds no usable public key: ${(err as Error).message}`, [], { cause: err });
     }
+    if (kid !== undefined) {
+      if (found.length !== 1) throw new ConfigError(`JWT key file ${file} holds ${found.length} keys; a kid names one`);
+      if (found[0].kid !== undefined && found[0].kid !== kid) throw new ConfigError(`JWT key file ${file} names its key ${JSON.stringify(found[0].kid)}, not ${JSON.stringify(kid)}`);
+      found = [{ ...found[0], kid }];
+    }
+    keys.push(...found);
   }
   if (keys.length === 0) throw new ConfigError('no JWT verification keys configured');
   return { keys };

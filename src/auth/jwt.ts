@@ -30,8 +30,8 @@ export class JwtAuthenticator implements Authenticator {
     for (const issuer of config.issuers) this.issuers.set(issuer.issuer, { config: issuer, keys: registry.keysFor(issuer) });
   }
 
-  private invalid(reason: string): AuthOutcome {
-    return { kind: 'refused', rejection: unauthorized(reason, 'Bearer realm="gatehouse", error="invalid_token"'), failed: true };
+  private invalid(reason: string, detail?: string): AuthOutcome {
+    return { kind: 'refused', rejection: unauthorized(reason, 'Bearer realm="gatehouse", error="invalid_token"', detail), failed: true };
   }
 
   /** The token from the first configured source that has one. A protocol carrier is always removed. */
@@ -99,7 +99,8 @@ export class JwtAuthenticator implements Authenticator {
         } else {
           const reason = joseReason(err);
           if (reason === 'jwt_keys_unavailable') return { kind: 'refused', rejection: unavailable(reason), failed: false };
-          return this.invalid(reason);
+          // Which kid was unknown tells an operator which key to configure (a token's kid is no secret).
+          return this.invalid(reason, reason === 'jwt_unknown_key' ? `kid ${printable(header.kid)}` : undefined);
         }
       }
     }
@@ -189,4 +190,10 @@ export function joseReason(err: unknown): string {
       }
       return 'jwt_invalid';
   }
+}
+
+/** A header value for a log line: a JSON string of at most 64 printable ASCII characters. */
+function printable(value: unknown): string {
+  if (value === undefined) return '(none)';
+  return JSON.stringify(String(value).slice(0, 64).replace(/[^\x20-\x7e]/g, '?'));
 }

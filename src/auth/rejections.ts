@@ -5,8 +5,9 @@
  */
 import { Rejection } from '../admission/types.js';
 
-export function unauthorized(reason: string, challenge?: string): Rejection {
-  return new Rejection(401, reason, 'authentication required', challenge ? { 'WWW-Authenticate': challenge } : {});
+/** `detail`: for the audit line only (never sent, never a secret). */
+export function unauthorized(reason: string, challenge?: string, detail?: string): Rejection {
+  return new Rejection(401, reason, 'authentication required', challenge ? { 'WWW-Authenticate': challenge } : {}, detail);
 }
 
 export function forbidden(reason: string): Rejection {

@@ -21,6 +21,12 @@ const stringList = () => z.union([z.string(), z.array(z.string())]).transform((v
 /** A header name as Node reports it (lowercase). */
 const headerName = () => z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'not a header name').transform((s) => s.toLowerCase());
 
+/** A key file, optionally naming the `kid` of its one key (PEM has nowhere to say it). */
+const keyFileEntry = z.union([
+  z.string().min(1).transform((file) => ({ file, kid: undefined as string | undefined })),
+  z.strictObject({ file: z.string().min(1), kid: z.string().min(1).max(256).optional() }),
+]);
+
 /** One trusted JWT issuer: exact `iss`, accepted audiences, algorithms and where its keys are. */
 export const jwtIssuerSchema = z.strictObject({
   /** The exact `iss` claim value. */
@@ -31,8 +37,12 @@ export const jwtIssuerSchema = z.strictObject({
   algorithms: stringList().pipe(z.array(z.enum([...ASYMMETRIC_JWT_ALGORITHMS, ...HMAC_JWT_ALGORITHMS])).min(1)),
   /** JWKS URL (https, or http for loopback/tests). Keys are cached; an unknown `kid` triggers a refresh. */
   jwks_url: z.url({ protocol: /^https?$/ }).optional(),
-  /** Local key files: PEM (SPKI public key or X.509 certificate) or JWK / JWKS JSON. */
-  key_files: stringList().pipe(z.array(z.string().min(1)).min(1)).optional(),
+  /**
+   * Local key files: PEM (SPKI public key or X.509 certificate) or JWK / JWKS
+   * JSON; an entry `{ file, kid }` names the `kid` of a file's one key. A key
+   * without a `kid` of its own verifies tokens whatever `kid` they name.
+   */
+  key_files: z.union([keyFileEntry, z.array(keyFileEntry).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])).optional(),
   /** Shared secret for HS* algorithms (at least 32 bytes; use ${ENV}). */
   secret: z.string().min(32, 'an HMAC secret needs at least 32 bytes').optional(),
   /** JWKS fetch timeout. */
@@ -181,6 +191,7 @@ export type ServiceAuthConfig = z.output<typeof serviceAuthSchema>;
 export type AuthMethodConfig = z.output<typeof authMethodSchema>;
 export type JwtMethodConfig = z.output<typeof jwtMethodSchema>;
 export type JwtIssuerConfig = z.output<typeof jwtIssuerSchema>;
+export type JwtKeyFile = z.output<typeof keyFileEntry>;
 export type BasicMethodConfig = z.output<typeof basicMethodSchema>;
 export type ForwardMethodConfig = z.output<typeof forwardMethodSchema>;
 export type TicketMethodConfig = z.output<typeof ticketMethodSchema>;

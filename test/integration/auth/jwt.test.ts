@@ -32,10 +32,12 @@ asyncio.run(main())
 let gw: TestGateway;
 let key: CryptoKey;
 let otherKey: CryptoKey;
+let namedKey: CryptoKey;
+const NAMED_ISS = 'https://named.test';
 
-function token(opts: { sub?: string; expSeconds?: number; aud?: string; signWith?: CryptoKey; roles?: string[] } = {}) {
-  return new SignJWT({ roles: opts.roles ?? ['chat'] }).setProtectedHeader({ alg: 'ES256' }).setSubject(opts.sub ?? 'alice')
-    .setIssuer(ISS).setAudience(opts.aud ?? 'chat').setIssuedAt()
+function token(opts: { sub?: string; expSeconds?: number; aud?: string; signWith?: CryptoKey; roles?: string[]; kid?: string; iss?: string } = {}) {
+  return new SignJWT({ roles: opts.roles ?? ['chat'] }).setProtectedHeader({ alg: 'ES256', ...(opts.kid ? { kid: opts.kid } : {}) }).setSubject(opts.sub ?? 'alice')
+    .setIssuer(opts.iss ?? ISS).setAudience(opts.aud ?? 'chat').setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + (opts.expSeconds ?? 600)).sign(opts.signWith ?? key);
 }
 
@@ -45,6 +47,9 @@ before(async () => {
   otherKey = (await generateKeyPair('ES256')).privateKey;
   const dir = mkdtempSync(join(tmpdir(), 'gh-jwt-int-'));
   writeFileSync(join(dir, 'issuer.pem'), await exportSPKI(kp.publicKey));
+  const named = await generateKeyPair('ES256');
+  namedKey = named.privateKey;
+  writeFileSync(join(dir, 'named.pem'), await exportSPKI(named.publicKey));
   gw = await startGateway({
     auth: { failures: { per_address: 1000 } },
     services: {
@@ -56,6 +61,10 @@ before(async () => {
             issuers: [{ issuer: ISS, audience: 'chat', algorithms: ['ES256'], key_files: [join(dir, 'issuer.pem')] }] }],
         },
         authorize: { roles: ['chat'] },
+      },
+      named: {
+        path: '/named', type: 'echo', allow_missing_origin: true,
+        auth: { methods: [{ type: 'jwt', issuers: [{ issuer: NAMED_ISS, audience: 'chat', algorithms: ['ES256'], key_files: [{ file: join(dir, 'named.pem'), kid: 'named-1' }] }] }] },
       },
     },
   });
@@ -134,4 +143,23 @@ describe('jwt through the gateway', () => {
     assert.equal(await roundTrip(canary, 'still here'), 'still here');
     canary.close();
   });
+
+  it('a PEM key without a kid of its own verifies tokens that name a kid (as most identity providers send)', async () => {
+    const ws = await open(gw.url('/chat'), { headers: { authorization: `Bearer ${await token({ kid: 'idp-2026-11' })}` } });
+    assert.equal(await roundTrip(ws), 'ping');
+    ws.close();
+    const forged = await refused(gw.url('/chat'), { headers: { authorization: `Bearer ${await token({ kid: 'idp-2026-11', signWith: otherKey })}` } });
+    assert.equal(forged.status, 401, 'any kid, but still only the configured key');
+  });
+
+  it('a key file can name its key\'s kid; a kid no key has is refused, and the audit line says which', async () => {
+    const ws = await open(gw.url('/named'), { headers: { authorization: `Bearer ${await token({ iss: NAMED_ISS, kid: 'named-1', signWith: namedKey })}` } });
+    assert.equal(await roundTrip(ws), 'ping');
+    ws.close();
+    const unknown = await refused(gw.url('/named'), { headers: { authorization: `Bearer ${await token({ iss: NAMED_ISS, kid: 'rotated-9', signWith: namedKey })}` } });
+    assert.equal(unknown.status, 401);
+    const line = gw.logs.find((l) => l.audit && l.reason === 'jwt_unknown_key');
+    assert.equal(line?.detail, 'kid "rotated-9"', JSON.stringify(line));
+  });
 });
+

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import type { Admission } from '../../../src/admission/types.js';
+import { loadKeyFiles } from '../../../src/auth/jwt-keys.js';
 import { isRejection, makeHarness, type Harness } from './harness.js';
 
 const ISS = 'https://issuer.test';
@@ -207,5 +208,20 @@ describe('jwt authentication (JWKS over HTTP)', () => {
     assert.ok(isRejection(r));
     assert.equal(r.status, 503);
     assert.equal(r.reason, 'jwt_keys_unavailable');
+  });
+});
+
+describe('jwt key files naming a kid', () => {
+  it('sets the kid of a file\'s one key; refuses a kid for a file of several keys or one that names another', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gh-jwt-kid-'));
+    const a = await generateKeyPair('ES256');
+    const b = await generateKeyPair('ES256');
+    writeFileSync(join(dir, 'one.pem'), await exportSPKI(a.publicKey));
+    writeFileSync(join(dir, 'two.pem'), `${await exportSPKI(a.publicKey)}\n${await exportSPKI(b.publicKey)}`);
+    writeFileSync(join(dir, 'own.json'), JSON.stringify({ ...(await exportJWK(a.publicKey)), kid: 'own' }));
+    assert.deepEqual(loadKeyFiles([{ file: join(dir, 'one.pem'), kid: 'k1' }]).keys.map((k) => k.kid), ['k1']);
+    assert.deepEqual(loadKeyFiles([{ file: join(dir, 'one.pem'), kid: undefined }]).keys.map((k) => k.kid), [undefined]);
+    assert.throws(() => loadKeyFiles([{ file: join(dir, 'two.pem'), kid: 'k1' }]), /holds 2 keys/);
+    assert.throws(() => loadKeyFiles([{ file: join(dir, 'own.json'), kid: 'k1' }]), /names its key "own"/);
   });
 });
