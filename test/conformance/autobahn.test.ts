@@ -4,7 +4,7 @@
  *
  * Two services:
  * - "Autobahn profile" (/autobahn): max_message 16 MiB and max_fragments
- *   65,536 (9.3.1/9.4.1 send 4 MiB in 64-byte fragments). Every case must be
+ *   65,537 (9.3.1/9.4.1 send 4 MiB in 65,536 64-byte fragments, then an empty final one). Every case must be
  *   OK, NON-STRICT or INFORMATIONAL.
  * - production defaults (/echo: max_message 1 MiB, max_fragments 1,024):
  *   category 9 again; messages over 1 MiB must end in close 1009 from the
