@@ -42,6 +42,8 @@ export const FLOORS: readonly Floor[] = [
   { name: 'inspect', paths: ['src/inspect/'], mayImport: [GROUND, 'relay'] },
   // Services dial backends (a WebSocket backend through our own codec) and relay to them.
   { name: 'services', paths: ['src/services/'], mayImport: [GROUND, 'relay', 'inspect', 'websocket'] },
+  // The cluster: workers, the state they share (in the primary or on Redis), fallback hops, pub/sub fan-out.
+  { name: 'cluster', paths: ['src/cluster/'], mayImport: [GROUND] },
   // The ordered list of checks, composed from admission's and auth's.
   { name: 'checks', paths: ['src/checks.ts'], mayImport: [GROUND, 'admission', 'auth'] },
   // The front door: both doors (upgrade, fallback requests) orchestrate everything below.
@@ -56,8 +58,8 @@ export const FLOORS: readonly Floor[] = [
   },
   {
     name: 'cli',
-    paths: ['src/cli.ts'],
-    mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'admin', 'gateway'],
+    paths: ['src/cli.ts', 'src/start.ts'],
+    mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'admin', 'gateway', 'cluster'],
   },
   { name: 'main', paths: ['src/main.ts'], mayImport: ['cli'] },
 ];

@@ -8,6 +8,7 @@ import { loadConfigFile, loadDefaultConfig } from './config/load.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { Gateway } from './gateway.js';
 import { HASH_PASSWORD_USAGE, hashPasswordCommand } from './auth/hash-password-command.js';
+import { roleOf, runPrimary, runWorker } from './start.js';
 
 export interface Command {
   summary: string;
@@ -55,6 +56,9 @@ const start: Command = {
     const file = option(args, '--config');
     let config: GatehouseConfig;
     try { config = readConfig(file); } catch (err) { printConfigError(err); return 1; }
+    const role = roleOf(config);
+    if (role === 'primary') return runPrimary(file, config, announce);
+    if (role === 'worker') return runWorker(file, config);
     let gw: Gateway;
     try {
       gw = await Gateway.start(config, { configSource: file ? () => loadConfigFile(file) : undefined });
@@ -79,12 +83,16 @@ const start: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       // Announced only once the signals are handled: whoever waits for this line may signal at once.
-      for (const a of gw.addresses) process.stderr.write(`gatehouse: listening on ${urlOf(a.tls ? 'https' : 'http', a.host, a.port)}/\n`);
+      announce(gw.addresses);
       const admin = gw.admin?.address;
       if (admin) process.stderr.write(`gatehouse: admin on ${urlOf('http', admin.host, admin.port)}/${adminTokenHint(config, file)}\n`);
     });
   },
 };
+
+function announce(addresses: Gateway['addresses']): void {
+  for (const a of addresses) process.stderr.write(`gatehouse: listening on ${urlOf(a.tls ? 'https' : 'http', a.host, a.port)}/\n`);
+}
 
 const check: Command = {
   summary: 'validate a configuration file and the files it names (certificates, keys, users files)',

@@ -34,6 +34,8 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** Where a reload reads the configuration from (the CLI's `--config` file); none: reload is refused. */
   configSource?: () => GatehouseConfig;
+  /** State shared with the other processes of a cluster (their primary's, or Redis); default: this process's own. */
+  shared?: SharedState;
 }
 
 export class Gateway {
@@ -44,7 +46,7 @@ export class Gateway {
   /** Per-connection rate limits and slow-consumer policing, installed on every admitted channel. */
   readonly guard: ChannelGuard;
   /** Failure counts, used and issued tickets: what guards security outlives every reload. */
-  private readonly sharedState: SharedState = new MemorySharedState();
+  private readonly sharedState: SharedState;
   private config: GatehouseConfig;
   /** The rate and connection checks ticket requests pass, built with each configuration (as the pipeline is). */
   private ticketDoor!: AdmissionPipeline;
@@ -61,6 +63,7 @@ export class Gateway {
   private constructor(config: GatehouseConfig, opts: GatewayOptions) {
     this.config = config;
     this.configSource = opts.configSource;
+    this.sharedState = opts.shared ?? new MemorySharedState();
     this.log = opts.logger ?? createLogger(config.log.level);
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);

@@ -12,6 +12,7 @@ import { policyRootFields } from './policy.js';
 import { authRootFields } from './auth.js';
 import { fallbackRootFields } from './fallback.js';
 import { adminRootFields } from './admin.js';
+import { clusterRootFields } from './cluster.js';
 
 export const websocketSchema = z.strictObject({
   /** Send a ping after this long without traffic from the peer; 0 disables. */
@@ -50,6 +51,7 @@ export const configSchema = z.strictObject({
   ...authRootFields,
   ...fallbackRootFields,
   ...adminRootFields,
+  ...clusterRootFields,
 });
 
 export type GatehouseConfig = z.output<typeof configSchema>;

@@ -1,0 +1,172 @@
+/**
+ * `workers: 2` in a real `gatehouse start` process: the primary forks two
+ * workers that share the listening port (node:cluster hands them connections
+ * in turn) and the state that guards security (kept by the primary). Through
+ * one port: connections reach both workers; a single-use ticket used on one
+ * worker is refused on the other; the per-address connection and handshake
+ * limits count both workers' clients; SIGHUP reloads both; a killed worker
+ * takes only its own clients with it and is replaced; SIGTERM drains both.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
+import { mintTicket } from '../../../src/auth/ticket.js';
+import { startGatewayProcess, type GatewayProcess } from '../services/helpers/gateway-process.js';
+import { connect, type Outcome } from '../auth/common.js';
+
+const KEY = randomBytes(32).toString('hex');
+let gw: GatewayProcess;
+
+const config = (extra = ''): string => `
+workers: 2
+listen: [{ host: 127.0.0.1, port: 0 }]
+log: { level: info }
+limits: { handshake_rate: 1000, handshake_burst: 1000, connections_per_address: 1000 }
+auth: { tickets: { hmac_keys: ["${KEY}"] } }
+shutdown: { drain_timeout: 10s }
+services:
+  echo: { path: /echo, type: echo, allow_missing_origin: true }
+  chat:
+    path: /chat
+    type: echo
+    allow_missing_origin: true
+    auth: { methods: [{ type: ticket }] }
+  limited: { path: /limited, type: echo, allow_missing_origin: true, max_connections: 3 }
+${extra}`;
+
+interface Line { msg?: string; worker?: number; reason?: string; pids?: number[]; [k: string]: unknown }
+function lines(): Line[] {
+  return gw.output().split('\n').flatMap((l) => { try { return [JSON.parse(l) as Line]; } catch { return []; } });
+}
+function pids(): number[] {
+  return lines().filter((l) => l.msg === 'workers listening').at(-1)?.pids ?? [];
+}
+
+before(async () => {
+  gw = await startGatewayProcess(config());
+  if (pids().length !== 2) await gw.waitFor(/"msg":"workers listening"/);
+});
+after(async () => {
+  const workers = pids();
+  await gw?.stop();
+  // The primary was killed: its workers see the IPC channel close and stop; make sure.
+  for (const pid of workers) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+});
+
+const status = (o: Outcome): number => {
+  if (o.kind === 'open') { o.ws.terminate(); return 101; }
+  return o.status;
+};
+
+async function echo(ws: WebSocket, text: string): Promise<string> {
+  const got = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+  ws.send(text);
+  return got;
+}
+
+test('connections are spread over both workers; each runs the whole gateway', { timeout: 30_000 }, async () => {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const o = await connect(gw.url('/echo'));
+    assert.equal(o.kind, 'open');
+    if (o.kind === 'open') { sockets.push(o.ws); assert.equal(await echo(o.ws, `m${i}`), `m${i}`); }
+  }
+  const closedLines = (): Line[] => lines().filter((l) => l.event === 'connection.closed');
+  const before = closedLines().length;
+  for (const ws of sockets) ws.close();
+  // The access-log lines come after the close answers: wait for all four.
+  while (closedLines().length < before + 4) await gw.waitFor(/"event":"connection.closed"/, 10_000);
+  const workersSeen = new Set(closedLines().map((l) => l.worker));
+  assert.ok(workersSeen.has(0) && workersSeen.has(1), `both workers served connections (saw ${[...workersSeen].join(',')})`);
+});
+
+test('a single-use ticket used through one worker is refused through the other', { timeout: 30_000 }, async () => {
+  for (let i = 0; i < 4; i++) {
+    const ticket = mintTicket(KEY, { svc: 'chat', sub: `u${i}`, exp: Math.floor(Date.now() / 1000) + 30, jti: randomBytes(16).toString('base64url') });
+    assert.equal(status(await connect(gw.url(`/chat?ticket=${ticket}`))), 101, `ticket ${i}: first use`);
+    assert.equal(status(await connect(gw.url(`/chat?ticket=${ticket}`))), 401, `ticket ${i}: a replay is refused, whichever worker it reaches`);
+  }
+  // Which worker admitted each ticket (its access-log line names the principal) and which refused its replay (in order).
+  const deadline = Date.now() + 10_000;
+  const seen = (): { used: Line[]; replays: Line[] } => ({
+    used: lines().filter((l) => l.event === 'connection.closed' && l.service === 'chat'),
+    replays: lines().filter((l) => l.reason === 'ticket_replayed'),
+  });
+  while (seen().used.length < 4 || seen().replays.length < 4) {
+    assert.ok(Date.now() < deadline, 'the log lines of four uses and four replays');
+    await gw.waitFor(/"reason":"ticket_replayed"|"event":"connection.closed"/, 10_000);
+  }
+  const { used, replays } = seen();
+  const crossed = [0, 1, 2, 3].filter((i) => used.find((l) => l.principal === `u${i}`)?.worker !== replays[i].worker);
+  assert.ok(crossed.length > 0, 'at least one ticket was used on one worker and its replay refused by the other');
+});
+
+test('connection limits count the clients of both workers', { timeout: 30_000 }, async () => {
+  const open: WebSocket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const o = await connect(gw.url('/limited'));
+    assert.equal(o.kind, 'open', `connection ${i} within max_connections: 3`);
+    if (o.kind === 'open') open.push(o.ws);
+  }
+  for (let i = 0; i < 2; i++) {
+    assert.equal(status(await connect(gw.url('/limited'))), 503, 'the fourth is refused, whichever worker it reaches');
+  }
+  const freed = new Promise((resolve) => open[0].once('close', resolve));
+  open[0].close();
+  await freed;
+  // The slot comes back once the worker's close has reached the primary: try until it has.
+  let s = 0;
+  for (let i = 0; i < 50 && s !== 101; i++) s = status(await connect(gw.url('/limited')));
+  assert.equal(s, 101, 'a closed connection gives its slot back');
+  for (const ws of open) ws.terminate();
+});
+
+test('SIGHUP reloads every worker', { timeout: 30_000 }, async () => {
+  writeFileSync(gw.configFile, config('  added: { path: /added, type: echo, allow_missing_origin: true }\n'));
+  const before = lines().filter((l) => l.msg === 'configuration reloaded').length;
+  gw.child.kill('SIGHUP');
+  const deadline = Date.now() + 20_000;
+  while (lines().filter((l) => l.msg === 'configuration reloaded').length < before + 2) {
+    assert.ok(Date.now() < deadline, 'both workers reloaded');
+    await gw.waitFor(/configuration reloaded/, 20_000);
+  }
+  for (let i = 0; i < 4; i++) assert.equal(status(await connect(gw.url('/added'))), 101, `connection ${i} to the new service`);
+});
+
+test('a worker that dies takes only its own clients; another is started in its place', { timeout: 60_000 }, async () => {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const o = await connect(gw.url('/echo'));
+    if (o.kind === 'open') sockets.push(o.ws);
+  }
+  assert.equal(sockets.length, 4);
+  const closes = sockets.map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))));
+  const [victim, survivor] = pids();
+  const restarted = gw.waitFor(/"msg":"worker restarted"/, 30_000);
+  process.kill(victim, 'SIGKILL');
+  await restarted;
+  // Node's round robin gave each worker two of the four: the victim's two are gone (1006), the others still echo.
+  const alive: WebSocket[] = [];
+  for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) alive.push(ws);
+  assert.equal(alive.length, 2, 'the survivor\'s clients are still open');
+  for (const ws of alive) assert.equal(await echo(ws, 'still here'), 'still here');
+  const codes = await Promise.race([Promise.all(closes.filter((_, i) => sockets[i].readyState !== WebSocket.OPEN)), new Promise<number[]>((r) => setTimeout(() => r([]), 5000))]);
+  assert.deepEqual(codes, [1006, 1006], 'the dead worker\'s clients saw their connection drop');
+  for (let i = 0; i < 4; i++) assert.equal(status(await connect(gw.url('/echo'))), 101, 'new connections are served (by the survivor and the new worker)');
+  assert.ok(pids().includes(survivor) || lines().some((l) => l.msg === 'worker restarted'), 'the survivor kept running');
+  for (const ws of alive) ws.terminate();
+});
+
+test('SIGTERM drains every worker: open connections get 1001, the process exits 0', { timeout: 60_000 }, async () => {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const o = await connect(gw.url('/echo'));
+    if (o.kind === 'open') sockets.push(o.ws);
+  }
+  const codes = Promise.all(sockets.map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))));
+  gw.child.kill('SIGTERM');
+  assert.deepEqual(await codes, [1001, 1001, 1001, 1001], 'every connection, on both workers, is told the gateway is going away');
+  assert.equal(await gw.exited, 0);
+});
