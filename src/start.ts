@@ -74,7 +74,7 @@ export async function runWorker(file: string | undefined, config: GatehouseConfi
   const index = Number(process.env.GATEHOUSE_WORKER ?? '0');
   const log = createLogger(config.log.level).child({ worker: index });
   const ipc = new IpcClient(process as unknown as ConstructorParameters<typeof IpcClient>[0]);
-  const gw = await Gateway.start(config, { logger: log, shared: ipcSharedState(ipc) });
+  const gw = await Gateway.start(workerConfig(config), { logger: log, shared: ipcSharedState(ipc) });
   // The terminal's Ctrl-C and SIGHUP reach the whole process group: the primary acts on them for everyone.
   process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
@@ -88,9 +88,14 @@ export async function runWorker(file: string | undefined, config: GatehouseConfi
     process.on('message', (m: PrimaryMessage) => {
       if (m?.gh === 'stop') stop(m.timeoutMs);
       else if (m?.gh === 'reload' && file) {
-        gw.reload(loadConfigFile(file)).catch((err: unknown) => log.error({ err }, 'reload refused: the running configuration stays'));
+        gw.reload(workerConfig(loadConfigFile(file))).catch((err: unknown) => log.error({ err }, 'reload refused: the running configuration stays'));
       }
     });
     process.send?.({ gh: 'ready', addresses: gw.addresses } satisfies WorkerMessage);
   });
+}
+
+/** A worker's configuration: the admin listener is the primary's (one port, every worker's numbers). */
+function workerConfig(config: GatehouseConfig): GatehouseConfig {
+  return { ...config, admin: undefined };
 }

@@ -32,6 +32,8 @@ function everySection(): Record<string, unknown> {
     log: { level: 'info' },
     shutdown: { drain_timeout: '30s' },
     fallback: { session_timeout: '30s' },
+    workers: 2,
+    cluster: { redis: { sentinels: ['10.0.0.1:26379'], name: 'gh' }, secret: SECRET, hop: { host: '10.0.0.5' } },
     auth: { failures: { per_address: 10 }, tickets: { ttl: '30s', hmac_keys: [SECRET] } },
     services: {
       echo: {
@@ -85,7 +87,7 @@ function issuesOf(raw: unknown): string[] {
 test('the fixture uses every section and is itself valid', () => {
   assert.deepEqual(issuesOf(everySection()), [], 'the configuration with every section loads');
   const paths = objectPaths(everySection()).map((p) => p.join('.'));
-  for (const section of ['', 'limits', 'services.echo.authorize', 'services.echo.auth.methods.0.issuers.0', 'listen.0.tls.sni.0', 'auth.failures', 'fallback']) {
+  for (const section of ['', 'limits', 'services.echo.authorize', 'services.echo.auth.methods.0.issuers.0', 'listen.0.tls.sni.0', 'auth.failures', 'fallback', 'cluster.hop', 'cluster.redis']) {
     assert.ok(paths.includes(section), `the table covers ${section || '(root)'}`);
   }
 });
