@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, GatehouseError } from './errors.js';
 import { loadConfigFile, loadDefaultConfig } from './config/load.js';
+import { configJsonSchema } from './config/json-schema.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { Gateway } from './gateway.js';
 import { HASH_PASSWORD_USAGE, hashPasswordCommand } from './auth/hash-password-command.js';
@@ -118,7 +119,16 @@ const hashPassword: Command = {
   run: (args) => hashPasswordCommand(args, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }),
 };
 
-export const COMMANDS: Record<string, Command> = { start, check, 'hash-password': hashPassword };
+const schema: Command = {
+  summary: 'print the JSON Schema of the configuration file (for editors: gatehouse schema > gatehouse.schema.json)',
+  usage: 'gatehouse schema',
+  run() {
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    return Promise.resolve(0);
+  },
+};
+
+export const COMMANDS: Record<string, Command> = { start, check, schema, 'hash-password': hashPassword };
 
 function help(): void {
   console.log('gatehouse — a secure WebSocket gateway\n\nCommands:');

@@ -3,7 +3,8 @@
  * loopback listener, an echo service and the index page. Written as YAML so it
  * doubles as an example (also in examples/default.yaml).
  */
-export const DEFAULT_CONFIG = `# Gatehouse built-in default configuration
+export const DEFAULT_CONFIG = `# yaml-language-server: $schema=../gatehouse.schema.json
+# Gatehouse built-in default configuration
 listen:
   - host: \${GATEHOUSE_HOST:-127.0.0.1}
     port: \${GATEHOUSE_PORT:-8080}

@@ -4,11 +4,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { configSchema, type GatehouseConfig, type ServiceConfig } from './schema.js';
 import { DEFAULT_CONFIG } from './default.js';
+import { describeIssues, formatPath, where, type SourceMap } from './issues.js';
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
@@ -32,29 +32,33 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
   return value;
 }
 
-function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.length === 0 ? '(root)' : path.map(String).join('.');
-}
-
-function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((i) => {
-    let msg = i.message;
-    if (i.code === 'unrecognized_keys') msg = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
-    return `${formatPath(i.path)}: ${msg}`;
-  });
-}
-
-/** Validate an already-parsed object (YAML/JSON) into a typed config. */
-export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): GatehouseConfig {
+/**
+ * Validate an already-parsed object (YAML/JSON) into a typed config. Every
+ * problem is reported in one go: unset environment variables and schema
+ * issues together (a key whose variable is unset is reported once, for the
+ * variable); with `source`, each names its line and column.
+ */
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source?: SourceMap): GatehouseConfig {
   const envIssues: string[] = [];
   const interpolated = interpolateEnv(raw ?? {}, env, [], envIssues);
-  if (envIssues.length > 0) throw new ConfigError('configuration is invalid', envIssues);
+  const unset = new Set(envIssues.map((i) => i.slice(0, i.indexOf(': '))));
+  const issues = envIssues.map((i) => placed(i, source));
   const result = configSchema.safeParse(interpolated);
-  if (!result.success) throw new ConfigError('configuration is invalid', formatIssues(result.error));
+  if (!result.success) {
+    issues.push(...describeIssues(result.error, source).filter((i) => !unset.has(i.replace(/( \(line \d+, column \d+\))?: .*$/s, ''))));
+  }
+  if (issues.length > 0 || !result.success) throw new ConfigError('configuration is invalid', issues);
   const config = result.data;
-  const issues = crossCheck(config);
-  if (issues.length > 0) throw new ConfigError('configuration is invalid', issues);
+  const cross = crossCheck(config).map((i) => placed(i, source));
+  if (cross.length > 0) throw new ConfigError('configuration is invalid', cross);
   return config;
+}
+
+/** "a.b.c: message" with the line and column of a.b.c put after the path. */
+function placed(issue: string, source: SourceMap | undefined): string {
+  const colon = issue.indexOf(': ');
+  const path = issue.slice(0, colon);
+  return `${path}${where(source, path === '(root)' ? [] : path.split('.'))}${issue.slice(colon)}`;
 }
 
 /** Rules that span keys: unique routes. */
@@ -73,11 +77,12 @@ function crossCheck(config: GatehouseConfig): string[] {
 }
 
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env, source = 'config'): GatehouseConfig {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, lineCounter: lines });
   if (doc.errors.length > 0) {
     throw new ConfigError(`${source} is not valid YAML`, doc.errors.map((e) => e.message));
   }
-  return parseConfig(doc.toJS({ maxAliasCount: 100 }), env);
+  return parseConfig(doc.toJS({ maxAliasCount: 100 }), env, { doc, lines });
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatehouseConfig {

@@ -207,6 +207,18 @@ function tryContext(options: Parameters<typeof createSecureContext>[0], file: st
   try {
     return createSecureContext(options);
   } catch (err) {
-    throw new TlsConfigError(`TLS certificate ${file} cannot be used: ${(err as Error).message}`, { cause: err });
+    const e = err as NodeJS.ErrnoException;
+    const words = OPENSSL_IN_WORDS[e.code ?? ''];
+    throw new TlsConfigError(`TLS certificate ${file} cannot be used: ${words ? `${words} (${e.message})` : e.message}`, { cause: err });
   }
 }
+
+/** OpenSSL's errors for files that are not what the config says, in words (the OpenSSL text follows in brackets). */
+const OPENSSL_IN_WORDS: Record<string, string> = {
+  ERR_OSSL_X509_KEY_VALUES_MISMATCH: 'the private key does not belong to this certificate',
+  ERR_OSSL_PEM_NO_START_LINE: 'a file is not PEM (no "-----BEGIN …" line): is the certificate or the key the wrong file?',
+  ERR_OSSL_UNSUPPORTED: 'the private key file is not a PEM private key OpenSSL can read',
+  ERR_OSSL_BAD_DECRYPT: 'the private key is encrypted: give Gatehouse an unencrypted key',
+  ERR_OSSL_SSL_EE_KEY_TOO_SMALL: 'the certificate\'s key is too small for OpenSSL\'s security level',
+  ERR_OSSL_SSL_CA_MD_TOO_WEAK: 'the certificate is signed with a digest OpenSSL refuses as too weak',
+};

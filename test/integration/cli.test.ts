@@ -39,16 +39,48 @@ test('check: an invalid file exits 1 and names each bad key by path', async () =
   const f = tmpFile('bad.yaml', 'services:\n  echo:\n    path: echo\n    type: echo\n    max_message: lots\n    colour: red\n');
   const r = run(['check', '--config', f]);
   assert.equal(await r.exited, 1);
-  assert.match(r.err(), /services\.echo\.path:/);
-  assert.match(r.err(), /services\.echo\.max_message: not a size/);
-  assert.match(r.err(), /services\.echo: unknown key "colour"/);
+  assert.match(r.err(), /services\.echo\.path \(line 3, column 5\):/);
+  assert.match(r.err(), /services\.echo\.max_message \(line 5, column 5\): not a size/);
+  assert.match(r.err(), /services\.echo \(line 6, column 5\): unknown key "colour"/);
+});
+
+test('check: every problem in one run, unset variables and schema alike, with "did you mean" for a near key', async () => {
+  const f = tmpFile('typos.yaml', 'listen:\n  - port: ${GH_TEST_UNSET_PORT}\nlimtis: {}\nservices:\n  echo:\n    path: /echo\n    type: echo\n    max_mesage: 1MiB\n');
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 1);
+  assert.match(r.err(), /listen\.0\.port \(line 2, column 5\): environment variable GH_TEST_UNSET_PORT is not set/);
+  assert.match(r.err(), /\(root\) \(line 3, column 1\): unknown key "limtis" — did you mean "limits"\?/);
+  assert.match(r.err(), /services\.echo \(line 8, column 5\): unknown key "max_mesage" — did you mean "max_message"\?/);
+  assert.doesNotMatch(r.err(), /not a port number/, 'the unset variable is reported once, not again as a bad port');
+});
+
+test('schema: prints the JSON Schema of the configuration, as committed in gatehouse.schema.json', async () => {
+  const r = run(['schema']);
+  assert.equal(await r.exited, 0);
+  const printed = JSON.parse(r.out()) as { $schema: string; properties: Record<string, unknown> };
+  assert.equal(printed.$schema, 'http://json-schema.org/draft-07/schema#');
+  assert.ok(printed.properties.services && printed.properties.admin);
+  assert.deepEqual(printed, JSON.parse(readFileSync(join(import.meta.dirname, '../../gatehouse.schema.json'), 'utf8')));
+});
+
+test('check: a certificate that does not match its key is said in words', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-cli-cert-'));
+  for (const n of ['a', 'b']) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', `/CN=${n}`, '-keyout', join(dir, `${n}.key`), '-out', join(dir, `${n}.pem`)], { stdio: 'ignore' });
+  }
+  const f = join(dir, 'tls.yaml');
+  writeFileSync(f, `listen:\n  - port: 0\n    tls: { cert: ${join(dir, 'a.pem')}, key: ${join(dir, 'b.key')} }\n`);
+  const r = run(['check', '--config', f]);
+  assert.equal(await r.exited, 1);
+  assert.match(r.err(), /the private key does not belong to this certificate/);
 });
 
 test('check: an unset ${ENV} reference is an error naming the key', async () => {
   const f = tmpFile('env.yaml', 'listen:\n  - port: ${GH_TEST_UNSET_PORT}\n');
   const r = run(['check', '--config', f]);
   assert.equal(await r.exited, 1);
-  assert.match(r.err(), /listen\.0\.port: environment variable GH_TEST_UNSET_PORT is not set/);
+  assert.match(r.err(), /listen\.0\.port \(line 2, column 5\): environment variable GH_TEST_UNSET_PORT is not set/);
 });
 
 /** A config whose every named file is usable: a TLS listener, a basic users file, a JWT key file. */

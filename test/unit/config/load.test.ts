@@ -44,7 +44,7 @@ test('${ENV} and ${ENV:-default} are interpolated in every string; a missing one
   assert.deepEqual(issues, ['c: environment variable MISSING is not set']);
 });
 
-test('every bad key is reported with its path, all at once', () => {
+test('every bad key is reported with its path, line and column, all at once', () => {
   const issues = issuesOf(() => parseConfigText([
     'services:',
     '  x:',
@@ -54,9 +54,9 @@ test('every bad key is reported with its path, all at once', () => {
     'limits:',
     '  header_bytes: 12zz',
   ].join('\n'), {}));
-  assert.ok(issues.includes('services.x.path: a path starts with "/" and has no spaces'), issues.join('\n'));
-  assert.ok(issues.includes('services.x: unknown key "bogus"'), issues.join('\n'));
-  assert.ok(issues.some((i) => i.startsWith('limits.header_bytes: not a size')), issues.join('\n'));
+  assert.ok(issues.includes('services.x.path (line 4, column 5): a path starts with "/" and has no spaces'), issues.join('\n'));
+  assert.ok(issues.includes('services.x (line 5, column 5): unknown key "bogus"'), issues.join('\n'));
+  assert.ok(issues.some((i) => i.startsWith('limits.header_bytes (line 7, column 3): not a size')), issues.join('\n'));
 });
 
 test('an unknown service type names the key', () => {
@@ -66,7 +66,7 @@ test('an unknown service type names the key', () => {
 
 test('two services on the same path are refused', () => {
   const issues = issuesOf(() => parseConfigText('services:\n  a:\n    type: echo\n    path: /x\n  b:\n    type: echo\n    path: /x\n', {}));
-  assert.deepEqual(issues, ['services.b.path: /x is already served by service a']);
+  assert.deepEqual(issues, ['services.b.path (line 7, column 5): /x is already served by service a']);
 });
 
 test('max_message above the 16 MiB hard cap is refused', () => {

@@ -106,5 +106,5 @@ test('a made-up key in any section is refused with its path', () => {
 test('a typo in authorize is refused, not read as "no rule"', () => {
   const config = everySection();
   (config.services as Record<string, Record<string, unknown>>).echo.authorize = { role: ['admin'] };
-  assert.deepEqual(issuesOf(config), ['services.echo.authorize: unknown key "role"'], 'authorize.role (for roles) is an error');
+  assert.deepEqual(issuesOf(config), ['services.echo.authorize: unknown key "role" — did you mean "roles"?'], 'authorize.role (for roles) is an error');
 });
