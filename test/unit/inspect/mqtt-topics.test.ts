@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { Principal } from '../../../src/admitted.js';
 import { compileFilter, compileFilters } from '../../../src/inspect/mqtt/policy.js';
 import { anyCovers, anyMatches, covers, matches, parseFilter, parseRequestedFilter, type Filter } from '../../../src/inspect/mqtt/topics.js';
@@ -68,6 +69,30 @@ describe('MQTT filter coverage (every topic a requested filter can match is allo
         if (matches(f(r), t.split('/'))) assert.ok(matches(f(a), t.split('/')), `${a} covers ${r}, so it must match ${t}`);
       }
     }
+  });
+
+  it('property: when a filter covers another, it matches every topic the other matches', () => {
+    const level = fc.constantFrom('a', 'b', '', '$x');
+    const filterLevel = fc.constantFrom('a', 'b', '', '$x', '+');
+    const filter = fc.tuple(fc.array(filterLevel, { minLength: 1, maxLength: 4 }), fc.boolean())
+      .map(([levels, hash]) => (hash ? [...levels, '#'] : levels).join('/')).filter((text) => text.length > 0);
+    /** Topics `r` matches: each `+` filled with a level, `#` with zero or more levels. */
+    const instances = (r: string) => fc.array(fc.tuple(fc.array(level, { minLength: 4, maxLength: 4 }), fc.array(level, { maxLength: 3 })), { minLength: 1, maxLength: 10 })
+      .map((fills) => fills.map(([singles, rest]) => {
+        const out: string[] = [];
+        r.split('/').forEach((l, i) => {
+          if (l === '+') out.push(singles[i]);
+          else if (l === '#') out.push(...rest);
+          else out.push(l);
+        });
+        return out.length === 0 ? [''] : out;
+      }));
+    fc.assert(fc.property(filter, filter.chain((r) => fc.tuple(fc.constant(r), instances(r))), (a, [r, topics]) => {
+      if (!covers(f(a), f(r))) return;
+      for (const t of topics) {
+        if (matches(f(r), t)) assert.ok(matches(f(a), t), `${a} covers ${r} but misses ${t.join('/')}`);
+      }
+    }), { numRuns: 5000 });
   });
 
   it('refuses invalid filters and reads shared subscriptions', () => {
