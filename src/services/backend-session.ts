@@ -18,6 +18,8 @@ export interface BackendServiceDeps {
   log: Logger;
   audit: Audit;
   metrics: Metrics;
+  /** `limits.send_stall_timeout`: how long a backend may leave our writes unread before its link is dropped. */
+  sendStallTimeout?: number;
 }
 
 /**

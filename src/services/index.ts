@@ -22,8 +22,8 @@ export function createService(svc: ServiceConfig, deps: ServiceDeps): Service {
     case 'echo':
       return new EchoService(svc.name);
     case 'tcp':
-      return new TcpService(svc, deps);
+      return new TcpService(svc, { ...deps, sendStallTimeout: deps.config.limits.send_stall_timeout });
     case 'websocket':
-      return new WebSocketService(svc, { ...deps, websocket: deps.config.websocket });
+      return new WebSocketService(svc, { ...deps, websocket: deps.config.websocket, sendStallTimeout: deps.config.limits.send_stall_timeout });
   }
 }

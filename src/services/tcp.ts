@@ -69,7 +69,7 @@ export class TcpService implements Service {
       throw err;
     }
     observeBackendConnect(this.deps, this.name, started, true);
-    return new TcpSession(new TcpLink(socket, this.config.frame_size), this.config, admission, this.deps, this.live);
+    return new TcpSession(new TcpLink(socket, this.config.frame_size, this.deps.sendStallTimeout), this.config, admission, this.deps, this.live);
   }
 
   async shutdown(): Promise<void> {
@@ -149,9 +149,13 @@ export class TcpLink implements RelayEnd {
   private reported = false;
   private localClose?: { code: number; reason: string };
   private closeTimer?: NodeJS.Timeout;
+  /** Armed while our writes wait for the backend to read (`sendStallTimeout`), with the delivered count it started from. */
+  private stallTimer?: NodeJS.Timeout;
+  private stallDelivered = 0;
   private _closed = false;
 
-  constructor(private readonly socket: net.Socket, private readonly frameSize: number) {
+  /** `sendStallTimeout`: ms the backend may leave a full queue unread before the link is dropped (0: never). */
+  constructor(private readonly socket: net.Socket, private readonly frameSize: number, private readonly sendStallTimeout = 0) {
     // Listeners from the start: an error before the client is attached must not crash the process.
     socket.on('error', (err: NodeJS.ErrnoException) => this.settle({ code: 1006, reason: err.code ?? 'error', wasClean: false, initiator: 'transport' }));
     socket.on('end', () => {
@@ -165,6 +169,7 @@ export class TcpLink implements RelayEnd {
     socket.on('close', () => {
       this._closed = true;
       if (this.closeTimer) clearTimeout(this.closeTimer);
+      if (this.stallTimer) clearTimeout(this.stallTimer);
       const local = this.localClose;
       this.settle(local
         ? { code: local.code, reason: local.reason, wasClean: true, initiator: 'local' }
@@ -187,7 +192,33 @@ export class TcpLink implements RelayEnd {
   sendFragment(data: Buffer, _isBinary: boolean, _first: boolean, _fin: boolean): boolean {
     if (this.closed) return true;
     if (data.length === 0) return !this.socket.writableNeedDrain;
-    return this.socket.write(data);
+    const ok = this.socket.write(data);
+    if (!ok && this.sendStallTimeout > 0 && this.stallTimer === undefined) this.watchStall();
+    return ok;
+  }
+
+  /**
+   * The relay pauses the client while the backend does not read; without a
+   * bound a silent client behind a stuck backend would stay open for ever.
+   * No byte leaving the queue for `sendStallTimeout` drops the link (the
+   * client then gets 1014).
+   */
+  private watchStall(): void {
+    this.stallDelivered = this.delivered();
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.socket.writableLength === 0 || this._closed) return;
+      if (this.delivered() !== this.stallDelivered) {
+        this.watchStall();
+        return;
+      }
+      this.settle({ code: 1006, reason: 'backend stalled', wasClean: false, initiator: 'transport' });
+    }, this.sendStallTimeout);
+    this.stallTimer.unref();
+  }
+
+  private delivered(): number {
+    return this.socket.bytesWritten - this.socket.writableLength;
   }
 
   pause(): void {

@@ -121,6 +121,8 @@ export class WebSocketService implements Service {
     if (this.sharedOptions?.ws === ws) return this.sharedOptions.options;
     const options: Partial<ConnectionOptions> = {
       ...connectionSettings(this.config, ws),
+      // The client's queue is the guard's; the backend's is bounded here.
+      sendStallTimeout: this.deps.sendStallTimeout ?? 0,
       onViolation: (code, reason, conn) => {
         // The backend broke the protocol (or timed out): audited like a client would be.
         const admission = (conn as ServingConnection)[kClientAdmission];

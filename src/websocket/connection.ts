@@ -42,6 +42,12 @@ export interface ConnectionOptions {
   /** Outbound bytes above which `send` returns false. */
   highWaterMark: number;
   /**
+   * ms a queue above the high-water mark may go without a byte leaving before
+   * the connection is dropped (a peer that stopped reading). For backend
+   * links: a client's own queue is the channel guard's. 0 or absent: never.
+   */
+  sendStallTimeout?: number;
+  /**
    * We failed the connection for bad input (1002/1007/1008/1009) or a timeout.
    * The connection is passed so that one function can serve every connection
    * (no closure per connection: memory per idle connection counts).
@@ -187,6 +193,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private pingSentAt = 0;
   private msgSeq = 0;
   private msgSeenAt = 0;
+  /** While a full queue waits to drain (sendStallTimeout): bytes delivered and since when, on `monoClock`. */
+  private stall: { delivered: number; since: number } | null = null;
 
   /**
    * `opts` is kept by reference for the connection's life: share one object
@@ -219,7 +227,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     socket.pause();
     if (head.length > 0) this.parser.push(head);
 
-    const shortest = [opts.pingInterval, opts.pongTimeout, opts.idleTimeout, opts.closeTimeout, opts.messageTimeout]
+    const shortest = [opts.pingInterval, opts.pongTimeout, opts.idleTimeout, opts.closeTimeout, opts.messageTimeout, opts.sendStallTimeout ?? 0]
       .filter((t) => t > 0)
       .reduce((a, b) => Math.min(a, b), Infinity);
     heartbeat.add(this, Number.isFinite(shortest) ? shortest : 0);
@@ -443,9 +451,11 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       }
       if (this.pendingPong !== null) this.answerPing();
     }
-    // Restart the clocks: time spent paused is our doing, not the peer's.
+    // Restart the clocks: time spent paused is our doing, not the peer's
+    // (a ping sent while paused waits for its pong from now on).
     this.lastActivity = clock();
     this.msgSeenAt = this.lastActivity;
+    if (this.pingSentAt !== 0) this.pingSentAt = this.lastActivity;
   }
 
   // ---- parser callbacks (FrameParserHandler) --------------------------------
@@ -684,7 +694,14 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       if (now - (end as Ending).at >= o.closeTimeout) this.socket.destroy();
       return;
     }
-    if (this.userPaused || this.sink === null) return;
+    if (this.sink === null) return;
+    if (o.sendStallTimeout !== undefined && o.sendStallTimeout > 0 && this.writeStalled(now, o.sendStallTimeout)) return;
+    if (this.userPaused) {
+      // We stopped reading (backpressure): the peer's silence is not its own,
+      // so no idle, pong or message deadline runs; keepalive pings still go out.
+      this.keepalive(now);
+      return;
+    }
     const frames = this.parser.framesIn;
     if (frames !== this.lastFrames) {
       this.lastFrames = frames;
@@ -710,9 +727,32 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
         return;
       }
     }
+    this.keepalive(now);
+  }
+
+  private keepalive(now: number): void {
+    const o = this.opts;
     if (o.pingInterval > 0 && this.pingSentAt === 0 && now - this.lastActivity >= o.pingInterval) {
       this.pingSentAt = now;
       this.writer.writeFrame(OP_PING, EMPTY, true);
     }
+  }
+
+  /** A queue over the high-water mark that no byte has left for `timeout`: drop (true when dropped). */
+  private writeStalled(now: number, timeout: number): boolean {
+    if (!this.needDrain) {
+      this.stall = null;
+      return false;
+    }
+    const delivered = this.deliveredBytes;
+    const stall = this.stall;
+    if (stall === null || stall.delivered !== delivered) {
+      this.stall = { delivered, since: now };
+      return false;
+    }
+    if (now - stall.since < timeout) return false;
+    this.opts.onViolation?.(CLOSE_ABNORMAL, 'send stalled', this);
+    this.terminate();
+    return true;
   }
 }

@@ -240,6 +240,33 @@ describe('tcp service', () => {
     ws.terminate();
   });
 
+  it('a backend that stops reading is dropped after send_stall_timeout, and its paused client gets 1014', { timeout: 30_000 }, async () => {
+    const stuckGw = await startGateway({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      limits: { ...TEST_LIMITS, send_stall_timeout: '500ms' },
+      services: { stuck: { path: '/stuck', type: 'tcp', ...NON_BROWSER, backend: `tcp://127.0.0.1:${scripted.port}` } },
+    });
+    try {
+      const pending = scripted.nextSocket();
+      const ws = await openClient(stuckGw.url('/stuck'));
+      const backend = await pending;
+      backend.on('error', () => {});
+      backend.pause(); // reads nothing from now on
+      const closed = closedOf(ws);
+      const chunk = Buffer.alloc(64 * 1024, 5);
+      // Enough to fill the backend's socket buffers, so that the relay pauses the client.
+      for (let i = 0; i < 256; i++) ws.send(chunk);
+      const { code } = await closed;
+      assert.equal(code, 1014, 'the client is told the backend failed');
+      const stuck = stuckGw.gateway.front.context.services.get('stuck') as unknown as { liveConnections: number };
+      for (let i = 0; i < 100 && stuck.liveConnections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(stuck.liveConnections, 0, 'the backend link is gone');
+      await assertCanary(gw);
+    } finally {
+      await stuckGw.stop();
+    }
+  });
+
   it('answers 502 when the backend refuses the connection, others unaffected', async () => {
     const before = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'refused', code: 'GH_BACKEND_UNREACHABLE' });
     assert.equal(await refusedStatus(gw.url('/refused')), 502);

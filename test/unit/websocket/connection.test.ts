@@ -450,6 +450,31 @@ describe('WebSocketConnection with the raw client', () => {
     assert.equal(info.code, 1006, 'dropped at the close timeout, no Close from the peer');
   });
 
+  it('a connection paused for backpressure still sends keepalive pings', { timeout: 10_000 }, async () => {
+    h = await startServer({ pingInterval: 100, pongTimeout: 100 }, (conn) => ({ onMessage() { conn.pause(); } }));
+    const raw = await rawUpgraded(h.port);
+    await raw.sendFrame({ opcode: OP_TEXT, payload: 'pause now' });
+    const ping = await raw.readFrame(3000);
+    assert.equal(ping.opcode, OP_PING, 'a ping arrives while the server is not reading');
+    assert.equal(h.recorders[0].closeInfo, undefined, 'and no pong deadline ran out while it could not read the pong');
+    raw.destroy();
+    await h.recorders[0].closed;
+  });
+
+  it('sendStallTimeout: a queue above the high-water mark that nothing leaves drops the connection', { timeout: 15_000 }, async () => {
+    let server!: WebSocketConnection;
+    h = await startServer({ sendStallTimeout: 300, highWaterMark: 16 * 1024 }, (conn) => { server = conn; return {}; });
+    const raw = await rawUpgraded(h.port);
+    raw.socket.pause(); // reads nothing
+    await new Promise((r) => setImmediate(r));
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    for (let i = 0; i < 512 && server.bufferedAmount < 8 * 1024 * 1024; i++) server.send(chunk, true);
+    const info = await h.recorders[0].closed;
+    assert.equal(info.code, 1006, 'dropped, no close handshake through a stuck queue');
+    assert.deepEqual(h.recorders[0].violations.map((v) => v.reason), ['send stalled'], 'reported as a stalled send');
+    raw.destroy();
+  });
+
   it('empty Close is answered with an empty Close', async () => {
     h = await startServer();
     const raw = await rawUpgraded(h.port);
