@@ -30,9 +30,11 @@ if (files.length === 0) {
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // Every test has a deadline: a test that waits for something that never
-// happens fails (naming itself) instead of hanging the run. Tests that know
-// they need less say so with their own { timeout }.
-const timeout = process.env.TEST_TIMEOUT_MS ?? '180000';
+// happens fails (naming itself) instead of hanging the run. Node applies it to
+// each file's run as a whole too, so it is generous (5 min: the longest file
+// takes about 1 min on a quiet machine); tests that know they need less say
+// so with their own { timeout }.
+const timeout = process.env.TEST_TIMEOUT_MS ?? '300000';
 const child = spawn(process.execPath, [
   '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files,
 ], { stdio: 'inherit' });
