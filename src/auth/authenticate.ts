@@ -102,8 +102,8 @@ export function buildAuthenticators(service: ServiceConfig, auth: ServiceAuthCon
     switch (m.type) {
       case 'basic': out.push(new BasicAuthenticator(m, runtime.userFailures)); break;
       case 'jwt': out.push(new JwtAuthenticator(m, runtime.jwks)); break;
-      case 'forward': out.push(new ForwardAuthenticator(m, service.name)); break;
-      case 'ticket': if (includeTickets) out.push(new TicketAuthenticator(m, runtime.tickets)); break;
+      case 'forward': out.push(new ForwardAuthenticator(m, service.name, runtime.recheckBuilders)); break;
+      case 'ticket': if (includeTickets) out.push(new TicketAuthenticator(m, runtime.tickets, runtime.recheckBuilders)); break;
     }
   }
   return out;

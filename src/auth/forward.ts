@@ -16,7 +16,7 @@ import https from 'node:https';
 import type { AdmissionContext, Principal } from '../admission/types.js';
 import type { ForwardMethodConfig } from '../config/auth.js';
 import { findAuthorization, findCookie } from './credentials.js';
-import { setRecheck, type RecheckResult } from './recheck.js';
+import { recheckBuilderKey, setRecheck, type CredentialRecheck, type RecheckBuilder, type RecheckResult } from './recheck.js';
 import { forbidden, unauthorized, unavailable } from './rejections.js';
 import { NONE, type AuthOutcome, type Authenticator } from './types.js';
 
@@ -34,10 +34,25 @@ export class ForwardAuthenticator implements Authenticator {
   private readonly agent: http.Agent;
   private readonly cache = new Map<string, { answer: ForwardAnswer; until: number }>();
 
-  constructor(private readonly config: ForwardMethodConfig, private readonly serviceName: string) {
+  constructor(private readonly config: ForwardMethodConfig, private readonly serviceName: string, builders?: Map<string, RecheckBuilder>) {
     this.url = new URL(config.url);
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 });
+    // A ticket issued to a forward principal may be redeemed in another process: its re-check is rebuilt here.
+    builders?.set(recheckBuilderKey(serviceName, 'forward'), (principal, data) => (this.config.revalidate > 0
+      ? this.recheckFor(principal, data.cookie, data.authorization, data.path ?? '/') : undefined));
+  }
+
+  /** The re-check of a principal this method admitted with these credentials. */
+  private recheckFor(principal: Principal, cookie: string | undefined, authorization: string | undefined, path: string): CredentialRecheck {
+    const data: Record<string, string> = { path };
+    if (cookie !== undefined) data.cookie = cookie;
+    if (authorization !== undefined) data.authorization = authorization;
+    return {
+      interval: this.config.revalidate,
+      recheck: () => this.recheck(principal, cookie, authorization, path),
+      portable: { method: 'forward', data },
+    };
   }
 
   async authenticate(ctx: AdmissionContext): Promise<AuthOutcome> {
@@ -69,12 +84,7 @@ export class ForwardAuthenticator implements Authenticator {
         };
       case 'allow': {
         const principal: Principal = { id: answer.user, roles: answer.roles, claims: {}, method: 'forward' };
-        if (this.config.revalidate > 0) {
-          setRecheck(principal, {
-            interval: this.config.revalidate,
-            recheck: () => this.recheck(principal, cookie, authorization, path),
-          });
-        }
+        if (this.config.revalidate > 0) setRecheck(principal, this.recheckFor(principal, cookie, authorization, path));
         return { kind: 'ok', principal };
       }
     }

@@ -12,6 +12,20 @@ export type RecheckResult = 'valid' | 'invalid' | 'unknown';
 export interface CredentialRecheck {
   readonly interval: number;
   recheck(): Promise<RecheckResult>;
+  /** The same re-check as plain data, so that a ticket redeemed in another process can rebuild it. */
+  readonly portable?: PortableRecheck;
+}
+
+export interface PortableRecheck {
+  method: string;
+  data: Record<string, string>;
+}
+
+/** Rebuilds a re-check from its plain data; the auth runtime keeps one per service and method. */
+export type RecheckBuilder = (principal: Principal, data: Record<string, string>) => CredentialRecheck | undefined;
+
+export function recheckBuilderKey(service: string, method: string): string {
+  return `${service}\0${method}`;
 }
 
 const rechecks = new WeakMap<Principal, CredentialRecheck>();

@@ -15,6 +15,7 @@ import { MemorySharedState } from '../shared-state/memory.js';
 import { JwksRegistry } from './jwt-keys.js';
 import { TicketStore } from './ticket.js';
 import type { CredentialChain } from './types.js';
+import type { RecheckBuilder } from './recheck.js';
 
 /** An attempt counter with the limits this configuration gives it. */
 export interface FailureLimit {
@@ -29,6 +30,8 @@ export interface AuthRuntime {
   readonly jwks: JwksRegistry;
   /** Service name → its chain without ticket methods (what may authenticate a ticket request). */
   readonly ticketIssuers: Map<string, CredentialChain>;
+  /** recheckBuilderKey(service, method) → how to rebuild that method's re-check from plain data (tickets redeemed elsewhere). */
+  readonly recheckBuilders: Map<string, RecheckBuilder>;
 }
 
 const runtimes = new WeakMap<GatehouseConfig, AuthRuntime>();
@@ -45,6 +48,7 @@ export function authRuntime(config: GatehouseConfig, shared?: SharedState): Auth
       tickets: new TicketStore(config.auth.tickets, state.issuedTickets, state.usedTicketIds),
       jwks: new JwksRegistry(),
       ticketIssuers: new Map(),
+      recheckBuilders: new Map(),
     };
     runtimes.set(config, rt);
   }

@@ -19,7 +19,7 @@ import type { AdmissionContext, Principal } from '../admission/types.js';
 import type { AuthRootConfig, TicketMethodConfig } from '../config/auth.js';
 import type { IssueResult, IssuedTicket, SingleUseIds, TicketVault } from '../shared-state/contract.js';
 import { findQuery, takeProtocolCredential } from './credentials.js';
-import { recheckOf, setRecheck } from './recheck.js';
+import { recheckBuilderKey, recheckOf, setRecheck, type RecheckBuilder } from './recheck.js';
 import { forbidden, unauthorized } from './rejections.js';
 import { NONE, type AuthOutcome, type Authenticator } from './types.js';
 
@@ -68,7 +68,9 @@ export class TicketStore {
   async issue(service: string, origin: string | null, principal: Principal): Promise<{ ticket: string; expiresAt: number } | Exclude<IssueResult, { ok: true }>> {
     const ticket = ISSUED_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = this.now() + this.config.ttl;
-    const result = await this.vault.put(ticket, { service, origin, principal, expiresAt }, ownerOf(principal), this.config.per_principal);
+    const portable = recheckOf(principal)?.portable;
+    const entry: IssuedTicket = portable ? { service, origin, principal, expiresAt, recheck: portable } : { service, origin, principal, expiresAt };
+    const result = await this.vault.put(ticket, entry, ownerOf(principal), this.config.per_principal);
     return result.ok ? { ticket, expiresAt } : result;
   }
 
@@ -149,7 +151,7 @@ export class TicketAuthenticator implements Authenticator {
   readonly method = 'ticket';
   readonly challenge = 'Ticket realm="gatehouse"';
 
-  constructor(private readonly config: TicketMethodConfig, private readonly store: TicketStore) {}
+  constructor(private readonly config: TicketMethodConfig, private readonly store: TicketStore, private readonly builders?: Map<string, RecheckBuilder>) {}
 
   private refused(reason: string): AuthOutcome {
     return { kind: 'refused', rejection: unauthorized(reason, this.challenge), failed: true };
@@ -170,7 +172,10 @@ export class TicketAuthenticator implements Authenticator {
       if (entry.service !== ctx.service.name) return { kind: 'refused', rejection: forbidden('ticket_wrong_service'), failed: true };
       if (entry.origin !== null && entry.origin !== requestOrigin(ctx)) return { kind: 'refused', rejection: forbidden('ticket_wrong_origin'), failed: true };
       const principal: Principal = { ...entry.principal, method: 'ticket', claims: { ...entry.principal.claims, via: entry.principal.method } };
-      const recheck = recheckOf(entry.principal);
+      // The very principal (in-process store) carries its re-check; a copy from a shared store has it as data.
+      const portable = entry.recheck;
+      const recheck = recheckOf(entry.principal)
+        ?? (portable ? this.builders?.get(recheckBuilderKey(entry.service, portable.method))?.(principal, portable.data) : undefined);
       if (recheck) setRecheck(principal, recheck);
       return { kind: 'ok', principal };
     }

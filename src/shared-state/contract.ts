@@ -47,13 +47,15 @@ export interface IssuedTicket {
   /** The serialised Origin of the issuing request; null when it had none. */
   origin: string | null;
   /**
-   * Plain data, except that an in-process store keeps the very object, with
-   * the `forward` method's re-check attached (auth/recheck.ts); a shared store
-   * must serialise it and rebuild the re-check.
+   * Plain data. An in-process store keeps the very object (with the `forward`
+   * method's re-check attached, auth/recheck.ts); a store shared by processes
+   * returns a copy, whose re-check is rebuilt from `recheck`.
    */
   principal: Principal;
   /** Epoch milliseconds. */
   expiresAt: number;
+  /** The principal's credential re-check as plain data (method, what it re-sends), when it has one. */
+  recheck?: { method: string; data: Record<string, string> };
 }
 
 export type IssueResult =

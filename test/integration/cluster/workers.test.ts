@@ -15,9 +15,11 @@ import WebSocket from 'ws';
 import { mintTicket } from '../../../src/auth/ticket.js';
 import { startGatewayProcess, type GatewayProcess } from '../services/helpers/gateway-process.js';
 import { connect, type Outcome } from '../auth/common.js';
+import { startLoginApp, type LoginApp } from '../../helpers/login-app.js';
 
 const KEY = randomBytes(32).toString('hex');
 let gw: GatewayProcess;
+let app: LoginApp;
 
 const config = (extra = ''): string => `
 workers: 2
@@ -34,6 +36,11 @@ services:
     allow_missing_origin: true
     auth: { methods: [{ type: ticket }] }
   limited: { path: /limited, type: echo, allow_missing_origin: true, max_connections: 3 }
+  fwd:
+    path: /fwd
+    type: echo
+    allow_missing_origin: true
+    auth: { methods: [{ type: ticket }, { type: forward, url: "${app.authUrl}", cookie: session, cache: 0s, revalidate: 300ms }] }
 ${extra}`;
 
 interface Line { msg?: string; worker?: number; reason?: string; pids?: number[]; [k: string]: unknown }
@@ -45,12 +52,14 @@ function pids(): number[] {
 }
 
 before(async () => {
+  app = await startLoginApp({ carol: { password: 'carol-secret-pw' } });
   gw = await startGatewayProcess(config());
   if (pids().length !== 2) await gw.waitFor(/"msg":"workers listening"/);
 });
 after(async () => {
   const workers = pids();
   await gw?.stop();
+  await app?.stop();
   // The primary was killed: its workers see the IPC channel close and stop; make sure.
   for (const pid of workers) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
 });
@@ -101,6 +110,26 @@ test('a single-use ticket used through one worker is refused through the other',
   const { used, replays } = seen();
   const crossed = [0, 1, 2, 3].filter((i) => used.find((l) => l.principal === `u${i}`)?.worker !== replays[i].worker);
   assert.ok(crossed.length > 0, 'at least one ticket was used on one worker and its replay refused by the other');
+});
+
+test('a ticket issued to a forward-auth user in one worker, redeemed in the other, keeps its session re-check', { timeout: 30_000 }, async () => {
+  const cookie = await app.login('carol', 'carol-secret-pw');
+  const tickets: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const res = await fetch(`http://127.0.0.1:${gw.port}/.gatehouse/tickets?service=fwd`, { method: 'POST', headers: { cookie } });
+    assert.equal(res.status, 200, 'ticket issued');
+    tickets.push((await res.json() as { ticket: string }).ticket);
+  }
+  // Two tickets, two connections: round robin puts them on different workers, so at least one crossed.
+  const sockets: WebSocket[] = [];
+  for (const t of tickets) {
+    const o = await connect(gw.url(`/fwd?ticket=${t}`));
+    assert.equal(o.kind, 'open', 'the ticket opens');
+    if (o.kind === 'open') sockets.push(o.ws);
+  }
+  const codes = Promise.all(sockets.map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))));
+  app.revoke('carol');
+  assert.deepEqual(await codes, [1008, 1008], 'both connections end when the session is revoked');
 });
 
 test('connection limits count the clients of both workers', { timeout: 30_000 }, async () => {
