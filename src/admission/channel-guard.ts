@@ -116,6 +116,8 @@ export class ChannelGuard {
           control_rate: 'limits.control_rate',
         },
         sendBuffer: l.send_buffer,
+        maxLifetime: service.max_lifetime,
+        lifetimeJitter: service.max_lifetime_jitter,
         guard: this,
         totals: this.totalsOf(service.name),
       };
@@ -190,7 +192,27 @@ export class ChannelGuard {
 }
 
 /** Per service, shared by its guarded connections; it also leads them back to their guard. */
-interface GuardLimits extends RateLimits { sendBuffer: number; guard: ChannelGuard; totals: ServiceTotals }
+interface GuardLimits extends RateLimits {
+  sendBuffer: number;
+  /** ms, 0: none; each connection's is shortened by up to `lifetimeJitter` of it, at random. */
+  maxLifetime: number;
+  lifetimeJitter: number;
+  guard: ChannelGuard;
+  totals: ServiceTotals;
+}
+
+/**
+ * One connection's lifetime in ms: `maxLifetime` shortened by `jitter × u`
+ * of it (`u` uniform in [0, 1)), so connections opened together end spread
+ * over the last `jitter` of the lifetime instead of all at once.
+ */
+export function lifetimeOf(maxLifetime: number, jitter: number, u: number): number {
+  return Math.max(1, Math.round(maxLifetime * (1 - jitter * u)));
+}
+
+/** Close code and stable reason of a connection that reached its service's max_lifetime. */
+export const LIFETIME_CLOSE_CODE = 1001;
+export const LIFETIME_CLOSE_REASON = 'max lifetime';
 
 /** A service's traffic counters (series of the metrics' families), added to as messages pass. */
 interface ServiceTotals { messagesIn: Series; bytesIn: Series; messagesOut: Series; bytesOut: Series }
@@ -285,6 +307,8 @@ class GuardState implements ChannelSink, ConnectionTraffic {
   /** On `monoClock`, like every time here: a small integer, not a boxed number per connection. */
   private lastProgress: number;
   private closingSince = 0;
+  /** When max_lifetime ends this connection (on `monoClock`), 0 when it does not. */
+  private readonly lifetimeEnds: number;
 
   /**
    * The admission is not kept: it is the channel's. `own` holds the channel's
@@ -297,6 +321,8 @@ class GuardState implements ChannelSink, ConnectionTraffic {
   ) {
     this.lastProgress = clock();
     this.openedAt = this.lastProgress;
+    // Jitter spreads the ends of connections opened together, so they do not all reconnect at once.
+    this.lifetimeEnds = limits.maxLifetime > 0 ? this.openedAt + lifetimeOf(limits.maxLifetime, limits.lifetimeJitter, Math.random()) : 0;
   }
 
   /** The service attaches its sink: the transport gets this state as its sink instead. */
@@ -432,6 +458,10 @@ class GuardState implements ChannelSink, ConnectionTraffic {
     }
     // Closing normally: the transport's close timeout ends it; `whenClosed` forgets it.
     if (this.channel.closed) return;
+    if (this.lifetimeEnds !== 0 && now >= this.lifetimeEnds) {
+      this.channel.close(LIFETIME_CLOSE_CODE, LIFETIME_CLOSE_REASON);
+      return;
+    }
     // Progress is bytes leaving the queue. Comparing queue sizes is not: a reader
     // that keeps up with a steady sender (or a fallback client acknowledging each
     // message a moment after it arrives) shows the same size at every sweep.

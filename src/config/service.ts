@@ -27,6 +27,13 @@ const common = {
   max_fragments: z.number().int().positive().default(1024),
   /** A fragmented message must complete within this time. Over → close 1008. */
   message_timeout: duration().default(30_000),
+  /**
+   * Close a connection after it has been open this long (1001 `max lifetime`),
+   * so clients reconnect and pick up new credentials, config or nodes; 0: no limit.
+   */
+  max_lifetime: duration().default(0),
+  /** Each connection's max_lifetime is shortened by up to this fraction, at random, so a fleet does not reconnect at once. */
+  max_lifetime_jitter: z.number().min(0).max(1).default(0.1),
   ...policyServiceFields,
   ...authServiceFields,
   ...fallbackServiceFields,
