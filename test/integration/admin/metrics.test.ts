@@ -6,6 +6,9 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
@@ -91,3 +94,17 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Pro
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('the alert rules in docs/operations.md pass promtool check rules and name metrics the gateway exports', { timeout: 30_000 }, async () => {
+  const doc = readFileSync(join(import.meta.dirname, '../../../docs/operations.md'), 'utf8');
+  const rules = /```yaml\n(groups:[\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(rules, 'the rules block');
+  const dir = mkdtempSync(join(tmpdir(), 'gh-rules-'));
+  writeFileSync(join(dir, 'rules.yml'), rules);
+  const r = spawnSync(PROMTOOL, ['check', 'rules', join(dir, 'rules.yml')], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  const exported = await scrape();
+  for (const name of new Set(rules.match(/\b(gatehouse|nodejs)_[a-z_0-9]+/g))) {
+    assert.match(exported, new RegExp(`^# TYPE ${name.replace(/_(count|sum|bucket)$/, '')} `, 'm'), `${name} is exported`);
+  }
+});
