@@ -279,3 +279,39 @@ describe('MQTT session: SUBSCRIBE', () => {
     assert.deepEqual((io.takeClient(4)[0] as mqttPacket.ISubackPacket).granted, [0x80, 0x80]);
   });
 });
+
+describe('MQTT session: the broker\'s side', () => {
+  it('the 5.0 CONNACK carries the gateway\'s bounds, the broker\'s other properties kept', () => {
+    const io = new Recorder();
+    const s = new MqttSession(policy({ max_qos: 1, limits: { max_packet: 1000, topic_aliases: 8 } }), alice, io);
+    s.fromClient(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'x' }, 5));
+    s.fromBackend(gen({ cmd: 'connack', reasonCode: 0, sessionPresent: true,
+      properties: { topicAliasMaximum: 100, maximumPacketSize: 1 << 20, receiveMaximum: 20, serverKeepAlive: 40 } }, 5));
+    const [connack] = io.takeClient(5) as mqttPacket.IConnackPacket[];
+    assert.equal(connack.sessionPresent, true);
+    assert.equal(connack.properties?.topicAliasMaximum, 8);
+    assert.equal(connack.properties?.maximumQoS, 1);
+    assert.equal(connack.properties?.maximumPacketSize, 1000 + 1 + 2, 'the whole packet: Remaining Length limit, its encoding and the first byte');
+    assert.equal(connack.properties?.receiveMaximum, 20);
+    assert.equal(connack.properties?.serverKeepAlive, 40);
+  });
+
+  it('a broker SUBACK with the wrong number of codes ends the connection with 1014', () => {
+    const { s, io } = open(4);
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'broadcast/a', qos: 0 }, { topic: '#', qos: 0 }] }, 4));
+    s.fromBackend(gen({ cmd: 'suback', messageId: 2, granted: [0, 0] }, 4));
+    assert.equal(io.ended?.code, 1014);
+    assert.match(io.ended?.reason ?? '', /^mqtt_backend_/);
+  });
+
+  it('answers wait for the end of a broker packet being relayed', () => {
+    const { s, io } = open(5);
+    const big = gen({ cmd: 'publish', topic: 'broadcast/a', payload: Buffer.alloc(5000, 7), qos: 0, retain: false, dup: false }, 5);
+    s.fromBackend(big.subarray(0, 100));
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 4, subscriptions: [{ topic: '#', qos: 0 }] }, 5));
+    s.fromBackend(big.subarray(100));
+    const packets = io.takeClient(5);
+    assert.deepEqual(packets.map((p) => p.cmd), ['publish', 'suback'], 'the SUBACK after the whole PUBLISH, not inside it');
+  });
+});
+
