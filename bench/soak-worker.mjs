@@ -1,0 +1,133 @@
+/**
+ * One client process of the soak (bench/soak.mjs): holds its share of the
+ * connections — WebSocket (`ws`) and, for `fallbackShare` of them, the HTTP
+ * fallback through the client library (`client/dist`) — sends one message per
+ * connection every `interval` seconds (jittered), checks every echo, replaces
+ * `churn` of its connections every minute, and reports its counts to the
+ * parent every 5 s and when told to stop.
+ *
+ * Accounting: a message is `echoed` when its echo came back, `inFlightAtClose`
+ * when the soak closed its connection before the echo came, `lost` when its
+ * connection ended without the soak closing it. `unexpectedCloses` counts
+ * those connections; `failedOpens` connections that never opened.
+ */
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { GatehouseSocket } = await import(pathToFileURL(path.join(ROOT, 'client', 'dist', 'index.js')).href);
+
+const OPEN_BATCH = 100;
+const stats = {
+  open: 0, opened: 0, replaced: 0, sent: 0, echoed: 0, inFlightAtClose: 0, lost: 0, unexpectedCloses: 0, failedOpens: 0, strayEchoes: 0,
+  /** `ws|fallback code reason` of every connection that ended (or failed to open) without the soak closing it: how many. */
+  why: {},
+};
+const live = new Set();
+let cfg;
+let nextId = 0;
+let stopping = false;
+
+class Conn {
+  constructor(fallback) {
+    this.id = `${cfg.worker}.${nextId++}`;
+    this.fallback = fallback;
+    this.seq = 0;
+    this.pending = new Set();
+    this.closingByUs = false;
+    this.nextSend = Date.now() + Math.random() * cfg.interval * 1000;
+    const url = `ws://127.0.0.1:${cfg.port}${cfg.path}`;
+    this.socket = fallback ? new GatehouseSocket(url, [], { transport: 'fallback' }) : new WebSocket(url);
+    this.opened = new Promise((resolve) => {
+      this.socket.onopen = () => { this.isOpen = true; stats.open++; stats.opened++; resolve(true); };
+      this.socket.onerror = () => { /* the close event follows */ };
+      this.socket.onclose = (ev) => {
+        live.delete(this);
+        const why = `${this.fallback ? 'fallback' : 'ws'} ${ev?.code} ${ev?.reason ?? ''}${this.isOpen ? '' : ' (open failed)'}`;
+        if (!this.isOpen || !this.closingByUs) stats.why[why] = (stats.why[why] ?? 0) + 1;
+        if (!this.isOpen) { stats.failedOpens++; resolve(false); if (!stopping) void openSome(1, this.fallback); return; }
+        stats.open--;
+        if (this.closingByUs) stats.inFlightAtClose += this.pending.size;
+        else { stats.unexpectedCloses++; stats.lost += this.pending.size; if (!stopping) void openSome(1, this.fallback); }
+        this.pending.clear();
+        this.closedResolve?.();
+      };
+      this.socket.onmessage = (ev) => {
+        const text = typeof ev.data === 'string' ? ev.data : Buffer.from(ev.data).toString();
+        if (this.pending.delete(text)) stats.echoed++;
+        else stats.strayEchoes++;
+      };
+    });
+    live.add(this);
+  }
+
+  send() {
+    const text = `${this.id}:${++this.seq}`;
+    this.pending.add(text);
+    stats.sent++;
+    this.socket.send(text);
+    this.nextSend = Date.now() + cfg.interval * 1000 * (0.5 + Math.random());
+  }
+
+  close() {
+    this.closingByUs = true;
+    const closed = new Promise((resolve) => { this.closedResolve = resolve; });
+    this.socket.close(1000, 'soak churn');
+    return closed;
+  }
+}
+
+async function openSome(n, fallback) {
+  for (let done = 0; done < n; done += OPEN_BATCH) {
+    const batch = [];
+    for (let i = 0; i < Math.min(OPEN_BATCH, n - done); i++) {
+      batch.push(new Conn(fallback ?? Math.random() < cfg.fallbackShare).opened);
+    }
+    await Promise.all(batch);
+  }
+}
+
+function sendDue() {
+  const now = Date.now();
+  for (const c of live) if (c.isOpen && !c.closingByUs && c.nextSend <= now) c.send();
+}
+
+async function churnSome() {
+  const open = [...live].filter((c) => c.isOpen && !c.closingByUs);
+  const n = Math.round(open.length * cfg.churn);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(Math.random() * (open.length - i));
+    [open[i], open[j]] = [open[j], open[i]];
+  }
+  const victims = open.slice(0, n);
+  const kinds = victims.map((c) => c.fallback);
+  await Promise.all(victims.map((c) => c.close()));
+  stats.replaced += n;
+  for (const fallback of kinds) if (!stopping) void openSome(1, fallback);
+}
+
+process.on('message', async (m) => {
+  if (m.type === 'start') {
+    cfg = m;
+    const fallbacks = Math.round(cfg.connections * cfg.fallbackShare);
+    await openSome(cfg.connections - fallbacks, false);
+    await openSome(fallbacks, true);
+    const sender = setInterval(sendDue, 100);
+    const churner = setInterval(() => { void churnSome(); }, 60_000);
+    const reporter = setInterval(() => process.send({ type: 'stats', stats }), 5_000);
+    process.once('message', async (stop) => {
+      if (stop.type !== 'stop') return;
+      stopping = true;
+      clearInterval(sender);
+      clearInterval(churner);
+      clearInterval(reporter);
+      // Give the last echoes a moment, then close everything cleanly.
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && [...live].some((c) => c.pending.size > 0)) await new Promise((r) => setTimeout(r, 100));
+      await Promise.race([Promise.all([...live].map((c) => c.close())), new Promise((r) => setTimeout(r, 15_000))]);
+      process.send({ type: 'final', stats });
+      setTimeout(() => process.exit(0), 1_000).unref();
+    });
+  }
+});
