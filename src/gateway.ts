@@ -26,6 +26,7 @@ import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
 import { FallbackEndpoints } from './front/fallback-endpoints.js';
 import type { Service } from './services/types.js';
+import { setZlibConcurrency } from './websocket/zlib-pool.js';
 import type { SharedState } from './shared-state/contract.js';
 import { MemorySharedState } from './shared-state/memory.js';
 
@@ -146,6 +147,8 @@ export class Gateway {
   get currentConfig(): GatehouseConfig { return this.config; }
 
   private buildContext(config: GatehouseConfig): FrontDoorContext {
+    // One zlib queue for the process (the thread pool it protects is one): a reload sets its width.
+    setZlibConcurrency(config.websocket.compression_concurrency);
     const services = new Map<string, Service>();
     const list = servicesOf(config);
     for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders }));

@@ -13,6 +13,7 @@ import { authRootFields } from './auth.js';
 import { fallbackRootFields } from './fallback.js';
 import { adminRootFields } from './admin.js';
 import { clusterRootFields } from './cluster.js';
+import { compressionRootFields } from './compression.js';
 
 export const websocketSchema = z.strictObject({
   /** Send a ping after this long without traffic from the peer; 0 disables. */
@@ -25,6 +26,7 @@ export const websocketSchema = z.strictObject({
   close_timeout: duration().default(5_000),
   /** `send` reports "full" once this many bytes wait for the socket. */
   high_water_mark: size().default(64 * 1024),
+  ...compressionRootFields,
 });
 
 export const logSchema = z.strictObject({

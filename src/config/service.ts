@@ -8,6 +8,7 @@ import { policyServiceFields } from './policy.js';
 import { authServiceFields } from './auth.js';
 import { fallbackServiceFields } from './fallback.js';
 import { tcpServiceFields, websocketServiceFields } from './backends.js';
+import { compressionServiceFields } from './compression.js';
 
 /** 16 MiB: the largest message any service may allow. */
 export const HARD_MAX_MESSAGE = 16 * 1024 * 1024;
@@ -37,6 +38,7 @@ const common = {
   ...policyServiceFields,
   ...authServiceFields,
   ...fallbackServiceFields,
+  ...compressionServiceFields,
 };
 
 export const echoServiceSchema = z.strictObject({

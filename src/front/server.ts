@@ -22,6 +22,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service, ServiceSession } from '../services/types.js';
 import { HandshakeError, buildUpgradeResponse, validateUpgradeRequest, type UpgradeRequestInfo } from '../websocket/handshake.js';
 import { WebSocketConnection, type ConnectionOptions } from '../websocket/connection.js';
+import { negotiateDeflate, type DeflateOptions } from '../websocket/permessage-deflate.js';
 import { drainingRejection, writeRejection } from './respond.js';
 import { connectionSettings } from '../websocket/settings.js';
 import { MAX_SUBPROTOCOL_BYTES, MAX_SUBPROTOCOL_TOKENS } from '../config/policy.js';
@@ -217,6 +218,7 @@ export class FrontDoor {
       if (route instanceof Rejection) return this.refuse(socket, route, req);
 
       let upgrade: UpgradeRequestInfo;
+      let deflate: DeflateOptions | null = null;
       try {
         upgrade = validateUpgradeRequest(req, { maxProtocolBytes: MAX_SUBPROTOCOL_BYTES, maxProtocolTokens: MAX_SUBPROTOCOL_TOKENS });
       } catch (err) {
@@ -225,6 +227,9 @@ export class FrontDoor {
         }
         throw err;
       }
+
+      // permessage-deflate (RFC 7692) where the service turns it on; otherwise every offer is declined unread.
+      if (route.compression !== false) deflate = negotiateDeflate(upgrade.extensions, route.compression);
 
       // The codec parsed Sec-WebSocket-Protocol with the admission limits: admission reuses the list.
       const decided = ctx.pipeline.decide(toAdmissionRequest(req, 'websocket', upgrade.protocols), route);
@@ -236,7 +241,7 @@ export class FrontDoor {
       if (!service) { admission.release(); throw new Error(`service ${route.name} not built`); }
       let session: ServiceSession;
       try {
-        const opened = service.open(admission);
+        const opened = service.open(admission, { deflate });
         session = opened instanceof Promise ? await opened : opened;
       } catch (err) {
         admission.release();
@@ -258,8 +263,8 @@ export class FrontDoor {
       // headers, query) for the whole life of the connection.
       admission.request = undefined;
       const protocol = session.protocol ?? admission.protocol;
-      socket.write(buildUpgradeResponse(upgrade.key, protocol));
-      const channel = this.openWebSocket(socket as Socket, head, route, admission, protocol);
+      socket.write(buildUpgradeResponse(upgrade.key, protocol, deflate !== null ? { 'Sec-WebSocket-Extensions': deflate.header } : undefined));
+      const channel = this.openWebSocket(socket as Socket, head, route, admission, protocol, deflate);
       session.attach(channel);
     } catch (err) {
       ctx.log.error({ err }, 'upgrade failed');
@@ -269,8 +274,10 @@ export class FrontDoor {
     }
   }
 
-  private openWebSocket(socket: Socket, head: Buffer, svc: ServiceConfig, admission: Admission, protocol: string): WebSocketConnection {
-    const conn = new WebSocketConnection(socket, head, this.connectionOptions(svc), { protocol, admission });
+  private openWebSocket(
+    socket: Socket, head: Buffer, svc: ServiceConfig, admission: Admission, protocol: string, deflate: DeflateOptions | null,
+  ): WebSocketConnection {
+    const conn = new WebSocketConnection(socket, head, this.connectionOptions(svc), { protocol, admission, deflate });
     // The connection now handles the socket's errors. Node caches the socket's
     // addresses on first use; the admission holds what we need of them, and
     // the socket would look them up again if asked while open.

@@ -5,8 +5,8 @@
  * size and count checked before any work proportional to them.
  */
 
-/** tchar (RFC 9110 §5.6.2) as a 128-entry lookup table. */
-const TCHAR = new Uint8Array(128);
+/** tchar (RFC 9110 §5.6.2) as a 128-entry lookup table (1 = token character). */
+export const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
 for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;

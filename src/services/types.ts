@@ -4,6 +4,13 @@
  */
 import type { Admission } from '../admitted.js';
 import type { Channel } from '../channel.js';
+import type { DeflateOptions } from '../websocket/permessage-deflate.js';
+
+/** What the client's opening handshake settled before the service is opened. */
+export interface Opening {
+  /** permessage-deflate as agreed with the client (null: its WebSocket is not compressed, or it is not a WebSocket). */
+  deflate: DeflateOptions | null;
+}
 
 export interface ServiceSession {
   /** The subprotocol the backend chose, when the service decides it (websocket backends). */
@@ -20,7 +27,7 @@ export interface Service {
    * Prepare a backend link for an admitted client. Throws (or rejects with)
    * BackendError to refuse. A service with nothing to dial may answer synchronously.
    */
-  open(admission: Admission): ServiceSession | Promise<ServiceSession>;
+  open(admission: Admission, opening?: Opening): ServiceSession | Promise<ServiceSession>;
   /** Sessions open now (services that keep backend links); absent: none to wait for. */
   readonly liveConnections?: number;
   /** Gateway is draining: close backends cleanly. */

@@ -18,6 +18,9 @@ import {
 import { FrameParser, type FrameParserHandler, type FrameParserOptions } from './frame-parser.js';
 import { FrameWriter } from './frame-writer.js';
 import { heartbeat, type HeartbeatMember } from './heartbeat.js';
+import { applyMask } from './mask.js';
+import { MessageDeflater, MessageInflater, PerMessageDeflate, type DeflateSink, type InflateSink } from './deflate-codec.js';
+import type { DeflateOptions } from './permessage-deflate.js';
 import { monoClock as clock } from '../clock.js';
 
 export interface ConnectionOptions {
@@ -98,6 +101,10 @@ const F_CLOSE_SENT = 4;
 const F_FINISHED = 8;
 /** A read batch (one socket chunk, or what `resume` releases) is being parsed: its pings get one pong, at the end. */
 const F_READING = 16;
+/** A compressed piece is with zlib: the parser and the socket wait for it (message order). */
+const F_INFLATING = 32;
+/** The piece being delivered is compressed payload (`pieceCompressed`). */
+const F_DELIVERING_COMPRESSED = 64;
 
 /**
  * Bytes read after our Close was sent before reading stops: enough for a peer
@@ -109,10 +116,15 @@ const CLOSE_READ_BUDGET = 64 * 1024;
 const CONTROL_HEADER_MASKED = 6;
 const CONTROL_HEADER_PLAIN = 2;
 
-/** The parser keeps its options by reference: one object per connection options object, shared. */
+/**
+ * The parser keeps its options by reference: one object per connection
+ * options object (and per whether permessage-deflate was negotiated), shared.
+ */
 const parserOptions = new WeakMap<ConnectionOptions, FrameParserOptions>();
-function parserOptionsOf(opts: ConnectionOptions): FrameParserOptions {
-  let p = parserOptions.get(opts);
+const compressedParserOptions = new WeakMap<ConnectionOptions, FrameParserOptions>();
+function parserOptionsOf(opts: ConnectionOptions, compressed: boolean): FrameParserOptions {
+  const cache = compressed ? compressedParserOptions : parserOptions;
+  let p = cache.get(opts);
   if (p === undefined) {
     p = Object.freeze({
       // RFC 6455 §5.1: clients mask, servers do not.
@@ -120,8 +132,9 @@ function parserOptionsOf(opts: ConnectionOptions): FrameParserOptions {
       maxFrame: opts.maxFrame ?? opts.maxMessage,
       maxMessage: opts.maxMessage,
       maxFragments: opts.maxFragments,
+      allowRsv1: compressed,
     });
-    parserOptions.set(opts, p);
+    cache.set(opts, p);
   }
   return p;
 }
@@ -152,7 +165,7 @@ class Ending {
   reported = false;
 }
 
-export class WebSocketConnection implements Channel, FrameParserHandler, HeartbeatMember {
+export class WebSocketConnection implements Channel, FrameParserHandler, HeartbeatMember, InflateSink, DeflateSink {
   readonly protocol: string;
   readonly admission?: Admission;
 
@@ -179,6 +192,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private asm: Assembly | null = null;
   /** Close state beyond the closeSent and finished flags. */
   private ending: Ending | null = null;
+  /** permessage-deflate, when negotiated (its zlib halves are made on first use and dropped when idle). */
+  private pmd: PerMessageDeflate | null = null;
 
   // Outbound state.
   private pendingPong: Buffer | null = null;
@@ -201,14 +216,19 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
    * between connections with the same settings, and give what differs per
    * connection (subprotocol, admission) in `own`, which is not kept.
    */
-  constructor(socket: Socket, head: Buffer, opts: ConnectionOptions, own?: { protocol?: string; admission?: Admission }) {
+  constructor(
+    socket: Socket, head: Buffer, opts: ConnectionOptions,
+    own?: { protocol?: string; admission?: Admission; deflate?: DeflateOptions | null },
+  ) {
     this.socket = socket;
     this.opts = opts;
     this.protocol = own?.protocol ?? opts.protocol ?? '';
     const admission = own?.admission ?? opts.admission;
     if (admission !== undefined) this.admission = admission;
+    const deflate = own?.deflate ?? null;
+    if (deflate !== null) this.pmd = new PerMessageDeflate(deflate);
     this.writer = new FrameWriter(socket, opts.role === 'client');
-    this.parser = new FrameParser(parserOptionsOf(opts), this);
+    this.parser = new FrameParser(parserOptionsOf(opts, deflate !== null), this);
     this.lastActivity = clock();
 
     socket.setNoDelay(true);
@@ -272,6 +292,9 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   /** The socket has closed and the end was reported. */
   private get finished(): boolean { return (this.flags & F_FINISHED) !== 0; }
   private set finished(on: boolean) { this.flags = on ? this.flags | F_FINISHED : this.flags & ~F_FINISHED; }
+  /** A compressed piece is being inflated: reading waits for it. */
+  private get inflating(): boolean { return (this.flags & F_INFLATING) !== 0; }
+  private set inflating(on: boolean) { this.flags = on ? this.flags | F_INFLATING : this.flags & ~F_INFLATING; }
 
   // Constant or per-options values: on the prototype, not in every connection.
   get transport(): 'websocket' {
@@ -283,7 +306,12 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   }
 
   get extensions(): string {
-    return this.opts.extensions ?? '';
+    return this.pmd?.options.header ?? this.opts.extensions ?? '';
+  }
+
+  /** The permessage-deflate agreement of this connection, null when it is not compressed. */
+  get deflate(): DeflateOptions | null {
+    return this.pmd?.options ?? null;
   }
 
   /** The close state, made when the connection starts ending. */
@@ -303,7 +331,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   }
 
   get bufferedAmount(): number {
-    return this.socket.writableLength + this.writer.pending;
+    return this.socket.writableLength + this.writer.pending + (this.pmd?.queuedBytes ?? 0);
   }
 
   /** Bytes whose write has completed: counted by the socket, nothing per message here. */
@@ -336,13 +364,15 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   send(data: Buffer | string, isBinary: boolean): boolean {
     if (this.closeSent || this.finished) return false;
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    this.writer.writeFrame(isBinary ? OP_BINARY : OP_TEXT, buf, true);
+    if (this.pmd !== null) this.deflater().send(buf, isBinary, true, true);
+    else this.writer.writeFrame(isBinary ? OP_BINARY : OP_TEXT, buf, true);
     return this.checkBackpressure();
   }
 
   sendFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): boolean {
     if (this.closeSent || this.finished) return false;
-    this.writer.writeFrame(first ? (isBinary ? OP_BINARY : OP_TEXT) : OP_CONT, data, fin);
+    if (this.pmd !== null) this.deflater().send(data, isBinary, first, fin);
+    else this.writer.writeFrame(first ? (isBinary ? OP_BINARY : OP_TEXT) : OP_CONT, data, fin);
     return this.checkBackpressure();
   }
 
@@ -350,11 +380,39 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
    * Relay variant of `sendFragment`: `data` is handed over (nobody reads it
    * afterwards) and is masked with `mask`, or plain when null. It is re-masked
    * in place, in one pass, to what this hop needs: no copy of large payloads.
+   * `compressed` (a relay passing permessage-deflate frames on): the payload
+   * is a compressed message's, sent as it is with RSV1 on its first frame;
+   * otherwise, on a compressed connection, a plain piece is also sent as it
+   * is — a passing relay never compresses on its own (the peers' contexts must match).
    */
-  sendOwnedFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): boolean {
+  sendOwnedFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null, compressed = false): boolean {
     if (this.closeSent || this.finished) return false;
-    this.writer.writeFrameRemasked(first ? (isBinary ? OP_BINARY : OP_TEXT) : OP_CONT, data, fin, mask);
+    const pmd = this.pmd;
+    if (pmd !== null && (compressed || !(pmd.deflater?.idle ?? true))) {
+      if (mask !== null) applyMask(data, mask);
+      this.deflater().sendAsIs(data, isBinary, first, fin, compressed);
+    } else {
+      this.writer.writeFrameRemasked(first ? (isBinary ? OP_BINARY : OP_TEXT) : OP_CONT, data, fin, mask);
+    }
     return this.checkBackpressure();
+  }
+
+  /** The compressing half, made on first use. */
+  private deflater(): MessageDeflater {
+    const pmd = this.pmd as PerMessageDeflate;
+    return (pmd.deflater ??= new MessageDeflater(pmd.options, this.writer, this));
+  }
+
+  /** @internal DeflateSink: queued bytes reached the socket; a sink owed onDrain may get it now. */
+  onDeflated(): void {
+    const pmd = this.pmd;
+    if (pmd !== null && pmd.deflater?.resting === true) pmd.deflater = null;
+    if (this.needDrain && this.bufferedAmount <= this.opts.highWaterMark) this.awaitFlush();
+  }
+
+  /** @internal DeflateSink: zlib failed on our own data (should not happen). */
+  onDeflateError(err: unknown): void {
+    this.internalError(err);
   }
 
   /**
@@ -369,6 +427,22 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   /** During the sink's `onFragment`: the key that piece is still masked with, null when plain. */
   get pieceMask(): Buffer | null {
     return this.parser.pieceMask;
+  }
+
+  /**
+   * Compressed messages reach the sink still compressed when `on`, each piece
+   * once it has been inflated and checked (size, UTF-8), its plain bytes
+   * dropped; `pieceCompressed` tells them apart during `onFragment`. For a
+   * relay that passes compressed frames on to a peer with a compatible
+   * agreement only.
+   */
+  deliverCompressed(on: boolean): void {
+    if (this.pmd !== null) this.pmd.passCompressed = on;
+  }
+
+  /** During the sink's `onFragment`: the piece is compressed payload (see `deliverCompressed`). */
+  get pieceCompressed(): boolean {
+    return (this.flags & F_DELIVERING_COMPRESSED) !== 0;
   }
 
   /** Send a ping (application-level; keepalive pings are automatic). */
@@ -399,6 +473,11 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   /** end() the socket after the frames still in the writer's segment (our Close among them). */
   private endSocket(): void {
+    const deflater = this.pmd?.deflater;
+    if (deflater != null && !deflater.idle) {
+      deflater.then(() => this.endSocket());
+      return;
+    }
     this.writer.spill();
     this.socket.end();
   }
@@ -423,6 +502,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     this.userPaused = true;
     this.socket.pause();
     this.parser.pause();
+    this.pmd?.inflater?.pause();
   }
 
   resume(): void {
@@ -438,6 +518,18 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
 
   private startReading(): void {
     if (this.finished) return;
+    // Restart the clocks: time spent paused is our doing, not the peer's
+    // (a ping sent while paused waits for its pong from now on).
+    this.lastActivity = clock();
+    this.msgSeenAt = this.lastActivity;
+    if (this.pingSentAt !== 0) this.pingSentAt = this.lastActivity;
+    this.pmd?.inflater?.resume();
+    // The parser and the socket go on once zlib is done with the piece (onInflateIdle).
+    if (!this.inflating) this.readOn();
+  }
+
+  /** Resume the socket and the parser; the pings of what the parser releases get one pong, at the end. */
+  private readOn(): void {
     if (!this.closeSent || this.endState().readAfterClose <= CLOSE_READ_BUDGET) this.socket.resume();
     if ((this.flags & F_READING) !== 0) {
       // Resumed from inside a delivery: the batch under way answers the pings.
@@ -451,11 +543,6 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
       }
       if (this.pendingPong !== null) this.answerPing();
     }
-    // Restart the clocks: time spent paused is our doing, not the peer's
-    // (a ping sent while paused waits for its pong from now on).
-    this.lastActivity = clock();
-    this.msgSeenAt = this.lastActivity;
-    if (this.pingSentAt !== 0) this.pingSentAt = this.lastActivity;
   }
 
   // ---- parser callbacks (FrameParserHandler) --------------------------------
@@ -463,6 +550,63 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   onData(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void {
     // RFC 6455 §5.5.1: after a Close, data is not processed.
     if (this.closeSent) return;
+    if (this.pmd !== null && this.parser.messageCompressed) return this.inflatePiece(data, isBinary, first, fin);
+    this.deliver(data, isBinary, first, fin, totalLength);
+  }
+
+  /**
+   * A piece of a compressed message goes to zlib; reading stops until it is
+   * done, so messages, and the Close after them, keep their order.
+   */
+  private inflatePiece(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void {
+    const pmd = this.pmd as PerMessageDeflate;
+    const inflater = (pmd.inflater ??= new MessageInflater(pmd.options, this.opts.maxMessage, this));
+    inflater.passCompressed = pmd.passCompressed;
+    this.inflating = true;
+    this.parser.pause();
+    this.socket.pause();
+    inflater.write(data, isBinary, first, fin);
+  }
+
+  /** @internal InflateSink: inflated (and checked) data, or the checked compressed piece. */
+  onInflated(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void {
+    if (this.closeSent || this.finished) return;
+    const compressed = this.pmd?.passCompressed === true;
+    if (compressed) this.flags |= F_DELIVERING_COMPRESSED;
+    try {
+      this.deliver(data, isBinary, first, fin, first && fin && !compressed ? data.length : undefined);
+    } catch (err) {
+      this.internalError(err);
+    } finally {
+      this.flags &= ~F_DELIVERING_COMPRESSED;
+    }
+  }
+
+  /** @internal InflateSink: the piece is done; read on unless paused. */
+  onInflateIdle(): void {
+    this.inflating = false;
+    const pmd = this.pmd;
+    if (pmd !== null && pmd.inflater?.resting === true) pmd.inflater = null;
+    if (this.userPaused || this.sink === null || this.finished) return;
+    try {
+      // The parser may start on the next compressed piece, which pauses the socket again.
+      this.readOn();
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  /** @internal InflateSink: too big (1009), not valid deflate data or not UTF-8 (1007). */
+  onInflateError(code: number, reason: string): void {
+    this.inflating = false;
+    this.failConnection(code, reason);
+    // As after our own close(): read on, data ignored, so that the peer's Close and FIN arrive.
+    this.userPaused = false;
+    if (this.sink !== null) this.startReading();
+  }
+
+  /** Hand a piece of a message to the sink: streamed as it is, or assembled into whole messages. */
+  private deliver(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, totalLength?: number): void {
     const sink = this.sink;
     if (sink === null) return;
     // A pong owed for a ping before this data goes first: what the sink sends in reply comes after it.
@@ -586,7 +730,11 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     this.endState().at = clock();
     this.endState().readAfterClose = 0;
     this.pendingPong = null;
-    if (!this.socket.destroyed) this.writer.writeClose(code, reason);
+    if (this.socket.destroyed) return;
+    const deflater = this.pmd?.deflater;
+    // Our Close follows the messages still being compressed (RFC 6455 §5.5.1: it is the last frame).
+    if (deflater != null && !deflater.idle) deflater.then(() => this.writer.writeClose(code, reason));
+    else this.writer.writeClose(code, reason);
   }
 
   /** Both Closes exchanged (or we gave up on the peer's). Close TCP per role. */
@@ -604,6 +752,8 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
   private failConnection(code: number, reason: string): void {
     if (this.finished) return;
     this.opts.onViolation?.(code, reason, this);
+    // Nothing more is owed to a peer whose connection is being failed: queued messages are dropped.
+    this.pmd?.deflater?.drop();
     if (!this.closeSent) {
       this.endState().initiator ??= 'local';
       this.sendClose(code, reason);
@@ -627,6 +777,7 @@ export class WebSocketConnection implements Channel, FrameParserHandler, Heartbe
     heartbeat.delete(this);
     this.asm = null;
     this.pendingPong = null;
+    this.pmd?.destroy();
     const end = this.endState();
     const info: CloseInfo = {
       code: end.received ? end.remoteCode : CLOSE_ABNORMAL,

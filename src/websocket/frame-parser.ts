@@ -43,9 +43,11 @@ export interface FrameParserOptions {
   /** Frames per message, empty ones included; over → 1009. */
   maxFragments: number;
   /**
-   * Permit RSV1 on the first frame of a data message (permessage-deflate,
-   * RFC 7692 §6). We do not negotiate it yet; keep false. The decompressing
-   * layer that would need it is not part of this parser.
+   * permessage-deflate was negotiated: RSV1 is allowed on the first frame of
+   * a data message and marks it compressed (RFC 7692 §6). Such a message is
+   * delivered as it arrives, still compressed (`messageCompressed` is true
+   * during `onData`): its text is UTF-8 checked after inflation, by the
+   * connection (deflate-codec.ts), not here.
    */
   allowRsv1?: boolean;
 }
@@ -130,6 +132,8 @@ export class FrameParser {
   private msgLength = 0;
   private msgFragments = 0;
   private msgDelivered = false;
+  /** RFC 7692 §6: the message's first frame had RSV1 (its payload is compressed). */
+  private msgCompressed = false;
   private utf8: Utf8Validator | null = null;
 
   private pausedFlag = false;
@@ -163,7 +167,12 @@ export class FrameParser {
    * uses key[0]; valid during that call only), or null when it is plain.
    */
   get pieceMask(): Buffer | null {
-    return this.maskedBinary && this.masked && this.msgBinary ? PIECE_KEY : null;
+    return this.maskedBinary && this.masked && this.msgBinary && !this.msgCompressed ? PIECE_KEY : null;
+  }
+
+  /** Inside `onData`: the piece belongs to a compressed message (RFC 7692 §6) and is delivered compressed. */
+  get messageCompressed(): boolean {
+    return this.msgCompressed;
   }
 
   /** True once the parser failed or saw a Close: further input is ignored. */
@@ -304,8 +313,9 @@ export class FrameParser {
     this.framesIn++;
 
     // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defines them. The
-    // only one we could negotiate is permessage-deflate, which uses RSV1 on the
-    // first frame of a data message only (RFC 7692 §6).
+    // only one we negotiate is permessage-deflate, which uses RSV1 on the
+    // first frame of a data message only: on a control frame or a
+    // continuation it fails the connection (RFC 7692 §6.1).
     if ((b0 & 0x70) !== 0) {
       if ((b0 & 0x30) !== 0 || this.limits.allowRsv1 !== true || (opcode !== OP_TEXT && opcode !== OP_BINARY)) {
         return this.fail(CLOSE_PROTOCOL_ERROR, 'reserved bits set');
@@ -387,8 +397,9 @@ export class FrameParser {
       this.msgFragments = 1;
       this.msgBinary = opcode === OP_BINARY;
       this.msgDelivered = false;
+      this.msgCompressed = (b0 & 0x40) !== 0;
       this.messagesBegun++;
-      if (!this.msgBinary) {
+      if (!this.msgBinary && !this.msgCompressed) {
         if (this.utf8 === null) this.utf8 = new Utf8Validator();
         else this.utf8.reset();
       }
@@ -411,7 +422,7 @@ export class FrameParser {
       const r = this.consumed & 3;
       const m = this.maskKey;
       const k0 = m >>> 24, k1 = (m >>> 16) & 0xff, k2 = (m >>> 8) & 0xff, k3 = m & 0xff;
-      if (this.maskedBinary && this.msgBinary) {
+      if (this.maskedBinary && this.msgBinary && !this.msgCompressed) {
         // Left masked: the consumer re-masks it in one pass with this key.
         const key = PIECE_KEY;
         key[0] = r === 0 ? k0 : r === 1 ? k1 : r === 2 ? k2 : k3;
@@ -432,7 +443,7 @@ export class FrameParser {
     if (n === 0 && !fin) return;
 
     const isBinary = this.msgBinary;
-    if (!isBinary) {
+    if (!isBinary && !this.msgCompressed) {
       const v = this.utf8 as Utf8Validator;
       // RFC 6455 §8.1: invalid UTF-8 in a text message → fail (1007). Checked
       // per piece so that the first invalid fragment/chop fails at once.
