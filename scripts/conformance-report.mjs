@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 const out = resolve(process.argv[2] ?? 'docs/conformance.md');
 const child = spawn(process.execPath, [
   '--import', 'tsx', '--test', '--test-reporter=dot', 'test/conformance/autobahn.test.ts',
-], { stdio: 'inherit', env: { ...process.env, CONFORMANCE_REPORT: out } });
+], { stdio: 'inherit', env: { CONFORMANCE_DEFLATE_MESSAGES: '1000', ...process.env, CONFORMANCE_REPORT: out } });
 child.on('exit', (code, signal) => {
   console.log(`\nreport written to ${out}${code === 0 ? '' : ' (some cases failed: see above and the report)'}`);
   process.exit(signal ? 1 : code ?? 1);

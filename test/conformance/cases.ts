@@ -5,12 +5,14 @@
  * Written from the case definitions of crossbario/autobahn-testsuite
  * (autobahntestsuite/autobahntestsuite/case/*.py at b8a5120): same ids, same
  * bytes, same chopping, same waits, same expected events and close behaviour.
- * Categories 12/13 (permessage-deflate) are not here: we do not negotiate
- * compression, which Autobahn reports as UNIMPLEMENTED.
+ * Categories 12/13 (permessage-deflate) are in cases-compression.ts and are
+ * part of CASES.
  *
  * Payloads are built lazily (`steps()`), because category 9 alone sends
  * ~150 MiB and most runs only need a few cases at a time.
  */
+
+import { COMPRESSION_CASES } from './cases-compression.js';
 
 export const NORMAL = 1000;
 export const PROTOCOL_ERROR = 1002;
@@ -74,8 +76,15 @@ export interface ConformanceCase {
   expected?: { OK?: Event[]; 'NON-STRICT'?: Event[] };
   /** Category 9.1–9.6: one big message must come back, same type, same bytes (`pattern` repeated to `length`). */
   echo?: { binary: boolean; length: number; pattern: Buffer };
-  /** Category 9.7/9.8: `count` messages sent one after another, each after the previous echo. */
-  roundTrips?: { count: number; length: number; binary: boolean };
+  /**
+   * Category 9.7/9.8 (and 12/13): `count` messages sent one after another,
+   * each after the previous echo. `payload(i)` is the i-th message (default:
+   * `length` bytes of 0x2a / 0xfe); `fragmentSize` cuts each (compressed)
+   * message into frames of that many bytes.
+   */
+  roundTrips?: { count: number; length: number; binary: boolean; payload?: (i: number) => Buffer; fragmentSize?: number };
+  /** Categories 12/13: the Sec-WebSocket-Extensions offer; messages are compressed both ways as agreed. */
+  deflate?: { offer: string };
   close: ExpectedClose;
   /** What the client does once everything is sent, if the case has not ended: drop TCP (killAfter) or send Close (closeAfter). Only failing servers ever reach it. */
   after: { action: 'kill' | 'close'; ms: number };
@@ -644,7 +653,7 @@ add({
 });
 
 /** Every case, in Autobahn's order. */
-export const CASES: readonly ConformanceCase[] = cases;
+export const CASES: readonly ConformanceCase[] = [...cases, ...COMPRESSION_CASES];
 
 /** Sort key for ids like 6.10.2 (numeric per component). */
 export function compareIds(a: string, b: string): number {

@@ -19,7 +19,7 @@ import {
   PASSING, isValidUtf8,
   type ConformanceCase, type Event, type Step, type Verdict,
 } from './cases.js';
-import { FrameReader, encodeFrame, encodeFrameHeader, maskBytes, openRaw, type InFrame } from './wire.js';
+import { ClientDeflate, FrameReader, encodeFrame, encodeFrameHeader, maskBytes, openRaw, type InFrame } from './wire.js';
 
 export interface Target { host: string; port: number; path: string }
 
@@ -67,18 +67,36 @@ const WIRELOG_TAIL = 40;
 
 export async function runCase(c: ConformanceCase, target: Target, opts: RunOptions = {}): Promise<CaseResult> {
   const started = performance.now();
+  const failed = (verdict: Verdict, result: string, resultClose: string): CaseResult => ({
+    id: c.id, verdict, behavior: verdict, behaviorClose: verdict, result, resultClose,
+    received: [], closedByMe: false, droppedByMe: false, wasClean: false,
+    durationMs: Math.round(performance.now() - started), wirelog: [],
+  });
   let conn;
   try {
-    conn = await openRaw(target.host, target.port, target.path);
+    conn = await openRaw(target.host, target.port, target.path, c.deflate ? { headers: { 'Sec-WebSocket-Extensions': c.deflate.offer } } : {});
   } catch (err) {
-    return {
-      id: c.id, verdict: 'FAILED', behavior: 'FAILED', behaviorClose: 'FAILED',
-      result: 'The WebSocket opening handshake was never completed!', resultClose: (err as Error).message,
-      received: [], closedByMe: false, droppedByMe: false, wasClean: false,
-      durationMs: Math.round(performance.now() - started), wirelog: [],
-    };
+    return failed('FAILED', 'The WebSocket opening handshake was never completed!', (err as Error).message);
   }
-  return new CaseRun(c, conn.socket, opts, started).run(conn.leftover);
+  let deflate: ClientDeflate | undefined;
+  const response = conn.headers['sec-websocket-extensions'];
+  if (c.deflate) {
+    // wstest: a server that declines compression makes these cases UNIMPLEMENTED.
+    if (response === undefined) {
+      conn.socket.destroy();
+      return failed('UNIMPLEMENTED', 'The server declined permessage-deflate.', '');
+    }
+    try {
+      deflate = new ClientDeflate(response, { clientMaxWindowBits: c.deflate.offer.includes('client_max_window_bits') });
+    } catch (err) {
+      conn.socket.destroy();
+      return failed('FAILED', `Invalid permessage-deflate response: ${(err as Error).message}`, '');
+    }
+  } else if (response !== undefined) {
+    conn.socket.destroy();
+    return failed('FAILED', `The server accepted an extension that was not offered: ${response}`, '');
+  }
+  return new CaseRun(c, conn.socket, opts, started, deflate).run(conn.leftover);
 }
 
 type State = 'OPEN' | 'CLOSING' | 'CLOSED';
@@ -98,7 +116,7 @@ class CaseRun {
   private logDropped = 0;
   private readonly reader = new FrameReader();
   private pending: Buffer[] = [];
-  private message?: { opcode: number; chunks: Buffer[]; length: number };
+  private message?: { opcode: number; chunks: Buffer[]; length: number; compressed: boolean };
   private readonly txFrames = new Map<number, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private wake?: () => void;
@@ -113,6 +131,8 @@ class CaseRun {
     private readonly socket: Socket,
     private readonly opts: RunOptions,
     private readonly started: number,
+    /** Categories 12/13: the agreed permessage-deflate, when the server accepted it. */
+    private readonly deflate?: ClientDeflate,
   ) {}
 
   run(leftover: Buffer): Promise<CaseResult> {
@@ -255,9 +275,29 @@ class CaseRun {
 
   private sendRoundTrip(): void {
     const rt = this.c.roundTrips!;
-    this.roundTripsSent++;
-    const payload = Buffer.alloc(rt.length, rt.binary ? 0xfe : 0x2a);
-    this.write(encodeFrame({ opcode: rt.binary ? 2 : 1, payload }));
+    const plain = this.roundTripPayload(this.roundTripsSent++);
+    const opcode = rt.binary ? 2 : 1;
+    // Compressed: the whole message, then cut into frames (wstest's autoFragmentSize), RSV1 on the first.
+    const payload = this.deflate ? this.deflate.compress(plain) : plain;
+    const size = rt.fragmentSize ?? 0;
+    if (size === 0 || payload.length <= size) {
+      this.write(encodeFrame({ opcode, payload, rsv: this.deflate ? 4 : 0 }));
+      return;
+    }
+    const frames: Buffer[] = [];
+    for (let i = 0; i < payload.length; i += size) {
+      const first = i === 0;
+      frames.push(encodeFrame({
+        opcode: first ? opcode : 0, payload: payload.subarray(i, i + size), fin: i + size >= payload.length, rsv: first && this.deflate ? 4 : 0,
+      }));
+    }
+    this.write(Buffer.concat(frames));
+  }
+
+  /** The i-th round-trip message (0-based). */
+  private roundTripPayload(i: number): Buffer {
+    const rt = this.c.roundTrips!;
+    return rt.payload ? rt.payload(i) : Buffer.alloc(rt.length, rt.binary ? 0xfe : 0x2a);
   }
 
   private waitFor(step: Extract<Step, { op: 'wait' }>): Promise<void> {
@@ -329,7 +369,9 @@ class CaseRun {
     this.log(`rx frame op=${f.opcode} fin=${f.fin ? 1 : 0}${f.rsv ? ` rsv=${f.rsv}` : ''}${f.masked ? ' MASKED' : ''} ${describeBytes(f.payload)}`);
     if (this.serverCloseSeen) return this.protocolViolation(`server sent a frame (opcode ${f.opcode}) after its Close`);
     if (f.masked) return this.protocolViolation('server sent a masked frame');
-    if (f.rsv) return this.protocolViolation(`server sent RSV bits ${f.rsv} without an extension`);
+    // RFC 7692 §6: with permessage-deflate, RSV1 only, on the first frame of a data message.
+    const compressedStart = this.deflate !== undefined && f.rsv === 4 && (f.opcode === 1 || f.opcode === 2);
+    if (f.rsv && !compressedStart) return this.protocolViolation(`server sent RSV bits ${f.rsv}${this.deflate ? ' on a frame that may not carry them' : ' without an extension'}`);
     if (f.opcode >= 8) {
       if (!f.fin) return this.protocolViolation('server sent a fragmented control frame');
       if (f.payload.length > 125) return this.protocolViolation('server sent a control frame over 125 bytes');
@@ -352,12 +394,19 @@ class CaseRun {
   private onDataFrame(f: InFrame): void {
     if (f.opcode === 0 && !this.message) return this.protocolViolation('server sent a continuation frame with no message to continue');
     if (f.opcode !== 0 && this.message) return this.protocolViolation('server started a new message inside a fragmented one');
-    const m = this.message ?? { opcode: f.opcode, chunks: [], length: 0 };
+    const m = this.message ?? { opcode: f.opcode, chunks: [], length: 0, compressed: f.rsv === 4 };
     m.chunks.push(f.payload);
     m.length += f.payload.length;
     if (!f.fin) { this.message = m; return; }
     this.message = undefined;
-    const payload = m.chunks.length === 1 ? m.chunks[0] : Buffer.concat(m.chunks, m.length);
+    let payload = m.chunks.length === 1 ? m.chunks[0] : Buffer.concat(m.chunks, m.length);
+    if (m.compressed) {
+      try {
+        payload = (this.deflate as ClientDeflate).inflate(payload);
+      } catch (err) {
+        return this.protocolViolation(`server sent a compressed message that does not inflate: ${(err as Error).message}`);
+      }
+    }
     const binary = m.opcode === 2;
     if (!binary && !isValidUtf8(payload)) return this.protocolViolation('server sent a text message that is not valid UTF-8');
     this.onMessage(payload, binary);
@@ -377,7 +426,7 @@ class CaseRun {
     }
     if (this.c.roundTrips) {
       const rt = this.c.roundTrips;
-      const expected = Buffer.alloc(rt.length, rt.binary ? 0xfe : 0x2a);
+      const expected = this.roundTripPayload(this.roundTripsSent - 1);
       if (binary !== rt.binary || !payload.equals(expected)) {
         this.customBehavior = { behavior: 'FAILED', result: `Echo ${this.roundTripsSent} differs from what was sent (binary=${binary}, ${payload.length} bytes).` };
         this.sendClose(closeCode(1000));
@@ -444,6 +493,7 @@ class CaseRun {
 
   private onConnectionLost(): void {
     this.state = 'CLOSED';
+    this.deflate?.close();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.wake?.();

@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import net from 'node:net';
+import zlib from 'node:zlib';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -220,4 +221,81 @@ export function openRaw(host: string, port: number, path: string, opts: OpenOpti
     };
     socket.on('data', onData);
   });
+}
+
+/**
+ * The client's side of permessage-deflate (RFC 7692) for the compression
+ * cases, as wstest's client does it: compress each message with a sync flush
+ * and drop the 0x00 0x00 0xff 0xff tail; inflate each received compressed
+ * message with the tail appended; keep or reset each context as the server's
+ * response says. Written on node:zlib directly, sharing nothing with
+ * src/websocket/. Synchronous (zlib's `_processChunk`, which the *Sync
+ * functions use) so that the case script stays in step with the frames.
+ */
+export class ClientDeflate {
+  readonly clientNoContextTakeover: boolean;
+  readonly serverNoContextTakeover: boolean;
+  readonly clientWindowBits: number;
+  readonly serverWindowBits: number;
+  private deflater: SyncZlib | null = null;
+  private inflater: SyncZlib | null = null;
+
+  /** `response`: the server's Sec-WebSocket-Extensions. Throws when it is not one permessage-deflate element with valid parameters. */
+  constructor(response: string, offered: { clientMaxWindowBits?: boolean }) {
+    const parts = response.split(';').map((p) => p.trim());
+    if (parts[0] !== 'permessage-deflate' || response.includes(',')) throw new Error(`unexpected extension response: ${response}`);
+    const params = new Map<string, string | true>();
+    for (const p of parts.slice(1)) {
+      const [name, value] = p.split('=').map((x) => x.trim());
+      if (params.has(name)) throw new Error(`repeated parameter ${name} in ${response}`);
+      params.set(name, value === undefined ? true : value.replace(/^"(.*)"$/, '$1'));
+    }
+    const bits = (name: string): number => {
+      const v = params.get(name);
+      if (v === undefined) return 15;
+      if (v === true || !/^(8|9|1[0-5])$/.test(v)) throw new Error(`invalid ${name} in ${response}`);
+      return Number(v);
+    };
+    for (const name of params.keys()) {
+      if (!['server_no_context_takeover', 'client_no_context_takeover', 'server_max_window_bits', 'client_max_window_bits'].includes(name)) {
+        throw new Error(`unknown parameter ${name} in ${response}`);
+      }
+    }
+    if (params.has('client_max_window_bits') && !offered.clientMaxWindowBits) throw new Error('client_max_window_bits was not offered');
+    this.clientNoContextTakeover = params.has('client_no_context_takeover');
+    this.serverNoContextTakeover = params.has('server_no_context_takeover');
+    // zlib cannot compress with a raw 8-bit window; 9 is what a server limiting us to 8 would have to accept.
+    this.clientWindowBits = Math.max(9, bits('client_max_window_bits'));
+    this.serverWindowBits = Math.max(9, bits('server_max_window_bits'));
+  }
+
+  /** The compressed payload of one message (§7.2.1). */
+  compress(message: Buffer): Buffer {
+    if (this.deflater === null || this.clientNoContextTakeover) {
+      this.deflater?.close();
+      this.deflater = zlib.createDeflateRaw({ windowBits: this.clientWindowBits }) as unknown as SyncZlib;
+    }
+    const out = this.deflater._processChunk(message, zlib.constants.Z_SYNC_FLUSH);
+    if (out.length < 4 || out.readUInt32BE(out.length - 4) !== 0x0000ffff) throw new Error('sync flush without its tail');
+    return out.subarray(0, out.length - 4);
+  }
+
+  /** The plain payload of one received compressed message (§7.2.2). Throws on invalid data. */
+  inflate(payload: Buffer): Buffer {
+    if (this.inflater === null || this.serverNoContextTakeover) {
+      this.inflater?.close();
+      this.inflater = zlib.createInflateRaw({ windowBits: this.serverWindowBits }) as unknown as SyncZlib;
+    }
+    return this.inflater._processChunk(Buffer.concat([payload, Buffer.from([0x00, 0x00, 0xff, 0xff])]), zlib.constants.Z_SYNC_FLUSH);
+  }
+
+  close(): void {
+    this.deflater?.close();
+    this.inflater?.close();
+  }
+}
+
+interface SyncZlib {
+  _processChunk(chunk: Buffer, flushFlag: number): Buffer;
+  close(): void;
 }
