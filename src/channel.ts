@@ -87,6 +87,15 @@ export interface Channel {
    */
   deliverMasked?(on: boolean): void;
   readonly pieceMask?: Buffer | null;
+  /**
+   * Optional (WebSocket transport with permessage-deflate), for a relay that
+   * passes compressed frames on: compressed pieces are delivered compressed
+   * once checked, `pieceCompressed` true during `onFragment`; and
+   * `sendOwnedFragment(…, compressed)` sends a piece as it was received.
+   */
+  deliverCompressed?(on: boolean): void;
+  readonly pieceCompressed?: boolean;
+  sendOwnedFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null, compressed?: boolean): boolean;
 
   /** Stop delivering inbound messages (and stop reading from the network). */
   pause(): void;

@@ -28,11 +28,20 @@ export abstract class Backpressure {
     }
   }
 
-  /** As `toBackend`, handing the piece over still masked with `mask` (the raw frame path). */
-  protected toBackendOwned(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): void {
-    if (!(this.backend as OwnedRelayEnd).sendOwnedFragment(data, isBinary, first, fin, mask) && !this.clientPaused) {
+  /** As `toBackend`, handing the piece over still masked with `mask` (the raw frame path), compressed or not as it came. */
+  protected toBackendOwned(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null, compressed: boolean): void {
+    if (!(this.backend as OwnedRelayEnd).sendOwnedFragment(data, isBinary, first, fin, mask, compressed) && !this.clientPaused) {
       this.clientPaused = true;
       this.client.pause();
+    }
+  }
+
+  /** A piece of a compressed message to the client as it came from the backend (compressed frames passing). */
+  protected toClientAsIs(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, compressed: boolean): void {
+    const client = this.client as Channel & Required<Pick<Channel, 'sendOwnedFragment'>>;
+    if (!client.sendOwnedFragment(data, isBinary, first, fin, null, compressed) && !this.backendPaused) {
+      this.backendPaused = true;
+      this.backend.pause();
     }
   }
 

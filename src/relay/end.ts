@@ -11,9 +11,14 @@ export interface RelayEnd {
   /**
    * Optional: like `sendFragment`, but `data` is handed over (the relay never
    * reads it again) and is masked with `mask`, or plain when null; the end
-   * re-masks it in place for its own wire instead of copying it.
+   * re-masks it in place for its own wire instead of copying it. With
+   * `compressed`, `data` is a permessage-deflate message's payload, sent as it
+   * is (RSV1 on its first frame); without, it is sent as it is, uncompressed.
    */
-  sendOwnedFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null): boolean;
+  sendOwnedFragment?(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null, compressed?: boolean): boolean;
+  /** Optional, as the Channel's: deliver compressed pieces as they are (see Channel). */
+  deliverCompressed?(on: boolean): void;
+  readonly pieceCompressed?: boolean;
   pause(): void;
   resume(): void;
   close(code?: number, reason?: string): void;

@@ -12,6 +12,14 @@
  * arrives unmasked (it was UTF-8 checked) and is masked in place. No copy,
  * one XOR pass instead of two. With an inspector, inspectors see plain
  * payload as before and the backend copies it to mask it.
+ *
+ * With permessage-deflate on both legs and no inspector, a direction whose
+ * two agreements are compatible (`compression`, decided by the service) lets
+ * compressed frames through as they are: the receiving connection still
+ * inflates each piece to check it (size, UTF-8) and drops the plain bytes;
+ * the sending one writes the compressed payload with RSV1 instead of
+ * compressing again. Otherwise the receiving connection inflates and the
+ * sending one compresses by its own agreement. Inspectors always see plain payload.
  */
 import type { Admission } from '../admitted.js';
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
@@ -35,6 +43,13 @@ export interface RelayOptions {
   onBackendFailed?(info: CloseInfo): void;
   /** Both sides have closed. */
   onEnd?(summary: RelaySummary): void;
+  /**
+   * permessage-deflate, per direction, when the client's leg has it: `pass`
+   * (compressed frames go through as they are), `recompress` (the sending
+   * side compresses by its own agreement), `plain` (the backend's leg is not
+   * compressed). Ignored when there are inspectors: they see plain payload.
+   */
+  compression?: { toBackend: 'pass' | 'recompress' | 'plain'; toClient: 'pass' | 'recompress' };
 }
 
 export interface RelaySummary {
@@ -61,11 +76,20 @@ export class Relay extends Backpressure {
 
   /** Attach both sides; traffic flows from here. */
   start(): void {
-    this.backend.attach(new BackendSink(this));
     const client = this.client;
-    if (this.inspectors.length === 0 && client.deliverMasked !== undefined && this.backend.sendOwnedFragment !== undefined) {
-      // Before attach: the first piece delivered may be one the client sent with its upgrade.
+    const backend = this.backend;
+    const uninspected = this.inspectors.length === 0;
+    const compression = this.options.compression;
+    // Before attach: the first piece delivered may be one the peer sent with its upgrade.
+    if (uninspected && compression?.toClient === 'pass' && backend.deliverCompressed !== undefined && client.sendOwnedFragment !== undefined) {
+      backend.deliverCompressed(true);
+      backend.attach(new PassingBackendSink(this));
+    } else {
+      backend.attach(new BackendSink(this));
+    }
+    if (uninspected && client.deliverMasked !== undefined && backend.sendOwnedFragment !== undefined && compression?.toBackend !== 'recompress') {
       client.deliverMasked(true);
+      if (compression?.toBackend === 'pass') client.deliverCompressed?.(true);
       client.attach(new PassthroughClientSink(this));
     } else {
       client.attach(new ClientSink(this));
@@ -100,11 +124,20 @@ export class Relay extends Backpressure {
    * pieces): a piece of a client message, binary ones still masked.
    */
   fromClientRaw(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void {
-    // Read during the delivery: the key is only valid inside this call.
+    // Read during the delivery: the key and the flag are only valid inside this call.
     const mask = this.client.pieceMask ?? null;
+    const compressed = this.client.pieceCompressed === true;
     if (this.ending) return;
     this.bytesToBackend += data.length;
-    this.toBackendOwned(data, isBinary, first, fin, mask);
+    this.toBackendOwned(data, isBinary, first, fin, mask, compressed);
+  }
+
+  /** From PassingBackendSink (no inspectors, compressed frames passing): a piece of a backend message as it came. */
+  fromBackendAsIs(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void {
+    const compressed = this.backend.pieceCompressed === true;
+    if (this.ending) return;
+    this.bytesToClient += data.length;
+    this.toClientAsIs(data, isBinary, first, fin, compressed);
   }
 
   /** From BackendSink: a piece of a backend message. */
@@ -192,6 +225,15 @@ class PassthroughClientSink implements ChannelSink {
   onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void { this.relay.fromClientRaw(data, isBinary, first, fin); }
   onDrain(): void { this.relay.clientDrained(); }
   onClose(info: CloseInfo): void { this.relay.clientClosed(info); }
+}
+
+/** The backend side of a relay passing compressed frames to the client as they are. */
+class PassingBackendSink implements ChannelSink {
+  readonly streaming = true;
+  constructor(private readonly relay: Relay) {}
+  onFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void { this.relay.fromBackendAsIs(data, isBinary, first, fin); }
+  onDrain(): void { this.relay.backendDrained(); }
+  onClose(info: CloseInfo): void { this.relay.backendClosed(info); }
 }
 
 class BackendSink implements ChannelSink {

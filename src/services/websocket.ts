@@ -12,6 +12,14 @@
  * in place, in one pass (see the relay), text is unmasked, UTF-8 checked and
  * masked again in place. Close codes cross in both directions; each hop
  * answers its own pings.
+ *
+ * permessage-deflate: when the client's leg agreed it (`compression` on the
+ * service), the backend is offered the same parameters, so that a backend
+ * that accepts them compatibly gets the client's compressed frames as they
+ * are, and the client the backend's (see the relay); a backend that declines,
+ * or answers with parameters that do not fit, gets plain or recompressed
+ * frames instead. A backend is never offered compression for an
+ * uncompressed client: it would cost the gateway zlib work for nothing.
  */
 import { performance } from 'node:perf_hooks';
 import type tls from 'node:tls';
@@ -24,7 +32,9 @@ import { HandshakeError } from '../websocket/handshake.js';
 import type { ConnectionOptions, WebSocketConnection } from '../websocket/connection.js';
 import { backendTlsOptions } from './backend-tls.js';
 import { LiveRelays, RelayedSession, observeBackendConnect, type BackendServiceDeps } from './backend-session.js';
-import type { Service, ServiceSession } from './types.js';
+import type { Opening, Service, ServiceSession } from './types.js';
+import type { RelayOptions } from '../relay/relay.js';
+import { backendOffer, passthroughCompatibility, type DeflateClientOffer, type DeflateOptions } from '../websocket/permessage-deflate.js';
 
 export type WebSocketServiceConfig = Extract<ServiceConfig, { type: 'websocket' }>;
 
@@ -79,7 +89,7 @@ export class WebSocketService implements Service {
     return admission.offeredProtocols.filter((p) => allowed.has(p));
   }
 
-  async open(admission: Admission): Promise<ServiceSession> {
+  async open(admission: Admission, opening?: Opening): Promise<ServiceSession> {
     if (this.shuttingDown) throw new BackendError('GH_SERVICE_DRAINING', 503, `service ${this.name} is shutting down`);
     const cfg = this.config;
     let backend: WebSocketConnection;
@@ -91,6 +101,7 @@ export class WebSocketService implements Service {
         tls: this.tlsOptions,
         timeout: cfg.connect_timeout,
         connection: this.connectionOptions(),
+        deflate: this.deflateOffer(opening?.deflate ?? null),
       });
       (backend as ServingConnection)[kClientAdmission] = admission;
       observeBackendConnect(this.deps, this.name, started, true);
@@ -109,6 +120,17 @@ export class WebSocketService implements Service {
     }
     return new WebSocketSession(backend, admission, this.deps, this.live);
   }
+
+  /** What to offer the backend for a client leg's agreement: one offer object per agreement (they are shared). */
+  private deflateOffer(clientLeg: DeflateOptions | null): DeflateClientOffer | undefined {
+    const settings = this.config.compression;
+    if (clientLeg === null || settings === false) return undefined;
+    let offer = this.offers.get(clientLeg);
+    if (offer === undefined) this.offers.set(clientLeg, (offer = backendOffer(clientLeg, settings)));
+    return offer;
+  }
+
+  private readonly offers = new WeakMap<DeflateOptions, DeflateClientOffer>();
 
   /**
    * The backend connections' options: one object shared by all of them (the
@@ -149,6 +171,16 @@ class WebSocketSession extends RelayedSession {
   /** The backend's choice, read from the backend connection rather than kept twice. */
   get protocol(): string {
     return (this.backend as WebSocketConnection).protocol;
+  }
+
+  /** permessage-deflate per direction, from the two connections' agreements (read once, when the relay starts). */
+  get compression(): RelayOptions['compression'] {
+    const clientLeg = (this.client as { deflate?: DeflateOptions | null }).deflate ?? null;
+    if (clientLeg === null) return undefined;
+    const backendLeg = (this.backend as WebSocketConnection).deflate;
+    if (backendLeg === null) return { toBackend: 'plain', toClient: 'recompress' };
+    const fits = passthroughCompatibility(clientLeg, backendLeg);
+    return { toBackend: fits.toBackend ? 'pass' : 'recompress', toClient: fits.toClient ? 'pass' : 'recompress' };
   }
 
   abort(): void {

@@ -11,6 +11,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { BackendError } from '../errors.js';
 import { HandshakeError, buildClientRequest, generateKey, validateServerResponse } from './handshake.js';
 import { WebSocketConnection, type ConnectionOptions } from './connection.js';
+import { acceptDeflateResponse, type DeflateClientOffer, type DeflateOptions } from './permessage-deflate.js';
 
 export interface ConnectOptions {
   protocols?: string[];
@@ -21,6 +22,8 @@ export interface ConnectOptions {
   timeout?: number;
   /** Kept by reference and shared by the connections made with the same object: do not change it afterwards. */
   connection?: Partial<ConnectionOptions>;
+  /** Offer permessage-deflate (RFC 7692); the backend's answer is checked against it (502 `backend_bad_extension`). */
+  deflate?: DeflateClientOffer;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -147,7 +150,8 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       const hostHeader = u.port !== '' ? `${u.hostname}:${u.port}` : u.hostname;
       try {
-        socket.write(buildClientRequest({ path: (u.pathname || '/') + u.search, host: hostHeader, key, protocols, headers: opts.headers }));
+        const headers = opts.deflate !== undefined ? { ...opts.headers, 'Sec-WebSocket-Extensions': opts.deflate.header } : opts.headers;
+        socket.write(buildClientRequest({ path: (u.pathname || '/') + u.search, host: hostHeader, key, protocols, headers }));
       } catch (err) {
         fail(err as Error);
       }
@@ -174,12 +178,16 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
       // Joined once, when the head is complete.
       const all = buffered.length === 1 ? chunk : Buffer.concat(buffered, bufferedLen);
       let protocol: string;
+      let deflate: DeflateOptions | null;
       try {
         const head = parseResponseHead(all.subarray(0, end).toString('latin1'));
         if (head.statusCode !== 101) {
           throw new HandshakeError(502, 'backend_status', `backend answered ${head.statusCode}, not 101`);
         }
-        protocol = validateServerResponse(head, key, protocols).protocol;
+        const answer = validateServerResponse(head, key, protocols, opts.deflate !== undefined);
+        protocol = answer.protocol;
+        // RFC 7692 §5.1: a response we cannot accept fails the connection (HandshakeError 502).
+        deflate = acceptDeflateResponse(answer.extensions, opts.deflate);
       } catch (err) {
         fail(err as Error);
         return;
@@ -189,7 +197,7 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
       socket.removeListener('data', onData);
       socket.removeListener('close', onClose);
       socket.removeListener('error', onError);
-      const conn = new WebSocketConnection(socket, all.subarray(end + 4), clientOptions(opts.connection), { protocol });
+      const conn = new WebSocketConnection(socket, all.subarray(end + 4), clientOptions(opts.connection), { protocol, deflate });
       resolve(conn);
     }
     socket.on('data', onData);

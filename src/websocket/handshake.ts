@@ -252,11 +252,13 @@ function headerValue(h: string | string[] | undefined): string | undefined {
 
 /**
  * Validate the server's answer (RFC 6455 §4.1, client requirements 1–6).
- * Any failure is a HandshakeError with status 502 (bad gateway).
+ * Any failure is a HandshakeError with status 502 (bad gateway). With
+ * `extensionsOffered`, the Sec-WebSocket-Extensions answer is returned for
+ * the extension to check (permessage-deflate.ts); without, any is refused.
  */
 export function validateServerResponse(
-  res: { statusCode: number; headers: IncomingHttpHeaders }, key: string, offeredProtocols: string[],
-): { protocol: string } {
+  res: { statusCode: number; headers: IncomingHttpHeaders }, key: string, offeredProtocols: string[], extensionsOffered = false,
+): { protocol: string; extensions?: string } {
   const h = res.headers;
   // (1) status 101.
   if (res.statusCode !== 101) throw new HandshakeError(502, 'backend_status', `backend answered ${res.statusCode}, not 101`);
@@ -270,13 +272,16 @@ export function validateServerResponse(
   if (headerValue(h['sec-websocket-accept'])?.trim() !== acceptKey(key)) {
     throw new HandshakeError(502, 'backend_bad_accept', 'backend sent a wrong Sec-WebSocket-Accept');
   }
-  // (5) no extension we did not offer (we offer none).
+  // (5) no extension we did not offer.
   const ext = headerValue(h['sec-websocket-extensions']);
-  if (ext !== undefined && ext.trim() !== '') throw new HandshakeError(502, 'backend_bad_extension', 'backend chose an extension we did not offer');
+  const extensions = ext !== undefined && ext.trim() !== '' ? ext : undefined;
+  if (extensions !== undefined && !extensionsOffered) throw new HandshakeError(502, 'backend_bad_extension', 'backend chose an extension we did not offer');
   // (6) a subprotocol, if any, must be one we offered.
   const proto = headerValue(h['sec-websocket-protocol']);
-  if (proto === undefined || proto.trim() === '') return { protocol: '' };
-  const p = proto.trim();
-  if (!offeredProtocols.includes(p)) throw new HandshakeError(502, 'backend_bad_subprotocol', 'backend chose a subprotocol we did not offer');
-  return { protocol: p };
+  let protocol = '';
+  if (proto !== undefined && proto.trim() !== '') {
+    protocol = proto.trim();
+    if (!offeredProtocols.includes(protocol)) throw new HandshakeError(502, 'backend_bad_subprotocol', 'backend chose a subprotocol we did not offer');
+  }
+  return extensions === undefined ? { protocol } : { protocol, extensions };
 }

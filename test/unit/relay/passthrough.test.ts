@@ -125,4 +125,67 @@ describe('relay raw frame path', () => {
     client.deliver(Buffer.from('x'), true, true, true, null);
     assert.deepEqual(backend.plain, ['78 true true true']);
   });
+
+  describe('permessage-deflate on both legs', () => {
+    class CompressingClient extends FakeClient {
+      compressedAsked: boolean | undefined;
+      pieceCompressed = false;
+      sentAsIs: string[] = [];
+      deliverCompressed(on: boolean): void {
+        assert.equal(this.sink, null, 'asked before attach');
+        this.compressedAsked = on;
+      }
+      sendOwnedFragment(data: Buffer, _isBinary: boolean, _first: boolean, _fin: boolean, mask: Buffer | null, compressed?: boolean): boolean {
+        this.sentAsIs.push(`${data.toString('hex')} ${mask === null ? 'plain' : 'masked'} ${compressed === true ? 'compressed' : 'as-is'}`);
+        return true;
+      }
+    }
+    class CompressingBackend extends OwningBackend {
+      compressedAsked: boolean | undefined;
+      pieceCompressed = false;
+      deliverCompressed(on: boolean): void { this.compressedAsked = on; }
+      override sendOwnedFragment(data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null, compressed?: boolean): boolean {
+        this.owned.push(`${data.toString('hex')} ${compressed === true ? 'compressed' : 'as-is'}`);
+        return this.accept;
+      }
+    }
+    const start = (compression: { toBackend: 'pass' | 'recompress' | 'plain'; toClient: 'pass' | 'recompress' }, inspectors: Inspector[] = []) => {
+      const client = new CompressingClient();
+      const backend = new CompressingBackend();
+      new Relay({ client: client as unknown as Channel, admission: {} as Admission, backend, inspectors, compression }).start();
+      return { client, backend };
+    };
+
+    it('pass both ways: compressed pieces are asked for on both sides and sent as they came', () => {
+      const { client, backend } = start({ toBackend: 'pass', toClient: 'pass' });
+      assert.equal(client.compressedAsked, true);
+      assert.equal(backend.compressedAsked, true);
+      client.pieceCompressed = true;
+      client.deliver(Buffer.from('aa', 'hex'), false, true, true, null);
+      assert.deepEqual(backend.owned, ['aa compressed']);
+      backend.pieceCompressed = true;
+      backend.sink?.onFragment?.(Buffer.from('bb', 'hex'), true, true, true);
+      assert.deepEqual(client.sentAsIs, ['bb plain compressed']);
+    });
+
+    it('recompress: plain pieces through sendFragment, where the sending side compresses by its own agreement', () => {
+      const { client, backend } = start({ toBackend: 'recompress', toClient: 'recompress' });
+      assert.equal(client.compressedAsked, undefined);
+      assert.equal(backend.compressedAsked, undefined);
+      client.deliver(Buffer.from('cc', 'hex'), true, true, true, null);
+      assert.deepEqual(backend.plain, ['cc true true true']);
+      assert.deepEqual(backend.owned, []);
+    });
+
+    it('an inspector turns passing off: it sees plain payload both ways', () => {
+      const seen: string[] = [];
+      const inspector: Inspector = { name: 'spy', inspect(direction, data) { seen.push(`${direction} ${data.toString('hex')}`); return undefined; } };
+      const { client, backend } = start({ toBackend: 'pass', toClient: 'pass' }, [inspector]);
+      assert.equal(client.compressedAsked, undefined);
+      assert.equal(backend.compressedAsked, undefined);
+      client.deliver(Buffer.from('dd', 'hex'), true, true, true, null);
+      backend.sink?.onFragment?.(Buffer.from('ee', 'hex'), true, true, true);
+      assert.deepEqual(seen, ['to_backend dd', 'to_client ee']);
+    });
+  });
 });

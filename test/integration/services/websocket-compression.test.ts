@@ -1,0 +1,271 @@
+/**
+ * permessage-deflate through the relay, with real sockets on both sides: a
+ * `websocket` service whose backend is a small raw WebSocket server of the
+ * test's own, which answers the gateway's offer as each test says and
+ * records the exact frames it receives. So a test can see whether compressed
+ * frames crossed untouched (the very bytes the client sent, RSV1 kept) or were
+ * inflated and compressed again, per direction — and that nothing invalid or
+ * over the limit reaches the backend.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import zlib from 'node:zlib';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { RawClient, buildFrame, parseServerFrame, type ServerFrame } from '../../helpers/raw-client.js';
+import net from 'node:net';
+import { assertNoLeaks, snapshotResources } from '../../helpers/leaks.js';
+
+const SYNC = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+/** RFC 7692 §7.2.3.3: "Hello" in a stored block — a form the gateway's zlib never produces itself. */
+const HELLO_STORED = Buffer.from('0005 00faff 48656c6c6f 00'.replace(/ /g, ''), 'hex');
+
+function deflateMessage(data: Buffer | string): Buffer {
+  const out = zlib.deflateRawSync(typeof data === 'string' ? Buffer.from(data) : data, SYNC);
+  return out.subarray(0, out.length - 4);
+}
+function inflateMessage(payload: Buffer): Buffer {
+  return zlib.inflateRawSync(Buffer.concat([payload, Buffer.from([0, 0, 0xff, 0xff])]), SYNC);
+}
+
+/** One backend connection: the frames it received (unmasked), and a way to send frames to the gateway. */
+interface BackendConn {
+  offer: string | undefined;
+  frames: ServerFrame[];
+  socket: Duplex;
+  send(opcode: number, payload: Buffer, rsv?: number): void;
+  nextFrame(): Promise<ServerFrame>;
+}
+
+/**
+ * A raw WebSocket server. `answer(offer)` chooses its Sec-WebSocket-Extensions
+ * (undefined: declines). It records frames and echoes nothing on its own.
+ */
+class RecordingBackend {
+  readonly server = http.createServer();
+  readonly conns: BackendConn[] = [];
+  answer: (offer: string | undefined) => string | undefined = () => undefined;
+  private waiters: Array<(c: BackendConn) => void> = [];
+
+  async listen(): Promise<number> {
+    this.server.on('upgrade', (req, socket) => this.upgrade(req, socket));
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return (this.server.address() as { port: number }).port;
+  }
+
+  private upgrade(req: http.IncomingMessage, socket: Duplex): void {
+    const offer = req.headers['sec-websocket-extensions'] as string | undefined;
+    const ext = this.answer(offer);
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${accept}`,
+      ...(ext !== undefined ? [`Sec-WebSocket-Extensions: ${ext}`] : []), '', ''].join('\r\n'));
+    let buf = Buffer.alloc(0);
+    const frames: ServerFrame[] = [];
+    let wake: (() => void) | null = null;
+    const conn: BackendConn = {
+      offer, frames, socket,
+      send: (opcode, payload, rsv = 0) => { socket.write(buildFrame({ opcode, payload, rsv, mask: false })); },
+      nextFrame: async () => {
+        while (frames.length === 0) await new Promise<void>((r) => { wake = r; });
+        return frames.shift() as ServerFrame;
+      },
+    };
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (let r = parseServerFrame(buf); r !== undefined; r = parseServerFrame(buf)) {
+        buf = buf.subarray(r.size);
+        if (r.frame.opcode === 8) socket.end(buildFrame({ opcode: 8, payload: r.frame.payload.subarray(0, 2), mask: false }));
+        else frames.push(r.frame);
+        wake?.();
+      }
+    });
+    socket.on('error', () => { /* the gateway may reset */ });
+    this.conns.push(conn);
+    for (const w of this.waiters.splice(0)) w(conn);
+  }
+
+  async nextConnection(): Promise<BackendConn> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  close(): Promise<void> {
+    for (const c of this.conns) c.socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+let backend: RecordingBackend;
+let gw: TestGateway;
+
+before(async () => {
+  backend = new RecordingBackend();
+  const port = await backend.listen();
+  gw = await startGateway({
+    services: {
+      relay: { path: '/relay', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true, max_message: '64KiB' },
+    },
+  });
+});
+
+after(async () => {
+  await gw.stop();
+  await backend.close();
+});
+
+/** The mirror answer: what a backend that accepts the gateway's offer as it is says. */
+const MIRROR = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+
+async function connect(answer: (offer: string | undefined) => string | undefined): Promise<{ client: RawClient; b: BackendConn; extensions?: string }> {
+  backend.answer = answer;
+  const next = backend.nextConnection();
+  const client = await RawClient.connect({ port: gw.port });
+  const res = await client.upgrade('/relay', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' });
+  assert.equal(res.status, 101, res.rawHead);
+  return { client, b: await next, extensions: res.headers['sec-websocket-extensions'] };
+}
+
+test('the gateway offers the backend what the client agreed', { timeout: 30_000 }, async () => {
+  const { client, b, extensions } = await connect(() => MIRROR);
+  assert.equal(extensions, MIRROR);
+  assert.equal(b.offer, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits');
+  client.destroy();
+});
+
+test('a backend answer the RFC forbids fails the client\'s handshake with 502 backend_bad_extension', { timeout: 30_000 }, async () => {
+  for (const answer of ['permessage-deflate; server_no_context_takeover; mystery', 'x-other', 'permessage-deflate; server_no_context_takeover; server_max_window_bits=99']) {
+    backend.answer = () => answer;
+    const client = await RawClient.connect({ port: gw.port });
+    const res = await client.upgrade('/relay', { 'Sec-WebSocket-Extensions': 'permessage-deflate' });
+    assert.equal(res.status, 502, answer);
+    await client.expectClosed();
+    assert.ok(gw.auditReasons().includes('gh_backend_bad_extension'), `audit reasons: ${gw.auditReasons().join(',')}`);
+  }
+});
+
+test('compatible agreements: compressed frames cross untouched, both ways, RSV1 kept', { timeout: 30_000 }, async () => {
+  const before = snapshotResources();
+  const { client, b } = await connect(() => MIRROR);
+  // Client → backend: the very stored-block payload the client sent.
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: HELLO_STORED });
+  const up = await b.nextFrame();
+  assert.equal(up.rsv, 4, 'RSV1 kept');
+  assert.ok(up.payload.equals(HELLO_STORED), `the backend got ${up.payload.toString('hex')}, not the client's bytes`);
+  // Backend → client, likewise, even below the gateway's own threshold.
+  b.send(2, HELLO_STORED, 4);
+  const down = await client.readFrame();
+  assert.equal(down.rsv, 4);
+  assert.ok(down.payload.equals(HELLO_STORED));
+  // Plain messages stay plain both ways (a passing relay never compresses on its own).
+  const big = 'p'.repeat(5000);
+  await client.sendFrame({ opcode: 1, payload: big });
+  const plainUp = await b.nextFrame();
+  assert.equal(plainUp.rsv, 0);
+  assert.equal(plainUp.payload.toString(), big);
+  client.destroy();
+  await assertNoLeaks(before);
+});
+
+test('a backend that declines: the client\'s messages reach it inflated, its messages reach the client compressed', { timeout: 30_000 }, async () => {
+  const { client, b } = await connect(() => undefined);
+  const text = 'hello backend '.repeat(200);
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage(text) });
+  const up = await b.nextFrame();
+  assert.equal(up.rsv, 0, 'uncompressed toward a backend without the extension');
+  assert.equal(up.payload.toString(), text);
+  b.send(1, Buffer.from(text));
+  const down = await client.readFrame();
+  assert.equal(down.rsv, 4, 'compressed by the gateway toward the client (above the threshold)');
+  assert.equal(inflateMessage(down.payload).toString(), text);
+  client.destroy();
+});
+
+test('incompatible parameters: the direction that does not fit is inflated and compressed again', { timeout: 30_000 }, async () => {
+  // The backend limits the window the gateway (and so the client's frames) may use to 9 bits: the client uses 15.
+  const { client, b } = await connect(() => 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9');
+  const text = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ i, name: `item ${i}`, tags: ['a', 'b'] })));
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: HELLO_STORED });
+  const up = await b.nextFrame();
+  assert.equal(up.rsv, 0, 'a 5-byte message, recompressed by policy: below the threshold, plain');
+  assert.equal(up.payload.toString(), 'Hello');
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage(text) });
+  const up2 = await b.nextFrame();
+  assert.equal(up2.rsv, 4);
+  assert.equal(zlib.inflateRawSync(Buffer.concat([up2.payload, Buffer.from([0, 0, 0xff, 0xff])]), { ...SYNC, windowBits: 9 }).toString(), text,
+    'compressed again for the backend, within its 9-bit window');
+  // The other direction still fits and passes untouched.
+  b.send(2, HELLO_STORED, 4);
+  assert.ok((await client.readFrame()).payload.equals(HELLO_STORED));
+  client.destroy();
+});
+
+test('passing frames, invalid UTF-8 and messages over max_message never reach the backend', { timeout: 30_000 }, async () => {
+  for (const [payload, code] of [
+    [deflateMessage(Buffer.from([0x61, 0xed, 0xa0, 0x80])), 1007],
+    [deflateMessage(Buffer.alloc(100 * 1024, 0x61)), 1009],
+  ] as Array<[Buffer, number]>) {
+    const { client, b } = await connect(() => MIRROR);
+    const auditsBefore = gw.auditReasons().length;
+    await client.sendFrame({ opcode: 1, rsv: 4, payload });
+    assert.equal((await client.readClose(5000)).code, code);
+    await client.expectClosed(5000);
+    assert.equal(b.frames.length, 0, `nothing reached the backend (close ${code})`);
+    assert.ok(gw.auditReasons().length > auditsBefore, 'audited');
+  }
+});
+
+test('ws (perMessageDeflate) through the relay to a compressing ws backend: many sizes round-trip', { timeout: 60_000 }, async () => {
+  // A real ws server with perMessageDeflate as the backend: echo.
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 } });
+  await once(wss, 'listening');
+  wss.on('connection', (s) => s.on('message', (d, isBinary) => s.send(d, { binary: isBinary })));
+  const port = (wss.address() as { port: number }).port;
+  const g = await startGateway({
+    services: { echo: { path: '/e', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true, max_message: '16MiB' } },
+  });
+  try {
+    const ws = new WebSocket(g.url('/e'), { perMessageDeflate: { threshold: 0 } });
+    await once(ws, 'open');
+    assert.match(ws.extensions, /permessage-deflate/);
+    for (const size of [0, 10, 2000, 70_000, 3 * 1024 * 1024]) {
+      const data = Buffer.from('{"a":1,"b":"two"}'.repeat(Math.ceil(size / 17)).slice(0, size));
+      const got = new Promise<Buffer>((resolve) => ws.once('message', (d) => resolve(d as Buffer)));
+      ws.send(data);
+      assert.ok((await got).equals(data), `size ${size}`);
+    }
+    ws.close();
+    await once(ws, 'close');
+  } finally {
+    await g.stop();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  }
+});
+
+test('an inspector sees plain payload: a tcp service refuses compressed text, and gets binary inflated', { timeout: 30_000 }, async () => {
+  const seen: Buffer[] = [];
+  const tcpBackend = net.createServer((s) => s.on('data', (d) => seen.push(d)));
+  tcpBackend.listen(0, '127.0.0.1');
+  await once(tcpBackend, 'listening');
+  const g = await startGateway({
+    services: { tcp: { path: '/tcp', type: 'tcp', backend: `tcp://127.0.0.1:${(tcpBackend.address() as { port: number }).port}`, compression: true, allow_missing_origin: true } },
+  });
+  try {
+    const client = await RawClient.connect({ port: g.port });
+    assert.equal((await client.upgrade('/tcp', { 'Sec-WebSocket-Extensions': 'permessage-deflate' })).status, 101);
+    const bytes = Buffer.from('binary for the tcp backend '.repeat(100));
+    await client.sendFrame({ opcode: 2, rsv: 4, payload: deflateMessage(bytes) });
+    for (let i = 0; i < 200 && Buffer.concat(seen).length < bytes.length; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(Buffer.concat(seen).equals(bytes), 'the tcp backend gets the inflated bytes');
+    await client.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage('text is refused here') });
+    assert.equal((await client.readClose()).code, 1003, 'the text policy saw a text message, compressed or not');
+    await client.sendFrame({ opcode: 8, payload: Buffer.from([0x03, 0xeb]) });
+    await client.expectClosed();
+  } finally {
+    await g.stop();
+    await new Promise<void>((resolve) => tcpBackend.close(() => resolve()));
+  }
+});
