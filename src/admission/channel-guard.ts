@@ -89,6 +89,8 @@ export class ChannelGuard {
     owned.sendFragment = guardedSendFragment;
     owned.pause = guardedPause;
     owned.resume = guardedResume;
+    // A relay passing compressed frames sends toward the client with sendOwnedFragment (only where an extension was agreed).
+    if (channel.sendOwnedFragment !== undefined && channel.extensions !== '') owned.sendOwnedFragment = guardedSendOwnedFragment;
     if (watchClose) channel.whenClosed(() => this.forget(state));
     this.live.add(state);
     if (!this.timer) {
@@ -225,7 +227,7 @@ type GuardedChannel = Channel & { [kGuard]: GuardState };
 /** The channel methods the guard replaces, as they were: called with the channel as `this`. */
 interface OwnMethods {
   attach: Channel['attach']; send: Channel['send']; sendFragment: Channel['sendFragment'];
-  pause: Channel['pause']; resume: Channel['resume'];
+  pause: Channel['pause']; resume: Channel['resume']; sendOwnedFragment: Channel['sendOwnedFragment'];
 }
 const REPLACED = ['attach', 'send', 'sendFragment', 'pause', 'resume'] as const;
 
@@ -242,6 +244,7 @@ function ownMethodsOf(channel: Channel): OwnMethods {
   const fromPrototype = proto !== null && REPLACED.every((m) => !Object.hasOwn(channel, m) && proto[m] === channel[m]);
   const take = (): OwnMethods => ({
     attach: channel.attach, send: channel.send, sendFragment: channel.sendFragment, pause: channel.pause, resume: channel.resume,
+    sendOwnedFragment: channel.sendOwnedFragment,
   });
   if (!fromPrototype) return take();
   let own = ownMethodsByPrototype.get(proto);
@@ -267,6 +270,14 @@ function guardedSendFragment(this: Channel, data: Buffer, isBinary: boolean, fir
   if (!state.mayQueue(data.length)) return false;
   state.countOut(data.length, fin);
   return state.own.sendFragment.call(this, data, isBinary, first, fin);
+}
+function guardedSendOwnedFragment(
+  this: Channel, data: Buffer, isBinary: boolean, first: boolean, fin: boolean, mask: Buffer | null, compressed?: boolean,
+): boolean {
+  const state = (this as GuardedChannel)[kGuard];
+  if (!state.mayQueue(data.length)) return false;
+  state.countOut(data.length, fin);
+  return (state.own.sendOwnedFragment as NonNullable<Channel['sendOwnedFragment']>).call(this, data, isBinary, first, fin, mask, compressed);
 }
 function guardedPause(this: Channel): void {
   (this as GuardedChannel)[kGuard].pauseFor(BY_SERVICE);

@@ -117,6 +117,13 @@ after(async () => {
   await backend.close();
 });
 
+/** The relay service's messages toward clients, from the gateway's metrics. */
+async function messagesOut(): Promise<number> {
+  const text = await gw.gateway.metrics.render();
+  const m = /^gatehouse_messages_total\{service="relay",direction="out"\} (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 /** The mirror answer: what a backend that accepts the gateway's offer as it is says. */
 const MIRROR = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
 
@@ -156,10 +163,12 @@ test('compatible agreements: compressed frames cross untouched, both ways, RSV1 
   assert.equal(up.rsv, 4, 'RSV1 kept');
   assert.ok(up.payload.equals(HELLO_STORED), `the backend got ${up.payload.toString('hex')}, not the client's bytes`);
   // Backend → client, likewise, even below the gateway's own threshold.
+  const outBefore = await messagesOut();
   b.send(2, HELLO_STORED, 4);
   const down = await client.readFrame();
   assert.equal(down.rsv, 4);
   assert.ok(down.payload.equals(HELLO_STORED));
+  assert.equal(await messagesOut(), outBefore + 1, 'a passing message is counted toward the client like any other (the channel guard sees it)');
   // Plain messages stay plain both ways (a passing relay never compresses on its own).
   const big = 'p'.repeat(5000);
   await client.sendFrame({ opcode: 1, payload: big });
