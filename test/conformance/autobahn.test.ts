@@ -49,6 +49,7 @@ let canarySeq = 0;
 let baseline: ResourceCounts;
 const autobahnResults: CaseResult[] = [];
 const productionResults: CaseResult[] = [];
+const takeoverResults: CaseResult[] = [];
 const productionExpected = new Map<string, string>();
 
 /**
@@ -63,6 +64,11 @@ before(async () => {
     services: {
       autobahn: { path: '/autobahn', type: 'echo', max_message: '16MiB', max_fragments: 65_537, compression: true, ...noOrigin },
       echo: { path: '/echo', type: 'echo', ...noOrigin },
+      // Context takeover allowed both ways: the compressors and decompressors kept per connection.
+      takeover: {
+        path: '/takeover', type: 'echo', max_message: '16MiB', max_fragments: 65_536,
+        compression: { server_no_context_takeover: false, client_no_context_takeover: false }, ...noOrigin,
+      },
     },
     // Audit lines are warnings; debug lines of ~400 connections are not needed.
     log: { level: 'info' },
@@ -98,6 +104,13 @@ after(async () => {
         setup: 'Echo service with the defaults (`max_message: 1MiB`, `max_fragments: 1024`). Messages up to 1 MiB pass; larger ones must be refused with close 1009 by the gateway — Autobahn scores that FAILED (the connection was failed by the server), which is the expected outcome for this profile.',
         results: productionResults,
         expectedOutcome: productionExpected,
+      },
+      {
+        title: 'Compression with context takeover, categories 12 and 13',
+        setup: 'Echo service as in the Autobahn profile, with `compression: { server_no_context_takeover: false, client_no_context_takeover: false }`: ' +
+          'the gateway keeps a compressor and a decompressor per connection and uses them across messages, and does not ask clients for ' +
+          `no context takeover. ${deflateMessageCount()} messages per case. All cases must be OK.`,
+        results: takeoverResults,
       },
     ], {
       date: new Date().toISOString().slice(0, 10),
@@ -193,6 +206,16 @@ test('production defaults: category 9 passes up to 1 MiB and ends in 1009 above'
         assert.ok(line, `${c.id}: no audit line with close code 1009\n${explain(r)}`);
       }
       await canaryEchoes();
+    });
+  }
+});
+
+test('context takeover both ways: categories 12 and 13 pass', async (t) => {
+  for (const c of CASES.filter((x) => x.deflate !== undefined)) {
+    await t.test(`${c.id} (takeover)`, { timeout: c.after.ms + 60_000 }, async () => {
+      const r = await runCase(c, target('/takeover'), { ...RUN_OPTIONS, maxAfterMs: c.after.ms });
+      takeoverResults.push(r);
+      assert.ok(isPassing(r.verdict), explain(r));
     });
   }
 });

@@ -1,7 +1,7 @@
 /**
  * The fuzzing client judged against servers whose behaviour is known, so the
  * verdicts it gives the gateway mean something:
- * - the `ws` library (passes Autobahn): every case must pass;
+ * - the `ws` library with perMessageDeflate (passes Autobahn): every case must pass;
  * - `ws` told to skip UTF-8 validation, a server that ignores every frame and
  *   one that drops TCP on any byte: the cases they break must be judged
  *   failing, with Autobahn's verdicts.
@@ -34,8 +34,8 @@ async function wsEcho(extra: ServerOptions = {}): Promise<number> {
   return (wss.address() as AddressInfo).port;
 }
 
-/** Completes the opening handshake by hand, then hands the socket to `behave`. */
-async function rawServer(behave: (socket: import('node:net').Socket) => void): Promise<number> {
+/** Completes the opening handshake by hand (accepting `extensions` when given), then hands the socket to `behave`. */
+async function rawServer(behave: (socket: import('node:net').Socket) => void, extensions?: string): Promise<number> {
   const server = http.createServer();
   // Upgraded sockets are half-open capable and outside closeAllConnections(): track and destroy them.
   const sockets = new Set<import('node:stream').Duplex>();
@@ -44,7 +44,8 @@ async function rawServer(behave: (socket: import('node:net').Socket) => void): P
     socket.on('close', () => sockets.delete(socket));
     socket.on('end', () => socket.destroy());
     const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    const ext = extensions !== undefined ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : '';
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${ext}\r\n`);
     socket.on('error', () => { /* the client drops it */ });
     behave(socket as import('node:net').Socket);
   });
@@ -64,17 +65,18 @@ const byId = (id: string): ConformanceCase => {
 };
 const run = (id: string, port: number): Promise<CaseResult> => runCase(byId(id), { host: '127.0.0.1', port, path: '/' }, { maxAfterMs: 2000 });
 
-test('the suite has every case of categories 1–7, 9 and 10 (301), with unique ids', () => {
+test('the suite has every case of categories 1–7, 9, 10, 12 and 13 (517), with unique ids', () => {
   const perCategory = new Map<number, number>();
   for (const c of CASES) perCategory.set(c.category, (perCategory.get(c.category) ?? 0) + 1);
-  assert.deepEqual(Object.fromEntries(perCategory), { 1: 16, 2: 11, 3: 7, 4: 10, 5: 20, 6: 145, 7: 37, 9: 54, 10: 1 });
+  assert.deepEqual(Object.fromEntries(perCategory), { 1: 16, 2: 11, 3: 7, 4: 10, 5: 20, 6: 145, 7: 37, 9: 54, 10: 1, 12: 90, 13: 126 });
   assert.equal(new Set(CASES.map((c) => c.id)).size, CASES.length);
   // 6.5–6.23 are the 132 UTF-8 stress sequences.
   assert.equal(CASES.filter((c) => /^6\.(\d+)\./.test(c.id) && Number(c.id.split('.')[1]) >= 5).length, 132);
 });
 
 test('the ws library passes every case', async (t) => {
-  const port = await wsEcho();
+  // As Autobahn runs it against ws: compression on (cases 1–10 offer none).
+  const port = await wsEcho({ perMessageDeflate: true });
   for (const c of CASES) {
     await t.test(c.id, async () => {
       const r = await runCase(c, { host: '127.0.0.1', port, path: '/' }, { maxAfterMs: 10_000 });
@@ -130,4 +132,19 @@ test('a server that answers with a masked frame or the wrong close code is judge
   const w = await run('4.1.1', polite);
   assert.equal(w.verdict, 'WRONG CODE');
   assert.equal(w.remoteCloseCode, 1000);
+});
+
+test('compression cases: a server that declines is UNIMPLEMENTED, one that echoes undecodable data FAILED', async () => {
+  const plain = await wsEcho();
+  assert.equal((await run('12.1.1', plain)).verdict, 'UNIMPLEMENTED');
+  // Accepts permessage-deflate, then echoes each message's frames with RSV1 but the payload reversed: not deflate data.
+  const broken = await rawServer((socket) => socket.on('data', (d: Buffer) => {
+    const len = d[1] & 0x7f;
+    if (len > 125 || (d[0] & 0x0f) >= 8) return;
+    const payload = Buffer.from(d.subarray(6, 6 + len)).map((b, i) => b ^ d[2 + (i & 3)]).reverse();
+    socket.write(Buffer.concat([Buffer.from([0xc0 | (d[0] & 0x0f), payload.length]), payload]));
+  }), 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+  const r = await run('12.1.1', broken);
+  assert.equal(r.verdict, 'FAILED', `${r.verdict}: ${r.result}`);
+  assert.match(r.result, /does not inflate|differs/);
 });

@@ -227,18 +227,21 @@ export function openRaw(host: string, port: number, path: string, opts: OpenOpti
  * The client's side of permessage-deflate (RFC 7692) for the compression
  * cases, as wstest's client does it: compress each message with a sync flush
  * and drop the 0x00 0x00 0xff 0xff tail; inflate each received compressed
- * message with the tail appended; keep or reset each context as the server's
- * response says. Written on node:zlib directly, sharing nothing with
- * src/websocket/. Synchronous (zlib's `_processChunk`, which the *Sync
- * functions use) so that the case script stays in step with the frames.
+ * message with the tail appended. Context takeover, where the server's
+ * response allows it, is the LZ77 window carried over: here the previous
+ * messages' last window of plain bytes given to zlib as its preset
+ * dictionary, which is the same thing for a stream that was sync-flushed.
+ * Written on node:zlib directly, sharing nothing with src/websocket/, and
+ * synchronous so that the case script stays in step with the frames.
  */
 export class ClientDeflate {
   readonly clientNoContextTakeover: boolean;
   readonly serverNoContextTakeover: boolean;
   readonly clientWindowBits: number;
   readonly serverWindowBits: number;
-  private deflater: SyncZlib | null = null;
-  private inflater: SyncZlib | null = null;
+  /** Plain bytes sent / received so far (their last window), for context takeover. */
+  private sentWindow: Buffer = Buffer.alloc(0);
+  private receivedWindow: Buffer = Buffer.alloc(0);
 
   /** `response`: the server's Sec-WebSocket-Extensions. Throws when it is not one permessage-deflate element with valid parameters. */
   constructor(response: string, offered: { clientMaxWindowBits?: boolean }) {
@@ -264,38 +267,39 @@ export class ClientDeflate {
     if (params.has('client_max_window_bits') && !offered.clientMaxWindowBits) throw new Error('client_max_window_bits was not offered');
     this.clientNoContextTakeover = params.has('client_no_context_takeover');
     this.serverNoContextTakeover = params.has('server_no_context_takeover');
-    // zlib cannot compress with a raw 8-bit window; 9 is what a server limiting us to 8 would have to accept.
+    // zlib makes no raw 8-bit window: 9 for our compressor (as every zlib-based peer does), and 9 is enough to inflate 8.
     this.clientWindowBits = Math.max(9, bits('client_max_window_bits'));
     this.serverWindowBits = Math.max(9, bits('server_max_window_bits'));
   }
 
   /** The compressed payload of one message (§7.2.1). */
   compress(message: Buffer): Buffer {
-    if (this.deflater === null || this.clientNoContextTakeover) {
-      this.deflater?.close();
-      this.deflater = zlib.createDeflateRaw({ windowBits: this.clientWindowBits }) as unknown as SyncZlib;
-    }
-    const out = this.deflater._processChunk(message, zlib.constants.Z_SYNC_FLUSH);
+    const dictionary = this.clientNoContextTakeover || this.sentWindow.length === 0 ? undefined : this.sentWindow;
+    const out = zlib.deflateRawSync(message, { windowBits: this.clientWindowBits, finishFlush: zlib.constants.Z_SYNC_FLUSH, dictionary });
+    if (!this.clientNoContextTakeover) this.sentWindow = lastWindow(this.sentWindow, message, this.clientWindowBits);
     if (out.length < 4 || out.readUInt32BE(out.length - 4) !== 0x0000ffff) throw new Error('sync flush without its tail');
     return out.subarray(0, out.length - 4);
   }
 
   /** The plain payload of one received compressed message (§7.2.2). Throws on invalid data. */
   inflate(payload: Buffer): Buffer {
-    if (this.inflater === null || this.serverNoContextTakeover) {
-      this.inflater?.close();
-      this.inflater = zlib.createInflateRaw({ windowBits: this.serverWindowBits }) as unknown as SyncZlib;
-    }
-    return this.inflater._processChunk(Buffer.concat([payload, Buffer.from([0x00, 0x00, 0xff, 0xff])]), zlib.constants.Z_SYNC_FLUSH);
+    const dictionary = this.serverNoContextTakeover || this.receivedWindow.length === 0 ? undefined : this.receivedWindow;
+    const plain = zlib.inflateRawSync(Buffer.concat([payload, Buffer.from([0x00, 0x00, 0xff, 0xff])]),
+      { windowBits: this.serverWindowBits, finishFlush: zlib.constants.Z_SYNC_FLUSH, dictionary });
+    if (!this.serverNoContextTakeover) this.receivedWindow = lastWindow(this.receivedWindow, plain, this.serverWindowBits);
+    return plain;
   }
 
   close(): void {
-    this.deflater?.close();
-    this.inflater?.close();
+    this.sentWindow = Buffer.alloc(0);
+    this.receivedWindow = Buffer.alloc(0);
   }
 }
 
-interface SyncZlib {
-  _processChunk(chunk: Buffer, flushFlag: number): Buffer;
-  close(): void;
+/** The last 2^bits bytes of `before` followed by `added`: the LZ77 window after them. */
+function lastWindow(before: Buffer, added: Buffer, bits: number): Buffer<ArrayBuffer> {
+  const size = 1 << bits;
+  if (added.length >= size) return Buffer.from(added.subarray(added.length - size));
+  const keep = Math.min(before.length, size - added.length);
+  return Buffer.concat([before.subarray(before.length - keep), added]);
 }
