@@ -4,7 +4,18 @@
  * snapshot before and after opening N idle connections, and print the
  * difference per connection by object kind (constructor name), largest first.
  *
- *   node bench/heap-idle.mjs [gatehouse|ws] [--service echo|proxy|jwt] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
+ *   node bench/heap-idle.mjs [gatehouse|ws] [--service echo|proxy|jwt] [--compression SETTING] [--connections N] [--top N] [--gatehouse-root DIR] [--keep]
+ *
+ * `--compression SETTING` measures idle *compressed* connections: each offers
+ * permessage-deflate as Chromium does (`client_max_window_bits`) and
+ * exchanges one 4 KiB compressed JSON message each way before idling (so
+ * whatever a server keeps per connection after compressing is counted).
+ * Gatehouse settings: `defaults` (`compression: true`), `server-takeover`,
+ * `client-takeover`, `takeover` (context takeover on that side / both),
+ * `takeover-small` (both, with 10-bit windows and mem_level 4). ws settings:
+ * `defaults` (`perMessageDeflate: true`, ws's own defaults: context takeover
+ * both ways), `same` (Gatehouse's defaults in ws's terms). zlib's memory is
+ * native: compare the RSS lines, not only the JS heap.
  *
  * `--service proxy` (Gatehouse only) measures idle *proxied* connections, as
  * the proxy suite sets them up: a `ws` echo backend (bench/servers/ws-echo.mjs)
@@ -24,7 +35,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GATEHOUSE_ECHO_SERVICE, HOST, startTarget } from './lib/targets.mjs';
+import { ECHO_PATH, GATEHOUSE_ECHO_SERVICE, HOST, startTarget } from './lib/targets.mjs';
 import { LoadgenPool } from './lib/loadgen-pool.mjs';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 
@@ -37,6 +48,21 @@ const target = args.find((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 
 const total = Number(opt('--connections', '10000'));
 const TOP = Number(opt('--top', '25'));
 const service = opt('--service', 'echo');
+const compression = opt('--compression');
+/** Gatehouse `compression:` per setting name; ws's --deflate per setting name. */
+const GATEHOUSE_COMPRESSION = {
+  defaults: true,
+  'server-takeover': { server_no_context_takeover: false },
+  'client-takeover': { client_no_context_takeover: false },
+  takeover: { server_no_context_takeover: false, client_no_context_takeover: false },
+  'takeover-small': { server_no_context_takeover: false, client_no_context_takeover: false, server_max_window_bits: 10, client_max_window_bits: 10, mem_level: 4 },
+};
+const WS_DEFLATE = { defaults: 'defaults', same: 'same' };
+if (compression !== undefined) {
+  const known = target === 'ws' ? WS_DEFLATE : GATEHOUSE_COMPRESSION;
+  if (!(compression in known)) throw new Error(`--compression for ${target}: ${Object.keys(known).join(', ')}, not ${compression}`);
+  if (service !== 'echo') throw new Error('--compression measures the echo service');
+}
 if (!['echo', 'proxy', 'jwt'].includes(service)) throw new Error(`--service: echo, proxy or jwt, not ${service}`);
 if (service !== 'echo' && target !== 'gatehouse') throw new Error(`--service ${service} measures Gatehouse only`);
 /** The proxy suite's path for its `websocket` service (bench/suites/proxy.mjs). */
@@ -117,25 +143,33 @@ const jwt = service === 'jwt' ? await jwtSetup() : undefined;
 const started = await startTarget(target, {
   nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`],
   gatehouseRoot: opt('--gatehouse-root'),
-  config: backend !== undefined ? {
+  wsArgs: compression !== undefined ? ['--deflate', WS_DEFLATE[compression]] : [],
+  config: compression !== undefined ? {
+    services: { echo: { ...GATEHOUSE_ECHO_SERVICE, path: ECHO_PATH, type: 'echo', compression: GATEHOUSE_COMPRESSION[compression] } },
+  } : backend !== undefined ? {
     services: {
       proxy: { ...GATEHOUSE_ECHO_SERVICE, path: PROXY_PATH, type: 'websocket', backend: `ws://${HOST}:${backend.port}/echo` },
     },
   } : jwt !== undefined ? { services: jwt.services } : undefined,
 });
-const server = backend !== undefined ? { ...started, label: `${started.label} (websocket service → ws echo)`, path: PROXY_PATH }
+const server = compression !== undefined ? { ...started, label: `${started.label} (echo, compression ${compression})` }
+  : backend !== undefined ? { ...started, label: `${started.label} (websocket service → ws echo)`, path: PROXY_PATH }
   : jwt !== undefined ? { ...started, label: `${started.label} (echo service, jwt ES256)`, path: JWT_PATH }
     : started;
-const connectOptions = jwt !== undefined ? { headers: jwt.headers } : {};
+const connectOptions = jwt !== undefined ? { headers: jwt.headers }
+  : compression !== undefined ? { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' } } : {};
+/** What each connection exchanges before idling: one compressed 4 KiB text message when measuring compression. */
+const exchange = compression !== undefined ? { size: 4096, deflate: true, text: true } : { size: 64 };
 const pool = LoadgenPool.spawn(Math.max(2, Math.ceil(total / 5000)));
 try {
   await pool.connect(server, 100, connectOptions);
-  await pool.all('verify', { size: 64 });
+  await pool.all('verify', exchange);
   await pool.all('close', { timeoutMs: 5000 });
   await sleep(2000);
   const rss0 = server.rssKiB();
   const a = aggregate(await snapshot(server, dir));
   await pool.connect(server, total, { concurrency: 50, ...connectOptions });
+  if (compression !== undefined) await pool.all('verify', exchange);
   await sleep(3000);
   const rss1 = server.rssKiB();
   const b = aggregate(await snapshot(server, dir));

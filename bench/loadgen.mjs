@@ -15,6 +15,15 @@
  * - Pings are answered with pongs; a Close from the server is answered and
  *   counted as an error unless we asked for it.
  *
+ * Compression (the `compression` suite): with `deflate` a phase's message is
+ * compressed once (permessage-deflate, RFC 7692: raw deflate, sync flush,
+ * tail removed; the connection offered `client_no_context_takeover`, so one
+ * compressed payload is valid for every message) and sent with RSV1; echoes
+ * may come back compressed (RSV1): `verify` inflates and compares them, the
+ * load phases only count them. With `text` the payload is JSON-like text.
+ * Bytes on the wire (frames both ways, as read from and written to the
+ * sockets) are counted per phase and reported by `mark`.
+ *
  * Modes:
  *   throughput — each connection keeps between `window - refillAt` and
  *                `window` messages in flight: once `refillAt` echoes are in,
@@ -29,6 +38,7 @@
  */
 import net from 'node:net';
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { HIST_SCALE } from './lib/stats.mjs';
 
@@ -38,6 +48,7 @@ const MASK = Buffer.from([0x5a, 0xc3, 0x96, 0x2f]);
 const HIST_SIZE = 2400; // up to e^24 µs: far beyond anything measured
 
 const OP_CONT = 0x0;
+const OP_TEXT = 0x1;
 const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
@@ -46,12 +57,12 @@ const OP_PONG = 0xa;
 // ---------------------------------------------------------------------------
 // Frames
 
-/** One masked client frame (FIN set) carrying `payload`. */
-export function buildFrame(opcode, payload, mask = MASK) {
+/** One masked client frame (FIN set) carrying `payload`; `compressed` sets RSV1 (permessage-deflate). */
+export function buildFrame(opcode, payload, mask = MASK, compressed = false) {
   const len = payload.length;
   const hlen = len < 126 ? 6 : len < 65536 ? 8 : 14;
   const frame = Buffer.allocUnsafe(hlen + len);
-  frame[0] = 0x80 | opcode;
+  frame[0] = 0x80 | (compressed ? 0x40 : 0) | opcode;
   if (len < 126) {
     frame[1] = 0x80 | len;
   } else if (len < 65536) {
@@ -65,6 +76,22 @@ export function buildFrame(opcode, payload, mask = MASK) {
   mask.copy(frame, hlen - 4);
   for (let i = 0; i < len; i++) frame[hlen + i] = payload[i] ^ mask[i & 3];
   return frame;
+}
+
+/** JSON-like text of exactly `size` bytes (ASCII): chat-style records with varying fields, as an app would send. */
+export function makeJson(size) {
+  let s = '{"type":"batch","items":[';
+  for (let i = 0; s.length < size; i++) {
+    s += `${i ? ',' : ''}{"id":${100000 + i * 37},"user":"user${(i * 7) % 97}","room":"room-${i % 5}",` +
+      `"text":"message number ${i} in the room, with some words","ts":${1700000000000 + i * 1013},"ok":${i % 2 === 0},"tags":["t${i % 3}","t${i % 4}"]}`;
+  }
+  return Buffer.from(s.slice(0, size), 'latin1');
+}
+
+/** The payload of a compressed message (RFC 7692 §7.2.1). */
+function deflateMessage(payload) {
+  const out = zlib.deflateRawSync(payload, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  return out.subarray(0, out.length - 4);
 }
 
 function makePayload(size) {
@@ -92,7 +119,20 @@ const load = {
   recording: false,
   hist: new Uint32Array(HIST_SIZE),
   payload: Buffer.alloc(0),
+  /** Messages are compressed (permessage-deflate) and may be echoed compressed. */
+  deflate: false,
+  /** Messages are text (JSON-like), not binary. */
+  text: false,
+  /** Bytes read from and written to the sockets since the phase began. */
+  wireIn: 0,
+  wireOut: 0,
 };
+
+/** Write to a connection's socket, counting the bytes on the wire. */
+function send(conn, bytes) {
+  load.wireOut += bytes.length;
+  conn.socket.write(bytes);
+}
 
 function fail(conn, message) {
   errorCount++;
@@ -118,6 +158,7 @@ class Conn {
     this.inMessage = false;
     this.msgOpcode = 0;
     this.msgLen = 0;
+    this.msgCompressed = false;
     this.collect = null; // array of chunks when verifying
     // load
     this.inflight = 0;
@@ -127,6 +168,7 @@ class Conn {
   }
 
   onData(chunk) {
+    load.wireIn += chunk.length;
     if (this.partial !== null) {
       chunk = Buffer.concat([this.partial, chunk]);
       this.partial = null;
@@ -164,14 +206,15 @@ class Conn {
         this.protocolError('server sent a masked frame');
         return;
       }
-      if ((b0 & 0x70) !== 0) {
+      const opcode = b0 & 0x0f;
+      // RSV1 marks the first frame of a compressed message when permessage-deflate is in use.
+      if ((b0 & 0x70) !== 0 && !(load.deflate && (b0 & 0x70) === 0x40 && (opcode === OP_TEXT || opcode === OP_BINARY))) {
         this.protocolError('server set RSV bits');
         return;
       }
       if (plen === 126) plen = chunk.readUInt16BE(off + 2);
       else if (plen === 127) plen = chunk.readUInt32BE(off + 2) * 2 ** 32 + chunk.readUInt32BE(off + 6);
       off += hlen;
-      const opcode = b0 & 0x0f;
       this.fin = (b0 & 0x80) !== 0;
       this.opcode = opcode;
       if (opcode >= 0x8) {
@@ -192,6 +235,7 @@ class Conn {
           this.inMessage = true;
           this.msgOpcode = opcode;
           this.msgLen = 0;
+          this.msgCompressed = (b0 & 0x40) !== 0;
         }
       }
       this.remaining = plen;
@@ -201,7 +245,7 @@ class Conn {
       const k = this.refill;
       this.refill = 0;
       this.inflight += k;
-      this.socket.write(load.frames.subarray(0, k * load.frameLen));
+      send(this, load.frames.subarray(0, k * load.frameLen));
     }
   }
 
@@ -211,7 +255,7 @@ class Conn {
       const payload = this.ctrlChunks.length === 1 ? this.ctrlChunks[0] : Buffer.concat(this.ctrlChunks);
       this.ctrlChunks = [];
       if (this.opcode === OP_PING) {
-        if (!this.closing) this.socket.write(buildFrame(OP_PONG, payload));
+        if (!this.closing) send(this, buildFrame(OP_PONG, payload));
       } else if (this.opcode === OP_CLOSE) {
         this.onServerClose(payload);
       } else if (this.opcode !== OP_PONG) {
@@ -225,8 +269,10 @@ class Conn {
   }
 
   onMessage() {
-    if (this.msgOpcode !== OP_BINARY) fail(this, `echo has opcode ${this.msgOpcode}, expected binary`);
-    if (this.msgLen !== load.size) fail(this, `echo is ${this.msgLen} bytes, expected ${load.size}`);
+    const expected = load.text ? OP_TEXT : OP_BINARY;
+    if (this.msgOpcode !== expected) fail(this, `echo has opcode ${this.msgOpcode}, expected ${expected}`);
+    // A compressed echo's size on the wire is not the message's: `verify` inflates and compares it.
+    if (!this.msgCompressed && this.msgLen !== load.size) fail(this, `echo is ${this.msgLen} bytes, expected ${load.size}`);
     load.completed++;
     this.inflight--;
     switch (load.mode) {
@@ -243,13 +289,20 @@ class Conn {
         if (load.sending) {
           this.inflight++;
           this.sentAt = performance.now();
-          this.socket.write(load.frames.subarray(0, load.frameLen));
+          send(this, load.frames.subarray(0, load.frameLen));
         }
         break;
       }
       case 'verify': {
-        const got = Buffer.concat(this.collect);
+        let got = Buffer.concat(this.collect);
         this.collect = null;
+        if (this.msgCompressed) {
+          try {
+            got = zlib.inflateRawSync(Buffer.concat([got, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+          } catch (err) {
+            fail(this, `compressed echo does not inflate: ${err.message}`);
+          }
+        }
         if (!got.equals(load.payload)) fail(this, 'echoed payload differs from what was sent');
         const done = this.onVerified;
         this.onVerified = null;
@@ -404,21 +457,25 @@ async function cmdConnect({ host, port, path, count, concurrency = 100, headers,
 // ---------------------------------------------------------------------------
 // Phases
 
-function setPhase(mode, size, window, refillAt) {
+function setPhase(mode, size, window, refillAt, { deflate = false, text = false } = {}) {
   load.mode = mode;
   load.size = size;
-  load.payload = makePayload(size);
-  const frame = buildFrame(OP_BINARY, load.payload);
+  load.deflate = deflate;
+  load.text = text;
+  load.payload = text ? makeJson(size) : makePayload(size);
+  const frame = buildFrame(text ? OP_TEXT : OP_BINARY, deflate ? deflateMessage(load.payload) : load.payload, MASK, deflate);
   load.frameLen = frame.length;
   load.frames = Buffer.concat(Array.from({ length: window }, () => frame));
   load.refillAt = refillAt ?? Math.max(1, Math.floor(window / 2));
   load.completed = 0;
   load.recording = false;
   load.hist.fill(0);
+  load.wireIn = 0;
+  load.wireOut = 0;
 }
 
-async function cmdVerify({ size, timeoutMs = 10000 }) {
-  setPhase('verify', size, 1);
+async function cmdVerify({ size, timeoutMs = 10000, deflate, text }) {
+  setPhase('verify', size, 1, undefined, { deflate, text });
   const live = conns.filter((c) => c.open);
   await Promise.all(live.map((c) => new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -431,23 +488,23 @@ async function cmdVerify({ size, timeoutMs = 10000 }) {
       resolve();
     };
     c.inflight++;
-    c.socket.write(load.frames);
+    send(c, load.frames);
   })));
   load.mode = 'none';
   return { verified: live.length };
 }
 
-function cmdStart({ mode, size, window, refillAt }) {
+function cmdStart({ mode, size, window, refillAt, deflate, text }) {
   if (mode !== 'throughput' && mode !== 'latency') throw new Error(`unknown mode ${mode}`);
   const w = mode === 'latency' ? 1 : window;
-  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt);
+  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt, { deflate, text });
   load.sending = true;
   for (const c of conns) {
     if (!c.open) continue;
     c.inflight += w;
     c.refill = 0;
     c.sentAt = performance.now();
-    c.socket.write(load.frames);
+    send(c, load.frames);
   }
   return { connections: conns.filter((c) => c.open).length, window: w, frameLen: load.frameLen };
 }
@@ -462,6 +519,8 @@ function cmdMark() {
     const dt = t - markState.t;
     result.interval = {
       ms: dt,
+      wireIn: load.wireIn - markState.wireIn,
+      wireOut: load.wireOut - markState.wireOut,
       messages: load.completed - markState.completed,
       rate: ((load.completed - markState.completed) * 1000) / dt,
       cpuBusy: ((cpu.user - markState.cpu.user) + (cpu.system - markState.cpu.system)) / 1000 / dt,
@@ -474,7 +533,7 @@ function cmdMark() {
     markState = null;
     load.recording = false;
   } else {
-    markState = { t, completed: load.completed, cpu };
+    markState = { t, completed: load.completed, cpu, wireIn: load.wireIn, wireOut: load.wireOut };
     load.hist.fill(0);
     load.recording = true;
   }

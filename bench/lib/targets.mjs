@@ -239,8 +239,9 @@ const TARGETS = {
   /** @returns {Promise<Server>} */
   async ws(opts = {}) {
     const port = await freePort();
+    // opts.wsArgs: options of the ws server script (e.g. --deflate same).
     return launch('ws', 'ws', path.join(ROOT, 'bench', 'servers', 'ws-echo.mjs'),
-      ['--host', HOST, '--port', String(port), '--path', ECHO_PATH], { ...opts, port });
+      ['--host', HOST, '--port', String(port), '--path', ECHO_PATH, ...(opts.wsArgs ?? [])], { ...opts, port });
   },
 
   /** Minimal raw-`net` echo: only for checking the load generator's headroom. */
