@@ -167,7 +167,10 @@ function explain(r: CaseResult): string {
   ].join('\n');
 }
 
-test('Autobahn profile: every case passes', async (t) => {
+/** The run's deadline: every case has its own; with 1000 messages in 12/13 (the report run) it takes a while. */
+const WHOLE_RUN = { timeout: 60 * 60_000 };
+
+test('Autobahn profile: every case passes', WHOLE_RUN, async (t) => {
   for (const c of CASES) {
     // The compression cases keep wstest's own limit (up to 480 s for 1000 messages of 128 KiB); a passing server is far quicker.
     const timeout = c.deflate ? c.after.ms + 60_000 : 60_000;
@@ -210,7 +213,7 @@ test('production defaults: category 9 passes up to 1 MiB and ends in 1009 above'
   }
 });
 
-test('context takeover both ways: categories 12 and 13 pass', async (t) => {
+test('context takeover both ways: categories 12 and 13 pass', WHOLE_RUN, async (t) => {
   for (const c of CASES.filter((x) => x.deflate !== undefined)) {
     await t.test(`${c.id} (takeover)`, { timeout: c.after.ms + 60_000 }, async () => {
       const r = await runCase(c, target('/takeover'), { ...RUN_OPTIONS, maxAfterMs: c.after.ms });

@@ -74,7 +74,7 @@ test('the suite has every case of categories 1–7, 9, 10, 12 and 13 (517), with
   assert.equal(CASES.filter((c) => /^6\.(\d+)\./.test(c.id) && Number(c.id.split('.')[1]) >= 5).length, 132);
 });
 
-test('the ws library passes every case', async (t) => {
+test('the ws library passes every case', { timeout: 60 * 60_000 }, async (t) => {
   // As Autobahn runs it against ws: compression on (cases 1–10 offer none).
   const port = await wsEcho({ perMessageDeflate: true });
   for (const c of CASES) {
