@@ -40,7 +40,7 @@ function sizeLabel(size) {
   return `${size} B`;
 }
 
-function timing(ctx) {
+export function timing(ctx) {
   const t = ctx.quick
     ? { warmup: 500, duration: 1500, latWarmup: 300, latDuration: 1000 }
     : { warmup: 1000, duration: 3000, latWarmup: 500, latDuration: 2000 };
@@ -48,15 +48,21 @@ function timing(ctx) {
   return t;
 }
 
-async function measure(ctx, server, c, t) {
+/**
+ * One server, one case. `c.phase` adds to every phase's load generator
+ * options (the compression suite: `deflate`, `text`), `c.connect` to the
+ * connect request (its headers).
+ */
+export async function measure(ctx, server, c, t) {
   const pool = ctx.spawnLoadgens(ctx.options.loadgens ?? 1);
+  const phase = { size: c.size, ...c.phase };
   try {
-    await pool.connect(server, c.conns);
-    await pool.all('verify', { size: c.size });
+    await pool.connect(server, c.conns, c.connect);
+    await pool.all('verify', phase);
     await pool.assertClean(`${server.label} ${c.label}: verify`);
 
     // Throughput: `window` in flight per connection.
-    await pool.all('start', { mode: 'throughput', size: c.size, window: c.window, refillAt: c.refillAt });
+    await pool.all('start', { mode: 'throughput', window: c.window, refillAt: c.refillAt, ...phase });
     await ctx.sleep(t.warmup);
     const cpu0 = server.cpuSeconds();
     const sched0 = schedstat(server.pid);
@@ -72,7 +78,7 @@ async function measure(ctx, server, c, t) {
     const cpu = cpu1 - cpu0;
 
     // Latency: 1 in flight per connection.
-    await pool.all('start', { mode: 'latency', size: c.size });
+    await pool.all('start', { mode: 'latency', ...phase });
     await ctx.sleep(t.latWarmup);
     await pool.all('mark');
     await ctx.sleep(t.latDuration);
@@ -95,6 +101,9 @@ async function measure(ctx, server, c, t) {
       loadgenBusy: Math.max(...m1.map((m) => m.interval.cpuBusy)),
       latencySamples: histCount(hist),
       latencyRate: l1.reduce((s, m) => s + m.interval.rate, 0),
+      // bytes on the wire per message (throughput phase): client → server, server → client
+      wireUpBytes: messages > 0 ? m1.reduce((s, m) => s + m.interval.wireOut, 0) / messages : NaN,
+      wireDownBytes: messages > 0 ? m1.reduce((s, m) => s + m.interval.wireIn, 0) / messages : NaN,
     };
   } finally {
     await pool.close();
