@@ -29,3 +29,14 @@ export class BackendError extends GatehouseError {
     this.status = status;
   }
 }
+
+/**
+ * The state shared by a cluster's processes (Redis, the primary) cannot be
+ * reached. Whatever depends on it alone — a single-use ticket — is refused
+ * (503 `shared_state_unavailable`), never decided without it.
+ */
+export class SharedStateUnavailable extends GatehouseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('GH_SHARED_STATE_UNAVAILABLE', message, options);
+  }
+}

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ServiceConfig } from '../config/schema.js';
+import { SharedStateUnavailable } from '../errors.js';
 import type { Audit } from '../observe/audit.js';
 import {
   Rejection, type Admission, type AdmissionCheck, type AdmissionContext, type AdmissionRequest,
@@ -119,6 +120,11 @@ class AdmissionRun implements AdmissionContext {
   }
 
   private failed(err: unknown, check: AdmissionCheck): Rejection {
+    if (err instanceof SharedStateUnavailable) {
+      // Fail closed: what only the shared state may decide (a single-use ticket) is not decided without it.
+      this.env.log.warn({ err: err.message, check: check.name, service: this.service.name }, 'shared state unavailable: handshake refused');
+      return new Rejection(503, 'shared_state_unavailable', 'try again later', { 'Retry-After': '5' });
+    }
     this.env.log.error({ err, check: check.name, service: this.service.name }, 'admission check failed');
     return new Rejection(500, 'internal_error', 'internal error');
   }

@@ -11,6 +11,7 @@
  * a foreign page cannot mint tickets with the victim's cookie. Allowed cross-origin callers
  * get CORS headers with credentials (never `*`).
  */
+import { SharedStateUnavailable } from '../errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Admission, AdmissionContext, AdmissionRequest } from '../admission/types.js';
 import { Rejection } from '../admission/types.js';
@@ -124,7 +125,14 @@ async function issueTicket(request: AdmissionRequest, service: ServiceConfig, ch
   if (result instanceof Rejection) return refuse(result, service.name, cors);
   if (service.authorize && !isAuthorized(result, service.authorize)) return refuse(new Rejection(403, 'not_authorized', 'forbidden'), service.name, cors);
   const tickets = authRuntime(deps.config).tickets;
-  const issued = await tickets.issue(service.name, origin, result);
+  let issued;
+  try {
+    issued = await tickets.issue(service.name, origin, result);
+  } catch (err) {
+    // Fail closed: a ticket only the shared store could make single-use is not issued without it.
+    if (err instanceof SharedStateUnavailable) return refuse(new Rejection(503, 'shared_state_unavailable', 'try again later', { 'Retry-After': '5' }), service.name, cors);
+    throw err;
+  }
   if ('reason' in issued) {
     const refusal = issued.reason === 'owner_full'
       ? new Rejection(429, 'ticket_limit', 'too many tickets outstanding', { 'Retry-After': String(Math.max(1, Math.ceil(issued.retryAfterMs / 1000))) })

@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
-import { Gateway } from '../../src/gateway.js';
+import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger } from '../../src/observe/log.js';
 
 export interface LogLine { level: number; msg: string; reason?: string; event?: string; [k: string]: unknown }
@@ -26,7 +26,7 @@ export interface TestGateway {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-export async function startGateway(config: string | Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<TestGateway> {
+export async function startGateway(config: string | Record<string, unknown>, env: NodeJS.ProcessEnv = process.env, options: Omit<GatewayOptions, 'logger'> = {}): Promise<TestGateway> {
   const raw = (typeof config === 'string' ? parseYaml(config) : structuredClone(config)) as Record<string, unknown>;
   raw.listen ??= [{ host: '127.0.0.1', port: 0 }];
   raw.log = { level: 'debug', bad_input_per_second: 10_000, ...(raw.log as object | undefined) };
@@ -42,7 +42,7 @@ export async function startGateway(config: string | Record<string, unknown>, env
     },
   });
   const logger = createLogger(parsed.log.level, sink);
-  const gateway = await Gateway.start(parsed, { logger });
+  const gateway = await Gateway.start(parsed, { ...options, logger });
   const { host, port } = gateway.addresses[0];
   return {
     gateway, port, host,
