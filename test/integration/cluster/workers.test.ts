@@ -53,7 +53,7 @@ function pids(): number[] {
 
 before(async () => {
   app = await startLoginApp({ carol: { password: 'carol-secret-pw' } });
-  gw = await startGatewayProcess(config());
+  gw = await startGatewayProcess(config(), { startTimeoutMs: 90_000 });
   if (pids().length !== 2) await gw.waitFor(/"msg":"workers listening"/);
 });
 after(async () => {

@@ -27,7 +27,8 @@ export interface GatewayProcess {
 /** `gatehouse start --config FILE`, from the TypeScript sources. */
 export const CLI = ['--import', 'tsx', 'src/main.ts', 'start', '--config'];
 
-export async function startGatewayProcess(yaml: string): Promise<GatewayProcess> {
+/** `startTimeoutMs`: how long to wait for "listening" (a primary forks workers, each loads the sources: slower on a busy machine). */
+export async function startGatewayProcess(yaml: string, opts: { startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'));
   const configFile = join(dir, 'gatehouse.yaml');
   writeFileSync(configFile, yaml);
@@ -38,7 +39,7 @@ export async function startGatewayProcess(yaml: string): Promise<GatewayProcess>
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let m: RegExpMatchArray;
   try {
-    m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], 20_000);
+    m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], opts.startTimeoutMs ?? 20_000);
   } catch (err) {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
