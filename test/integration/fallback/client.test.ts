@@ -133,8 +133,11 @@ test('backpressure: a paused session holds the client\'s batch; send() → false
   channel.attach({ onMessage: (d) => received.push(d.toString()), onDrain: () => { drained++; } });
   channel.pause();
   s.send('held');
-  await new Promise((r) => setTimeout(r, 300)); // (nothing to await: proving that nothing happens)
-  assert.deepEqual(received, []);
+  // Wait for the batch to reach the session (held there while paused), not for a fixed time.
+  const session = channel as unknown as { inboundBytes: number };
+  for (let i = 0; i < 500 && session.inboundBytes === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(session.inboundBytes > 0, 'the batch reached the gateway');
+  assert.deepEqual(received, [], 'and is not delivered while paused');
   assert.ok(s.bufferedAmount > 0, 'unacknowledged while paused');
   channel.resume();
   while (received.length === 0) await new Promise((r) => setImmediate(r));
