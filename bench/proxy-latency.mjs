@@ -2,8 +2,8 @@
 /**
  * The latency a proxy adds at one connection, measured finely enough to
  * compare builds: one `ws` echo backend reached directly, through a bare Node
- * TCP proxy (`c.on('data', d => b.write(d))` both ways — the floor for a Node
- * process in the path), through nginx (the proxy suite's configuration; left
+ * TCP proxy (bench/servers/bare-relay.mjs: `c.on('data', d => b.write(d))` both
+ * ways — the floor for a Node process in the path), through nginx (the proxy suite's configuration; left
  * out when `nginx` is not installed or with --no-nginx), and through one or
  * more Gatehouse builds (`websocket` service). One 64 B message in flight per connection; the targets take turns
  * in bursts of 400 round trips (order alternating), so that the machine's
@@ -15,11 +15,11 @@
  * Prints p50 / p90 round trip and the p50 added over direct for each target.
  * The proxy suite's latency case is the one to quote; this is for A/B.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { startNginx } from './lib/nginx.mjs';
 import { median } from './lib/stats.mjs';
-import { freePort, GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, ROOT, startTarget } from './lib/targets.mjs';
+import { GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, ROOT, startTarget } from './lib/targets.mjs';
 
 const args = process.argv.slice(2);
 const cyclesAt = args.indexOf('--cycles');
@@ -33,23 +33,7 @@ args.forEach((a, i) => {
 if (Object.keys(roots).length === 0) roots.gatehouse = ROOT;
 const BURST = 400;
 
-const BARE_PROXY = `
-import net from 'node:net';
-const [port, backendPort] = process.argv.slice(1).map(Number);
-net.createServer((c) => {
-  const b = net.connect(backendPort, '${HOST}');
-  c.setNoDelay(true); b.setNoDelay(true);
-  c.on('data', (d) => b.write(d)); b.on('data', (d) => c.write(d));
-  c.on('error', () => b.destroy()); b.on('error', () => c.destroy());
-  c.on('close', () => b.destroy()); b.on('close', () => c.destroy());
-}).listen(port, '${HOST}', () => console.log('ready'));
-`;
-
-let bare;
-process.on('exit', () => {
-  bare?.kill('SIGKILL');
-  killAllServers();
-});
+process.on('exit', () => killAllServers());
 
 const backend = await startTarget('ws');
 const urls = { direct: `ws://${HOST}:${backend.port}/echo` };
@@ -60,10 +44,9 @@ for (const [name, dir] of Object.entries(roots)) {
   gateways.push(g);
   urls[name] = `ws://${HOST}:${g.port}/proxy`;
 }
-const barePort = await freePort();
-bare = spawn(process.execPath, ['--input-type=module', '-e', BARE_PROXY, String(barePort), String(backend.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-await new Promise((resolve) => bare.stdout.once('data', resolve));
-urls.bare = `ws://${HOST}:${barePort}/echo`;
+// The bare relay (bench/servers/bare-relay.mjs) passes the upgrade through: the backend sees /echo.
+const bare = await startTarget('bare', { backendPort: backend.port });
+urls.bare = `ws://${HOST}:${bare.port}/echo`;
 
 const hasNginx = !args.includes('--no-nginx') && (() => {
   try { execFileSync('nginx', ['-v'], { stdio: 'ignore' }); return true; } catch { return false; }
@@ -115,6 +98,7 @@ for (const [name, v] of Object.entries(samples)) {
 }
 for (const ws of Object.values(sockets)) ws.terminate();
 for (const g of gateways) await g.stop();
+await bare.stop();
 await nginx?.stop();
 await backend.stop();
 process.exit(0);

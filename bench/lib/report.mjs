@@ -5,11 +5,13 @@
  *   { case, metric, format: 'rate' | 'us' | 'bytes' | 'number', better: 'higher' | 'lower',
  *     values: { gatehouse: number[], ws: number[] },     // one value per run, index = run
  *     target?: { kind: 'ratio', op: '>=' | '<=', value }  // on the Gatehouse/ws ratio
+ *            | { kind: 'difference', op: '>=' | '<=', value } // on Gatehouse − ws (same unit as the values)
  *            | { kind: 'absolute', op: '>=' | '<=', value, of: 'gatehouse' },
  *     extra?: any }                                       // kept in the JSON only
  *
  * Summary: each side's median over runs, and the ratio = median over runs of
- * the per-run ratio gatehouse[i] / ws[i] (runs are paired: same run, adjacent in time).
+ * the per-run ratio gatehouse[i] / ws[i] (runs are paired: same run, adjacent in time);
+ * likewise the difference = median over runs of gatehouse[i] − ws[i].
  */
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -19,18 +21,22 @@ export function summarize(row) {
   const a = row.values.gatehouse ?? [];
   const b = row.values.ws ?? [];
   const ratios = [];
+  const diffs = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
     if (Number.isFinite(a[i]) && Number.isFinite(b[i]) && b[i] !== 0) ratios.push(a[i] / b[i]);
+    if (Number.isFinite(a[i]) && Number.isFinite(b[i])) diffs.push(a[i] - b[i]);
   }
   const gatehouse = median(a);
   const ws = median(b);
   const ratio = median(ratios);
+  const difference = median(diffs);
   let met = null;
   if (row.target) {
-    const subject = row.target.kind === 'ratio' ? ratio : gatehouse;
+    const kind = row.target.kind;
+    const subject = kind === 'ratio' ? ratio : kind === 'difference' ? difference : gatehouse;
     if (Number.isFinite(subject)) met = row.target.op === '>=' ? subject >= row.target.value : subject <= row.target.value;
   }
-  return { gatehouse, ws, ratio, ratios, runs: ratios.length, met };
+  return { gatehouse, ws, ratio, ratios, difference, runs: ratios.length, met };
 }
 
 function fmt(format, v) {
@@ -52,7 +58,16 @@ function targetText(row) {
   if (!t) return '';
   const op = t.op === '>=' ? '≥' : '≤';
   if (t.kind === 'ratio') return `${op} ${t.value}×`;
+  if (t.kind === 'difference') return `${op} +${fmt(row.format, t.value)}`;
   return `${op} ${fmt(row.format, t.value)}`;
+}
+
+/** The ratio column; a row whose target is a difference shows the difference instead (e.g. `+8.1 µs`). */
+function ratioCell(row, s) {
+  if (row.target?.kind === 'difference') {
+    return Number.isFinite(s.difference) ? `${s.difference >= 0 ? '+' : '−'}${fmt(row.format, Math.abs(s.difference))}` : '—';
+  }
+  return Number.isFinite(s.ratio) ? `${s.ratio.toFixed(2)}×` : '—';
 }
 
 export function markdownTable(rows, { labels = { gatehouse: 'Gatehouse', ws: 'ws' } } = {}) {
@@ -63,7 +78,7 @@ export function markdownTable(rows, { labels = { gatehouse: 'Gatehouse', ws: 'ws
     const cells = [
       row.suite, row.case, row.metric,
       fmt(row.format, s.gatehouse), fmt(row.format, s.ws),
-      Number.isFinite(s.ratio) ? `${s.ratio.toFixed(2)}×` : '—',
+      ratioCell(row, s),
       targetText(row),
       s.met === null ? '' : s.met ? 'yes' : '**no**',
     ];

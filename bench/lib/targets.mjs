@@ -9,6 +9,8 @@
  * Targets:
  *   gatehouse — `node bin/gatehouse.js start --config <generated YAML>` (needs `npm run build`)
  *   ws        — `node bench/servers/ws-echo.mjs` (npm `ws`, default options)
+ *   bare      — `node bench/servers/bare-relay.mjs` in front of `opts.backendPort`: two sockets
+ *               piped, no parsing (the proxy suite's floor for a Node process in the path)
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -140,8 +142,13 @@ export function killAllServers() {
  *   cpuSeconds: () => number, rssKiB: () => number, stop: () => Promise<void>, stderr: () => string }} Server
  */
 
-async function launch(target, label, script, args, { nodeArgs = [], port, readyTimeoutMs = 20000, cleanup, cwd = ROOT }) {
-  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+/**
+ * `wrapper`: a command the node process runs under, e.g. `['valgrind', '--tool=callgrind']`
+ * (bench/callgrind.mjs); valgrind runs its guest in its own process, so the pid is still the server's.
+ */
+async function launch(target, label, script, args, { nodeArgs = [], port, readyTimeoutMs = 20000, cleanup, cwd = ROOT, wrapper = [] }) {
+  const command = [...wrapper, process.execPath, ...nodeArgs, script, ...args];
+  const child = spawn(command[0], command.slice(1), {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -242,6 +249,14 @@ const TARGETS = {
     // opts.wsArgs: options of the ws server script (e.g. --deflate same).
     return launch('ws', 'ws', path.join(ROOT, 'bench', 'servers', 'ws-echo.mjs'),
       ['--host', HOST, '--port', String(port), '--path', ECHO_PATH, ...(opts.wsArgs ?? [])], { ...opts, port });
+  },
+
+  /** A bare Node TCP relay to `opts.backendPort` (no parsing): the floor of a Node proxy. */
+  async bare(opts = {}) {
+    if (!opts.backendPort) throw new Error('the bare relay needs opts.backendPort');
+    const port = await freePort();
+    return launch('bare', 'bare Node relay', path.join(ROOT, 'bench', 'servers', 'bare-relay.mjs'),
+      ['--host', HOST, '--port', String(port), '--backend-port', String(opts.backendPort)], { ...opts, port });
   },
 
   /** Minimal raw-`net` echo: only for checking the load generator's headroom. */

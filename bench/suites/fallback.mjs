@@ -1,20 +1,33 @@
 #!/usr/bin/env node
 /**
  * Suite `fallback`: Gatehouse's HTTP fallback against Socket.IO's long-polling
- * and SockJS's xhr-streaming, on the same machine, same message sizes.
+ * and SockJS's xhr-streaming, on the same machine, same message sizes. Each
+ * system is driven by its own client library under Node: Gatehouse's
+ * (`client/`, `transport: 'fallback'`, streaming), socket.io-client
+ * (`transports: ['polling']`), sockjs-client (`xhr-streaming`).
  *
  * For each system, in fresh processes (server and load generator separate, so
- * each has a core of its own on a 2-core machine):
- *   - throughput: `clients` sessions echo 64-byte text messages with up to
- *     `window` messages outstanding each; echoed messages per second over
- *     `seconds` (after a warm-up second);
- *   - latency: one session, one message at a time; median and p99 round trip.
- * Targets (issue 6): ≥ 2× Socket.IO polling and ≥ 1× SockJS streaming in messages/s.
+ * each has a core of its own on a 2-core machine), three phases against the
+ * same server process, each after a warm-up second:
+ *   - pipelined: `clients` sessions echo 64-byte text messages with up to
+ *     `window` messages outstanding each (10 × 50);
+ *   - closed loop, 1 in flight: `loopClients` sessions (50) each send their
+ *     next message when the echo of the last one is in, as a chat message or
+ *     a game move does;
+ *   - one session, one message at a time: median and p99 round trip.
+ * The first two report messages/s and CPU per message of both processes:
+ * the server's (utime + stime from /proc) and the client library's (the load
+ * process's own, `process.cpuUsage`), over the same interval.
+ * Targets: issue 6 — pipelined messages/s ≥ 2× Socket.IO polling and ≥ 1×
+ * SockJS streaming; issue 18 — 1 in flight, server CPU per message ≤ SockJS's
+ * and client CPU per message ≤ socket.io-client's.
  *
  * In the bench runner (bench/run.mjs) this file is a suite (`name`, `run(ctx)`;
- * the "ws" column holds the competitor). Standalone:
+ * the "ws" column holds the competitor; `--gatehouse-root DIR` measures the
+ * server and client library built in another checkout). Standalone:
  *   node bench/suites/fallback.mjs [--quick] [--runs N] [--seconds S]
- * The same file is the server (`--serve <system>`) and load (`--load <system>`) child.
+ * The same file is the server (`--serve <system>`) and load (`--load <system>`) child;
+ * GATEHOUSE_ROOT tells the children which checkout's Gatehouse to use.
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -22,16 +35,20 @@ import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { GATEHOUSE_ECHO_SERVICE, GATEHOUSE_TOP_LEVEL } from '../lib/targets.mjs';
+import { markdownTable } from '../lib/report.mjs';
+import { GATEHOUSE_ECHO_SERVICE, GATEHOUSE_TOP_LEVEL, gatehouseNodeFlags } from '../lib/targets.mjs';
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(HERE), '..', '..');
+/** The checkout whose Gatehouse (server and client library) is measured. */
+const GH_ROOT = path.resolve(process.env.GATEHOUSE_ROOT || ROOT);
 
 export const name = 'fallback';
-export const description = 'HTTP fallback: Gatehouse vs Socket.IO long-polling and SockJS xhr-streaming (messages/s, round trip)';
+export const description = 'HTTP fallback: Gatehouse vs Socket.IO long-polling and SockJS xhr-streaming, each with its own client (pipelined and 1 in flight; messages/s, CPU/message server and client, round trip)';
 
 const SYSTEMS = ['gatehouse', 'socketio', 'sockjs'];
 const LABEL = { gatehouse: 'Gatehouse fallback (streaming)', socketio: 'Socket.IO long-polling', sockjs: 'SockJS xhr-streaming' };
+const CLIENT = { socketio: 'socket.io-client', sockjs: 'sockjs-client' };
 const TARGET = { socketio: 2, sockjs: 1 };
 
 // ---------------------------------------------------------------- servers --
@@ -39,9 +56,9 @@ const TARGET = { socketio: 2, sockjs: 1 };
 async function serve(system) {
   let port;
   if (system === 'gatehouse') {
-    const dist = path.join(ROOT, 'dist', 'gateway.js');
-    const { Gateway } = await import(existsSync(dist) ? pathToFileURL(dist).href : pathToFileURL(path.join(ROOT, 'src', 'gateway.ts')).href);
-    const loadMod = existsSync(dist) ? path.join(ROOT, 'dist', 'config', 'load.js') : path.join(ROOT, 'src', 'config', 'load.ts');
+    const dist = path.join(GH_ROOT, 'dist', 'gateway.js');
+    const { Gateway } = await import(existsSync(dist) ? pathToFileURL(dist).href : pathToFileURL(path.join(GH_ROOT, 'src', 'gateway.ts')).href);
+    const loadMod = existsSync(dist) ? path.join(GH_ROOT, 'dist', 'config', 'load.js') : path.join(GH_ROOT, 'src', 'config', 'load.ts');
     const { parseConfig } = await import(pathToFileURL(loadMod).href);
     const { createLogger } = await import(pathToFileURL(loadMod.replace(/config[/\\]load\.(js|ts)$/, 'observe/log.$1')).href);
     const config = parseConfig({
@@ -80,8 +97,8 @@ async function serve(system) {
 /** Connect one client; returns { send(text), onmessage setter, close() } once open. */
 async function connect(system, port) {
   if (system === 'gatehouse') {
-    const dist = path.join(ROOT, 'client', 'dist', 'index.js');
-    const { GatehouseSocket } = await import(existsSync(dist) ? pathToFileURL(dist).href : pathToFileURL(path.join(ROOT, 'client', 'src', 'index.ts')).href);
+    const dist = path.join(GH_ROOT, 'client', 'dist', 'index.js');
+    const { GatehouseSocket } = await import(existsSync(dist) ? pathToFileURL(dist).href : pathToFileURL(path.join(GH_ROOT, 'client', 'src', 'index.ts')).href);
     const s = new GatehouseSocket(`ws://127.0.0.1:${port}/echo`, [], { transport: 'fallback' });
     await new Promise((resolve, reject) => { s.onopen = resolve; s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
     const c = { onmessage: () => undefined };
@@ -120,34 +137,66 @@ function cpuOf(pid) {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-async function load(system, port, { clients, window, seconds, size, serverPid }) {
-  const payload = 'x'.repeat(size);
-  // Throughput: each client keeps `window` messages in flight.
-  const conns = await Promise.all(Array.from({ length: clients }, () => connect(system, port)));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function quantiles(samples) {
+  const v = [...samples].sort((a, b) => a - b);
+  const q = (p) => (v.length === 0 ? NaN : v[Math.min(v.length - 1, Math.floor(p * v.length))]);
+  return { p50: q(0.5), p99: q(0.99) };
+}
+
+/**
+ * `count` sessions; each keeps `window` messages in flight (1: closed loop,
+ * the next message goes when the echo of the last is in). Warm-up, then
+ * `seconds` measured: messages/s, CPU per message of the server and of this
+ * process (the client library), and, with `window` 1, the round trips.
+ */
+async function phase(system, port, { count, window, seconds, payload, serverPid }) {
+  const conns = await Promise.all(Array.from({ length: count }, () => connect(system, port)));
   let counting = false;
-  let count = 0;
+  let messages = 0;
   let stop = false;
+  const rtts = [];
   for (const c of conns) {
+    let sentAt = 0;
     c.onmessage = () => {
-      if (counting) count++;
-      if (!stop) c.send(payload);
+      if (counting) {
+        messages++;
+        if (window === 1) rtts.push((performance.now() - sentAt) * 1000);
+      }
+      if (stop) return;
+      sentAt = performance.now();
+      c.send(payload);
     };
+    sentAt = performance.now();
     for (let i = 0; i < window; i++) c.send(payload);
   }
   await sleep(1000); // warm-up
   counting = true;
   const t0 = performance.now();
-  const cpu0 = { server: serverPid ? cpuOf(serverPid) : 0, load: process.cpuUsage() };
+  const server0 = serverPid ? cpuOf(serverPid) : 0;
+  const load0 = process.cpuUsage();
   await sleep(seconds * 1000);
   const elapsed = (performance.now() - t0) / 1000;
+  const loadCpu = process.cpuUsage(load0);
+  const serverCpu = serverPid ? cpuOf(serverPid) - server0 : NaN;
   counting = false;
-  const loadCpu = process.cpuUsage(cpu0.load);
-  // CPU per message, server and client side: what the rate would be with a core each and nothing else running.
-  const serverUs = serverPid ? ((cpuOf(serverPid) - cpu0.server) * 1e6) / count : NaN;
-  const clientUs = (loadCpu.user + loadCpu.system) / count;
   stop = true;
-  const rate = count / elapsed;
   for (const c of conns) c.close();
+  await sleep(300); // let the closes go out before the next phase
+  return {
+    rate: messages / elapsed,
+    // CPU per message, server and client side: what the rate would be with a core each and nothing else running.
+    serverUs: (serverCpu * 1e6) / messages,
+    clientUs: (loadCpu.user + loadCpu.system) / messages,
+    ...(window === 1 ? quantiles(rtts) : {}),
+  };
+}
+
+async function load(system, port, { clients, window, loopClients, seconds, size, serverPid }) {
+  const payload = 'x'.repeat(size);
+  const pipelined = await phase(system, port, { count: clients, window, seconds, payload, serverPid });
+  const loop = await phase(system, port, { count: loopClients, window: 1, seconds, payload, serverPid });
 
   // Latency: one session, one message at a time.
   const one = await connect(system, port);
@@ -159,20 +208,18 @@ async function load(system, port, { clients, window, seconds, size, serverPid })
     rtts.push((performance.now() - t) * 1000);
   }
   one.close();
-  rtts.sort((a, b) => a - b);
-  const q = (p) => rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))];
-  process.stdout.write(`${JSON.stringify({ rate, p50: q(0.5), p99: q(0.99), serverUs, clientUs })}\n`);
+  process.stdout.write(`${JSON.stringify({ pipelined, loop, single: quantiles(rtts) })}\n`);
   await sleep(200);
   process.exit(0);
 }
 
 // ---------------------------------------------------------------- harness --
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function child(args) {
-  const needsTsx = !existsSync(path.join(ROOT, 'dist', 'gateway.js')) || !existsSync(path.join(ROOT, 'client', 'dist', 'index.js'));
-  const proc = spawn(process.execPath, [...(needsTsx ? ['--import', 'tsx'] : []), HERE, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+function child(args, nodeFlags = []) {
+  const needsTsx = !existsSync(path.join(GH_ROOT, 'dist', 'gateway.js')) || !existsSync(path.join(GH_ROOT, 'client', 'dist', 'index.js'));
+  const proc = spawn(process.execPath, [...nodeFlags, ...(needsTsx ? ['--import', 'tsx'] : []), HERE, ...args], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, GATEHOUSE_ROOT: GH_ROOT },
+  });
   const firstLine = new Promise((resolve, reject) => {
     let buf = '';
     proc.stdout.on('data', (d) => {
@@ -186,7 +233,8 @@ function child(args) {
 }
 
 async function measure(system, params) {
-  const server = child(['--serve', system]);
+  // Gatehouse's server runs with the node flags of its executable (bin/gatehouse.js's first line).
+  const server = child(['--serve', system], system === 'gatehouse' ? gatehouseNodeFlags(GH_ROOT) : []);
   try {
     const { port } = await server.firstLine;
     const loader = child(['--load', system, String(port), JSON.stringify({ ...params, serverPid: server.proc.pid })]);
@@ -196,45 +244,55 @@ async function measure(system, params) {
   }
 }
 
+const us = (v) => `${v.toFixed(1)} µs`;
+
 /** Runner interface: rows with the Gatehouse fallback in the `gatehouse` column and the competitor in `ws`. */
 export async function run(ctx) {
-  const params = { clients: ctx.quick ? 4 : 10, window: 50, seconds: ctx.quick ? 2 : (ctx.options?.duration ?? 5), size: 64 };
+  if (ctx.options?.gatehouseRoot) process.env.GATEHOUSE_ROOT = path.resolve(ctx.options.gatehouseRoot);
+  const params = {
+    clients: ctx.quick ? 4 : 10, window: 50, loopClients: ctx.quick ? 10 : 50,
+    seconds: ctx.quick ? 2 : (ctx.options?.duration ?? 5), size: 64,
+  };
   const results = Object.fromEntries(SYSTEMS.map((s) => [s, []]));
   for (let r = 0; r < ctx.runs; r++) {
     const order = r % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
     for (const system of order) {
       const res = await measure(system, params);
       results[system][r] = res;
-      ctx.log(`fallback run ${r + 1}/${ctx.runs} ${LABEL[system].padEnd(32)} ${Math.round(res.rate).toLocaleString('en-US')} msg/s, ` +
-        `round trip p50 ${res.p50.toFixed(0)} µs, p99 ${res.p99.toFixed(0)} µs; CPU/msg server ${res.serverUs.toFixed(1)} µs, client ${res.clientUs.toFixed(1)} µs`);
+      const { pipelined: p, loop: l, single } = res;
+      ctx.log(`fallback run ${r + 1}/${ctx.runs} ${LABEL[system].padEnd(32)} ` +
+        `${params.clients}×${params.window}: ${Math.round(p.rate).toLocaleString('en-US')} msg/s, CPU/msg server ${us(p.serverUs)} client ${us(p.clientUs)}; ` +
+        `${params.loopClients}×1: ${Math.round(l.rate).toLocaleString('en-US')} msg/s, CPU/msg server ${us(l.serverUs)} client ${us(l.clientUs)}, p50 ${l.p50.toFixed(0)} µs; ` +
+        `1 session: p50 ${single.p50.toFixed(0)} µs, p99 ${single.p99.toFixed(0)} µs`);
     }
   }
+  const pick = (other, f) => ({ gatehouse: results.gatehouse.map(f), ws: results[other].map(f) });
   const rows = [];
   for (const other of ['socketio', 'sockjs']) {
-    rows.push({
-      case: `${params.clients}×${params.window} in flight, 64 B, vs ${LABEL[other]}`,
-      metric: 'messages/s',
-      format: 'rate',
-      better: 'higher',
-      values: { gatehouse: results.gatehouse.map((x) => x.rate), ws: results[other].map((x) => x.rate) },
-      target: { kind: 'ratio', op: '>=', value: TARGET[other] },
-      extra: { params, competitor: LABEL[other] },
-    });
-    rows.push({
-      case: `1 message at a time, 64 B, vs ${LABEL[other]}`,
-      metric: 'round trip p50',
-      format: 'us',
-      better: 'lower',
-      values: { gatehouse: results.gatehouse.map((x) => x.p50), ws: results[other].map((x) => x.p50) },
-      extra: { p99: { gatehouse: results.gatehouse.map((x) => x.p99), competitor: results[other].map((x) => x.p99) } },
-    });
+    const vs = `vs ${LABEL[other]}`;
+    const piped = `${params.clients} sessions × ${params.window} in flight, 64 B, ${vs}`;
+    const loop = `${params.loopClients} sessions × 1 in flight, 64 B, ${vs}`;
+    const extra = { params, competitor: LABEL[other], client: CLIENT[other] };
+    rows.push(
+      { case: piped, metric: 'messages/s', format: 'rate', better: 'higher', values: pick(other, (x) => x.pipelined.rate),
+        target: { kind: 'ratio', op: '>=', value: TARGET[other] }, extra },
+      { case: piped, metric: 'server CPU / message', format: 'us', better: 'lower', values: pick(other, (x) => x.pipelined.serverUs), extra },
+      { case: piped, metric: `client CPU / message (vs ${CLIENT[other]})`, format: 'us', better: 'lower', values: pick(other, (x) => x.pipelined.clientUs), extra },
+      { case: loop, metric: 'messages/s', format: 'rate', better: 'higher', values: pick(other, (x) => x.loop.rate), extra },
+      { case: loop, metric: 'server CPU / message', format: 'us', better: 'lower', values: pick(other, (x) => x.loop.serverUs),
+        ...(other === 'sockjs' ? { target: { kind: 'ratio', op: '<=', value: 1 } } : {}), extra },
+      { case: loop, metric: `client CPU / message (vs ${CLIENT[other]})`, format: 'us', better: 'lower', values: pick(other, (x) => x.loop.clientUs),
+        ...(other === 'socketio' ? { target: { kind: 'ratio', op: '<=', value: 1 } } : {}), extra },
+      { case: loop, metric: 'round trip p50', format: 'us', better: 'lower', values: pick(other, (x) => x.loop.p50), extra },
+      { case: `1 session, 1 message at a time, 64 B, ${vs}`, metric: 'round trip p50', format: 'us', better: 'lower',
+        values: pick(other, (x) => x.single.p50),
+        extra: { p99: { gatehouse: results.gatehouse.map((x) => x.single.p99), competitor: results[other].map((x) => x.single.p99) } } },
+    );
   }
   return rows;
 }
 
 // ---------------------------------------------------------------- main --
-
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN; };
 
 async function standalone(argv) {
   const quick = argv.includes('--quick');
@@ -246,17 +304,8 @@ async function standalone(argv) {
     options: { duration: secAt >= 0 ? Number(argv[secAt + 1]) : undefined },
     log: (m) => process.stderr.write(`${m}\n`),
   };
-  const rows = await run(ctx);
-  const lines = ['| Case | Metric | Gatehouse | Competitor | Ratio | Target | Met |', '|---|---|---:|---:|---:|---|---|'];
-  for (const row of rows) {
-    const g = median(row.values.gatehouse);
-    const o = median(row.values.ws);
-    const ratio = median(row.values.gatehouse.map((v, i) => v / row.values.ws[i]));
-    const fmt = (v) => (row.format === 'rate' ? Math.round(v).toLocaleString('en-US') : `${v.toFixed(0)} µs`);
-    const met = row.target ? (ratio >= row.target.value ? 'yes' : '**no**') : '';
-    lines.push(`| ${row.case} | ${row.metric} | ${fmt(g)} | ${fmt(o)} | ${ratio.toFixed(2)}× | ${row.target ? `≥ ${row.target.value}×` : ''} | ${met} |`);
-  }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  const rows = (await run(ctx)).map((row) => ({ suite: name, ...row }));
+  process.stdout.write(`${markdownTable(rows, { labels: { gatehouse: 'Gatehouse', ws: 'competitor' } })}\n`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === HERE) {

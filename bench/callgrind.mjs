@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * Instructions per message of a server process, counted by valgrind's
+ * callgrind: a measure that does not move with what else the machine runs
+ * (wall-clock rates and even CPU times do on a shared host). User-space
+ * instructions of every thread of the process (event loop, GC helpers, the
+ * JIT's background compiles); the kernel's work (syscalls, loopback TCP) is
+ * not in it — count syscalls with `strace -c -f -p PID` for that.
+ *
+ *   node bench/callgrind.mjs proxy [--target gatehouse|bare] [--size 64] [--conns 1] [options]
+ *   node bench/callgrind.mjs echo  [--target gatehouse|ws]   [--size 64] [--conns 1] [options]
+ *
+ *   --warmup N           round trips before counting (default 20000: V8 has optimised the path by then)
+ *   --messages N         round trips counted (default 5000)
+ *   --gatehouse-root DIR measure the (built) Gatehouse of another checkout
+ *   --keep               keep the callgrind dump (its path is printed)
+ *
+ * The workload is the suites' closed loop: each connection keeps one binary
+ * message in flight (the next goes when the echo of the last is in), through
+ * the proxy to a `ws` echo backend (which runs outside valgrind), or to the
+ * server's own echo. The server runs under `valgrind --tool=callgrind`
+ * (about 50× slower); after the warm-up its counters are zeroed
+ * (`callgrind_control -z`), and dumped after the counted round trips
+ * (`callgrind_control -d`). Printed: instructions per round trip (one message
+ * each way through the proxy; for echo, one message in and its echo out).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, startTarget } from './lib/targets.mjs';
+
+const argv = process.argv.slice(2);
+const suite = argv[0];
+const opt = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+if (suite !== 'proxy' && suite !== 'echo') {
+  process.stderr.write('usage: node bench/callgrind.mjs proxy|echo [--target T] [--size B] [--conns N] [--warmup N] [--messages N] [--gatehouse-root DIR] [--keep]\n');
+  process.exit(2);
+}
+const target = opt('--target', 'gatehouse');
+const size = Number(opt('--size', '64'));
+const conns = Number(opt('--conns', '1'));
+const warmup = Number(opt('--warmup', '20000'));
+const messages = Number(opt('--messages', '5000'));
+const gatehouseRoot = opt('--gatehouse-root', undefined);
+const keep = argv.includes('--keep');
+
+process.on('exit', () => killAllServers());
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-callgrind-'));
+const wrapper = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${path.join(dir, 'cg.out')}`];
+
+let backend;
+let server;
+let url;
+if (suite === 'proxy') {
+  backend = await startTarget('ws');
+  if (target === 'gatehouse') {
+    const config = { services: { proxy: { ...GATEHOUSE_ECHO_SERVICE, path: '/proxy', type: 'websocket', backend: `ws://${HOST}:${backend.port}/echo` } } };
+    server = await startTarget('gatehouse', { config, gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
+    url = `ws://${HOST}:${server.port}/proxy`;
+  } else if (target === 'bare') {
+    server = await startTarget('bare', { backendPort: backend.port, wrapper, readyTimeoutMs: 180_000 });
+    url = `ws://${HOST}:${server.port}/echo`;
+  } else throw new Error(`proxy: unknown target ${target} (gatehouse | bare)`);
+} else {
+  if (target !== 'gatehouse' && target !== 'ws') throw new Error(`echo: unknown target ${target} (gatehouse | ws)`);
+  server = await startTarget(target, { gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
+  url = `ws://${HOST}:${server.port}/echo`;
+}
+
+const sockets = [];
+for (let i = 0; i < conns; i++) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  sockets.push(ws);
+}
+const payload = Buffer.alloc(size);
+for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
+
+/** `total` round trips over all connections, each keeping one message in flight. */
+function roundTrips(total) {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let done = 0;
+    const handlers = sockets.map((ws) => {
+      const onMessage = (data) => {
+        if (data.length !== size) reject(new Error(`echo of ${data.length} bytes, expected ${size}`));
+        if (++done === total) {
+          sockets.forEach((s, i) => s.off('message', handlers[i]));
+          resolve();
+        } else if (sent < total) {
+          sent++;
+          ws.send(payload);
+        }
+      };
+      ws.on('message', onMessage);
+      return onMessage;
+    });
+    for (const ws of sockets) {
+      if (sent < total) {
+        sent++;
+        ws.send(payload);
+      }
+    }
+  });
+}
+
+const t0 = Date.now();
+await roundTrips(warmup);
+process.stderr.write(`warm-up: ${warmup} round trips in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+execFileSync('callgrind_control', ['-z', String(server.pid)], { stdio: 'ignore' });
+const t1 = Date.now();
+await roundTrips(messages);
+const seconds = (Date.now() - t1) / 1000;
+execFileSync('callgrind_control', ['-d', String(server.pid)], { stdio: 'ignore' });
+
+// The dump callgrind_control -d wrote: cg.out.<n> (the final one at exit has no suffix).
+const dumps = readdirSync(dir).filter((f) => /^cg\.out\.\d+$/.test(f)).sort();
+const dump = path.join(dir, dumps[dumps.length - 1]);
+const text = readFileSync(dump, 'utf8');
+const totals = /^(?:totals|summary):\s+(\d+)/m.exec(text);
+if (!totals) throw new Error(`no totals in ${dump}`);
+const ir = Number(totals[1]);
+const label = suite === 'proxy' ? `${target} relay` : `${target} echo`;
+process.stdout.write(`${label}, ${size} B × ${conns} conn, 1 in flight: ${(ir / messages / 1000).toFixed(1)} k instructions per round trip ` +
+  `(${ir.toLocaleString('en-US')} over ${messages} round trips, ${seconds.toFixed(1)} s under valgrind)\n`);
+
+for (const ws of sockets) ws.terminate();
+await server.stop(60_000);
+await backend?.stop();
+if (keep) process.stderr.write(`callgrind dump: ${dump}\n`);
+else rmSync(dir, { recursive: true, force: true });
+process.exit(0);
