@@ -58,7 +58,7 @@ export const FLOORS: readonly Floor[] = [
   },
   {
     name: 'cli',
-    paths: ['src/cli.ts', 'src/start.ts'],
+    paths: ['src/cli.ts', 'src/start.ts', 'src/cluster-setup.ts'],
     mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'admin', 'gateway', 'cluster'],
   },
   { name: 'main', paths: ['src/main.ts'], mayImport: ['cli'] },

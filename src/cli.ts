@@ -9,7 +9,8 @@ import { configJsonSchema } from './config/json-schema.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { Gateway } from './gateway.js';
 import { HASH_PASSWORD_USAGE, hashPasswordCommand } from './auth/hash-password-command.js';
-import { roleOf, runPrimary, runWorker, sharedStateFor } from './start.js';
+import { roleOf, runPrimary, runWorker } from './start.js';
+import { clusterPart } from './cluster-setup.js';
 import { createLogger } from './observe/log.js';
 
 export interface Command {
@@ -62,16 +63,18 @@ const start: Command = {
     if (role === 'primary') return runPrimary(file, config, announce);
     if (role === 'worker') return runWorker(file, config);
     const log = createLogger(config.log.level);
-    const state = await sharedStateFor(config, log);
+    const part = await clusterPart(config, log);
     let gw: Gateway;
     try {
-      gw = await Gateway.start(config, { logger: log, shared: state.shared, configSource: file ? () => loadConfigFile(file) : undefined });
+      gw = await Gateway.start(config, { logger: log, ...part.gateway, configSource: file ? () => loadConfigFile(file) : undefined });
     } catch (err) {
       // A file the config names is missing or unusable: a clear line, not a stack trace.
       if (!(err instanceof GatehouseError)) throw err;
       printConfigError(err);
+      await part.close();
       return 1;
     }
+    await part.attach(gw);
     process.on('SIGHUP', () => {
       void gw.reloadFromSource().then((r) => {
         if (!r.ok && r.status === 409) gw.log.warn('SIGHUP: running on the built-in config, nothing to reload');
@@ -83,7 +86,7 @@ const start: Command = {
         gw.stop().catch((err: unknown) => { gw.log.error({ err }, 'shutdown failed'); resolve(1); });
       };
       // A signal or the admin API's drain: the process ends when the gateway has stopped.
-      void gw.stopped.then(() => state.close()).then(() => resolve(0));
+      void gw.stopped.then(() => part.close()).then(() => resolve(0));
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       // Announced only once the signals are handled: whoever waits for this line may signal at once.

@@ -24,7 +24,7 @@ import { unwatchChannel, watchCredentials } from './auth/expiry.js';
 import { backendIdentityHeaders } from './auth/identity.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
 import { toAdmissionRequest } from './front/request.js';
-import { FallbackEndpoints } from './front/fallback-endpoints.js';
+import { FallbackEndpoints, type FallbackOptions } from './front/fallback-endpoints.js';
 import type { Service } from './services/types.js';
 import { setZlibConcurrency } from './websocket/zlib-pool.js';
 import type { SharedState } from './shared-state/contract.js';
@@ -37,6 +37,8 @@ export interface GatewayOptions {
   configSource?: () => GatehouseConfig;
   /** State shared with the other processes of a cluster (their primary's, or Redis); default: this process's own. */
   shared?: SharedState;
+  /** Fallback sessions of a cluster: this process's id, and the hop to a session's owner (FallbackEndpoints `route`). */
+  fallbackRoute?: FallbackOptions['route'];
 }
 
 export class Gateway {
@@ -82,6 +84,7 @@ export class Gateway {
       untrack: (ch, info) => this.front.untrack(ch, info),
       draining: () => this.front.drainingRefusal(),
       opening: (work) => this.front.trackOpening(work),
+      route: opts.fallbackRoute,
     }).handle);
     if (config.admin) this.admin = new AdminServer(config.admin, this.adminHooks(), this.audit);
   }

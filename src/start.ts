@@ -15,12 +15,9 @@ import { loadConfigFile } from './config/load.js';
 import { createLogger } from './observe/log.js';
 import { Gateway } from './gateway.js';
 import { IpcClient } from './cluster/ipc.js';
-import { ipcSharedState } from './cluster/ipc-state.js';
 import { Primary, type PrimaryMessage, type WorkerMessage } from './cluster/primary.js';
-import { connectRedis, type RedisClient } from './cluster/redis.js';
-import { RedisSharedState } from './cluster/redis-state.js';
-import type { SharedState } from './shared-state/contract.js';
-import type { Logger } from 'pino';
+import { clusterPart, HOP_SECRET_ENV } from './cluster-setup.js';
+import { randomBytes } from 'node:crypto';
 
 /** How many processes a configuration asks for: `auto` is the cores this process may use. */
 export function workerCount(config: GatehouseConfig): number {
@@ -57,6 +54,8 @@ export async function runPrimary(file: string | undefined, config: GatehouseConf
       }
     },
     listening: (addresses) => announce(addresses as Gateway['addresses']),
+    // Fallback hops between the workers are signed with a secret of this run (with `cluster`: the configured one).
+    env: config.cluster ? {} : { [HOP_SECRET_ENV]: randomBytes(32).toString('base64url') },
   });
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
@@ -78,57 +77,31 @@ export async function runWorker(file: string | undefined, config: GatehouseConfi
   const index = Number(process.env.GATEHOUSE_WORKER ?? '0');
   const log = createLogger(config.log.level).child({ worker: index });
   const ipc = new IpcClient(process as unknown as ConstructorParameters<typeof IpcClient>[0]);
-  const state = await sharedStateFor(config, log, ipc);
-  const gw = await Gateway.start(workerConfig(config), { logger: log, shared: state.shared });
+  const part = await clusterPart(config, log, { ipc, index });
+  const gw = await Gateway.start(workerConfig(config), { logger: log, ...part.gateway });
+  const hop = await part.attach(gw);
   // The terminal's Ctrl-C and SIGHUP reach the whole process group: the primary acts on them for everyone.
   process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
   return new Promise<number>((resolve) => {
     const stop = (timeoutMs?: number): void => {
-      gw.stop(timeoutMs).then(() => state.close()).then(() => resolve(0), (err: unknown) => { log.error({ err }, 'shutdown failed'); resolve(1); });
+      gw.stop(timeoutMs).then(() => part.close()).then(() => resolve(0), (err: unknown) => { log.error({ err }, 'shutdown failed'); resolve(1); });
     };
     process.once('SIGTERM', () => stop());
     // The primary is gone (killed): so is the state this worker shared; stop at once.
     process.once('disconnect', () => stop(0));
     process.on('message', (m: PrimaryMessage) => {
       if (m?.gh === 'stop') stop(m.timeoutMs);
+      else if (m?.gh === 'hops') part.setDirectory(m.table);
       else if (m?.gh === 'reload' && file) {
         gw.reload(workerConfig(loadConfigFile(file))).catch((err: unknown) => log.error({ err }, 'reload refused: the running configuration stays'));
       }
     });
-    process.send?.({ gh: 'ready', addresses: gw.addresses } satisfies WorkerMessage);
+    process.send?.({ gh: 'ready', addresses: gw.addresses, ...(hop ? { hop } : {}) } satisfies WorkerMessage);
   });
 }
 
 /** A worker's configuration: the admin listener is the primary's (one port, every worker's numbers). */
 function workerConfig(config: GatehouseConfig): GatehouseConfig {
   return { ...config, admin: undefined };
-}
-
-/** The state this process shares: on Redis with `cluster`, else the primary's (a worker), else its own. */
-export async function sharedStateFor(config: GatehouseConfig, log: Logger, worker?: IpcClient): Promise<{ shared?: SharedState; close(): Promise<void> }> {
-  const c = config.cluster;
-  if (!c) return { shared: worker ? ipcSharedState(worker) : undefined, close: async () => undefined };
-  const client = connectRedis(c);
-  client.on('error', () => undefined); // reported by the state's own warnings, not once per reconnect attempt
-  const shared = new RedisSharedState(client, { prefix: c.key_prefix, log });
-  await waitReady(client, c.redis_timeout * 3);
-  await shared.start();
-  if (client.status !== 'ready') log.error('redis unreachable at start: tickets are refused and limits counted in this process until it is');
-  return {
-    shared,
-    close: async () => {
-      await shared.close();
-      client.disconnect();
-    },
-  };
-}
-
-function waitReady(client: RedisClient, ms: number): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => { clearTimeout(timer); client.off('ready', done); resolve(); };
-    const timer = setTimeout(done, ms);
-    client.once('ready', done);
-  });
 }

@@ -31,8 +31,8 @@ export class InstanceRegistry {
   private timer?: NodeJS.Timeout;
   private closed = false;
 
-  /** `hop`: this process's hop URL, the value of its liveness key. */
-  constructor(private readonly ctx: RedisContext, private readonly hop = '-') {
+  /** `hop`: this process's hop URL, the value of its liveness key ('-': none yet). */
+  constructor(private readonly ctx: RedisContext, private hop = '-') {
     this.timer = setInterval(() => { void this.heartbeat(); }, HEARTBEAT_MS);
     this.timer.unref();
     ctx.client.on('ready', () => { void this.heartbeat(); });
@@ -41,6 +41,12 @@ export class InstanceRegistry {
 
   /** The prefix of liveness keys (the scripts append an instance id). */
   get livenessPrefix(): string { return this.ctx.key('live:'); }
+
+  /** Says where this process takes hops (once its hop listener listens). */
+  setHop(url: string): Promise<void> {
+    this.hop = url;
+    return this.heartbeat();
+  }
 
   /** Where instance `id` takes hops; undefined when it is not alive. */
   async hopOf(id: string): Promise<string | undefined> {

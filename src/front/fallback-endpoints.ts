@@ -26,7 +26,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import type { Channel, CloseInfo } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from './request.js';
-import { clientAddressOf } from './listener.js';
+import { clientAddressOf, hopOf, type HoppedClient } from './listener.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from '../fallback/session.js';
 import { decodeFrames, encodeNumber, FrameType, type WireError } from '../fallback/wire.js';
@@ -35,8 +35,11 @@ import { serveAsset } from '../fallback/assets.js';
 
 /** Reserved query parameter naming the fallback operation. */
 export const OP_PARAM = 'gh';
-/** Session ids: 24 random bytes (192 bits), base64url. */
-const SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
+/**
+ * Session ids: 24 random bytes (192 bits), base64url; in a cluster followed by
+ * `.` and the id of the gateway process that owns the session.
+ */
+const SESSION_ID = /^[A-Za-z0-9_-]{32}(?:\.([A-Za-z0-9_-]{1,24}))?$/;
 const MAX_OPEN_BODY = 8 * 1024;
 const KNOWN_OPS = new Set(['open', 'stream', 'poll', 'send']);
 const MAX_FRAMES_PER_BODY = 4096;
@@ -70,6 +73,15 @@ export interface FallbackOptions {
   draining?(): Rejection | undefined;
   /** An open request is under way until `work` settles (drain waits for its answer). */
   opening?(work: Promise<void>): void;
+  /**
+   * Sessions of a cluster: `self` names this process in every session id it
+   * makes; a request for another process's session is passed on to it with
+   * `hop` (resolves false when the owner cannot be reached: it is gone).
+   */
+  route?: {
+    readonly self: string;
+    hop(req: IncomingMessage, res: ServerResponse, owner: string, client: HoppedClient): Promise<boolean>;
+  };
 }
 
 interface SessionRecord {
@@ -196,7 +208,8 @@ export class FallbackEndpoints {
     }
     // As on the WebSocket path: once the service is open nothing reads the request; do not keep it.
     admission.request = undefined;
-    const id = randomBytes(24).toString('base64url');
+    const route = this.opts.route;
+    const id = randomBytes(24).toString('base64url') + (route ? `.${route.self}` : '');
     // The session is bound to the origin this request presented (the pipeline's origin check,
     // when the service has one, has just accepted it); CORS is answered only for an allowed one.
     const boundOrigin = bindingOrigin(req);
@@ -270,8 +283,19 @@ export class FallbackEndpoints {
       return;
     }
     const sid = query.get('s') ?? '';
-    if (!SESSION_ID.test(sid)) {
+    const valid = SESSION_ID.exec(sid);
+    if (!valid) {
       this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
+      return;
+    }
+    const owner = valid[1];
+    // (A hop is passed on once: one that reached the wrong process finds no session here.)
+    if (owner !== undefined && this.opts.route && owner !== this.opts.route.self && !hopOf(req)) {
+      // Another process's session: it decides (origin, credentials, sequence). A gone owner ended its sessions.
+      const passed = await this.opts.route.hop(req, res, owner, hoppedClient(req));
+      ctx.metrics.fallbackHops.inc({ outcome: passed ? 'passed' : 'owner_gone' });
+      if (passed) return;
+      this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session'));
       return;
     }
     const record = this.sessions.get(sid);
@@ -493,9 +517,17 @@ export class FallbackEndpoints {
   }
 }
 
+/** The client as this process resolved it, for the session's owner (a hop's own hop keeps the first's view). */
+function hoppedClient(req: IncomingMessage): HoppedClient {
+  const hop = hopOf(req);
+  if (hop) return hop;
+  const request = toAdmissionRequest(req, 'fallback');
+  return { address: request.remoteAddress, port: request.remotePort, secure: request.secure, ...(request.tls ? { tls: request.tls } : {}) };
+}
+
 /** The parts of a request an origin policy needs for `self`: the connection's scheme and the Host. */
 function originRequestInfo(req: IncomingMessage): OriginRequestInfo {
-  return { secure: (req.socket as { encrypted?: boolean }).encrypted === true, host: req.headers.host };
+  return { secure: hopOf(req)?.secure ?? (req.socket as { encrypted?: boolean }).encrypted === true, host: req.headers.host };
 }
 
 /** The client as the listener resolved it (PROXY header, trusted proxy), as the WebSocket path audits it. */

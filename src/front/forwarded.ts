@@ -16,7 +16,7 @@ export interface ClientAddress {
   address: string;
   port: number;
   /** Where the address came from. */
-  source: 'socket' | 'proxy-protocol' | 'forwarded' | 'x-forwarded-for';
+  source: 'socket' | 'proxy-protocol' | 'forwarded' | 'x-forwarded-for' | 'hop';
 }
 
 /** Most hops read from a forwarding header; longer chains are cut at the left. */

@@ -20,6 +20,7 @@ import type { ListenerConfig } from '../config/listener.js';
 import { DEFAULT_LIMITS, type LimitsConfig } from '../config/limits.js';
 import { CidrSet } from '../http/cidr.js';
 import type { Audit } from '../observe/audit.js';
+import type { TlsInfo } from '../admitted.js';
 import { resolveClientAddress, type ClientAddress, type ForwardedHeader } from './forwarded.js';
 import { proxyHeaderOf, readProxyHeader } from './proxy-protocol.js';
 import { TlsContexts } from './tls.js';
@@ -53,6 +54,29 @@ type ScreenedRequest = IncomingMessage & { [kClient]?: ClientAddress };
  */
 export function clientAddressOf(req: IncomingMessage): ClientAddress | undefined {
   return (req as ScreenedRequest)[kClient];
+}
+
+/** How a request passed on by another gateway process (a fallback hop) came in to the first one. */
+export interface HoppedClient {
+  address: string;
+  port: number;
+  /** The client's own connection was TLS. */
+  secure: boolean;
+  tls?: TlsInfo;
+}
+
+const kHop = Symbol('gatehouse.hop');
+type HoppedRequest = IncomingMessage & { [kHop]?: HoppedClient };
+
+/** A hop's request is read as the client's own: its address, and its connection's TLS. */
+export function markHopped(req: IncomingMessage, client: HoppedClient): void {
+  (req as ScreenedRequest)[kClient] = { address: client.address, port: client.port, source: 'hop' };
+  (req as HoppedRequest)[kHop] = client;
+}
+
+/** The client's connection as the first gateway process saw it, when this request is a hop. */
+export function hopOf(req: IncomingMessage): HoppedClient | undefined {
+  return (req as HoppedRequest)[kHop];
 }
 
 /** The socket's peer, as stated by a PROXY header when the listener reads one. */

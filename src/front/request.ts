@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AdmissionRequest, TlsInfo } from '../admission/types.js';
-import { clientAddressOf } from './listener.js';
+import { clientAddressOf, hopOf } from './listener.js';
 
 export function splitTarget(url: string): { path: string; query: URLSearchParams } {
   const q = url.indexOf('?');
@@ -52,7 +52,9 @@ class NodeAdmissionRequest implements AdmissionRequest {
   constructor(req: IncomingMessage, readonly transport: AdmissionRequest['transport'], offeredProtocols: readonly string[] | undefined) {
     const url = req.url ?? '/';
     const socket = this.socket = req.socket;
-    const secure = (socket as TLSSocket).encrypted === true;
+    // A hop's own connection is between gateways: the client's is what counts.
+    const hop = hopOf(req);
+    const secure = hop ? hop.secure : (socket as TLSSocket).encrypted === true;
     const peer = socket.remoteAddress ?? '';
     // The listener resolved the client (PROXY header, trusted proxies); else the socket peer.
     const client = clientAddressOf(req);
@@ -66,7 +68,7 @@ class NodeAdmissionRequest implements AdmissionRequest {
     this.remotePort = client?.port ?? socket.remotePort ?? 0;
     this.peerAddress = peer;
     this.secure = secure;
-    this.tls = secure ? tlsInfo(socket as TLSSocket) : undefined;
+    this.tls = hop ? hop.tls : secure ? tlsInfo(socket as TLSSocket) : undefined;
     this.offeredProtocols = offeredProtocols;
   }
 

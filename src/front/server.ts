@@ -30,7 +30,7 @@ import { splitTarget, targetPath, toAdmissionRequest } from './request.js';
 import type { Router } from './router.js';
 import { renderIndexPage } from './index-page.js';
 import { DEMO_PATH } from '../fallback/assets.js';
-import { clientAddressOf, createListenerServer, type ListenerOptions, type ListenerServer } from './listener.js';
+import { clientAddressOf, createListenerServer, markHopped, type HoppedClient, type ListenerOptions, type ListenerServer } from './listener.js';
 import { reloadListeners, type ListenerChanges } from './listener-reload.js';
 
 /** Everything a request is handled with. Swapped as a whole on reload. */
@@ -317,6 +317,16 @@ export class FrontDoor {
     };
     this.optionsCache.set(svc, { ctx, options });
     return options;
+  }
+
+  /**
+   * A request another gateway process passed on (a fallback hop, already
+   * authenticated by the hop listener): handled as if it had come in here from
+   * `client`, whose address and TLS the first process saw.
+   */
+  handleHopped(req: IncomingMessage, res: ServerResponse, client: HoppedClient): void {
+    markHopped(req, client);
+    this.onRequest(req, res);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -16,6 +16,7 @@ import { mintTicket } from '../../../src/auth/ticket.js';
 import { startGatewayProcess, type GatewayProcess } from '../services/helpers/gateway-process.js';
 import { connect, type Outcome } from '../auth/common.js';
 import { startLoginApp, type LoginApp } from '../../helpers/login-app.js';
+import { GatehouseSocket, type GatehouseMessageEvent } from '../../../client/src/index.js';
 
 const KEY = randomBytes(32).toString('hex');
 let gw: GatewayProcess;
@@ -89,6 +90,21 @@ test('connections are spread over both workers; each runs the whole gateway', { 
   while (closedLines().length < before + 4) await gw.waitFor(/"event":"connection.closed"/, 10_000);
   const workersSeen = new Set(closedLines().map((l) => l.worker));
   assert.ok(workersSeen.has(0) && workersSeen.has(1), `both workers served connections (saw ${[...workersSeen].join(',')})`);
+});
+
+test('a fallback session is served whichever worker each of its requests reaches', { timeout: 60_000 }, async () => {
+  const s = new GatehouseSocket(gw.url('/echo'), [], { transport: 'fallback' });
+  await new Promise<void>((resolve, reject) => { s.onopen = () => resolve(); s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
+  const got: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    s.onmessage = (e: GatehouseMessageEvent) => { got.push(e.data as string); if (got.length === 500) resolve(); };
+    s.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason} after ${got.length}`));
+    for (let i = 0; i < 500; i++) s.send(`m${i}`);
+  });
+  assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => `m${i}`));
+  s.close();
+  // Each request opens its own connection at first; node:cluster gave them to both workers in turn.
+  assert.ok(lines().some((l) => l.msg === 'taking fallback hops' && l.worker === 1) && lines().some((l) => l.msg === 'taking fallback hops' && l.worker === 0));
 });
 
 test('a single-use ticket used through one worker is refused through the other', { timeout: 30_000 }, async () => {

@@ -1,0 +1,193 @@
+/**
+ * A fleet behind a real HAProxy 2.6 doing plain round robin, no stickiness:
+ * "machine A" is one `gatehouse start` with `workers: 2`, "machine B" another
+ * with one process — three gateway processes on their own ports, sharing a
+ * real Redis (`cluster.redis`). Every request may reach any of them; HAProxy
+ * alternates A and B, and A's primary alternates its workers.
+ *
+ * Through HAProxy: the client library's fallback exchanges 10,000 sequenced
+ * messages (its requests land on every process and are passed on to the
+ * session's owner) with none lost or reordered; a ticket used through one
+ * process is refused through the others; the per-address limit holds across
+ * them; killing one machine closes only its own clients, and a fallback
+ * session it owned ends with 1006.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
+import { mintTicket } from '../../../src/auth/ticket.js';
+import { startGatewayProcess, type GatewayProcess } from '../services/helpers/gateway-process.js';
+import { connect, type Outcome } from '../auth/common.js';
+import { startRedis, type Redis } from '../../helpers/redis.js';
+import { startHaproxy, type Haproxy } from '../../helpers/haproxy.js';
+import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
+
+const KEY = randomBytes(32).toString('hex');
+const SECRET = randomBytes(24).toString('hex');
+let redis: Redis;
+let machineA: GatewayProcess;
+let machineB: GatewayProcess;
+let lb: Haproxy;
+let adminB = '';
+
+const config = (workers: number, admin: string): string => `
+workers: ${workers}
+listen: [{ host: 127.0.0.1, port: 0 }]
+log: { level: info }
+${admin}
+trusted_proxies: [127.0.0.1]
+cluster: { redis: "${redis.url}", secret: "${SECRET}", redis_timeout: 2s }
+limits: { handshake_rate: 10000, handshake_burst: 10000, connections_per_address: 3, message_rate: 100000 }
+auth: { tickets: { hmac_keys: ["${KEY}"] } }
+services:
+  echo: { path: /echo, type: echo, allow_missing_origin: true }
+  chat:
+    path: /chat
+    type: echo
+    allow_missing_origin: true
+    auth: { methods: [{ type: ticket }] }
+`;
+
+function pidsOf(gw: GatewayProcess): number[] {
+  const line = gw.output().split('\n').find((l) => l.includes('"msg":"workers listening"'));
+  return line ? (JSON.parse(line) as { pids: number[] }).pids : [];
+}
+
+before(async () => {
+  redis = await startRedis();
+  [machineA, machineB] = await Promise.all([
+    startGatewayProcess(config(2, ''), { startTimeoutMs: 90_000 }),
+    startGatewayProcess(config(1, 'admin: { host: 127.0.0.1, port: 0 }'), { startTimeoutMs: 90_000 }),
+  ]);
+  adminB = (await machineB.waitFor(/admin on (http:\/\/[\d.:]+)/, 30_000).catch(() => /admin on (http:\/\/[\d.:]+)/.exec(machineB.output())!))[1];
+  // Every process of A takes hops once it says so: wait for both workers.
+  while ((machineA.output().match(/taking fallback hops/g) ?? []).length < 2) await machineA.waitFor(/taking fallback hops/, 30_000);
+  lb = await startHaproxy([{ port: machineA.port }, { port: machineB.port }], { options: ['option http-no-delay', 'option forwardfor', 'option redispatch', 'retries 2'] });
+});
+after(async () => {
+  const workers = machineA ? pidsOf(machineA) : [];
+  await lb?.stop();
+  await machineA?.stop();
+  await machineB?.stop();
+  for (const pid of workers) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  await redis?.stop();
+});
+
+const status = (o: Outcome): number => {
+  if (o.kind === 'open') { o.ws.terminate(); return 101; }
+  return o.status;
+};
+
+function opened(s: GatehouseSocket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.onopen = () => resolve();
+    s.onclose = (e) => reject(new Error(`closed ${e.code} before open`));
+  });
+}
+
+test('the fallback through round robin: 10,000 sequenced messages, none lost or reordered, each request at any process', { timeout: 180_000 }, async () => {
+  const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback' });
+  await opened(s);
+  let closed: GatehouseCloseEvent | undefined;
+  s.onclose = (e) => { closed = e; };
+  const got: string[] = [];
+  const TOTAL = 10_000;
+  const WINDOW = 200;
+  let sent = 0;
+  await new Promise<void>((resolve, reject) => {
+    s.onmessage = (e: GatehouseMessageEvent) => {
+      got.push(e.data as string);
+      if (got.length === TOTAL) resolve();
+      else if (got.length % WINDOW === 0) pump();
+    };
+    s.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason} after ${got.length} messages`));
+    const pump = (): void => { for (const end = Math.min(TOTAL, sent + WINDOW); sent < end; sent++) s.send(`m${sent}`); };
+    pump();
+  });
+  const wrong = got.findIndex((m, i) => m !== `m${i}`);
+  assert.equal(wrong, -1, `message ${wrong} is ${got[wrong]}: every message back once, in order`);
+  assert.equal(closed, undefined);
+  const metrics = await (await fetch(`${adminB}/metrics`)).text();
+  const hops = Number(/gatehouse_fallback_hops_total\{outcome="passed"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  assert.ok(hops > 0, `machine B passed requests on to the session's owner (${hops})`);
+  s.close();
+});
+
+test('a ticket used through one process is refused through every other', { timeout: 30_000 }, async () => {
+  const ticket = mintTicket(KEY, { svc: 'chat', sub: 'erin', exp: Math.floor(Date.now() / 1000) + 30, jti: randomBytes(16).toString('base64url') });
+  assert.equal(status(await connect(lb.url(`/chat?ticket=${ticket}`), { localAddress: '127.0.0.41' })), 101, 'first use');
+  for (const [name, url] of [['through HAProxy', lb.url('/chat')], ['on A', machineA.url('/chat')], ['on B', machineB.url('/chat')], ['on A again', machineA.url('/chat')]]) {
+    assert.equal(status(await connect(`${url}?ticket=${ticket}`, { localAddress: '127.0.0.41' })), 401, `replay ${name}`);
+  }
+});
+
+test('the per-address limit holds across the processes', { timeout: 30_000 }, async () => {
+  const from = { localAddress: '127.0.0.42' };
+  const open: WebSocket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const o = await connect(lb.url('/echo'), from);
+    assert.equal(o.kind, 'open', `connection ${i} of 3`);
+    if (o.kind === 'open') open.push(o.ws);
+  }
+  for (let i = 0; i < 3; i++) assert.equal(status(await connect(lb.url('/echo'), from)), 429, `one more is refused, whichever process it reaches (${i})`);
+  for (const ws of open) ws.terminate();
+});
+
+async function sessionsOnB(): Promise<number> {
+  const text = await (await fetch(`${adminB}/metrics`)).text();
+  return Number(/gatehouse_fallback_sessions\{service="echo"\} (\d+)/.exec(text)?.[1] ?? 0);
+}
+
+async function echoes(s: GatehouseSocket, text: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    s.onmessage = (e: GatehouseMessageEvent) => resolve(e.data === text);
+    s.send(text);
+  });
+}
+
+test('killing machine B closes only its clients: its fallback session ends with 1006, one owned by A goes on', { timeout: 120_000 }, async () => {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < 2; i++) {
+    for (const url of [machineA.url('/echo'), machineB.url('/echo')]) {
+      const o = await connect(url, { localAddress: `127.0.0.${50 + sockets.length}` });
+      if (o.kind === 'open') sockets.push(o.ws);
+    }
+  }
+  assert.equal(sockets.length, 4);
+  // Fallback sessions through HAProxy until one is owned by B and one by A (B's gauge says whose each is).
+  let ownedByB: GatehouseSocket | undefined;
+  let ownedByA: GatehouseSocket | undefined;
+  for (let i = 0; i < 10 && !(ownedByA && ownedByB); i++) {
+    const before = await sessionsOnB();
+    const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback', retryTimeout: 60_000 });
+    await opened(s);
+    if ((await sessionsOnB()) > before && !ownedByB) ownedByB = s;
+    else if (!ownedByA) ownedByA = s;
+    else s.close();
+  }
+  assert.ok(ownedByA && ownedByB, 'a session owned by each machine');
+  assert.ok(await echoes(ownedByB, 'b1') && await echoes(ownedByA, 'a1'));
+  const bClosed = new Promise<GatehouseCloseEvent>((resolve) => { ownedByB!.onclose = (e) => resolve(e); });
+  let aClosed: GatehouseCloseEvent | undefined;
+  ownedByA.onclose = (e) => { aClosed = e; };
+  const codes = sockets.map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))));
+
+  machineB.child.kill('SIGKILL');
+  await machineB.exited;
+
+  assert.deepEqual(await Promise.all([codes[1], codes[3]]), [1006, 1006], 'B\'s clients lost their connections');
+  for (const i of [0, 2]) {
+    const ws = sockets[i];
+    assert.equal(ws.readyState, WebSocket.OPEN, 'A\'s clients stay');
+    const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+    ws.send('still here');
+    assert.equal(await echoed, 'still here');
+    ws.terminate();
+  }
+  // B's session: its requests that reach A find the owner gone (404), so the client ends it with 1006.
+  assert.equal((await bClosed).code, 1006, 'the session whose owner died ends with 1006');
+  assert.ok(await echoes(ownedByA, 'a2'), 'the session owned by A goes on');
+  assert.equal(aClosed, undefined);
+  ownedByA.close();
+});
