@@ -9,6 +9,7 @@ import { ConfigError } from '../errors.js';
 import { configSchema, type GatehouseConfig, type ServiceConfig } from './schema.js';
 import { DEFAULT_CONFIG } from './default.js';
 import { describeIssues, formatPath, where, type SourceMap } from './issues.js';
+import { inspectIssues } from './inspect.js';
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
@@ -61,11 +62,12 @@ function placed(issue: string, source: SourceMap | undefined): string {
   return `${path}${where(source, path === '(root)' ? [] : path.split('.'))}${issue.slice(colon)}`;
 }
 
-/** Rules that span keys: unique routes. */
+/** Rules that span keys: unique routes; inspected services inspect every connection. */
 function crossCheck(config: GatehouseConfig): string[] {
   const issues: string[] = [];
   const seen = new Map<string, string>();
   for (const [name, svc] of Object.entries(config.services)) {
+    if (svc.type !== 'echo') issues.push(...inspectIssues(name, svc));
     for (const host of svc.host ?? ['*']) {
       const key = `${host} ${svc.path}`;
       const other = seen.get(key);

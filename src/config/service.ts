@@ -9,6 +9,7 @@ import { authServiceFields } from './auth.js';
 import { fallbackServiceFields } from './fallback.js';
 import { tcpServiceFields, websocketServiceFields } from './backends.js';
 import { compressionServiceFields } from './compression.js';
+import { inspectServiceFields } from './inspect.js';
 
 /** 16 MiB: the largest message any service may allow. */
 export const HARD_MAX_MESSAGE = 16 * 1024 * 1024;
@@ -50,12 +51,14 @@ export const tcpServiceSchema = z.strictObject({
   ...common,
   type: z.literal('tcp'),
   ...tcpServiceFields,
+  ...inspectServiceFields,
 });
 
 export const websocketServiceSchema = z.strictObject({
   ...common,
   type: z.literal('websocket'),
   ...websocketServiceFields,
+  ...inspectServiceFields,
 });
 
 export const serviceSchema = z.discriminatedUnion('type', [echoServiceSchema, tcpServiceSchema, websocketServiceSchema]);
