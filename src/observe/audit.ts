@@ -19,6 +19,12 @@ export interface AuditFields {
   principal?: string;
   connection?: string;
   detail?: string;
+  /** Protocol command (STOMP frame, MQTT packet) an inspector refused. */
+  command?: string;
+  /** Destination or topic it concerned. */
+  destination?: string;
+  /** Whose traffic: `to_backend` the client's, `to_client` the backend's. */
+  direction?: string;
 }
 
 /** Violations that are a credential's end rather than bad input. */
@@ -47,5 +53,11 @@ export class Audit {
     this.metrics.violations.inc({ reason });
     if (CREDENTIAL_ENDS.has(reason)) this.metrics.credentialEnds.inc({ service: fields.service ?? '', reason });
     this.limited.warn(`violation.${reason}`, { reason, ...fields }, `connection closed: ${reason}`);
+  }
+
+  /** A request inside an open connection refused in its protocol; the connection stays. */
+  refusal(reason: string, fields: AuditFields): void {
+    this.metrics.inc('gatehouse_refusals_total', { reason });
+    this.limited.warn(`refusal.${reason}`, { reason, ...fields }, `request refused: ${reason}`);
   }
 }

@@ -11,7 +11,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Channel, CloseInfo } from '../channel.js';
 import { Relay, type RelayOptions, type RelaySummary } from '../relay/relay.js';
 import type { RelayEnd } from '../relay/end.js';
-import type { Inspector, Violation } from '../relay/inspector.js';
+import { NO_INSPECTORS, type Direction, type InspectorTable, type Refusal, type Violation } from '../relay/inspector.js';
 import type { ServiceSession } from './types.js';
 
 export interface BackendServiceDeps {
@@ -20,6 +20,8 @@ export interface BackendServiceDeps {
   metrics: Metrics;
   /** `limits.send_stall_timeout`: how long a backend may leave our writes unread before its link is dropped. */
   sendStallTimeout?: number;
+  /** Protocol inspectors by subprotocol (src/inspect/); none: every connection is relayed as it comes. */
+  inspectors?: InspectorTable;
 }
 
 /**
@@ -85,16 +87,29 @@ export function recordRelayEnd(deps: BackendServiceDeps, admission: Admission, s
   }, 'relay ended');
 }
 
-/** The audit line of an inspector's refusal (reason code only, never payload). */
-export function auditViolation(deps: BackendServiceDeps, admission: Admission, violation: Violation): void {
-  deps.audit.violation(violation.reason, {
-    service: admission.service.name,
+/**
+ * The audit line of traffic refused by an inspector or the relay — reason
+ * code, the command and destination concerned, never payload — and its
+ * counter, whose labels are bounded (service, inspector, command, reason; no
+ * principal, no destination). `violation` when the refusal ended the connection.
+ */
+export function auditRefusal(deps: BackendServiceDeps, admission: Admission, refusal: Refusal | Violation, direction: Direction, inspector: string): void {
+  const service = admission.service.name;
+  deps.metrics.inc('gatehouse_inspector_refusals_total', { service, inspector, command: refusal.command ?? '', reason: refusal.reason });
+  const fields = {
+    service,
     client: admission.client.address,
     origin: admission.origin,
-    code: violation.code,
+    code: 'code' in refusal ? refusal.code : undefined,
     connection: admission.id,
     principal: admission.principal?.id,
-  });
+    command: refusal.command,
+    destination: refusal.destination,
+    detail: refusal.detail,
+    direction,
+  };
+  if ('code' in refusal) deps.audit.violation(refusal.reason, fields);
+  else deps.audit.refusal(refusal.reason, fields);
 }
 
 /** A backend lost mid-stream (reset, vanished, or closed by us for bad data): counted and logged. */
@@ -102,9 +117,6 @@ export function recordBackendLost(deps: BackendServiceDeps, admission: Admission
   deps.metrics.inc('gatehouse_backend_failures_total', { service: admission.service.name, code: 'GH_BACKEND_LOST' });
   deps.log.warn({ connection: admission.id, service: admission.service.name, code: info.code, cause: info.reason }, 'backend connection lost mid-stream');
 }
-
-/** The inspectors of a session that has none: one shared list, not an empty array per session. */
-const NO_INSPECTORS: readonly Inspector[] = Object.freeze([]);
 
 /**
  * A service session whose traffic goes through a Relay. The session is the
@@ -120,9 +132,24 @@ export abstract class RelayedSession implements ServiceSession, RelayOptions {
     readonly backend: RelayEnd,
     protected readonly deps: BackendServiceDeps,
     private readonly live: LiveRelays,
-    readonly inspectors: readonly Inspector[] = NO_INSPECTORS,
-    readonly dropBackendWhenClientVanishes = false,
   ) {}
+
+  get inspectors(): InspectorTable {
+    return this.deps.inspectors ?? NO_INSPECTORS;
+  }
+
+  /* What kind of backend this is: the subclasses of byte-stream backends say so (getters: nothing per connection). */
+  get backendStream(): boolean {
+    return false;
+  }
+
+  get binaryOnly(): boolean {
+    return false;
+  }
+
+  get dropBackendWhenClientVanishes(): boolean {
+    return false;
+  }
 
   attach(channel: Channel): void {
     this.client = channel;
@@ -134,8 +161,12 @@ export abstract class RelayedSession implements ServiceSession, RelayOptions {
 
   abstract abort(): void;
 
-  onViolation(violation: Violation): void {
-    auditViolation(this.deps, this.admission, violation);
+  onViolation(violation: Violation, direction: Direction, inspector: string): void {
+    auditRefusal(this.deps, this.admission, violation, direction, inspector);
+  }
+
+  onRefusal(refusal: Refusal, direction: Direction, inspector: string): void {
+    auditRefusal(this.deps, this.admission, refusal, direction, inspector);
   }
 
   onBackendFailed(info: CloseInfo): void {

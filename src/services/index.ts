@@ -7,6 +7,7 @@ import { EchoService } from './echo.js';
 import { TcpService } from './tcp.js';
 import { WebSocketService, type WebSocketServiceDeps } from './websocket.js';
 import type { Service } from './types.js';
+import type { InspectorTable } from '../relay/inspector.js';
 
 export interface ServiceDeps {
   config: GatehouseConfig;
@@ -15,6 +16,8 @@ export interface ServiceDeps {
   audit: Audit;
   /** Who the client is, as headers for a backend request (the auth layer's, passed in by the composition root). */
   identityHeaders?: WebSocketServiceDeps['identityHeaders'];
+  /** Protocol inspectors by subprotocol (the composition root's table from src/inspect/). */
+  inspectors?: InspectorTable;
 }
 
 export function createService(svc: ServiceConfig, deps: ServiceDeps): Service {

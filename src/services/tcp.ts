@@ -17,7 +17,6 @@ import type { Admission } from '../admitted.js';
 import type { ChannelSink, CloseInfo } from '../channel.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { BackendError } from '../errors.js';
-import type { Inspector } from '../relay/inspector.js';
 import type { RelayEnd } from '../relay/end.js';
 import { backendTlsOptions } from './backend-tls.js';
 import { LiveRelays, RelayedSession, observeBackendConnect, type BackendServiceDeps } from './backend-session.js';
@@ -27,15 +26,6 @@ export type TcpServiceConfig = Extract<ServiceConfig, { type: 'tcp' }>;
 
 /** After a clean FIN to the backend, how long it may take to close its side before the socket is dropped. */
 const BACKEND_CLOSE_TIMEOUT_MS = 5_000;
-
-/** Text messages are not bytes: refuse them unless the service says `text: pass`. */
-const refuseText: Inspector = {
-  name: 'tcp_text_policy',
-  inspect(direction, _data, isBinary, first) {
-    if (direction === 'to_backend' && first && !isBinary) return { code: 1003, reason: 'text_not_allowed' };
-    return undefined;
-  },
-};
 
 export class TcpService implements Service {
   readonly name: string;
@@ -69,7 +59,7 @@ export class TcpService implements Service {
       throw err;
     }
     observeBackendConnect(this.deps, this.name, started, true);
-    return new TcpSession(new TcpLink(socket, this.config.frame_size, this.deps.sendStallTimeout), this.config, admission, this.deps, this.live);
+    return new TcpSession(new TcpLink(socket, this.config.frame_size, this.deps.sendStallTimeout), admission, this.deps, this.live);
   }
 
   async shutdown(): Promise<void> {
@@ -119,12 +109,24 @@ export class TcpService implements Service {
   }
 }
 
-const TEXT_REFUSED: readonly Inspector[] = Object.freeze([refuseText]);
-const TEXT_PASSED: readonly Inspector[] = Object.freeze([]);
-
 class TcpSession extends RelayedSession {
-  constructor(link: TcpLink, config: TcpServiceConfig, admission: Admission, deps: BackendServiceDeps, live: LiveRelays) {
-    super(admission, link, deps, live, config.text === 'reject' ? TEXT_REFUSED : TEXT_PASSED, true);
+  constructor(link: TcpLink, admission: Admission, deps: BackendServiceDeps, live: LiveRelays) {
+    super(admission, link, deps, live);
+  }
+
+  /** Bytes, not messages: what an inspector sends here is written to the socket, and what comes back are slices of the stream. */
+  override get backendStream(): boolean {
+    return true;
+  }
+
+  /** Text messages are not bytes: refused (1003) unless the service says `text: pass` or an inspector reads the protocol. */
+  override get binaryOnly(): boolean {
+    return (this.admission.service as TcpServiceConfig).text === 'reject';
+  }
+
+  /** A byte-stream backend has no "going away": a client that vanished takes its socket at once. */
+  override get dropBackendWhenClientVanishes(): boolean {
+    return true;
   }
 
   abort(): void {

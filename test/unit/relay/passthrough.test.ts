@@ -10,11 +10,11 @@ import type { Admission } from '../../../src/admitted.js';
 import type { Channel, ChannelSink } from '../../../src/channel.js';
 import { Relay } from '../../../src/relay/relay.js';
 import type { RelayEnd } from '../../../src/relay/end.js';
-import type { Inspector } from '../../../src/relay/inspector.js';
+import type { InspectorFactory } from '../../../src/relay/inspector.js';
 
 class FakeClient implements Partial<Channel> {
   readonly transport = 'websocket' as const;
-  readonly protocol = '';
+  protocol = '';
   readonly extensions = '';
   readonly bufferedAmount = 0;
   closed = false;
@@ -67,7 +67,7 @@ class OwningBackend extends FakeBackend {
   }
 }
 
-function relay(client: FakeClient, backend: RelayEnd, inspectors: Inspector[] = []): Relay {
+function relay(client: FakeClient, backend: RelayEnd, inspectors: Map<string, InspectorFactory> = new Map()): Relay {
   const r = new Relay({ client: client as unknown as Channel, admission: {} as Admission, backend, inspectors });
   r.start();
   return r;
@@ -106,8 +106,14 @@ describe('relay raw frame path', () => {
     const client = new FakeClient();
     const backend = new OwningBackend();
     const seen: string[] = [];
-    const inspector: Inspector = { name: 'spy', inspect(direction, data) { seen.push(`${direction} ${data.toString()}`); return undefined; } };
-    relay(client, backend, [inspector]);
+    const spy: InspectorFactory = ({ actions }) => ({
+      name: 'spy',
+      fromClient(data, isBinary, first, fin) { seen.push(`to_backend ${data.toString()}`); actions.pieceToBackend(data, isBinary, first, fin); },
+      fromBackend(data, isBinary, first, fin) { seen.push(`to_client ${data.toString()}`); actions.pieceToClient(data, isBinary, first, fin); },
+      end() {},
+    });
+    client.protocol = 'spy';
+    relay(client, backend, new Map([['spy', spy]]));
     assert.equal(client.masked, undefined, 'never asked for masked pieces');
     client.deliver(Buffer.from('a'), false, true, false, null);
     client.deliver(Buffer.from('b'), false, false, true, null);
@@ -149,9 +155,11 @@ describe('relay raw frame path', () => {
         return this.accept;
       }
     }
-    const start = (compression: { toBackend: 'pass' | 'recompress' | 'plain'; toClient: 'pass' | 'recompress' }, inspectors: Inspector[] = []) => {
+    const start = (compression: { toBackend: 'pass' | 'recompress' | 'plain'; toClient: 'pass' | 'recompress' }, inspector?: InspectorFactory) => {
       const client = new CompressingClient();
       const backend = new CompressingBackend();
+      if (inspector) client.protocol = 'spy';
+      const inspectors = new Map(inspector ? [['spy', inspector]] : []);
       new Relay({ client: client as unknown as Channel, admission: {} as Admission, backend, inspectors, compression }).start();
       return { client, backend };
     };
@@ -179,8 +187,13 @@ describe('relay raw frame path', () => {
 
     it('an inspector turns passing off: it sees plain payload both ways', () => {
       const seen: string[] = [];
-      const inspector: Inspector = { name: 'spy', inspect(direction, data) { seen.push(`${direction} ${data.toString('hex')}`); return undefined; } };
-      const { client, backend } = start({ toBackend: 'pass', toClient: 'pass' }, [inspector]);
+      const spy: InspectorFactory = () => ({
+        name: 'spy',
+        fromClient(data) { seen.push(`to_backend ${data.toString('hex')}`); },
+        fromBackend(data) { seen.push(`to_client ${data.toString('hex')}`); },
+        end() {},
+      });
+      const { client, backend } = start({ toBackend: 'pass', toClient: 'pass' }, spy);
       assert.equal(client.compressedAsked, undefined);
       assert.equal(backend.compressedAsked, undefined);
       client.deliver(Buffer.from('dd', 'hex'), true, true, true, null);
