@@ -20,6 +20,7 @@ import { ConnectionEnds } from './observe/connection-end.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminHooks, ReloadResult } from './admin/api.js';
 import { createService } from './services/index.js';
+import { PROTOCOL_INSPECTORS } from './inspect/index.js';
 import { unwatchChannel, watchCredentials } from './auth/expiry.js';
 import { backendIdentityHeaders } from './auth/identity.js';
 import { ticketHttpHandler } from './auth/ticket-endpoint.js';
@@ -154,7 +155,7 @@ export class Gateway {
     setZlibConcurrency(config.websocket.compression_concurrency);
     const services = new Map<string, Service>();
     const list = servicesOf(config);
-    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders }));
+    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders, inspectors: PROTOCOL_INSPECTORS }));
     const env = { config, log: this.log, metrics: this.metrics, shared: this.sharedState };
     this.ticketDoor = new AdmissionPipeline(list, TICKET_DOOR_CHECKS, env, this.audit);
     return {

@@ -1,0 +1,14 @@
+/**
+ * The STOMP inspector's factory: a connection of a service with
+ * `inspect.stomp` gets a StompInspector under the service's compiled policy.
+ */
+import type { Inspector, InspectorContext } from '../../relay/inspector.js';
+import { StompInspector } from './inspector.js';
+import { stompPolicy } from './policy.js';
+
+export function stompInspector(context: InspectorContext): Inspector | undefined {
+  const service = context.admission.service;
+  const config = service.type === 'echo' ? undefined : service.inspect?.stomp;
+  if (config === undefined) return undefined;
+  return new StompInspector(context, stompPolicy(config, service.max_message));
+}

@@ -1,0 +1,322 @@
+/**
+ * The STOMP inspector with real parts: `@stomp/stompjs` (and raw `ws`
+ * clients for byte-level cases) through the gateway to a private RabbitMQ,
+ * over a `tcp` backend (rabbitmq_stomp) and a `websocket` backend
+ * (rabbitmq_web_stomp). The broker's own view (rabbitmqctl) checks what
+ * reached it: the login it authenticated, the queues and bindings a refused
+ * frame would have created. A scripted TCP server plays a broker that breaks
+ * the protocol.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { startRabbitMq, type RabbitMq } from '../../helpers/rabbitmq.js';
+
+const SECRET = 'a-shared-secret-of-at-least-32-bytes!!';
+const BROKER_PASSWORD = randomBytes(12).toString('hex');
+const PROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+const LIMITS = { handshake_rate: 100_000, handshake_burst: 100_000, message_rate: 100_000 };
+
+const policy = {
+  subscribe: ['/topic/news.*', '/exchange/amq.topic/room.{claims.room}', '/queue/user.{principal.id}', '/topic/user.{principal.id}'],
+  send: ['/exchange/amq.topic/room.{claims.room}', '/queue/support', '/queue/user.{principal.id}', '/topic/user.{principal.id}'],
+  max_subscriptions: 3,
+};
+
+function service(path: string, backend: string, stomp: Record<string, unknown>): Record<string, unknown> {
+  const type = backend.startsWith('ws') ? 'websocket' : 'tcp';
+  return {
+    path, type, backend, subprotocols: PROTOCOLS, require_subprotocol: true, allow_missing_origin: true,
+    auth: { methods: [{ type: 'jwt', issuers: [{ issuer: 'test', audience: 'gatehouse', algorithms: ['HS256'], secret: SECRET }], from: ['header'] }] },
+    inspect: { stomp },
+  };
+}
+
+let broker: RabbitMq;
+let gw: TestGateway;
+let badBroker: net.Server;
+before(async () => {
+  broker = await startRabbitMq();
+  await broker.addUser('alice', BROKER_PASSWORD);
+  await broker.addUser('bob', BROKER_PASSWORD);
+  // A broker that answers CONNECT properly, then sends a frame with an undefined escape.
+  badBroker = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.write('CONNECTED\nversion:1.2\n\n\0MESSAGE\ndestination:/queue/x\nbad:\\t\n\nhi\0'));
+  });
+  await new Promise<void>((resolve) => badBroker.listen(0, '127.0.0.1', resolve));
+  const identity = { login: '{principal.id}', passcode: '${BROKER_PASSWORD}', host: '/' };
+  gw = await startGateway({
+    limits: LIMITS,
+    services: {
+      tcp: service('/tcp', broker.stompUrl, { ...policy, connect: identity }),
+      ws: service('/ws', broker.webStompUrl, { ...policy, connect: identity }),
+      // The client's own broker login passes (guest): ids that are no broker users.
+      guest: service('/guest', broker.webStompUrl, { ...policy }),
+      quiet: service('/quiet', broker.stompUrl, { ...policy, connect: identity, on_violation: 'close' }),
+      slow: service('/slow', broker.stompUrl, { ...policy, connect_timeout: '300ms' }),
+      bad: service('/bad', `tcp://127.0.0.1:${(badBroker.address() as net.AddressInfo).port}`, { ...policy }),
+    },
+  }, { BROKER_PASSWORD });
+}, { timeout: 120_000 });
+
+after(async () => {
+  await gw?.stop();
+  await broker?.stop();
+  await new Promise((resolve) => badBroker?.close(resolve));
+}, { timeout: 60_000 });
+
+function token(sub: string, claims: Record<string, unknown> = { room: '42' }): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuer('test').setAudience('gatehouse')
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 600).sign(new TextEncoder().encode(SECRET));
+}
+
+interface Stomp {
+  client: Client;
+  connected: IFrame;
+  /** ERROR frames received. */
+  errors: IFrame[];
+  /** The WebSocket's close, once it comes. */
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+/** stompjs over `ws` to the gateway, CONNECTED; its own login is a lie the gateway replaces where configured. */
+async function stomp(path: string, user: string, claims?: Record<string, unknown>): Promise<Stomp> {
+  const bearer = await token(user, claims);
+  let closedResolve!: (v: { code: number; reason: string }) => void;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => { closedResolve = resolve; });
+  const errors: IFrame[] = [];
+  const client = new Client({
+    webSocketFactory: () => new WebSocket(gw.url(path), PROTOCOLS, { headers: { authorization: `Bearer ${bearer}` } }),
+    connectHeaders: path === '/guest' ? { login: 'guest', passcode: 'guest' } : { login: 'mallory', passcode: 'not-the-password' },
+    reconnectDelay: 0,
+    heartbeatIncoming: 0,
+    heartbeatOutgoing: 0,
+    debug: process.env.STOMP_DEBUG ? (m) => console.log(user, m) : () => {},
+  });
+  client.onStompError = (f) => { errors.push(f); };
+  const connected = await new Promise<IFrame>((resolve, reject) => {
+    client.onConnect = resolve;
+    client.onWebSocketClose = (e: { code: number; reason: string }) => { closedResolve({ code: e.code, reason: e.reason }); reject(new Error(`closed ${e.code} ${e.reason} ${errors.map((f) => f.headers.message).join()}`)); };
+    client.activate();
+  });
+  client.onWebSocketClose = (e: { code: number; reason: string }) => closedResolve({ code: e.code, reason: e.reason });
+  return { client, connected, errors, closed };
+}
+
+/** Subscribes and waits for the broker's RECEIPT, so that a message sent next cannot overtake the subscription. */
+async function subscribe(s: Stomp, destination: string): Promise<{ message: Promise<IMessage> }> {
+  const receipt = `sub-${randomBytes(3).toString('hex')}`;
+  const receipted = new Promise<void>((resolve) => s.client.watchForReceipt(receipt, () => resolve()));
+  const message = new Promise<IMessage>((resolve) => { s.client.subscribe(destination, resolve, { receipt }); });
+  await receipted;
+  return { message };
+}
+
+function auditFor(reason: string): Record<string, unknown> | undefined {
+  return gw.logs.find((l) => l.audit && l.reason === reason) as Record<string, unknown> | undefined;
+}
+
+for (const [name, path] of [['tcp (rabbitmq_stomp)', '/tcp'], ['websocket (Web-STOMP)', '/ws']] as const) {
+  describe(`STOMP inspection, ${name} backend`, () => {
+    it('allowed SUBSCRIBE and SEND work end to end; the broker authenticated the injected login, not the client\'s', { timeout: 60_000 }, async () => {
+      const user = path === '/tcp' ? 'alice' : 'bob';
+      const s = await stomp(path, user);
+      try {
+        assert.equal(s.connected.headers.version, '1.2');
+        const own = await subscribe(s, `/queue/user.${user}`);
+        const room = await subscribe(s, '/exchange/amq.topic/room.42');
+        s.client.publish({ destination: `/queue/user.${user}`, body: 'to myself ✓' });
+        s.client.publish({ destination: '/exchange/amq.topic/room.42', body: 'to the room' });
+        assert.equal((await own.message).body, 'to myself ✓');
+        assert.equal((await room.message).body, 'to the room');
+        const users = await broker.sessionUsers();
+        assert.ok(users.includes(user), `the broker sees ${user}: ${users.join(', ')}`);
+        assert.ok(!users.includes('mallory'), 'never the client\'s own login');
+      } finally {
+        await s.client.deactivate();
+      }
+    });
+
+    it('a forbidden SUBSCRIBE gets ERROR (with receipt-id) and close 1008; the broker never saw it', { timeout: 30_000 }, async () => {
+      const queue = `secret-${randomBytes(4).toString('hex')}`;
+      const before = gw.gateway.metrics.get('gatehouse_inspector_refusals_total', { service: path.slice(1), inspector: 'stomp', command: 'SUBSCRIBE', reason: 'stomp_subscribe_denied' });
+      const s = await stomp(path, 'alice');
+      s.client.subscribe(`/queue/${queue}`, () => {}, { receipt: 'r-forbidden' });
+      const { code, reason } = await s.closed;
+      assert.equal(code, 1008);
+      assert.equal(reason, 'stomp_subscribe_denied');
+      assert.equal(s.errors.length, 1);
+      assert.equal(s.errors[0].headers['receipt-id'], 'r-forbidden');
+      assert.equal(s.errors[0].headers.message, 'subscription not allowed');
+      assert.ok(!(await broker.queues()).includes(queue), 'the broker never declared the queue');
+      const line = gw.logs.find((l) => l.audit && l.reason === 'stomp_subscribe_denied' && l.destination === `/queue/${queue}`);
+      assert.ok(line, 'audit line');
+      assert.equal(line.principal, 'alice');
+      assert.equal(line.command, 'SUBSCRIBE');
+      assert.equal(gw.gateway.metrics.get('gatehouse_inspector_refusals_total', { service: path.slice(1), inspector: 'stomp', command: 'SUBSCRIBE', reason: 'stomp_subscribe_denied' }), before + 1);
+      await s.client.deactivate();
+    });
+
+    it('a forbidden SEND inside a transaction gets ERROR and close 1008; the broker never saw it', { timeout: 30_000 }, async () => {
+      const queue = `secret-${randomBytes(4).toString('hex')}`;
+      const s = await stomp(path, 'alice');
+      const tx = s.client.begin();
+      s.client.publish({ destination: `/queue/${queue}`, body: 'leak', headers: { transaction: tx.id } });
+      const { code } = await s.closed;
+      assert.equal(code, 1008);
+      assert.equal(s.errors[0]?.headers.message, 'send not allowed');
+      assert.ok(!(await broker.queues()).includes(queue), 'the broker never declared the queue');
+      const line = gw.logs.find((l) => l.audit && l.reason === 'stomp_send_denied' && l.destination === `/queue/${queue}`);
+      assert.equal(line?.command, 'SEND');
+      await s.client.deactivate();
+    });
+  });
+}
+
+/** A raw WebSocket speaking STOMP bytes as the test chooses; collects what comes back. */
+async function raw(path: string, user: string): Promise<{ ws: WebSocket; got: string[]; until(pred: (all: string) => boolean): Promise<void>; closed: Promise<{ code: number; reason: string }> }> {
+  const ws = new WebSocket(gw.url(path), PROTOCOLS, { headers: { authorization: `Bearer ${await token(user)}` } });
+  const got: string[] = [];
+  const waiters: Array<() => void> = [];
+  ws.on('message', (d) => { got.push(String(d)); if (process.env.STOMP_DEBUG) console.log('<<', JSON.stringify(String(d))); for (const w of waiters) w(); });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  return {
+    ws, got, closed,
+    until: (pred) => new Promise<void>((resolve) => {
+      const check = (): void => { if (pred(got.join(''))) resolve(); };
+      waiters.push(check);
+      check();
+    }),
+  };
+}
+
+const CONNECT = 'CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0';
+
+describe('STOMP inspection: frames in any split', () => {
+  it('one byte per WebSocket message, many frames per message, heart-beats between: same frames, ACL still checked', { timeout: 30_000 }, async () => {
+    const c = await raw('/ws', 'alice');
+    for (const byte of Buffer.from(CONNECT)) c.ws.send(Buffer.from([byte]).toString('latin1'));
+    await c.until((all) => all.startsWith('CONNECTED\n'));
+    const q = '/queue/user.alice';
+    c.ws.send(`\n\nSUBSCRIBE\nid:1\ndestination:${q}\nreceipt:s1\n\n\0\n`);
+    await c.until((all) => all.includes('receipt-id:s1'));
+    // Two SENDs: the first and the start of the second in one message, EOLs between them, the rest in two more; then a heart-beat alone.
+    const first = `SEND\ndestination:${q}\ncontent-type:text/plain\n\none\0`;
+    const second = `SEND\ndestination:${q}\ncontent-length:5\n\nt\0w\0o\0`;
+    c.ws.send(`${first}\r\n${second.slice(0, 20)}`);
+    c.ws.send(second.slice(20, 30));
+    c.ws.send(`${second.slice(30)}\n`);
+    c.ws.send('\n');
+    await c.until((all) => (all.match(/MESSAGE\n/g) ?? []).length === 2);
+    const messages = c.got.filter((m) => m.startsWith('MESSAGE\n'));
+    assert.equal(messages.length, 2, 'one frame per message toward the client');
+    assert.ok(messages[0].endsWith('\n\none\0') || messages[0].includes('\n\none\0'), messages[0]);
+    assert.ok(messages[1].includes('t\0w\0o\0'), 'a body with NUL, by content-length');
+    // A forbidden SEND split one byte per message is refused all the same.
+    for (const byte of Buffer.from('SEND\ndestination:/queue/other\n\nx\0')) c.ws.send(Buffer.from([byte]).toString('latin1'));
+    const { code } = await c.closed;
+    assert.equal(code, 1008);
+    assert.ok(c.got.some((m) => m.startsWith('ERROR\n') && m.includes('message:send not allowed')));
+  });
+});
+
+describe('STOMP inspection: bad input', () => {
+  it('a first frame that is not CONNECT: ERROR, close 1002, nothing reaches the broker', { timeout: 30_000 }, async () => {
+    const queue = `early-${randomBytes(4).toString('hex')}`;
+    const c = await raw('/ws', 'alice');
+    c.ws.send(`SEND\ndestination:/queue/${queue}\n\nx\0`);
+    assert.deepEqual(await c.closed, { code: 1002, reason: 'stomp_connect_expected' });
+    assert.ok(c.got[0]?.startsWith('ERROR\nmessage:CONNECT must come first\n'), c.got[0]);
+    assert.ok(!(await broker.queues()).includes(queue));
+  });
+
+  it('malformed frames: ERROR with a message header, close 1002; a second CONNECT too; over a limit 1009', { timeout: 30_000 }, async () => {
+    const cases: Array<[string, number, string]> = [
+      ['BOGUS\n\n\0', 1002, 'stomp_unknown_command'],
+      ['SEND\ndestination:/queue/user.alice\nx:\\t\n\n\0', 1002, 'stomp_bad_escape'],
+      ['SEND\ndestination:/queue/user.alice\ndestination:/queue/support\n\n\0', 1002, 'stomp_repeated_header'],
+      [CONNECT, 1002, 'stomp_repeated_connect'],
+      [`SEND\ndestination:/queue/user.alice\nx:${'v'.repeat(5000)}\n\n\0`, 1009, 'stomp_header_too_long'],
+    ];
+    for (const [frame, code, reason] of cases) {
+      const c = await raw('/ws', 'alice');
+      c.ws.send(CONNECT);
+      await c.until((all) => all.startsWith('CONNECTED'));
+      c.ws.send(frame);
+      assert.deepEqual(await c.closed, { code, reason }, reason);
+      const error = c.got.find((m) => m.startsWith('ERROR\n'));
+      assert.ok(error?.includes('\nmessage:'), `ERROR with message for ${reason}: ${error}`);
+    }
+  });
+
+  it('no CONNECT within connect_timeout: close 1008, audited', { timeout: 30_000 }, async () => {
+    const c = await raw('/slow', 'alice');
+    assert.deepEqual(await c.closed, { code: 1008, reason: 'stomp_connect_timeout' });
+    assert.ok(auditFor('stomp_connect_timeout'));
+  });
+
+  it('more subscriptions than max_subscriptions: ERROR, close 1008', { timeout: 30_000 }, async () => {
+    const s = await stomp('/tcp', 'alice');
+    for (let i = 0; i < 4; i++) s.client.subscribe('/topic/news.sport', () => {});
+    assert.equal((await s.closed).code, 1008);
+    assert.equal(s.errors[0]?.headers.message, 'more than 3 subscriptions');
+    await s.client.deactivate();
+  });
+
+  it('on_violation: close — no ERROR frame for a refusal, only the close', { timeout: 30_000 }, async () => {
+    const s = await stomp('/quiet', 'alice');
+    s.client.subscribe('/queue/forbidden', () => {});
+    assert.deepEqual(await s.closed, { code: 1008, reason: 'stomp_subscribe_denied' });
+    assert.deepEqual(s.errors, []);
+    await s.client.deactivate();
+  });
+
+  it('a broker that breaks the protocol: the client gets 1014, the audit line says so, nothing malformed passed on', { timeout: 30_000 }, async () => {
+    const c = await raw('/bad', 'alice');
+    c.ws.send(CONNECT);
+    assert.deepEqual(await c.closed, { code: 1014, reason: 'stomp_backend_protocol_error' });
+    assert.deepEqual(c.got.map((m) => m.split('\n')[0]), ['CONNECTED']);
+    const line = auditFor('stomp_backend_protocol_error');
+    assert.equal(line?.direction, 'to_client');
+    assert.match(String(line?.detail), /stomp_bad_escape/);
+  });
+});
+
+describe('STOMP inspection: values from the identity are literal', () => {
+  // Through the /guest service (the client's own guest login passes): ids that are not broker users.
+  // Allowed: the frame reached the broker, which answered it (RECEIPT, or its own ERROR for a name it
+  // cannot use: RabbitMQ allows no `/` in a queue name). Refused: the gateway's ERROR and close 1008.
+  const cases: Array<[string, string[], string[]]> = [
+    ['*', [], ['/topic/user.*', '/topic/user.alice', '/queue/user.*']],
+    ['**', ['/queue/user.**'], ['/topic/user.alice', '/topic/user.a.b']],
+    ['a.b', ['/queue/user.a.b', '/topic/user.a.b'], ['/queue/user.a', '/topic/user.a.*', '/topic/user.a.#']],
+    ['../x', ['/queue/user.../x'], ['/queue/x', '/queue/user.x', '/queue/user..']],
+  ];
+  for (const [id, allowed, refused] of cases) {
+    it(`principal ${JSON.stringify(id)} reaches only its own name`, { timeout: 60_000 }, async () => {
+      for (const destination of [...allowed, ...refused]) {
+        const s = await stomp('/guest', id);
+        const answer = new Promise<string>((resolve) => {
+          s.client.watchForReceipt('r', () => resolve('RECEIPT'));
+          s.client.onStompError = (f) => resolve(`ERROR ${f.headers.message}`);
+        });
+        s.client.subscribe(destination, () => {}, { receipt: 'r' });
+        const got = await answer;
+        if (allowed.includes(destination)) {
+          assert.ok(got === 'RECEIPT' || got === 'ERROR Invalid destination', `${destination} reached the broker: ${got}`);
+        } else {
+          assert.equal(got, 'ERROR subscription not allowed', destination);
+          assert.deepEqual(await s.closed, { code: 1008, reason: 'stomp_subscribe_denied' }, destination);
+        }
+        await s.client.deactivate();
+      }
+    });
+  }
+});
