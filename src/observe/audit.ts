@@ -55,9 +55,8 @@ export class Audit {
     this.limited.warn(`violation.${reason}`, { reason, ...fields }, `connection closed: ${reason}`);
   }
 
-  /** A request inside an open connection refused in its protocol; the connection stays. */
+  /** A request inside an open connection refused in its protocol; the connection stays (counted by the caller: gatehouse_inspection_refusals_total). */
   refusal(reason: string, fields: AuditFields): void {
-    this.metrics.inc('gatehouse_refusals_total', { reason });
     this.limited.warn(`refusal.${reason}`, { reason, ...fields }, `request refused: ${reason}`);
   }
 }

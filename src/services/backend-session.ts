@@ -9,7 +9,7 @@ import type { Admission } from '../admitted.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Channel, CloseInfo } from '../channel.js';
-import { Relay, type RelayOptions, type RelaySummary } from '../relay/relay.js';
+import { RELAY_POLICY, Relay, type RelayOptions, type RelaySummary } from '../relay/relay.js';
 import type { RelayEnd } from '../relay/end.js';
 import { NO_INSPECTORS, type Direction, type InspectorTable, type Refusal, type Violation } from '../relay/inspector.js';
 import type { ServiceSession } from './types.js';
@@ -89,13 +89,14 @@ export function recordRelayEnd(deps: BackendServiceDeps, admission: Admission, s
 
 /**
  * The audit line of traffic refused by an inspector or the relay — reason
- * code, the command and destination concerned, never payload — and its
- * counter, whose labels are bounded (service, inspector, command, reason; no
- * principal, no destination). `violation` when the refusal ended the connection.
+ * code, the command and destination concerned, never payload. Refusals by a
+ * protocol inspector are also counted in gatehouse_inspection_refusals_total
+ * (bounded labels: service, subprotocol, reason). `violation` when the
+ * refusal ended the connection (those are in gatehouse_violations_total too).
  */
-export function auditRefusal(deps: BackendServiceDeps, admission: Admission, refusal: Refusal | Violation, direction: Direction, inspector: string): void {
+export function auditRefusal(deps: BackendServiceDeps, admission: Admission, protocol: string, refusal: Refusal | Violation, direction: Direction, inspector: string): void {
   const service = admission.service.name;
-  deps.metrics.inc('gatehouse_inspector_refusals_total', { service, inspector, command: refusal.command ?? '', reason: refusal.reason });
+  if (inspector !== RELAY_POLICY) deps.metrics.inspectionRefusals.inc({ service, protocol, reason: refusal.reason });
   const fields = {
     service,
     client: admission.client.address,
@@ -162,11 +163,11 @@ export abstract class RelayedSession implements ServiceSession, RelayOptions {
   abstract abort(): void;
 
   onViolation(violation: Violation, direction: Direction, inspector: string): void {
-    auditRefusal(this.deps, this.admission, violation, direction, inspector);
+    auditRefusal(this.deps, this.admission, this.client.protocol, violation, direction, inspector);
   }
 
   onRefusal(refusal: Refusal, direction: Direction, inspector: string): void {
-    auditRefusal(this.deps, this.admission, refusal, direction, inspector);
+    auditRefusal(this.deps, this.admission, this.client.protocol, refusal, direction, inspector);
   }
 
   onBackendFailed(info: CloseInfo): void {

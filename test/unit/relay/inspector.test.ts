@@ -162,7 +162,7 @@ describe('relay inspector machinery', () => {
     plain.client.sink?.onFragment?.(Buffer.from('text'), false, true, true);
     assert.deepEqual(plain.backend.sent, ['bin[bytes]']);
     assert.deepEqual(plain.client.closedWith, { code: 1003, reason: 'text_not_allowed' });
-    assert.deepEqual(plain.violations.map(([v, d, n]) => [v.reason, d, n]), [['text_not_allowed', 'to_backend', 'tcp_text_policy']]);
+    assert.deepEqual(plain.violations.map(([v, d, n]) => [v.reason, d, n]), [['text_not_allowed', 'to_backend', 'relay']]);
 
     const inspected = relayWith('upper', { binaryOnly: true, backendStream: true });
     inspected.client.sink?.onFragment?.(Buffer.from('text'), false, true, true);
