@@ -79,6 +79,10 @@ export class FallbackSession implements Channel {
   private idleTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
   private remoteCloseCode?: number;
+  /** highest outbound number written to a downstream so far (what a new downstream would re-send) */
+  private writtenThrough = 0;
+  /** bytes re-sent since the client last acknowledged progress */
+  private resent = 0;
   /** stream frames waiting for this tick's write */
   private pendingWrite: Buffer[] = [];
   private closedInfo?: CloseInfo;
@@ -97,6 +101,8 @@ export class FallbackSession implements Channel {
   get bufferedAmount(): number { return this.outBytes; }
   get deliveredBytes(): number { return this.ackedBytes; }
   get closed(): boolean { return this.state === 'closed'; }
+  /** Bytes received from the client and not yet handed to the service (held while paused). */
+  get inboundBuffered(): number { return this.inboundBytes; }
   /** highest upstream number delivered, for the acknowledgement in replies */
   get acknowledged(): number { return this.lastIn; }
   /** The kind of downstream request attached now, if any (diagnostics, tests). */
@@ -153,6 +159,11 @@ export class FallbackSession implements Channel {
     this.finish({ code: 1006, reason: 'terminated', wasClean: false, initiator: 'local' });
   }
 
+  /** End at once with `code`, without waiting for the client (it is the reason the session cannot go on). */
+  end(code: number, reason: string): void {
+    this.finish({ code, reason, wasClean: false, initiator: 'local' });
+  }
+
   // ---- called by the endpoints -------------------------------------------------
 
   /**
@@ -163,6 +174,7 @@ export class FallbackSession implements Channel {
     if (seq >= this.nextOutSeq) return false;
     if (seq <= this.ackedOut) return true;
     this.ackedOut = seq;
+    this.resent = 0;
     let drop = 0;
     let acked = 0;
     while (drop < this.out.length && this.out[drop].seq <= seq) { acked += this.out[drop].frame.length - FRAME_HEADER_BYTES; drop++; }
@@ -180,9 +192,19 @@ export class FallbackSession implements Channel {
     return true;
   }
 
-  /** A downstream request (stream or long-poll) takes over from any earlier one. */
-  attachDownstream(res: ServerResponse, mode: DownstreamMode): void {
+  /**
+   * A downstream request (stream or long-poll) takes over from any earlier one:
+   * one downstream per session. What it re-sends (messages already written to
+   * an earlier downstream and still unacknowledged) counts against
+   * `max_buffer` until the client acknowledges progress; past it the request
+   * is refused (`false`) — a client that asks again and again without reading
+   * cannot make the gateway send its buffer again and again.
+   */
+  attachDownstream(res: ServerResponse, mode: DownstreamMode): boolean {
     this.touch();
+    const resend = this.resendBytes();
+    if (this.resent + resend > this.settings.max_buffer) return false;
+    this.resent += resend;
     this.releaseDownstream();
     // Frames not yet written to the old response are unacknowledged, so the new one starts with them.
     this.pendingWrite = [];
@@ -198,10 +220,10 @@ export class FallbackSession implements Channel {
       // Ask nginx-style proxies not to buffer; the client still detects it if one does.
       res.setHeader('X-Accel-Buffering', 'no');
       res.flushHeaders();
-      const first = this.unackedFrames();
-      this.writeStream(Buffer.concat([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...first]));
+      // The unacknowledged frames themselves are written (no copy of the buffer per request).
+      this.writeStream([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...this.unackedFrames()]);
       this.heartbeatTimer = setInterval(() => {
-        if (this.down === down) this.writeStream(encodeEmpty(FrameType.HEARTBEAT));
+        if (this.down === down) this.writeStream([encodeEmpty(FrameType.HEARTBEAT)]);
       }, this.settings.heartbeat);
       this.heartbeatTimer.unref?.();
     } else if (this.out.length > 0) {
@@ -210,6 +232,17 @@ export class FallbackSession implements Channel {
       down.timer = setTimeout(() => { if (this.down === down) this.answerPoll(); }, this.settings.poll_timeout);
       down.timer.unref?.();
     }
+    return true;
+  }
+
+  /** Bytes of unacknowledged frames an earlier downstream already carried (a new one would send them again). */
+  private resendBytes(): number {
+    let bytes = 0;
+    for (const e of this.out) {
+      if (e.seq > this.writtenThrough) break;
+      bytes += e.frame.length;
+    }
+    return bytes;
   }
 
   /**
@@ -265,7 +298,7 @@ export class FallbackSession implements Channel {
    * stream the probe is unanswered; the client tries again.
    */
   private pong(token: number): void {
-    if (this.down?.mode === 'stream') this.writeStream(encodeNumber(FrameType.PONG, token));
+    if (this.down?.mode === 'stream') this.writeStream([encodeNumber(FrameType.PONG, token)]);
   }
 
   /** The client's request ended (any kind): the session is not idle. */
@@ -292,7 +325,7 @@ export class FallbackSession implements Channel {
         setImmediate(() => {
           down.flushScheduled = false;
           const parts = this.pendingWrite.splice(0);
-          if (this.down === down && parts.length > 0) this.writeStream(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+          if (this.down === down && parts.length > 0) this.writeStream(parts);
         });
       }
     } else if (!down.flushScheduled) {
@@ -305,12 +338,19 @@ export class FallbackSession implements Channel {
     return this.out.map((e) => e.frame);
   }
 
-  private writeStream(chunk: Buffer): void {
+  /** Frames written in one batch (corked: one syscall), each buffer as it is, never copied into one. */
+  private writeStream(frames: Buffer[]): void {
     const down = this.down;
     if (!down || down.mode !== 'stream') return;
     if (down.res.destroyed || down.res.writableEnded) { this.detachDownstream(); return; } // unacknowledged: resent on the next stream
-    down.bytes += chunk.length;
-    down.res.write(chunk);
+    const res = down.res;
+    res.cork();
+    for (const f of frames) {
+      down.bytes += f.length;
+      res.write(f);
+    }
+    res.uncork();
+    this.noteWritten();
     if (down.bytes >= this.settings.response_limit) {
       // Rotate: the client re-requests at once with its acknowledgement, freeing our buffer.
       down.res.end(encodeEmpty(FrameType.END));
@@ -321,6 +361,12 @@ export class FallbackSession implements Channel {
   private answerPoll(): void {
     const down = this.down;
     if (!down || down.mode !== 'poll') return;
+    this.detachDownstream();
+    this.writePollAnswer(down.res);
+  }
+
+  /** A complete poll answer: SEQ and the unacknowledged frames, up to the response limit, each written as it is. */
+  private writePollAnswer(res: ServerResponse): void {
     const parts: Buffer[] = [encodeNumber(FrameType.SEQ, this.ackedOut + 1)];
     let bytes = parts[0].length;
     for (const e of this.out) {
@@ -328,16 +374,22 @@ export class FallbackSession implements Channel {
       if (parts.length > 1 && bytes + e.frame.length > this.settings.response_limit) break;
       parts.push(e.frame);
       bytes += e.frame.length;
+      if (e.seq > this.writtenThrough) this.writtenThrough = e.seq;
     }
-    if (parts.length === 1) parts.push(encodeEmpty(FrameType.HEARTBEAT));
-    const body = Buffer.concat(parts);
-    const res = down.res;
-    this.detachDownstream();
+    if (parts.length === 1) { parts.push(encodeEmpty(FrameType.HEARTBEAT)); bytes += parts[1].length; }
     res.statusCode = 200;
     this.opts.headers(res);
     res.setHeader('Content-Type', 'application/octet-stream');
-    res.setHeader('Content-Length', body.length);
-    res.end(body);
+    res.setHeader('Content-Length', bytes);
+    res.cork();
+    for (let i = 0; i < parts.length - 1; i++) res.write(parts[i]);
+    res.uncork();
+    res.end(parts[parts.length - 1]);
+  }
+
+  /** Everything queued now has been written to a downstream. */
+  private noteWritten(): void {
+    if (this.out.length > 0) this.writtenThrough = this.out[this.out.length - 1].seq;
   }
 
   /** End the current downstream response (a newer request takes over, or the session ends). */
@@ -346,7 +398,10 @@ export class FallbackSession implements Channel {
     if (!down) return;
     if (down.mode === 'stream') {
       this.detachDownstream();
-      if (!down.res.writableEnded) down.res.end(encodeEmpty(FrameType.END));
+      // Still holding bytes the client has not read: they would stay in memory for nothing (the new
+      // downstream carries them), so the old response is dropped rather than ended.
+      if (down.res.writableLength > 0) down.res.destroy();
+      else if (!down.res.writableEnded) down.res.end(encodeEmpty(FrameType.END));
     } else {
       this.answerPoll();
     }
@@ -405,13 +460,7 @@ export class FallbackSession implements Channel {
     if (down) {
       this.detachDownstream();
       if (down.mode === 'stream') { if (!down.res.writableEnded) down.res.end(encodeEmpty(FrameType.END)); }
-      else if (!down.res.headersSent) {
-        const body = Buffer.concat([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...this.unackedFrames()]);
-        down.res.statusCode = 200;
-        this.opts.headers(down.res);
-        down.res.setHeader('Content-Type', 'application/octet-stream');
-        down.res.end(body);
-      }
+      else if (!down.res.headersSent) this.writePollAnswer(down.res);
     }
     // Replies still waiting (paused session) are answered so no request hangs.
     for (const item of this.inbound) if (item.kind === 'reply') item.reply();

@@ -95,6 +95,8 @@ interface SessionRecord {
   corsOrigin: string | null;
   /** HMAC of the credential-bearing headers presented at open (never the values themselves) */
   credentialTag: string;
+  /** a send's body is being received */
+  uploading: boolean;
 }
 
 /**
@@ -227,7 +229,7 @@ export class FallbackEndpoints {
         ctx.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
       },
     });
-    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req) });
+    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req), uploading: false });
     ctx.metrics.fallbackSessions.inc({ service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
     const tracked = this.opts.track?.(session, session.admission);
@@ -319,11 +321,25 @@ export class FallbackEndpoints {
         return;
       }
       if (session.closed) { this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session')); return; }
-      session.attachDownstream(res, op);
+      if (!session.attachDownstream(res, op)) {
+        this.violation(req, res, service, ctx, session, 429, 'fallback_resend_limit', 1008, 'too much re-sent without acknowledgement');
+        session.end(1008, 'too much re-sent without acknowledgement');
+      }
       return;
     }
 
-    const body = await this.readBody(req, res, service, ctx, ctx.config.fallback.max_body, session);
+    // One upload at a time per session: its body is the one whose bytes the session's budget counts as they arrive.
+    if (record.uploading) {
+      this.refuse(req, res, service, ctx, new Rejection(409, 'fallback_send_busy', 'another send of this session is being received'));
+      return;
+    }
+    record.uploading = true;
+    let body: Buffer | undefined;
+    try {
+      body = await this.readBody(req, res, service, ctx, ctx.config.fallback.max_body, session);
+    } finally {
+      record.uploading = false;
+    }
     if (!body) return;
     const { frames, error } = decodeFrames(body, { maxMessage: service.max_message, maxFrames: MAX_FRAMES_PER_BODY });
     if (error) {
@@ -451,7 +467,10 @@ export class FallbackEndpoints {
     for (const [k, v] of Object.entries(rejection.headers)) res.setHeader(k, v);
     res.setHeader('Content-Type', 'text/plain; charset=utf-8');
     // A refused request's body is not read: close the connection rather than drain an attacker's upload.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    if (!req.complete) {
+      res.setHeader('Connection', 'close');
+      res.once('finish', lingerThenClose);
+    }
     res.end(`${rejection.status} ${rejection.reason}\n`);
   }
 
@@ -495,10 +514,19 @@ export class FallbackEndpoints {
         resolve(undefined);
       }, ctx.config.fallback.request_timeout);
       timer.unref?.();
+      // Held input and this body together stay within the session's budget, checked as the bytes arrive.
+      const budget = session ? ctx.config.fallback.max_buffer + ctx.config.fallback.max_body : Infinity;
       req.on('data', (chunk: Buffer) => {
         if (done) return;
         size += chunk.length;
         if (size > limit) { done = true; clearTimeout(timer); tooBig(); return; }
+        if (session && session.inboundBuffered + size > budget) {
+          done = true;
+          clearTimeout(timer);
+          this.violation(req, res, service, ctx, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
+          resolve(undefined);
+          return;
+        }
         chunks.push(chunk);
       });
       req.on('end', () => {
@@ -507,12 +535,15 @@ export class FallbackEndpoints {
         clearTimeout(timer);
         resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
       });
-      req.on('error', () => {
+      // The client gave up (or the socket broke) before the end: the session's one upload is free again.
+      const gone = (): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         resolve(undefined);
-      });
+      };
+      req.on('error', gone);
+      req.on('close', gone);
     });
   }
 }
@@ -533,4 +564,19 @@ function originRequestInfo(req: IncomingMessage): OriginRequestInfo {
 /** The client as the listener resolved it (PROXY header, trusted proxy), as the WebSocket path audits it. */
 function clientOf(req: IncomingMessage): string | undefined {
   return clientAddressOf(req)?.address ?? req.socket.remoteAddress;
+}
+
+/** How long the rest of a refused upload is read and dropped before its socket is closed. */
+const LINGER_MS = 2000;
+
+/**
+ * After refusing a request whose body is still coming: drop what arrives
+ * (nothing of it is kept) for a moment, so the client reads the answer before
+ * the socket closes — an immediate close would reset the connection and could
+ * discard the answer — then close it, whether or not the body ever ends.
+ */
+function lingerThenClose(this: ServerResponse): void {
+  const socket = this.socket ?? this.req.socket;
+  this.req.resume();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
