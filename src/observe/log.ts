@@ -13,6 +13,8 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { name: 'gatehouse' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // "level":"info", not pino's number: what operators grep for and log shippers map.
+      formatters: { level: (label) => ({ level: label }) },
       // Belt and braces: whatever a caller passes, these never reach the log.
       redact: {
         paths: ['authorization', 'cookie', 'password', 'token', 'ticket', '*.authorization', '*.cookie', '*.password', '*.token', '*.ticket', 'headers.authorization', 'headers.cookie'],

@@ -8,7 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger } from '../../src/observe/log.js';
 
-export interface LogLine { level: number; msg: string; reason?: string; event?: string; [k: string]: unknown }
+export interface LogLine { level: string; msg: string; reason?: string; event?: string; [k: string]: unknown }
 
 export interface TestGateway {
   gateway: Gateway;
