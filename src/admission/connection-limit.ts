@@ -5,7 +5,7 @@
  * a later check refuses or when the connection ends (`Admission.release`).
  * Over → 429 `too_many_connections` (address), 503 `service_full`, 503 `gateway_full`.
  */
-import { addressKey } from '../http/cidr.js';
+import { addressKey, CidrSet } from '../http/cidr.js';
 import type { SlotRefusal } from '../shared-state/contract.js';
 import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { sharedStateOf } from './state.js';
@@ -20,6 +20,9 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
   const slots = sharedStateOf(env).connections;
   const config = env.config.limits;
   const limits = { perAddress: config.connections_per_address, perService: service.max_connections, total: config.connections_total };
+  // limits.exempt_addresses: no per-address count (a plain number: the limits may cross a process boundary).
+  const exempt = new CidrSet(config.exempt_addresses);
+  const exemptLimits = { ...limits, perAddress: Number.MAX_SAFE_INTEGER };
   const metrics = env.metrics;
   // The open-connection series are taken once per service, not per connection.
   const open = {
@@ -56,7 +59,7 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
         ctx.onRelease(fallback ? releaseFallback : releaseWebSocket, key);
         return undefined;
       };
-      const outcome = slots.reserve(key, service.name, limits);
+      const outcome = slots.reserve(key, service.name, exempt.has(ctx.request.remoteAddress) ? exemptLimits : limits);
       return typeof outcome === 'string' ? verdict(outcome) : outcome.then(verdict);
     },
   };

@@ -6,7 +6,7 @@
  * The buckets are the shared state's: in-process they answer at once (no
  * promise); shared by a cluster they answer after a round trip.
  */
-import { addressKey } from '../http/cidr.js';
+import { addressKey, CidrSet } from '../http/cidr.js';
 import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { sharedStateOf } from './state.js';
 import { SHARED_ADDRESS_HINT } from './connection-limit.js';
@@ -15,6 +15,7 @@ export const handshakeRateCheck: CheckFactory = (_service, env) => {
   const buckets = sharedStateOf(env).handshakes;
   const config = env.config.limits;
   const limits = { rate: config.handshake_rate, burst: config.handshake_burst };
+  const exempt = new CidrSet(config.exempt_addresses);
   const verdict = (waitMs: number): Rejection | undefined => {
     if (waitMs === 0) return undefined;
     const seconds = String(Math.max(1, Math.ceil(waitMs / 1000)));
@@ -24,6 +25,7 @@ export const handshakeRateCheck: CheckFactory = (_service, env) => {
   const check: AdmissionCheck = {
     name: 'handshake-rate',
     check(ctx) {
+      if (exempt.has(ctx.request.remoteAddress)) return undefined;
       const waitMs = buckets.take(addressKey(ctx.request.remoteAddress), limits);
       return typeof waitMs === 'number' ? verdict(waitMs) : waitMs.then(verdict);
     },

@@ -16,6 +16,11 @@ services:
     origins: [self]
     # Command-line clients send no Origin; echo holds nothing worth protecting.
     allow_missing_origin: true
+# For trying Gatehouse locally: tools on this machine (a conformance suite, a
+# load test) are not held to the per-address handshake and connection limits.
+# A configuration you write keeps them for every address unless it says so.
+limits:
+  exempt_addresses: [127.0.0.0/8, ::1]
 # Metrics, health, the admin API and the dashboard, on loopback. Without
 # GATEHOUSE_ADMIN_TOKEN, \`gatehouse start\` makes a token and prints the dashboard link.
 admin:

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { duration, size } from './units.js';
+import { parseCidr } from '../http/cidr.js';
 
 const positiveInt = () => z.number().int().positive();
 
@@ -28,6 +29,13 @@ export const limitsSchema = z.strictObject({
   handshake_rate: positiveInt().default(20),
   /** Handshakes a client address may make at once before the rate applies (bucket size). */
   handshake_burst: positiveInt().default(50),
+  /**
+   * Client addresses (CIDR ranges) the per-address limits — handshake_rate,
+   * handshake_burst, connections_per_address — do not apply to. Empty by
+   * default; the built-in default of `gatehouse start` exempts loopback, so
+   * local tools (a conformance suite, a load test) are not refused with 429.
+   */
+  exempt_addresses: z.array(z.string().refine((c) => parseCidr(c) !== undefined, 'not an IP address or CIDR range')).default([]),
   /** Open connections per client address (IPv6: per /64). Over → 429. */
   connections_per_address: positiveInt().default(256),
   /** Open connections in the whole gateway process. Over → 503. */
