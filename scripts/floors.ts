@@ -28,7 +28,7 @@ export const FLOORS: readonly Floor[] = [
   // The ground floor: records and contracts everything reads; imports nothing above it.
   {
     name: GROUND,
-    paths: ['src/config/', 'src/observe/', 'src/http/', 'src/channel.ts', 'src/admitted.ts', 'src/shared-state/', 'src/errors.ts', 'src/clock.ts'],
+    paths: ['src/config/', 'src/observe/', 'src/http/', 'src/channel.ts', 'src/admitted.ts', 'src/shared-state/', 'src/errors.ts', 'src/clock.ts', 'src/bus.ts'],
     mayImport: [],
   },
   // Policy: the checks and their pipeline; auth's checks follow admission's contract.
@@ -58,7 +58,7 @@ export const FLOORS: readonly Floor[] = [
   },
   {
     name: 'cli',
-    paths: ['src/cli.ts', 'src/start.ts', 'src/cluster-setup.ts'],
+    paths: ['src/cli.ts', 'src/start.ts', 'src/cluster-setup.ts', 'src/primary-admin.ts'],
     mayImport: [GROUND, 'admission', 'auth', ...TRANSPORTS, 'relay', 'inspect', 'services', 'checks', 'front', 'admin', 'gateway', 'cluster'],
   },
   { name: 'main', paths: ['src/main.ts'], mayImport: ['cli'] },

@@ -12,7 +12,10 @@ import type { Logger } from 'pino';
 import type { GatehouseConfig } from './config/schema.js';
 import type { Gateway, GatewayOptions } from './gateway.js';
 import type { SharedState } from './shared-state/contract.js';
-import type { IpcClient } from './cluster/ipc.js';
+import type { IpcClient, IpcPort } from './cluster/ipc.js';
+import { IpcBus } from './cluster/ipc-bus.js';
+import { RedisBus } from './cluster/redis-bus.js';
+import type { MessageBus } from './bus.js';
 import { ipcSharedState } from './cluster/ipc-state.js';
 import { connectRedis, type RedisClient } from './cluster/redis.js';
 import { RedisSharedState } from './cluster/redis-state.js';
@@ -25,7 +28,7 @@ const DIRECTORY_TTL_MS = 5_000;
 
 export interface ClusterPart {
   /** Options for Gateway.start. */
-  gateway: Pick<GatewayOptions, 'shared' | 'fallbackRoute'>;
+  gateway: Pick<GatewayOptions, 'shared' | 'fallbackRoute' | 'bus'>;
   /** Once the gateway runs: start taking hops; resolves with this process's hop id and URL (none without hops). */
   attach(gw: Gateway): Promise<{ id: string; url: string } | undefined>;
   /** A worker's primary sent the table of hop addresses. */
@@ -35,8 +38,9 @@ export interface ClusterPart {
 
 export async function clusterPart(config: GatehouseConfig, log: Logger, worker?: { ipc: IpcClient; index: number }): Promise<ClusterPart> {
   const c = config.cluster;
-  let redis: { client: RedisClient; state: RedisSharedState } | undefined;
+  let redis: { client: RedisClient; state: RedisSharedState; subscriber: RedisClient } | undefined;
   let shared: SharedState | undefined;
+  let bus: MessageBus | undefined;
   if (c) {
     const client = connectRedis(c);
     client.on('error', () => undefined); // reported by the state's own warnings, not once per reconnect attempt
@@ -44,16 +48,20 @@ export async function clusterPart(config: GatehouseConfig, log: Logger, worker?:
     await waitReady(client, c.redis_timeout * 3);
     await state.start();
     if (client.status !== 'ready') log.error('redis unreachable at start: tickets are refused and limits counted in this process until it is');
-    redis = { client, state };
+    const subscriber = connectRedis(c);
+    subscriber.on('error', () => undefined);
+    redis = { client, state, subscriber };
     shared = state;
+    bus = new RedisBus(client, subscriber, c.key_prefix);
   } else if (worker) {
     shared = ipcSharedState(worker.ipc);
+    bus = new IpcBus(worker.ipc, process as unknown as IpcPort);
   }
 
   const secret = c?.secret ?? (worker ? process.env[HOP_SECRET_ENV] : undefined);
   if (!secret) {
     return {
-      gateway: { shared },
+      gateway: { shared, bus },
       attach: async () => undefined,
       setDirectory: () => undefined,
       close: async () => { await closeRedis(redis); },
@@ -78,6 +86,7 @@ export async function clusterPart(config: GatehouseConfig, log: Logger, worker?:
   return {
     gateway: {
       shared,
+      bus,
       fallbackRoute: {
         self,
         hop: async (req, res, owner, client) => {
@@ -107,10 +116,11 @@ export async function clusterPart(config: GatehouseConfig, log: Logger, worker?:
   };
 }
 
-async function closeRedis(redis: { client: RedisClient; state: RedisSharedState } | undefined): Promise<void> {
+async function closeRedis(redis: { client: RedisClient; state: RedisSharedState; subscriber: RedisClient } | undefined): Promise<void> {
   if (!redis) return;
   await redis.state.close();
   redis.client.disconnect();
+  redis.subscriber.disconnect();
 }
 
 function waitReady(client: RedisClient, ms: number): Promise<void> {

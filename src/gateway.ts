@@ -19,6 +19,9 @@ import { Metrics } from './observe/metrics.js';
 import { ConnectionEnds } from './observe/connection-end.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminHooks, ReloadResult } from './admin/api.js';
+import type { PublishResult } from './admin/publish.js';
+import { busChannel, messageText } from './services/pubsub.js';
+import { CHANNEL } from './services/pubsub-protocol.js';
 import { createService } from './services/index.js';
 import { PROTOCOL_INSPECTORS } from './inspect/index.js';
 import { unwatchChannel, watchCredentials } from './auth/expiry.js';
@@ -29,6 +32,7 @@ import { FallbackEndpoints, type FallbackOptions } from './front/fallback-endpoi
 import type { Service } from './services/types.js';
 import { setZlibConcurrency } from './websocket/zlib-pool.js';
 import type { SharedState } from './shared-state/contract.js';
+import { LocalBus, type MessageBus } from './bus.js';
 import { MemorySharedState } from './shared-state/memory.js';
 
 export interface GatewayOptions {
@@ -38,6 +42,8 @@ export interface GatewayOptions {
   configSource?: () => GatehouseConfig;
   /** State shared with the other processes of a cluster (their primary's, or Redis); default: this process's own. */
   shared?: SharedState;
+  /** The pub/sub bus shared with the other processes of a cluster; default: this process's own. */
+  bus?: MessageBus;
   /** Fallback sessions of a cluster: this process's id, and the hop to a session's owner (FallbackEndpoints `route`). */
   fallbackRoute?: FallbackOptions['route'];
 }
@@ -51,6 +57,8 @@ export class Gateway {
   readonly guard: ChannelGuard;
   /** Failure counts, used and issued tickets: what guards security outlives every reload. */
   private readonly sharedState: SharedState;
+  /** Where `pubsub` services publish and subscribe; one for the gateway's life, so reloaded services share it. */
+  readonly bus: MessageBus;
   private config: GatehouseConfig;
   /** The rate and connection checks ticket requests pass, built with each configuration (as the pipeline is). */
   private ticketDoor!: AdmissionPipeline;
@@ -68,6 +76,7 @@ export class Gateway {
     this.config = config;
     this.configSource = opts.configSource;
     this.sharedState = opts.shared ?? new MemorySharedState();
+    this.bus = opts.bus ?? new LocalBus();
     this.log = opts.logger ?? createLogger(config.log.level);
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
@@ -101,6 +110,7 @@ export class Gateway {
         : this.front.addresses.length === 0 ? { ready: false, reason: 'not listening' } : { ready: true }),
       reload: () => this.reloadFromSource(),
       drain: () => { void this.stop(); },
+      publish: (service, channel, data) => this.publish(service, channel, data),
     };
   }
 
@@ -155,7 +165,7 @@ export class Gateway {
     setZlibConcurrency(config.websocket.compression_concurrency);
     const services = new Map<string, Service>();
     const list = servicesOf(config);
-    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders, inspectors: PROTOCOL_INSPECTORS }));
+    for (const svc of list) services.set(svc.name, createService(svc, { config, log: this.log, metrics: this.metrics, audit: this.audit, identityHeaders: backendIdentityHeaders, inspectors: PROTOCOL_INSPECTORS, bus: this.bus }));
     const env = { config, log: this.log, metrics: this.metrics, shared: this.sharedState };
     this.ticketDoor = new AdmissionPipeline(list, TICKET_DOOR_CHECKS, env, this.audit);
     return {
@@ -215,6 +225,20 @@ export class Gateway {
     }
   }
 
+
+  /** A message for a `pubsub` service's channel (the admin API's publish), to its subscribers everywhere. */
+  async publish(service: string, channel: string, data: unknown): Promise<PublishResult> {
+    const svc = this.config.services[service];
+    if (svc?.type !== 'pubsub') return 'unknown_service';
+    if (!CHANNEL.test(channel)) return 'bad_channel';
+    try {
+      await this.bus.publish(busChannel(service, channel), messageText(channel, data));
+      this.metrics.inc('gatehouse_pubsub_messages_total', { service, direction: 'published' });
+      return 'ok';
+    } catch {
+      return 'unavailable';
+    }
+  }
 
   /** Drain: stop accepting, close channels with 1001, shut services down. */
   stop(timeoutMs = this.config.shutdown.drain_timeout): Promise<void> {

@@ -17,6 +17,8 @@ import { Gateway } from './gateway.js';
 import { IpcClient } from './cluster/ipc.js';
 import { Primary, type PrimaryMessage, type WorkerMessage } from './cluster/primary.js';
 import { clusterPart, HOP_SECRET_ENV } from './cluster-setup.js';
+import { primaryAdmin } from './primary-admin.js';
+import type { AdminServer } from './admin/server.js';
 import { randomBytes } from 'node:crypto';
 
 /** How many processes a configuration asks for: `auto` is the cores this process may use. */
@@ -57,18 +59,22 @@ export async function runPrimary(file: string | undefined, config: GatehouseConf
     // Fallback hops between the workers are signed with a secret of this run (with `cluster`: the configured one).
     env: config.cluster ? {} : { [HOP_SECRET_ENV]: randomBytes(32).toString('base64url') },
   });
+  let admin: AdminServer | undefined;
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutdown requested: every worker drains');
-      void primary.stop().then(() => resolve(0));
+      void primary.stop().then(() => admin?.close()).then(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => primary.reload());
-    primary.start().then(
-      () => log.info({ workers: count, pids: primary.pids }, 'workers listening'),
-      (err: Error) => { log.error({ err: err.message }, 'a worker failed to start'); resolve(1); },
-    );
+    primary.start().then(async () => {
+      log.info({ workers: count, pids: primary.pids }, 'workers listening');
+      if (!config.admin) return;
+      admin = primaryAdmin(config.admin, primary, log, { reload: () => primary.reload(), drain: () => stop('admin drain') });
+      const a = await admin.listen();
+      process.stderr.write(`gatehouse: admin on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
+    }, (err: Error) => { log.error({ err: err.message }, 'a worker failed to start'); resolve(1); });
   });
 }
 
@@ -93,12 +99,20 @@ export async function runWorker(file: string | undefined, config: GatehouseConfi
     process.on('message', (m: PrimaryMessage) => {
       if (m?.gh === 'stop') stop(m.timeoutMs);
       else if (m?.gh === 'hops') part.setDirectory(m.table);
+      else if (m?.gh === 'ask') void answer(gw, m.what, m.args).then((value) => process.send?.({ gh: 'answer', id: m.id, value } satisfies WorkerMessage));
       else if (m?.gh === 'reload' && file) {
         gw.reload(workerConfig(loadConfigFile(file))).catch((err: unknown) => log.error({ err }, 'reload refused: the running configuration stays'));
       }
     });
     process.send?.({ gh: 'ready', addresses: gw.addresses, ...(hop ? { hop } : {}) } satisfies WorkerMessage);
   });
+}
+
+/** What the primary's admin listener asks a worker. */
+async function answer(gw: Gateway, what: string, args: unknown[]): Promise<unknown> {
+  if (what === 'metrics') return (await Promise.all(gw.metrics.registries.map((r) => r.getMetricsAsJSON()))).flat();
+  if (what === 'publish') return gw.publish(String(args[0]), String(args[1]), args[2]);
+  return undefined;
 }
 
 /** A worker's configuration: the admin listener is the primary's (one port, every worker's numbers). */

@@ -73,6 +73,7 @@ export class AdminServer {
     if (path === '/healthz') return read ? sendText(req, res, 200, 'ok\n') : methodNotAllowed(req, res, 'GET');
     if (path === '/readyz') return read ? this.readyz(req, res) : methodNotAllowed(req, res, 'GET');
     if (path === '/metrics') return read ? this.metrics(req, res) : methodNotAllowed(req, res, 'GET');
+    if (path === '/metrics/workers' && this.hooks.metricsByWorker) return read ? this.metricsByWorker(req, res, this.hooks.metricsByWorker) : methodNotAllowed(req, res, 'GET');
     if (this.config.dashboard && isDashboardPath(path)) return read ? serveDashboard(req, res, path) : methodNotAllowed(req, res, 'GET');
     if (path.startsWith('/api/')) return this.api(req, res, path, query);
     sendText(req, res, 404, 'not found\n');
@@ -88,6 +89,13 @@ export class AdminServer {
     const m = this.hooks.metrics;
     m.render().then(
       (text) => sendText(req, res, 200, text, m.contentType),
+      (err: unknown) => { this.hooks.log.error({ err }, 'metrics collection failed'); sendText(req, res, 500, 'metrics collection failed\n'); },
+    );
+  }
+
+  private metricsByWorker(req: IncomingMessage, res: ServerResponse, render: () => Promise<string>): void {
+    render().then(
+      (text) => sendText(req, res, 200, text, this.hooks.metrics.contentType),
       (err: unknown) => { this.hooks.log.error({ err }, 'metrics collection failed'); sendText(req, res, 500, 'metrics collection failed\n'); },
     );
   }

@@ -17,19 +17,22 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { serveCalls, type ReplyMessage } from './ipc.js';
+import { serveCalls, type ReplyMessage, type Served } from './ipc.js';
+import type { BusMessage } from './ipc-bus.js';
 import { PrimaryState } from './ipc-state.js';
 
 /** Messages a worker sends its primary (besides calls). */
 export type WorkerMessage =
   | { gh: 'ready'; addresses: unknown[]; hop?: { id: string; url: string } }
-  | { gh: 'reloaded'; ok: boolean };
+  | { gh: 'answer'; id: number; value?: unknown; error?: string };
 
 /** Messages the primary sends a worker (besides replies). */
 export type PrimaryMessage =
   | { gh: 'reload' }
   | { gh: 'stop'; timeoutMs: number }
-  | { gh: 'hops'; table: Record<string, string> };
+  | { gh: 'hops'; table: Record<string, string> }
+  /** A question for the worker (its metrics, a publish): answered with `answer` and the same id. */
+  | { gh: 'ask'; id: number; what: string; args: unknown[] };
 
 export interface PrimaryOptions {
   workers: number;
@@ -62,6 +65,10 @@ export class Primary {
   private readonly slots: Slot[] = [];
   private stopping?: Promise<void>;
   private started = false;
+  /** The workers' pub/sub hub (without Redis): a message one publishes goes to all, in the order it came. */
+  private readonly bus: Served = {
+    publish: (channel: string, message: string) => this.publish(channel, message),
+  };
 
   constructor(private readonly opts: PrimaryOptions) {
     // Structured clone on the IPC channel: principals, limits and results cross as they are.
@@ -120,11 +127,13 @@ export class Primary {
     slot.worker = worker;
     slot.startedAt = Date.now();
     slot.hop = undefined;
-    const calls = serveCalls((m: ReplyMessage) => this.send(worker, m), this.shared.targetsFor(worker.id));
+    const state = this.shared.targetsFor(worker.id);
+    const calls = serveCalls((m: ReplyMessage) => this.send(worker, m), (name) => (name === 'bus' ? this.bus : state(name)));
     return new Promise((resolve, reject) => {
       let listening = false;
       worker.on('message', (m: WorkerMessage) => {
         if (calls(m)) return;
+        if (m?.gh === 'answer') { this.answered(m); return; }
         if (m?.gh === 'ready') {
           listening = true;
           if (m.hop) { slot.hop = m.hop; this.broadcastHops(); }
@@ -154,6 +163,46 @@ export class Primary {
     }, delay).unref();
   }
 
+  /**
+   * Asks every running worker `what` (the admin listener's metrics, for
+   * example); resolves with each answer by slot, undefined for a worker that
+   * did not answer within 5 s.
+   */
+  askAll(what: string, args: unknown[] = []): Promise<Array<{ worker: number; value: unknown }>> {
+    return Promise.all(this.slots.map(async (s) => ({ worker: s.index, value: await this.ask(s.worker, what, args) })));
+  }
+
+  /** Asks one running worker (the first that is up). */
+  askOne(what: string, args: unknown[] = []): Promise<unknown> {
+    const s = this.slots.find((x) => x.worker && !x.worker.isDead() && x.worker.isConnected());
+    return this.ask(s?.worker, what, args);
+  }
+
+  private nextAsk = 1;
+  private readonly asks = new Map<number, (value: unknown) => void>();
+
+  private ask(worker: Worker | undefined, what: string, args: unknown[]): Promise<unknown> {
+    if (!worker || worker.isDead() || !worker.isConnected()) return Promise.resolve(undefined);
+    const id = this.nextAsk++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.asks.delete(id); resolve(undefined); }, 5_000);
+      this.asks.set(id, (v) => { clearTimeout(timer); resolve(v); });
+      this.send(worker, { gh: 'ask', id, what, args });
+    });
+  }
+
+  private answered(m: { id: number; value?: unknown }): void {
+    const done = this.asks.get(m.id);
+    this.asks.delete(m.id);
+    done?.(m.value);
+  }
+
+  /** A pub/sub message to every worker (a worker's, or the admin API's). */
+  publish(channel: string, message: string): void {
+    const m: BusMessage = { gh: 'bus', channel, message };
+    for (const s of this.slots) this.send(s.worker, m);
+  }
+
   /** Every worker learns where the others take fallback hops. */
   private broadcastHops(): void {
     const table: Record<string, string> = {};
@@ -161,7 +210,7 @@ export class Primary {
     for (const s of this.slots) this.send(s.worker, { gh: 'hops', table });
   }
 
-  private send(worker: Worker | undefined, m: PrimaryMessage | ReplyMessage): void {
+  private send(worker: Worker | undefined, m: PrimaryMessage | ReplyMessage | BusMessage): void {
     if (!worker || worker.isDead() || !worker.isConnected()) return;
     try { worker.send(m); } catch { /* it is exiting: its exit handler cleans up */ }
   }

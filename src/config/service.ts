@@ -10,6 +10,7 @@ import { fallbackServiceFields } from './fallback.js';
 import { tcpServiceFields, websocketServiceFields } from './backends.js';
 import { compressionServiceFields } from './compression.js';
 import { inspectServiceFields } from './inspect.js';
+import { pubsubServiceFields } from './pubsub.js';
 
 /** 16 MiB: the largest message any service may allow. */
 export const HARD_MAX_MESSAGE = 16 * 1024 * 1024;
@@ -61,4 +62,10 @@ export const websocketServiceSchema = z.strictObject({
   ...inspectServiceFields,
 });
 
-export const serviceSchema = z.discriminatedUnion('type', [echoServiceSchema, tcpServiceSchema, websocketServiceSchema]);
+export const pubsubServiceSchema = z.strictObject({
+  ...common,
+  type: z.literal('pubsub'),
+  ...pubsubServiceFields,
+});
+
+export const serviceSchema = z.discriminatedUnion('type', [echoServiceSchema, tcpServiceSchema, websocketServiceSchema, pubsubServiceSchema]);

@@ -8,6 +8,8 @@ import { TcpService } from './tcp.js';
 import { WebSocketService, type WebSocketServiceDeps } from './websocket.js';
 import type { Service } from './types.js';
 import type { InspectorTable } from '../relay/inspector.js';
+import { PubSubService } from './pubsub.js';
+import type { MessageBus } from '../bus.js';
 
 export interface ServiceDeps {
   config: GatehouseConfig;
@@ -18,6 +20,8 @@ export interface ServiceDeps {
   identityHeaders?: WebSocketServiceDeps['identityHeaders'];
   /** Protocol inspectors by subprotocol (the composition root's table from src/inspect/). */
   inspectors?: InspectorTable;
+  /** Where `pubsub` services publish and subscribe: the gateway's one bus (kept across reloads), shared by a cluster. */
+  bus: MessageBus;
 }
 
 export function createService(svc: ServiceConfig, deps: ServiceDeps): Service {
@@ -28,5 +32,7 @@ export function createService(svc: ServiceConfig, deps: ServiceDeps): Service {
       return new TcpService(svc, { ...deps, sendStallTimeout: deps.config.limits.send_stall_timeout });
     case 'websocket':
       return new WebSocketService(svc, { ...deps, websocket: deps.config.websocket, sendStallTimeout: deps.config.limits.send_stall_timeout });
+    case 'pubsub':
+      return new PubSubService(svc, { bus: deps.bus, audit: deps.audit, metrics: deps.metrics });
   }
 }

@@ -8,7 +8,7 @@ import { stompPolicy } from './policy.js';
 
 export function stompInspector(context: InspectorContext): Inspector | undefined {
   const service = context.admission.service;
-  const config = service.type === 'echo' ? undefined : service.inspect?.stomp;
+  const config = service.type === 'tcp' || service.type === 'websocket' ? service.inspect?.stomp : undefined;
   if (config === undefined) return undefined;
   return new StompInspector(context, stompPolicy(config, service.max_message));
 }

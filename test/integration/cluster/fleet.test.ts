@@ -25,6 +25,7 @@ import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent }
 
 const KEY = randomBytes(32).toString('hex');
 const SECRET = randomBytes(24).toString('hex');
+const ADMIN_TOKEN = randomBytes(16).toString('hex');
 let redis: Redis;
 let machineA: GatewayProcess;
 let machineB: GatewayProcess;
@@ -47,6 +48,7 @@ services:
     type: echo
     allow_missing_origin: true
     auth: { methods: [{ type: ticket }] }
+  live: { path: /live, type: pubsub, allow_missing_origin: true, pubsub: { subscribe: ["news.*"], publish: ["news.*"] } }
 `;
 
 function pidsOf(gw: GatewayProcess): number[] {
@@ -58,7 +60,7 @@ before(async () => {
   redis = await startRedis();
   [machineA, machineB] = await Promise.all([
     startGatewayProcess(config(2, ''), { startTimeoutMs: 90_000 }),
-    startGatewayProcess(config(1, 'admin: { host: 127.0.0.1, port: 0 }'), { startTimeoutMs: 90_000 }),
+    startGatewayProcess(config(1, `admin: { host: 127.0.0.1, port: 0, token: "${ADMIN_TOKEN}" }`), { startTimeoutMs: 90_000 }),
   ]);
   adminB = (await machineB.waitFor(/admin on (http:\/\/[\d.:]+)/, 30_000).catch(() => /admin on (http:\/\/[\d.:]+)/.exec(machineB.output())!))[1];
   // Every process of A takes hops once it says so: wait for both workers.
@@ -134,6 +136,35 @@ test('the per-address limit holds across the processes', { timeout: 30_000 }, as
   for (const ws of open) ws.terminate();
 });
 
+test('a publish reaches the subscribers on every process of both machines', { timeout: 30_000 }, async () => {
+  const P = 'gatehouse.pubsub.v1';
+  const inboxes: string[][] = [];
+  const sockets: WebSocket[] = [];
+  // Two on A (one per worker: A's primary alternates them) and one on B.
+  for (const url of [machineA.url('/live'), machineA.url('/live'), machineB.url('/live')]) {
+    const o = await connect(url, { protocols: [P], localAddress: `127.0.0.${60 + sockets.length}` });
+    assert.equal(o.kind, 'open');
+    if (o.kind !== 'open') return;
+    const inbox: string[] = [];
+    o.ws.on('message', (d) => inbox.push(String(d)));
+    inboxes.push(inbox);
+    sockets.push(o.ws);
+    o.ws.send(JSON.stringify({ type: 'subscribe', channel: 'news.fleet', id: 1 }));
+  }
+  const wait = async (pred: () => boolean): Promise<void> => { while (!pred()) await new Promise((r) => setTimeout(r, 20)); };
+  await wait(() => inboxes.every((b) => b.some((m) => m.includes('"subscribed"'))));
+  const pub = await connect(lb.url('/live'), { protocols: [P], localAddress: '127.0.0.63' });
+  if (pub.kind === 'open') pub.ws.send(JSON.stringify({ type: 'publish', channel: 'news.fleet', data: 'through HAProxy' }));
+  const res = await fetch(`${adminB}/api/publish`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    body: JSON.stringify({ service: 'live', channel: 'news.fleet', data: 'from a backend' }),
+  });
+  assert.equal(res.status, 200, 'a backend publishes through the admin API');
+  await wait(() => inboxes.every((b) => b.some((m) => m.includes('through HAProxy')) && b.some((m) => m.includes('from a backend'))));
+  for (const ws of sockets) ws.terminate();
+  if (pub.kind === 'open') pub.ws.terminate();
+});
+
 async function sessionsOnB(): Promise<number> {
   const text = await (await fetch(`${adminB}/metrics`)).text();
   return Number(/gatehouse_fallback_sessions\{service="echo"\} (\d+)/.exec(text)?.[1] ?? 0);
@@ -162,8 +193,9 @@ test('killing machine B closes only its clients: its fallback session ends with 
     const before = await sessionsOnB();
     const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback', retryTimeout: 60_000 });
     await opened(s);
-    if ((await sessionsOnB()) > before && !ownedByB) ownedByB = s;
-    else if (!ownedByA) ownedByA = s;
+    const onB = (await sessionsOnB()) > before;
+    if (onB && !ownedByB) ownedByB = s;
+    else if (!onB && !ownedByA) ownedByA = s;
     else s.close();
   }
   assert.ok(ownedByA && ownedByB, 'a session owned by each machine');

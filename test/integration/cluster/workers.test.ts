@@ -19,12 +19,15 @@ import { startLoginApp, type LoginApp } from '../../helpers/login-app.js';
 import { GatehouseSocket, type GatehouseMessageEvent } from '../../../client/src/index.js';
 
 const KEY = randomBytes(32).toString('hex');
+const ADMIN_TOKEN = randomBytes(16).toString('hex');
+let admin = '';
 let gw: GatewayProcess;
 let app: LoginApp;
 
 const config = (extra = ''): string => `
 workers: 2
 listen: [{ host: 127.0.0.1, port: 0 }]
+admin: { host: 127.0.0.1, port: 0, token: "${ADMIN_TOKEN}" }
 log: { level: info }
 limits: { handshake_rate: 1000, handshake_burst: 1000, connections_per_address: 1000 }
 auth: { tickets: { hmac_keys: ["${KEY}"] } }
@@ -37,6 +40,7 @@ services:
     allow_missing_origin: true
     auth: { methods: [{ type: ticket }] }
   limited: { path: /limited, type: echo, allow_missing_origin: true, max_connections: 3 }
+  live: { path: /live, type: pubsub, allow_missing_origin: true, pubsub: { subscribe: ["news.*"], publish: ["news.*"] } }
   fwd:
     path: /fwd
     type: echo
@@ -56,6 +60,7 @@ before(async () => {
   app = await startLoginApp({ carol: { password: 'carol-secret-pw' } });
   gw = await startGatewayProcess(config(), { startTimeoutMs: 90_000 });
   if (pids().length !== 2) await gw.waitFor(/"msg":"workers listening"/);
+  admin = (/admin on (http:\/\/[\d.:]+)/.exec(gw.output()) ?? await gw.waitFor(/admin on (http:\/\/[\d.:]+)/, 30_000))[1];
 });
 after(async () => {
   const workers = pids();
@@ -105,6 +110,55 @@ test('a fallback session is served whichever worker each of its requests reaches
   s.close();
   // Each request opens its own connection at first; node:cluster gave them to both workers in turn.
   assert.ok(lines().some((l) => l.msg === 'taking fallback hops' && l.worker === 1) && lines().some((l) => l.msg === 'taking fallback hops' && l.worker === 0));
+});
+
+test('the primary\'s admin listener: /metrics sums the workers, /metrics/workers has each', { timeout: 30_000 }, async () => {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const o = await connect(gw.url('/echo'));
+    if (o.kind === 'open') sockets.push(o.ws);
+  }
+  const summed = await (await fetch(`${admin}/metrics`)).text();
+  const open = Number(/gatehouse_connections_open\{service="echo",transport="websocket"\} (\d+)/.exec(summed)?.[1]);
+  assert.equal(open, 4, 'four open connections, two on each worker, summed');
+  const byWorker = await (await fetch(`${admin}/metrics/workers`)).text();
+  for (const w of ['0', '1']) {
+    const m = new RegExp(`gatehouse_connections_open\\{service="echo",transport="websocket",worker="${w}"\\} (\\d+)`).exec(byWorker);
+    assert.equal(Number(m?.[1]), 2, `worker ${w} holds two`);
+  }
+  for (const ws of sockets) ws.terminate();
+});
+
+test('pub/sub across workers: a client\'s publish and the admin API\'s reach subscribers on both workers', { timeout: 30_000 }, async () => {
+  const P = 'gatehouse.pubsub.v1';
+  const subscribers: WebSocket[] = [];
+  const inboxes: string[][] = [];
+  for (let i = 0; i < 2; i++) {
+    const o = await connect(gw.url('/live'), { protocols: [P] });
+    assert.equal(o.kind, 'open');
+    if (o.kind !== 'open') return;
+    const inbox: string[] = [];
+    inboxes.push(inbox);
+    o.ws.on('message', (d) => inbox.push(String(d)));
+    subscribers.push(o.ws);
+    o.ws.send(JSON.stringify({ type: 'subscribe', channel: 'news.x', id: 1 }));
+  }
+  const wait = async (pred: () => boolean): Promise<void> => { while (!pred()) await new Promise((r) => setTimeout(r, 20)); };
+  await wait(() => inboxes.every((b) => b.some((m) => m.includes('"subscribed"'))));
+  const o = await connect(gw.url('/live'), { protocols: [P] });
+  if (o.kind === 'open') o.ws.send(JSON.stringify({ type: 'publish', channel: 'news.x', data: 'from a client' }));
+  const res = await fetch(`${admin}/api/publish`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ service: 'live', channel: 'news.x', data: { from: 'backend' } }),
+  });
+  assert.equal(res.status, 200);
+  await wait(() => inboxes.every((b) => b.filter((m) => m.includes('"message"')).length === 2));
+  for (const b of inboxes) {
+    const messages = b.filter((m) => m.includes('"message"')).map((m) => JSON.parse(m) as { data: unknown });
+    assert.deepEqual(new Set(messages.map((m) => JSON.stringify(m.data))), new Set(['"from a client"', '{"from":"backend"}']), 'both messages, on each worker');
+  }
+  for (const ws of subscribers) ws.terminate();
+  if (o.kind === 'open') o.ws.terminate();
 });
 
 test('a single-use ticket used through one worker is refused through the other', { timeout: 30_000 }, async () => {

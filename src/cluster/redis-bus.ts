@@ -1,0 +1,36 @@
+/**
+ * The pub/sub bus on Redis (`cluster.redis`): PUBLISH on one connection,
+ * SUBSCRIBE on a second (a subscribed connection runs no other commands),
+ * each channel subscribed once per process however many of its clients
+ * listen, and unsubscribed when the last one leaves. What this process
+ * publishes comes back through Redis like anyone else's, so every subscriber
+ * sees one order. After a reconnect the client library subscribes again;
+ * messages published meanwhile are lost (pub/sub is at most once).
+ */
+import { LocalSubscribers, type MessageBus } from '../bus.js';
+import { SharedStateUnavailable } from '../errors.js';
+import { keyer, ready, type RedisClient } from './redis.js';
+
+export class RedisBus implements MessageBus {
+  private readonly subscribers = new LocalSubscribers();
+  private readonly key: (name: string) => string;
+  private readonly prefixLength: number;
+
+  constructor(private readonly publisher: RedisClient, private readonly subscriber: RedisClient, prefix: string) {
+    this.key = keyer(prefix);
+    this.prefixLength = this.key('ps:').length;
+    subscriber.on('message', (key: string, message: string) => this.subscribers.deliver(key.slice(this.prefixLength), message));
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    if (!ready(this.publisher)) throw new SharedStateUnavailable('redis is not connected');
+    await this.publisher.publish(this.key(`ps:${channel}`), message);
+  }
+
+  subscribe(channel: string, deliver: (message: string) => void): () => void {
+    if (this.subscribers.add(channel, deliver).first) void this.subscriber.subscribe(this.key(`ps:${channel}`)).catch(() => undefined);
+    return () => {
+      if (this.subscribers.remove(channel, deliver).last) void this.subscriber.unsubscribe(this.key(`ps:${channel}`)).catch(() => undefined);
+    };
+  }
+}
