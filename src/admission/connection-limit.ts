@@ -7,7 +7,7 @@
  */
 import { addressKey, CidrSet } from '../http/cidr.js';
 import type { SlotRefusal } from '../shared-state/contract.js';
-import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
+import { Rejection, type AdmissionCheck, type AdmissionContext, type CheckFactory } from './types.js';
 import { sharedStateOf } from './state.js';
 
 /** Refusals by address say what else may be wrong: many clients seen as one address. */
@@ -46,21 +46,23 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
     total: new Rejection(503, 'gateway_full', 'the gateway is at its connection limit', { 'Retry-After': RETRY_AFTER_SECONDS },
       `limits.connections_total = ${config.connections_total}`),
   };
+  /** The reservation's outcome, made into the check's answer (one function per service, not per handshake). */
+  const settle = (outcome: 'ok' | SlotRefusal, ctx: AdmissionContext, key: string): Rejection | undefined => {
+    if (outcome !== 'ok') return refusals[outcome];
+    const fallback = ctx.request.transport === 'fallback';
+    (fallback ? open.fallback : open.websocket).value++;
+    // No closure per connection (it would be kept while the connection
+    // lives); the pipeline runs each release action once.
+    ctx.onRelease(fallback ? releaseFallback : releaseWebSocket, key);
+    return undefined;
+  };
   const check: AdmissionCheck = {
     name: 'connection-limit',
     check(ctx) {
       const key = addressKey(ctx.request.remoteAddress);
-      const verdict = (outcome: 'ok' | SlotRefusal): Rejection | undefined => {
-        if (outcome !== 'ok') return refusals[outcome];
-        const fallback = ctx.request.transport === 'fallback';
-        (fallback ? open.fallback : open.websocket).value++;
-        // No closure per connection (it would be kept while the connection
-        // lives); the pipeline runs each release action once.
-        ctx.onRelease(fallback ? releaseFallback : releaseWebSocket, key);
-        return undefined;
-      };
       const outcome = slots.reserve(key, service.name, exempt.has(ctx.request.remoteAddress) ? exemptLimits : limits);
-      return typeof outcome === 'string' ? verdict(outcome) : outcome.then(verdict);
+      // In one process the answer is at once: no closure; a shared store's answer needs one to carry ctx and key.
+      return typeof outcome === 'string' ? settle(outcome, ctx, key) : outcome.then((o) => settle(o, ctx, key));
     },
   };
   return check;
