@@ -8,9 +8,9 @@
  * Through HAProxy: the client library's fallback exchanges 10,000 sequenced
  * messages (its requests land on every process and are passed on to the
  * session's owner) with none lost or reordered; a ticket used through one
- * process is refused through the others; the per-address limit holds across
- * them; killing one machine closes only its own clients, and a fallback
- * session it owned ends with 1006.
+ * process is refused through the others; the per-address limits (open
+ * connections, handshake rate) hold across them; killing one machine closes
+ * only its own clients, and a fallback session it owned ends with 1006.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +26,10 @@ import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent }
 const KEY = randomBytes(32).toString('hex');
 const SECRET = randomBytes(24).toString('hex');
 const ADMIN_TOKEN = randomBytes(16).toString('hex');
+// One bucket per client address for the fleet: BURST handshakes at once, then RATE a second.
+// Each test uses addresses of its own; 127.0.0.1 opens at most a dozen sessions in the file.
+const RATE = 1;
+const BURST = 40;
 let redis: Redis;
 let machineA: GatewayProcess;
 let machineB: GatewayProcess;
@@ -39,7 +43,7 @@ log: { level: info }
 ${admin}
 trusted_proxies: [127.0.0.1]
 cluster: { redis: "${redis.url}", secret: "${SECRET}", redis_timeout: 2s }
-limits: { handshake_rate: 10000, handshake_burst: 10000, connections_per_address: 3, message_rate: 100000 }
+limits: { handshake_rate: ${RATE}, handshake_burst: ${BURST}, connections_per_address: 3, message_rate: 100000 }
 auth: { tickets: { hmac_keys: ["${KEY}"] } }
 services:
   echo: { path: /echo, type: echo, allow_missing_origin: true }
@@ -134,6 +138,26 @@ test('the per-address limit holds across the processes', { timeout: 30_000 }, as
   }
   for (let i = 0; i < 3; i++) assert.equal(status(await connect(lb.url('/echo'), from)), 429, `one more is refused, whichever process it reaches (${i})`);
   for (const ws of open) ws.terminate();
+});
+
+test('the per-address handshake rate holds across the processes: one bucket for the fleet', { timeout: 120_000 }, async () => {
+  // Refused at the ticket check (401) once the rate check let it through: nothing stays open.
+  const from = { localAddress: '127.0.0.43' };
+  const rateRefusal = (o: Outcome): boolean => o.kind === 'refused' && o.status === 429 && o.body.includes('too many handshakes');
+  const started = Date.now();
+  let passed = 0;
+  let refused: Outcome | undefined;
+  for (let i = 0; i < 4 * BURST && !refused; i++) {
+    const o = await connect(lb.url('/chat'), from);
+    if (rateRefusal(o)) refused = o;
+    else { status(o); passed++; }
+  }
+  const seconds = (Date.now() - started) / 1000;
+  assert.ok(refused, `a handshake was refused for its rate (after ${passed})`);
+  assert.ok(refused.kind === 'refused' && Number(refused.headers['retry-after']) >= 1, 'with Retry-After');
+  // Each process counting alone would let about twice BURST through before B's own bucket ran dry.
+  const allowed = BURST + Math.ceil(seconds * RATE) + 1;
+  assert.ok(passed >= BURST && passed <= allowed, `${passed} handshakes passed the rate check in ${seconds.toFixed(1)} s: one bucket allows ${BURST} to ${allowed}`);
 });
 
 test('a publish reaches the subscribers on every process of both machines', { timeout: 30_000 }, async () => {
