@@ -15,10 +15,13 @@
 import { z } from 'zod';
 import { duration, size } from './units.js';
 import { parseTemplate, type TemplatePart } from './placeholders.js';
+import { mqttInspectSchema } from './inspect-mqtt.js';
 
 /** Subprotocols each inspector handles. */
 export const INSPECTED_SUBPROTOCOLS: Readonly<Record<string, readonly string[]>> = {
   stomp: ['v10.stomp', 'v11.stomp', 'v12.stomp'],
+  // `mqttv3.1` is negotiated only when the service lists it; the CONNECT must still be 3.1.1 or 5.0.
+  mqtt: ['mqtt', 'mqttv3.1'],
 };
 
 /** A string with placeholders ({principal.id}, {claims.NAME}). */
@@ -94,6 +97,8 @@ export type StompInspectConfig = z.output<typeof stompInspectSchema>;
 
 export const inspectSchema = z.strictObject({
   stomp: stompInspectSchema.optional(),
+  /** MQTT 3.1.1 and 5.0: topic policy, identity injection, limits (src/config/inspect-mqtt.ts). */
+  mqtt: mqttInspectSchema.optional(),
 });
 
 export type InspectConfig = z.output<typeof inspectSchema>;

@@ -6,9 +6,11 @@
 import { INSPECTED_SUBPROTOCOLS } from '../config/inspect.js';
 import type { InspectorFactory, InspectorTable } from '../relay/inspector.js';
 import { stompInspector } from './stomp/index.js';
+import { mqttInspector } from './mqtt/index.js';
 
 const FACTORIES: Readonly<Record<string, InspectorFactory>> = {
   stomp: stompInspector,
+  mqtt: mqttInspector,
 };
 
 export const PROTOCOL_INSPECTORS: InspectorTable = new Map(

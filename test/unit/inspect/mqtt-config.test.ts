@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mqttInspectSchema } from '../../../src/config/inspect-mqtt.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { ConfigError } from '../../../src/errors.js';
 
 const problems = (input: unknown): string[] => {
   const r = mqttInspectSchema.safeParse(input);
@@ -34,5 +36,20 @@ describe('inspect.mqtt config', () => {
     assert.match(problems({ connect: { client_id_prefix: 'x-{principal.id}' } })[0], /separator/);
     assert.match(problems({ connect: { client_id_prefix: '{principal.id}{claims.a}:' } })[0], /separator/);
     assert.ok(problems({ connect: { client_id: '{principal.id}', client_id_prefix: '{principal.id}-' } }).length > 0);
+  });
+
+  it('an inspected service leaves no subprotocol uninspected; mqttv3.1 is served when listed', () => {
+    const service = (extra: object) => ({ services: { d: { path: '/d', type: 'tcp', backend: 'tcp://127.0.0.1:1883', inspect: { mqtt: {} }, ...extra } } });
+    const issues = (extra: object): string[] => {
+      try {
+        parseConfig(service(extra), {});
+        return [];
+      } catch (err) {
+        return (err as ConfigError).issues;
+      }
+    };
+    assert.deepEqual(issues({ subprotocols: ['mqtt', 'mqttv3.1'], require_subprotocol: true }), []);
+    assert.ok(issues({ subprotocols: ['mqtt'], require_subprotocol: false }).some((i) => i.includes('require_subprotocol')));
+    assert.ok(issues({ subprotocols: ['mqtt', 'v12.stomp'], require_subprotocol: true }).some((i) => i.includes('v12.stomp')), 'STOMP without inspect.stomp would pass uninspected');
   });
 });
