@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.js';
@@ -224,7 +225,7 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
 }
 
 describe('MQTT inspection: bad input', () => {
-  it('a text message is refused with 1003; a packet before CONNECT with 1002; both audited, other connections unaffected', T, async () => {
+  it('a text message is refused with 1003, a packet before CONNECT with 1002, an oversized one with 1009, a malformed 5.0 packet with DISCONNECT 0x81 and 1002; all audited, other connections unaffected', T, async () => {
     const jwt = await token('alice');
     const open = async (): Promise<WebSocket> => {
       const ws = new WebSocket(gw.url('/mqtt'), ['mqtt'], { headers: { authorization: `Bearer ${jwt}` } });
@@ -245,8 +246,19 @@ describe('MQTT inspection: bad input', () => {
     const hugeClosed = closeOf(huge);
     huge.send(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])); // a 256 MiB CONNECT announced
     assert.equal(await hugeClosed, 1009);
+    // 5.0 established: a malformed packet gets DISCONNECT 0x81 (malformed) before the close 1002.
+    const v5 = await open();
+    const received: Buffer[] = [];
+    v5.on('message', (data: Buffer) => received.push(data));
+    const v5Closed = closeOf(v5);
+    const connack = new Promise((resolve) => v5.once('message', resolve));
+    v5.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'x', clean: true, keepalive: 0 } as mqttPacket.IConnectPacket, { protocolVersion: 5 }));
+    await connack;
+    v5.send(Buffer.from([0x30, 0x80, 0x00])); // Remaining Length not minimally encoded
+    assert.equal(await v5Closed, 1002);
+    assert.deepEqual(received.at(-1), Buffer.from([0xe0, 0x01, 0x81]), 'DISCONNECT 0x81 before the close');
     const reasons = gw.auditReasons();
-    for (const r of ['mqtt_connect_expected', 'mqtt_packet_too_large']) assert.ok(reasons.includes(r), `audited: ${r}`);
+    for (const r of ['mqtt_connect_expected', 'mqtt_packet_too_large', 'mqtt_malformed', 'mqtt_text_message']) assert.ok(reasons.includes(r), `audited: ${r}`);
     const got = nextMessage(canary.client);
     await canary.client.subscribeAsync('devices/bob/#');
     await canary.client.publishAsync('devices/bob/canary', 'ok');
