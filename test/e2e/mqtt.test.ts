@@ -14,11 +14,10 @@ import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { SignJWT } from 'jose';
-import mqtt, { type MqttClient } from 'mqtt';
 import type { Page } from 'playwright-core';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { buildClient } from '../helpers/client-bundle.js';
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { observeBroker, startMosquitto, type BrokerObserver, type Mosquitto } from '../helpers/mosquitto.js';
 import { launchBrowser } from './helpers/browser.js';
 
 const SECRET = 'mqtt-e2e-test-secret-of-at-least-32-bytes';
@@ -30,8 +29,7 @@ let broker: Mosquitto;
 let gw: TestGateway;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let pages: { server: Server; origin: string };
-let observer: MqttClient;
-const seen: string[] = [];
+let observer: BrokerObserver;
 
 function token(sub: string): Promise<string> {
   return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuer('test').setAudience('gatehouse')
@@ -77,33 +75,17 @@ before(async () => {
       },
     },
   });
-  observer = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'observer', username: 'observer', password: 'observer-password', reconnectPeriod: 0 });
-  observer.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
-  await observer.subscribeAsync('#');
+  observer = await observeBroker(broker, 'observer', 'observer-password');
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  await observer?.endAsync();
+  await observer?.end();
   pages?.server.close();
   await gw?.stop();
   await broker?.stop();
 });
-
-/** Resolves once the observer has seen `entry`, with everything it saw up to it. */
-function observed(entry: string): Promise<string[]> {
-  return new Promise((resolve) => {
-    const check = (): void => {
-      const i = seen.indexOf(entry);
-      if (i < 0) return;
-      observer.removeListener('message', check);
-      resolve(seen.slice(0, i + 1));
-    };
-    observer.on('message', check);
-    check();
-  });
-}
 
 async function openPage(): Promise<Page> {
   const page = await browser.context.newPage();
@@ -157,7 +139,7 @@ test('mqtt.js in Chromium over the fallback: allowed round trip, refused subscri
   assert.equal(run.refusedPublish, 0x87, 'the refused publish got PUBACK 0x87');
   assert.deepEqual(run.received, ['devices/alice/temp from the browser']);
   assert.deepEqual(await broker.connected('alice'), { clientId: 'alice', username: 'alice' }, 'the broker saw the principal only');
-  const upTo = await observed('devices/alice/temp from the browser');
+  const upTo = await observer.observed('devices/alice/temp from the browser');
   assert.ok(!upTo.some((e) => e.startsWith('restricted/')), `nothing on restricted/ reached the broker: ${upTo.join(', ')}`);
   assert.ok(gw.auditReasons().includes('mqtt_publish_refused') && gw.auditReasons().includes('mqtt_subscribe_refused'));
   await page.close();

@@ -13,6 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
 import { freePort, waitForOutput } from '../integration/services/helpers/processes.js';
 
 export interface MosquittoOptions {
@@ -122,5 +123,35 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       }
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A client connected to the broker directly, subscribed to everything: what was published, in order. */
+export interface BrokerObserver {
+  client: MqttClient;
+  /** Resolves once `entry` (`topic payload`) was published; returns what was published up to it, and forgets it. */
+  observed(entry: string): Promise<string[]>;
+  end(): Promise<void>;
+}
+
+/** Connect an observer as `username` (whose ACL must allow reading `#`). */
+export async function observeBroker(broker: Mosquitto, username: string, password: string): Promise<BrokerObserver> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: username, username, password, reconnectPeriod: 0 });
+  const seen: string[] = [];
+  client.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
+  await client.subscribeAsync('#');
+  return {
+    client,
+    observed: (entry) => new Promise((resolve) => {
+      const check = (): void => {
+        const i = seen.indexOf(entry);
+        if (i < 0) return;
+        client.removeListener('message', check);
+        resolve(seen.splice(0, i + 1));
+      };
+      client.on('message', check);
+      check();
+    }),
+    end: () => client.endAsync(),
   };
 }

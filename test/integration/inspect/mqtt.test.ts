@@ -18,7 +18,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.js';
+import { observeBroker, startMosquitto, type BrokerObserver, type Mosquitto } from '../../helpers/mosquitto.js';
 
 const SECRET = 'mqtt-inspection-test-secret-of-32-bytes!';
 /** Every test ends within this, whatever the gateway does. */
@@ -37,9 +37,7 @@ const ACL = (user: string): string[] => [
 
 let broker: Mosquitto;
 let gw: TestGateway;
-let observer: MqttClient;
-/** Everything published on the broker, in order, as `topic payload`. */
-const seen: string[] = [];
+let observer: BrokerObserver;
 
 function token(sub: string): Promise<string> {
   return new SignJWT({ room: 'lobby' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuer('test').setAudience('gatehouse')
@@ -75,20 +73,6 @@ function nextMessage(client: MqttClient): Promise<string> {
   return new Promise((resolve) => client.once('message', (topic, payload) => resolve(`${topic} ${payload.toString()}`)));
 }
 
-/** Resolves once the observer has seen `entry`; returns everything seen up to it. */
-function observed(entry: string): Promise<string[]> {
-  return new Promise((resolve) => {
-    const check = (): void => {
-      const i = seen.indexOf(entry);
-      if (i < 0) return;
-      observer.removeListener('message', check);
-      resolve(seen.splice(0, i + 1));
-    };
-    observer.on('message', check);
-    check();
-  });
-}
-
 before(async () => {
   broker = await startMosquitto({
     users: { alice: BACKEND_PASSWORD, bob: BACKEND_PASSWORD, observer: 'observer-password' },
@@ -108,13 +92,11 @@ before(async () => {
       'mqtt-ws': { ...service, path: '/mqtt-ws', type: 'websocket', backend: `ws://127.0.0.1:${broker.wsPort}/` },
     },
   }, { ...process.env, MQTT_BACKEND_PASSWORD: BACKEND_PASSWORD });
-  observer = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'observer', username: 'observer', password: 'observer-password', reconnectPeriod: 0 });
-  observer.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
-  await observer.subscribeAsync('#');
+  observer = await observeBroker(broker, 'observer', 'observer-password');
 });
 
 after(async () => {
-  await observer?.endAsync();
+  await observer?.end();
   await gw?.stop();
   await broker?.stop();
 });
@@ -147,10 +129,10 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
           assert.deepEqual(suback?.granted, [0, refused, 0, refused], 'the refused filters have their code, the others what the broker granted');
           // The broker would deliver restricted/x had the subscription reached it; the marker comes after it.
           const got = nextMessage(client);
-          await observer.publishAsync('restricted/x', 'secret', { qos: 1 });
-          await observer.publishAsync('devices/alice/marker', 'after', { qos: 1 });
+          await observer.client.publishAsync('restricted/x', 'secret', { qos: 1 });
+          await observer.client.publishAsync('devices/alice/marker', 'after', { qos: 1 });
           assert.equal(await got, 'devices/alice/marker after', 'the refused filter created no subscription');
-          await observed('devices/alice/marker after');
+          await observer.observed('devices/alice/marker after');
           assert.ok(gw.auditReasons().includes('mqtt_subscribe_refused'));
         } finally {
           await client.endAsync();
@@ -164,7 +146,7 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
             'refused with PUBACK 0x87');
           // Per-client order: had the refused publish reached the broker, the observer would see it before this.
           await client.publishAsync('devices/alice/after', label, { qos: 1 });
-          const upTo = await observed(`devices/alice/after ${label}`);
+          const upTo = await observer.observed(`devices/alice/after ${label}`);
           assert.ok(!upTo.some((e) => e.startsWith('restricted/')), `nothing on restricted/ reached the broker: ${upTo.join(', ')}`);
           assert.ok(client.connected, 'the connection stays');
           await client.endAsync();
@@ -175,7 +157,7 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
           // A later publish by bob is the marker: the refused publish came before it.
           const bob = await connect(path, 'bob', version);
           await bob.client.publishAsync('devices/bob/after', label, { qos: 1 });
-          const upTo = await observed(`devices/bob/after ${label}`);
+          const upTo = await observer.observed(`devices/bob/after ${label}`);
           assert.ok(!upTo.some((e) => e.startsWith('restricted/')), `nothing on restricted/ reached the broker: ${upTo.join(', ')}`);
           await bob.client.endAsync();
         }
@@ -194,7 +176,7 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
           const got = nextMessage(alice.client);
           await alice.client.publishAsync('devices/alice/still-here', 'yes', { qos: 1 });
           assert.equal(await got, 'devices/alice/still-here yes');
-          await observed('devices/alice/still-here yes');
+          await observer.observed('devices/alice/still-here yes');
           assert.ok(alice.client.connected);
           await mallory.client.endAsync();
         } finally {
@@ -213,7 +195,7 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
             await assert.rejects(client.publishAsync('', 'rebound use', { qos: 1, properties: { topicAlias: 1 } }),
               (err: Error & { code?: number }) => err.code === 0x87);
             await client.publishAsync('devices/alice/end', 'marker', { qos: 1 });
-            const upTo = await observed('devices/alice/end marker');
+            const upTo = await observer.observed('devices/alice/end marker');
             assert.deepEqual(upTo.filter((e) => !e.startsWith('devices/alice/end')), ['devices/alice/a set', 'devices/alice/a by alias']);
           } finally {
             await client.endAsync();
