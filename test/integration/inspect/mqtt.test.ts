@@ -120,6 +120,8 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
       });
 
       it('a refused filter gets its SUBACK code while the others in the packet work', T, async () => {
+        const counter = { service: path === '/mqtt' ? 'mqtt-tcp' : 'mqtt-ws', protocol: 'mqtt', reason: 'mqtt_subscribe_refused' };
+        const before = gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter);
         const { client } = await connect(path, 'alice', version);
         try {
           // mqtt.js reports a SUBACK with any failure code as an error carrying the packet.
@@ -134,6 +136,7 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
           assert.equal(await got, 'devices/alice/marker after', 'the refused filter created no subscription');
           await observer.observed('devices/alice/marker after');
           assert.ok(gw.auditReasons().includes('mqtt_subscribe_refused'));
+          assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter), before + 2, 'one count per refused filter');
         } finally {
           await client.endAsync();
         }
