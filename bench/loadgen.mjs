@@ -34,6 +34,12 @@
  *                (last byte written → last byte of the echo read) is recorded
  *                in a log-scale histogram (buckets of 1 % width).
  *
+ * A subprotocol's opening exchange (e.g. MQTT CONNECT / CONNACK) is `hello`:
+ * one message sent on every connection, one answer of any size awaited.
+ * `verify` and `start` take `payloadHex` to send that exact message (e.g. an
+ * MQTT PUBLISH, which an MQTT echo returns byte for byte) instead of the
+ * generated payload.
+ *
  * IPC requests are `{ id, cmd, ... }`; every request gets `{ id, ok, ... }`.
  */
 import net from 'node:net';
@@ -165,6 +171,7 @@ class Conn {
     this.refill = 0;
     this.sentAt = 0;
     this.onVerified = null;
+    this.onHello = null;
   }
 
   onData(chunk) {
@@ -269,6 +276,13 @@ class Conn {
   }
 
   onMessage() {
+    if (this.onHello !== null) {
+      const done = this.onHello;
+      this.onHello = null;
+      this.inflight--;
+      done();
+      return;
+    }
     const expected = load.text ? OP_TEXT : OP_BINARY;
     if (this.msgOpcode !== expected) fail(this, `echo has opcode ${this.msgOpcode}, expected ${expected}`);
     // A compressed echo's size on the wire is not the message's: `verify` inflates and compares it.
@@ -457,12 +471,12 @@ async function cmdConnect({ host, port, path, count, concurrency = 100, headers,
 // ---------------------------------------------------------------------------
 // Phases
 
-function setPhase(mode, size, window, refillAt, { deflate = false, text = false } = {}) {
+function setPhase(mode, size, window, refillAt, { deflate = false, text = false, payloadHex } = {}) {
   load.mode = mode;
-  load.size = size;
   load.deflate = deflate;
   load.text = text;
-  load.payload = text ? makeJson(size) : makePayload(size);
+  load.payload = payloadHex !== undefined ? Buffer.from(payloadHex, 'hex') : text ? makeJson(size) : makePayload(size);
+  load.size = load.payload.length;
   const frame = buildFrame(text ? OP_TEXT : OP_BINARY, deflate ? deflateMessage(load.payload) : load.payload, MASK, deflate);
   load.frameLen = frame.length;
   load.frames = Buffer.concat(Array.from({ length: window }, () => frame));
@@ -474,8 +488,27 @@ function setPhase(mode, size, window, refillAt, { deflate = false, text = false 
   load.wireOut = 0;
 }
 
-async function cmdVerify({ size, timeoutMs = 10000, deflate, text }) {
-  setPhase('verify', size, 1, undefined, { deflate, text });
+/** Send one message (hex) on every open connection and wait for one answer on each. */
+async function cmdHello({ hex, timeoutMs = 10000 }) {
+  const frame = buildFrame(OP_BINARY, Buffer.from(hex, 'hex'));
+  const live = conns.filter((c) => c.open);
+  await Promise.all(live.map((c) => new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      fail(c, 'no answer to hello');
+      resolve();
+    }, timeoutMs);
+    c.onHello = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    c.inflight++;
+    c.socket.write(frame);
+  })));
+  return { greeted: live.length };
+}
+
+async function cmdVerify({ size, timeoutMs = 10000, deflate, text, payloadHex }) {
+  setPhase('verify', size, 1, undefined, { deflate, text, payloadHex });
   const live = conns.filter((c) => c.open);
   await Promise.all(live.map((c) => new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -494,10 +527,10 @@ async function cmdVerify({ size, timeoutMs = 10000, deflate, text }) {
   return { verified: live.length };
 }
 
-function cmdStart({ mode, size, window, refillAt, deflate, text }) {
+function cmdStart({ mode, size, window, refillAt, deflate, text, payloadHex }) {
   if (mode !== 'throughput' && mode !== 'latency') throw new Error(`unknown mode ${mode}`);
   const w = mode === 'latency' ? 1 : window;
-  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt, { deflate, text });
+  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt, { deflate, text, payloadHex });
   load.sending = true;
   for (const c of conns) {
     if (!c.open) continue;
@@ -572,6 +605,7 @@ async function cmdClose({ timeoutMs = 5000 }) {
 
 const handlers = {
   connect: cmdConnect,
+  hello: cmdHello,
   verify: cmdVerify,
   start: cmdStart,
   mark: cmdMark,

@@ -66,11 +66,14 @@ export const GATEHOUSE_TOP_LEVEL = {
   shutdown: { drain_timeout: '3s' },
 };
 
-/** A tiny YAML writer for the plain objects above (strings, numbers, booleans, nested objects, arrays of objects). */
+/** A tiny YAML writer for the plain objects above (strings, numbers, booleans, nested objects, arrays of objects or of scalars). */
 function toYaml(value, indent = '') {
   let out = '';
   for (const [key, v] of Object.entries(value)) {
-    if (Array.isArray(v)) {
+    if (Array.isArray(v) && v.every((item) => item === null || typeof item !== 'object')) {
+      // A flow sequence of JSON scalars is valid YAML.
+      out += `${indent}${key}: ${JSON.stringify(v)}\n`;
+    } else if (Array.isArray(v)) {
       out += `${indent}${key}:\n`;
       for (const item of v) {
         const inner = toYaml(item, `${indent}    `);
@@ -268,6 +271,13 @@ const TARGETS = {
 };
 
 export const TARGET_NAMES = Object.keys(TARGETS);
+
+/** A minimal MQTT backend that returns each PUBLISH to its sender (the `mqtt` suite's broker; not a target). */
+export async function startMqttEcho() {
+  const port = await freePort();
+  return launch('mqtt-echo', 'mqtt-echo', path.join(ROOT, 'bench', 'servers', 'mqtt-echo.mjs'),
+    ['--host', HOST, '--port', String(port)], { port });
+}
 
 let profileSeq = 0;
 

@@ -1,0 +1,135 @@
+/**
+ * Suite `mqtt`: what MQTT inspection costs. The same Gatehouse process
+ * serves two `tcp` services in front of the same minimal MQTT backend
+ * (bench/servers/mqtt-echo.mjs, which returns each PUBLISH to its sender):
+ * one with `inspect.mqtt` (every packet framed both ways, each PUBLISH's
+ * topic held to the policy) and one passthrough. Same run, alternating order.
+ *
+ *   load generator ─▶ Gatehouse /mqtt-inspect (inspector) ─▶ mqtt-echo
+ *   load generator ─▶ Gatehouse /mqtt-pass (passthrough)  ─▶ mqtt-echo
+ *
+ * Each connection opens with CONNECT / CONNACK (3.1.1), then sends a 1 KiB
+ * QoS 0 PUBLISH and waits for it to come back before sending the next
+ * (closed loop, one message in flight per connection), at 1 and 50
+ * connections. The metric is Gatehouse's CPU per message (both directions
+ * of one PUBLISH), the inspector in the "Gatehouse" column, the passthrough
+ * in the other.
+ *
+ * Target (issue 14): CPU per message with the inspector at most 1.15× the passthrough's.
+ */
+import { median } from '../lib/stats.mjs';
+import { GATEHOUSE_ECHO_SERVICE, startMqttEcho } from '../lib/targets.mjs';
+
+export const name = 'mqtt';
+export const description = 'MQTT inspection: 1 KiB QoS 0 PUBLISH through the inspector vs passthrough (CPU per message, closed loop)';
+
+const SETUPS = ['inspect', 'pass'];
+const CASES = [{ conns: 1, label: '1 KiB QoS 0 PUBLISH × 1 conn' }, { conns: 50, label: '1 KiB QoS 0 PUBLISH × 50 conn' }];
+const TOPIC = 'bench/device-17/telemetry';
+
+/** An MQTT packet: first byte, Remaining Length, body. */
+function mqttPacket(first, body) {
+  const len = [];
+  let n = body.length;
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    len.push(b);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([first, ...len]), body]);
+}
+
+const str = (s) => {
+  const b = Buffer.from(s);
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+};
+
+/** CONNECT 3.1.1, clean session, no keep-alive. */
+const CONNECT = mqttPacket(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x02, 0, 0]), str('bench')]));
+/** QoS 0 PUBLISH with a 1 KiB payload. */
+const PUBLISH = mqttPacket(0x30, Buffer.concat([str(TOPIC), Buffer.alloc(1024, 0x5a)]));
+
+function timing(ctx) {
+  const t = ctx.quick ? { warmup: 500, duration: 1500 } : { warmup: 1000, duration: 3000 };
+  if (ctx.options.duration) t.duration = ctx.options.duration * 1000;
+  return t;
+}
+
+const SERVICE = {
+  ...GATEHOUSE_ECHO_SERVICE,
+  type: 'tcp',
+  subprotocols: ['mqtt'],
+  require_subprotocol: true,
+};
+
+async function measure(ctx, server, path, c, t) {
+  const pool = ctx.spawnLoadgens(1);
+  try {
+    await pool.connect({ ...server, path }, c.conns, { headers: { 'Sec-WebSocket-Protocol': 'mqtt' } });
+    await pool.all('hello', { hex: CONNECT.toString('hex') });
+    await pool.all('verify', { payloadHex: PUBLISH.toString('hex') });
+    await pool.assertClean(`${path} ${c.label}: connect and verify`);
+    await pool.all('start', { mode: 'latency', payloadHex: PUBLISH.toString('hex') });
+    await ctx.sleep(t.warmup);
+    const cpu0 = server.cpuSeconds();
+    await pool.all('mark');
+    await ctx.sleep(t.duration);
+    const m1 = await pool.all('mark');
+    const cpu1 = server.cpuSeconds();
+    await pool.all('stop');
+    await pool.assertClean(`${path} ${c.label}`);
+    const messages = m1.reduce((s, m) => s + m.interval.messages, 0);
+    return {
+      rate: m1.reduce((s, m) => s + m.interval.rate, 0),
+      cpuPerMsgUs: messages > 0 ? ((cpu1 - cpu0) * 1e6) / messages : NaN,
+    };
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function run(ctx) {
+  const t = timing(ctx);
+  const values = {};
+  const put = (key, setup, v) => {
+    values[key] ??= { inspect: [], pass: [] };
+    values[key][setup].push(v);
+  };
+  for (let r = 0; r < ctx.runs; r++) {
+    const backend = await startMqttEcho();
+    const backendUrl = `tcp://127.0.0.1:${backend.port}`;
+    const gatehouse = await ctx.startServer('gatehouse', {
+      config: {
+        services: {
+          'mqtt-inspect': { ...SERVICE, path: '/mqtt-inspect', backend: backendUrl, inspect: { mqtt: { publish: ['bench/#'], subscribe: ['bench/#'] } } },
+          'mqtt-pass': { ...SERVICE, path: '/mqtt-pass', backend: backendUrl },
+        },
+      },
+    });
+    try {
+      for (const [k, c] of CASES.entries()) {
+        const order = (r + k) % 2 === 0 ? SETUPS : [...SETUPS].reverse();
+        for (const setup of order) {
+          ctx.log(`mqtt run ${r + 1}: ${setup} ${c.label}`);
+          const m = await measure(ctx, gatehouse, `/mqtt-${setup}`, c, t);
+          put(`cpu ${c.label}`, setup, m.cpuPerMsgUs);
+          put(`rate ${c.label}`, setup, m.rate);
+        }
+      }
+    } finally {
+      await gatehouse.stop();
+      await backend.stop();
+    }
+  }
+  const vs = (key) => ({ gatehouse: values[key].inspect, ws: values[key].pass });
+  const rows = [];
+  for (const c of CASES) {
+    rows.push(
+      { case: c.label, metric: 'messages/s, inspector vs passthrough', format: 'rate', better: 'higher', values: vs(`rate ${c.label}`) },
+      { case: c.label, metric: 'server CPU / message, inspector vs passthrough', format: 'us', better: 'lower', values: vs(`cpu ${c.label}`),
+        target: { kind: 'ratio', op: '<=', value: 1.15 }, extra: { medianPassUs: median(values[`cpu ${c.label}`].pass) } },
+    );
+  }
+  return rows;
+}
