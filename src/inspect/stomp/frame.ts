@@ -26,13 +26,18 @@ export class StompFrame {
     readonly command: string,
     /** Decoded header names and values in arrival order, flat: name, value, name, value, ... Repeats are kept. */
     readonly headers: readonly string[],
-    /** The body: a view into `raw`, without the NUL. */
-    readonly body: Buffer,
     /** The frame's bytes exactly as received, command to NUL inclusive (EOLs after it not included). */
     readonly raw: Buffer,
+    /** Where the body starts in `raw`. */
+    private readonly bodyStart: number,
     /** Some of its bytes arrived in a binary WebSocket message (else all came as text). */
     readonly binary: boolean,
   ) {}
+
+  /** The body: a view into `raw`, without the NUL (made when asked: most frames pass without it). */
+  get body(): Buffer {
+    return this.raw.subarray(this.bodyStart, this.raw.length - 1);
+  }
 
   /** The value of a header; of its first occurrence when repeated (STOMP 1.2 "Repeated Header Entries"). */
   header(name: string): string | undefined {

@@ -32,6 +32,8 @@ import { StompParser, type StompFrameSink } from './parser.js';
 import type { StompPolicy } from './policy.js';
 import { writeFrame } from './writer.js';
 
+const BROKER_HEADERS_READ: ReadonlySet<string> = new Set(['CONNECTED']);
+
 /** A heart-beat; each send gets its own copy (a sent buffer is the relay's). */
 const EOL = '\n';
 
@@ -58,7 +60,8 @@ export class StompInspector implements Inspector {
     this.backendStream = context.backendStream;
     // Before CONNECTED the version is unknown; CONNECT and CONNECTED are never escaped, so any will do until then.
     this.fromClientParser = new StompParser(new ClientFrames(this), CLIENT_COMMANDS, policy.limits, '1.2');
-    this.fromBrokerParser = new StompParser(new BrokerFrames(this), SERVER_COMMANDS, policy.limits, '1.2');
+    // Of the broker's frames only CONNECTED is read (the version); MESSAGE, RECEIPT and ERROR pass as they came.
+    this.fromBrokerParser = new StompParser(new BrokerFrames(this), SERVER_COMMANDS, policy.limits, '1.2', BROKER_HEADERS_READ);
     this.timer = setTimeout(connectTimedOut, policy.connectTimeout, this);
     this.timer.unref?.();
   }

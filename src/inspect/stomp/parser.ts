@@ -52,6 +52,9 @@ const BACKSLASH = 0x5c;
 
 const enum Phase { Between, Command, Headers, Body }
 
+/** The headers of a frame that has none, or whose headers are not decoded: shared, never written to. */
+const NO_HEADERS: string[] = Object.freeze([]) as unknown as string[];
+
 export class StompParser {
   /** Header decoding follows this version; set it once CONNECTED says which was agreed. */
   version: StompVersion;
@@ -65,7 +68,8 @@ export class StompParser {
   private bodyStart = 0;
   private contentLength = -1;
   private command = '';
-  private headers: string[] = [];
+  private headers: string[] = NO_HEADERS;
+  private headerCount = 0;
   private binary = false;
   /** A CR was the last byte between frames: the next must be LF. */
   private pendingCr = false;
@@ -76,6 +80,12 @@ export class StompParser {
     private readonly commands: ReadonlySet<string>,
     private readonly limits: StompLimits,
     version: StompVersion,
+    /**
+     * Commands whose headers the sink reads; others' are checked (escapes,
+     * UTF-8, content-length) but not decoded into strings, and their frames
+     * come with no headers. Default: all.
+     */
+    private readonly decoded?: ReadonlySet<string>,
   ) {
     this.version = version;
   }
@@ -159,7 +169,8 @@ export class StompParser {
     this.scan = 0;
     this.lineStart = 0;
     this.contentLength = -1;
-    this.headers = [];
+    this.headerCount = 0;
+    this.headers = NO_HEADERS;
     this.binary = false;
   }
 
@@ -194,13 +205,16 @@ export class StompParser {
     if (stop > start && buf[stop - 1] === CR) stop--;
     let colon = -1;
     let escaped = false;
+    let ascii = true;
     for (let i = start; i < stop; i++) {
       const b = buf[i];
       if (b === CR || b === NUL) return this.refuse('malformed', 'stomp_syntax', b === CR ? 'CR inside a header line' : 'NUL inside the headers');
       if (b === COLON && colon === -1) colon = i;
       else if (b === BACKSLASH) escaped = true;
+      else if (b >= 0x80) ascii = false;
     }
-    if (this.binary && !isUtf8(buf.subarray(start, stop))) return this.refuse('malformed', 'stomp_bad_utf8', 'header text is not UTF-8');
+    // ASCII is UTF-8; other bytes are checked unless a text message brought them (the transport checked those).
+    if (!ascii && this.binary && !isUtf8(buf.subarray(start, stop))) return this.refuse('malformed', 'stomp_bad_utf8', 'header text is not UTF-8');
     if (this.phase === Phase.Command) return this.commandLine(buf, start, stop);
     if (stop === start) {
       this.phase = Phase.Body;
@@ -208,7 +222,7 @@ export class StompParser {
       this.scan = this.bodyStart;
       return true;
     }
-    return this.headerLine(buf, start, stop, colon, escaped);
+    return this.headerLine(buf, start, stop, colon, escaped, ascii);
   }
 
   private commandLine(buf: Buffer, start: number, stop: number): boolean {
@@ -221,11 +235,14 @@ export class StompParser {
     return true;
   }
 
-  private headerLine(buf: Buffer, start: number, stop: number, colon: number, escaped: boolean): boolean {
+  private headerLine(buf: Buffer, start: number, stop: number, colon: number, escaped: boolean, ascii: boolean): boolean {
     if (colon <= start) return this.refuse('malformed', 'stomp_syntax', colon === -1 ? 'a header line without ":"' : 'a header with an empty name');
-    if (this.headers.length >= 2 * this.limits.maxHeaders) return this.refuse('too_large', 'stomp_too_many_headers', `more than ${this.limits.maxHeaders} headers`);
-    let name = buf.toString('utf8', start, colon);
-    let value = buf.toString('utf8', colon + 1, stop);
+    if (++this.headerCount > this.limits.maxHeaders) return this.refuse('too_large', 'stomp_too_many_headers', `more than ${this.limits.maxHeaders} headers`);
+    if (this.decoded !== undefined && !this.decoded.has(this.command)) return this.checkHeaderLine(buf, start, stop, colon, escaped);
+    // latin1 decodes ASCII as UTF-8 would, faster.
+    const encoding = ascii ? 'latin1' : 'utf8';
+    let name = buf.toString(encoding, start, colon);
+    let value = buf.toString(encoding, colon + 1, stop);
     if (escaped && escapesHeaders(this.command, this.version)) {
       const n = unescapeHeaderText(name, this.version);
       const v = unescapeHeaderText(value, this.version);
@@ -233,13 +250,37 @@ export class StompParser {
       name = n;
       value = v;
     }
-    if (name === 'content-length') {
-      if (this.contentLength !== -1) return this.refuse('malformed', 'stomp_bad_content_length', 'content-length repeated');
-      if (!/^[0-9]{1,15}$/.test(value)) return this.refuse('malformed', 'stomp_bad_content_length', 'content-length is not a decimal number');
-      this.contentLength = Number(value);
-      if (this.contentLength > this.limits.maxBody) return this.refuse('too_large', 'stomp_body_too_large', `the body is larger than ${this.limits.maxBody} bytes`);
-    }
+    if (name === 'content-length' && !this.contentLengthIs(value)) return false;
+    if (this.headers === NO_HEADERS) this.headers = [];
     this.headers.push(name, value);
+    return true;
+  }
+
+  /** A header line of a frame whose headers are not decoded: escapes and content-length checked all the same. */
+  private checkHeaderLine(buf: Buffer, start: number, stop: number, colon: number, escaped: boolean): boolean {
+    if (escaped && escapesHeaders(this.command, this.version)) {
+      for (let i = start; i < stop; i++) {
+        if (buf[i] !== BACKSLASH) continue;
+        const next = buf[++i];
+        // \n \c \\, and \r in 1.2 (escape.ts); anything else, or nothing, is undefined.
+        if (next !== 0x6e && next !== 0x63 && next !== BACKSLASH && !(next === 0x72 && this.version === '1.2')) {
+          return this.refuse('malformed', 'stomp_bad_escape', 'an undefined escape sequence in a header');
+        }
+      }
+    }
+    // No escape can produce a name equal to content-length: compare the bytes as they are.
+    if (colon - start === 14 && buf.toString('latin1', start, colon) === 'content-length') {
+      return this.contentLengthIs(buf.toString('latin1', colon + 1, stop));
+    }
+    return true;
+  }
+
+  /** Takes the frame's content-length; false (and failed) when repeated, not decimal, or over the body limit. */
+  private contentLengthIs(value: string): boolean {
+    if (this.contentLength !== -1) return this.refuse('malformed', 'stomp_bad_content_length', 'content-length repeated');
+    if (!/^[0-9]{1,15}$/.test(value)) return this.refuse('malformed', 'stomp_bad_content_length', 'content-length is not a decimal number');
+    this.contentLength = Number(value);
+    if (this.contentLength > this.limits.maxBody) return this.refuse('too_large', 'stomp_body_too_large', `the body is larger than ${this.limits.maxBody} bytes`);
     return true;
   }
 
@@ -265,9 +306,9 @@ export class StompParser {
       if (nul - this.bodyStart > this.limits.maxBody) return this.fail('too_large', 'stomp_body_too_large', `the body is larger than ${this.limits.maxBody} bytes`);
       if (!this.checkFrameSize(nul + 1)) return -1;
     }
-    const frame = new StompFrame(this.command, this.headers, buf.subarray(this.bodyStart, nul), buf.subarray(0, nul + 1), this.binary);
+    const frame = new StompFrame(this.command, this.headers, buf.subarray(0, nul + 1), this.bodyStart, this.binary);
     this.phase = Phase.Between;
-    this.headers = [];
+    this.headers = NO_HEADERS;
     this.sink.onFrame(frame);
     return nul + 1;
   }
@@ -303,7 +344,7 @@ export class StompParser {
   private release(): void {
     this.acc = null;
     this.accLen = 0;
-    this.headers = [];
+    this.headers = NO_HEADERS;
   }
 
   /** `fail` for the line parsers, which answer "go on?". */

@@ -5,22 +5,26 @@
  *   exactly the frames that were written;
  * - random input, cut at random points, never throws, never makes the parser
  *   hold more than the frame limit, never yields a frame over a limit, and
- *   gives the same frames (and whether it failed) as the same bytes whole.
+ *   gives the same frames (and whether it failed) as the same bytes whole;
+ * - frames whose headers are not decoded (the broker's, but CONNECTED) end
+ *   where decoded ones end and fail for the same reasons.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { StompParser, type StompLimits } from '../../../src/inspect/stomp/parser.js';
-import { CLIENT_COMMANDS, type StompFrame } from '../../../src/inspect/stomp/frame.js';
+import { CLIENT_COMMANDS, SERVER_COMMANDS, type StompFrame, type StompVersion } from '../../../src/inspect/stomp/frame.js';
 import { writeFrame } from '../../../src/inspect/stomp/writer.js';
 
 const LIMITS: StompLimits = { maxFrame: 2048, maxHeaderLine: 200, maxHeaders: 12, maxBody: 1024 };
 const RUNS = Number(process.env.STOMP_RUNS ?? 400);
 
-interface Parsed { frames: Array<{ command: string; headers: string[]; body: number[] }>; failed: boolean; maxBuffered: number }
+interface Parsed { frames: Array<{ command: string; headers: string[]; body: number[] }>; failed: boolean; reason?: string; raws: string[]; maxBuffered: number }
 
-function parseSplit(bytes: Buffer, cuts: number[], limits = LIMITS): Parsed {
-  const out: Parsed = { frames: [], failed: false, maxBuffered: 0 };
+interface ParseOptions { version?: StompVersion; commands?: ReadonlySet<string>; decoded?: ReadonlySet<string> }
+
+function parseSplit(bytes: Buffer, cuts: number[], limits = LIMITS, opts: ParseOptions = {}): Parsed {
+  const out: Parsed = { frames: [], failed: false, raws: [], maxBuffered: 0 };
   const parser: StompParser = new StompParser({
     onFrame(f: StompFrame) {
       // Read during the push, while the accumulator a frame was completed in is still held.
@@ -29,15 +33,17 @@ function parseSplit(bytes: Buffer, cuts: number[], limits = LIMITS): Parsed {
       assert.ok(f.body.length <= limits.maxBody, 'body within maxBody');
       assert.ok(f.headers.length <= 2 * limits.maxHeaders, 'headers within maxHeaders');
       out.frames.push({ command: f.command, headers: [...f.headers], body: [...f.body] });
+      out.raws.push(f.raw.toString('hex'));
     },
     onHeartbeat() {},
-  }, CLIENT_COMMANDS, limits, '1.2');
+  }, opts.commands ?? CLIENT_COMMANDS, limits, opts.version ?? '1.2', opts.decoded);
   let from = 0;
   for (const cut of [...cuts, bytes.length]) {
     if (cut < from) continue;
     // Binary: header text is then checked for UTF-8 here (a text message's was checked by the transport).
     const err = parser.push(bytes.subarray(from, cut), true);
     out.failed = err !== null;
+    out.reason = err?.reason;
     out.maxBuffered = Math.max(out.maxBuffered, parser.buffered);
     from = cut;
   }
@@ -92,6 +98,30 @@ describe('STOMP parser properties', () => {
       assert.ok(split.maxBuffered <= LIMITS.maxFrame + 1, `held ${split.maxBuffered} bytes`);
       assert.deepEqual(split.frames, whole.frames);
       assert.equal(split.failed, whole.failed);
+    }), { numRuns: RUNS });
+  });
+
+  it('frames whose headers are not decoded end where decoded ones do and fail for the same reasons', () => {
+    // Frame-shaped input: headers with escapes good and bad (also in content-length), UTF-8 good and bad,
+    // commands that escape and that never do (CONNECT), and some raw bytes anywhere.
+    const raw = fc.uint8Array({ maxLength: 12 }).map((a) => Buffer.from(a).toString('latin1'));
+    const header = fc.oneof(
+      fc.constantFrom('content-length:3\n', 'content-length:1\\c\n', 'content-length:0\n', 'a\\cb:x\\\\y\n', 'x:\\t\n', 'x:\\\n',
+        'y:\\r\r\n', 'n\\:v\n', 'n:v\\n\\c\n', 'é:€\n', 'b:\xff\n', ':\n', 'c\n'),
+      raw,
+    );
+    const frame = fc.tuple(fc.constantFrom('SEND\n', 'MESSAGE\n', 'ERROR\n', 'CONNECT\n', 'CONNECTED\n', ''), fc.array(header, { maxLength: 4 }),
+      fc.constantFrom('\n', '\r\n', ''), fc.constantFrom('abc', '', 'a\0b'), fc.constantFrom('\0', '\0\n', ''), raw)
+      .map(([command, headers, eol, body, end, tail]) => command + headers.join('') + eol + body + end + (tail.length < 4 ? '' : tail));
+    const inputArb = fc.array(frame, { maxLength: 6 }).map((f) => Buffer.from(f.join(''), 'latin1'))
+      .chain((bytes) => fc.tuple(fc.constant(bytes), cutsFor(bytes.length)));
+    const commands = new Set([...CLIENT_COMMANDS, ...SERVER_COMMANDS]);
+    fc.assert(fc.property(inputArb, fc.constantFrom<StompVersion>('1.0', '1.1', '1.2'), ([bytes, cuts], version) => {
+      const decoded = parseSplit(bytes, [], LIMITS, { version, commands });
+      const undecoded = parseSplit(bytes, cuts, LIMITS, { version, commands, decoded: new Set() });
+      assert.deepEqual(undecoded.raws, decoded.raws, 'the same frames');
+      assert.equal(undecoded.reason, decoded.reason, 'the same error');
+      for (const f of undecoded.frames) assert.deepEqual(f.headers, [], 'no headers decoded');
     }), { numRuns: RUNS });
   });
 
