@@ -5,7 +5,8 @@
  * records the exact frames it receives. So a test can see whether compressed
  * frames crossed untouched (the very bytes the client sent, RSV1 kept) or were
  * inflated and compressed again, per direction — and that nothing invalid or
- * over the limit reaches the backend.
+ * over the limit reaches the backend; and that an inspector (the tcp text
+ * policy, STOMP) reads plain payload even where frames could have passed.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { RawClient, buildFrame, parseServerFrame, type ServerFrame } from '../../helpers/raw-client.js';
+import { RawClient, buildFrame, closePayload, parseServerFrame, type ServerFrame } from '../../helpers/raw-client.js';
 import net from 'node:net';
 import { assertNoLeaks, snapshotResources } from '../../helpers/leaks.js';
 
@@ -61,9 +62,12 @@ class RecordingBackend {
   private upgrade(req: http.IncomingMessage, socket: Duplex): void {
     const offer = req.headers['sec-websocket-extensions'] as string | undefined;
     const ext = this.answer(offer);
+    // The first subprotocol offered, if any (the STOMP service requires one).
+    const protocol = (req.headers['sec-websocket-protocol'] as string | undefined)?.split(',')[0].trim();
     const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
     socket.write(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${accept}`,
-      ...(ext !== undefined ? [`Sec-WebSocket-Extensions: ${ext}`] : []), '', ''].join('\r\n'));
+      ...(ext !== undefined ? [`Sec-WebSocket-Extensions: ${ext}`] : []),
+      ...(protocol !== undefined ? [`Sec-WebSocket-Protocol: ${protocol}`] : []), '', ''].join('\r\n'));
     let buf = Buffer.alloc(0);
     const frames: ServerFrame[] = [];
     let wake: (() => void) | null = null;
@@ -108,6 +112,13 @@ before(async () => {
   gw = await startGateway({
     services: {
       relay: { path: '/relay', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true, max_message: '64KiB' },
+      // The STOMP inspector on a compressed service whose backend agrees the very same parameters (so,
+      // uninspected, frames would pass as they are): the inspector must see plain payload all the same.
+      stomp: {
+        path: '/stomp', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true,
+        subprotocols: ['v12.stomp'], require_subprotocol: true,
+        inspect: { stomp: { subscribe: ['/topic/**'], send: ['/queue/ok'], connect: { login: 'gateway-login', passcode: 'gateway-passcode' } } },
+      },
     },
   });
 });
@@ -227,25 +238,48 @@ test('passing frames, invalid UTF-8 and messages over max_message never reach th
   }
 });
 
-test('ws (perMessageDeflate) through the relay to a compressing ws backend: many sizes round-trip', { timeout: 60_000 }, async () => {
-  // A real ws server with perMessageDeflate as the backend: echo.
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 } });
+test('ws (perMessageDeflate) through the relay to a compressing ws backend: many sizes round-trip, compressed on both legs', { timeout: 60_000 }, async () => {
+  // A real ws server with perMessageDeflate as the backend: echo. Its socket's byte counts show what its leg carried.
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 }, maxPayload: 16 * 1024 * 1024 });
   await once(wss, 'listening');
-  wss.on('connection', (s) => s.on('message', (d, isBinary) => s.send(d, { binary: isBinary })));
+  const backendLegs: Array<{ extensions: string; socket: net.Socket }> = [];
+  wss.on('connection', (s, req) => {
+    backendLegs.push({ extensions: s.extensions, socket: req.socket as net.Socket });
+    s.on('message', (d, isBinary) => s.send(d, { binary: isBinary }));
+  });
   const port = (wss.address() as { port: number }).port;
   const g = await startGateway({
     services: { echo: { path: '/e', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true, max_message: '16MiB' } },
+    limits: { byte_rate: '64MiB' },
   });
   try {
-    const ws = new WebSocket(g.url('/e'), { perMessageDeflate: { threshold: 0 } });
+    const ws = new WebSocket(g.url('/e'), { perMessageDeflate: { threshold: 0 }, maxPayload: 16 * 1024 * 1024 });
+    const upgraded = once(ws, 'upgrade') as Promise<[http.IncomingMessage]>;
     await once(ws, 'open');
-    assert.match(ws.extensions, /permessage-deflate/);
+    const [res] = await upgraded;
+    const clientLeg = res.socket as net.Socket;
+    assert.match(ws.extensions, /permessage-deflate/, 'the client leg agreed compression');
+    assert.match(backendLegs[0]?.extensions ?? '', /permessage-deflate/, 'the backend leg agreed compression');
+    const backendLeg = backendLegs[0].socket;
+    let sent = 0;
+    const wire = { clientUp: clientLeg.bytesWritten, clientDown: clientLeg.bytesRead, backendIn: backendLeg.bytesRead, backendOut: backendLeg.bytesWritten };
     for (const size of [0, 10, 2000, 70_000, 3 * 1024 * 1024]) {
-      const data = Buffer.from('{"a":1,"b":"two"}'.repeat(Math.ceil(size / 17)).slice(0, size));
-      const got = new Promise<Buffer>((resolve) => ws.once('message', (d) => resolve(d as Buffer)));
-      ws.send(data);
-      assert.ok((await got).equals(data), `size ${size}`);
+      for (const binary of [false, true]) {
+        const data = Buffer.from('{"a":1,"b":"two"}'.repeat(Math.ceil(size / 17)).slice(0, size));
+        const got = new Promise<[Buffer, boolean]>((resolve) => ws.once('message', (d, isBinary) => resolve([d as Buffer, isBinary])));
+        ws.send(data, { binary });
+        const [echo, isBinary] = await got;
+        assert.ok(echo.equals(data), `${binary ? 'binary' : 'text'} ${size}`);
+        assert.equal(isBinary, binary);
+        sent += size;
+      }
     }
+    // ~6.1 MB of JSON-like text each way, about 1:200 under deflate: on each leg and each way far fewer bytes than that.
+    const carried = {
+      clientUp: clientLeg.bytesWritten - wire.clientUp, clientDown: clientLeg.bytesRead - wire.clientDown,
+      backendIn: backendLeg.bytesRead - wire.backendIn, backendOut: backendLeg.bytesWritten - wire.backendOut,
+    };
+    for (const [leg, bytes] of Object.entries(carried)) assert.ok(bytes < sent / 10, `${leg}: ${bytes} bytes on the wire for ${sent} bytes of messages`);
     ws.close();
     await once(ws, 'close');
   } finally {
@@ -277,4 +311,76 @@ test('an inspector sees plain payload: a tcp service refuses compressed text, an
     await g.stop();
     await new Promise<void>((resolve) => tcpBackend.close(() => resolve()));
   }
+});
+
+/** One whole message from a backend connection (frames until FIN), inflated when its first frame had RSV1. */
+async function backendMessage(b: BackendConn): Promise<{ text: string; compressed: boolean }> {
+  const first = await b.nextFrame();
+  const parts = [first.payload];
+  for (let f = first; !f.fin;) parts.push((f = await b.nextFrame()).payload);
+  const compressed = first.rsv === 4;
+  return { text: (compressed ? inflateMessage(Buffer.concat(parts)) : Buffer.concat(parts)).toString(), compressed };
+}
+
+/** One whole message from the gateway to a raw client, likewise. */
+async function clientMessage(client: RawClient): Promise<{ text: string; compressed: boolean }> {
+  const first = await client.readFrame(10_000);
+  const parts = [first.payload];
+  for (let f = first; !f.fin;) parts.push((f = await client.readFrame(10_000)).payload);
+  const compressed = first.rsv === 4;
+  return { text: (compressed ? inflateMessage(Buffer.concat(parts)) : Buffer.concat(parts)).toString(), compressed };
+}
+
+test('an inspected service (STOMP) with compression: the inspector reads and rewrites plain payload both ways; each hop compresses on its own', { timeout: 30_000 }, async () => {
+  backend.answer = () => MIRROR;
+  const next = backend.nextConnection();
+  const client = await RawClient.connect({ port: gw.port });
+  const res = await client.upgrade('/stomp', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits', 'Sec-WebSocket-Protocol': 'v12.stomp' });
+  assert.equal(res.status, 101, res.rawHead);
+  assert.equal(res.headers['sec-websocket-extensions'], MIRROR);
+  const b = await next;
+  assert.match(b.offer ?? '', /^permessage-deflate/, 'the backend is offered compression as for an uninspected service');
+
+  // CONNECT, compressed and cut into two frames mid-stream: the inspector reads it whole and puts the gateway's login in.
+  const connect = deflateMessage('CONNECT\naccept-version:1.2\nhost:/\nlogin:mallory\npasscode:guessed\n\n\0');
+  const half = connect.length >> 1;
+  await client.sendFrame({ opcode: 1, rsv: 4, fin: false, payload: connect.subarray(0, half) });
+  await client.sendFrame({ opcode: 0, payload: connect.subarray(half) });
+  const connectUp = await backendMessage(b);
+  assert.match(connectUp.text, /^CONNECT\n/, `the backend got ${JSON.stringify(connectUp.text.slice(0, 80))}`);
+  assert.match(connectUp.text, /\nlogin:gateway-login\n/, 'the inspector injected the login: it read the inflated CONNECT');
+  assert.doesNotMatch(connectUp.text, /mallory|guessed/, 'never the client\'s own credentials');
+
+  // The broker's CONNECTED, compressed in a form the gateway's zlib never writes: the inspector checks it inflated.
+  b.send(1, deflateMessage('CONNECTED\nversion:1.2\n\n\0'), 4);
+  assert.match((await clientMessage(client)).text, /^CONNECTED\nversion:1.2\n/);
+
+  // A large allowed SEND: the inspector passes it, the backend hop compresses it by its own agreement.
+  const body = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ i, text: `message ${i}` })));
+  const send = `SEND\ndestination:/queue/ok\ncontent-type:application/json\n\n${body}\0`;
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage(send) });
+  const sendUp = await backendMessage(b);
+  assert.equal(sendUp.text, send);
+  assert.equal(sendUp.compressed, true, 'above the threshold: compressed again toward the backend');
+
+  // A large MESSAGE from the broker, compressed: checked plain, compressed again toward the client.
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage('SUBSCRIBE\nid:0\ndestination:/topic/news\n\n\0') });
+  assert.match((await backendMessage(b)).text, /^SUBSCRIBE\n/);
+  const message = `MESSAGE\nsubscription:0\nmessage-id:1\ndestination:/topic/news\n\n${body}\0`;
+  b.send(1, deflateMessage(message), 4);
+  const down = await clientMessage(client);
+  assert.equal(down.text, message);
+  assert.equal(down.compressed, true);
+
+  // A forbidden SEND, compressed: ERROR and 1008 for the client; the backend never sees it.
+  const auditsBefore = gw.auditReasons().length;
+  await client.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage('SEND\ndestination:/queue/secret\n\nleak\0') });
+  assert.match((await clientMessage(client)).text, /^ERROR\n/);
+  assert.equal((await client.readClose(10_000)).code, 1008);
+  await client.sendFrame({ opcode: 8, payload: closePayload(1008) });
+  await client.expectClosed(10_000);
+  // The backend's socket closes after the gateway's Close: everything the gateway sent it has arrived by then.
+  if (!b.socket.destroyed) await once(b.socket, 'close');
+  assert.deepEqual(b.frames.map((f) => f.opcode), [], 'nothing after the SUBSCRIBE reached the backend');
+  assert.ok(gw.auditReasons().slice(auditsBefore).includes('stomp_send_denied'), `audit reasons: ${gw.auditReasons().slice(auditsBefore).join(',')}`);
 });

@@ -48,12 +48,15 @@ after(async () => {
 
 async function canaryEchoes(): Promise<void> {
   const text = `canary ${++canarySeq} ${'x'.repeat(2000)}`;
+  let onClose: (code: number) => void = () => {};
   const got = new Promise<string>((resolve, reject) => {
     canary.once('message', (d) => resolve(String(d)));
-    canary.once('close', (code) => reject(new Error(`canary closed with ${code}`)));
+    onClose = (code) => reject(new Error(`canary closed with ${code}`));
+    canary.once('close', onClose);
   });
   canary.send(text);
-  assert.equal(await got, text, 'the canary connection stopped echoing');
+  // One close listener per call would pile up over the file's tests.
+  try { assert.equal(await got, text, 'the canary connection stopped echoing'); } finally { canary.off('close', onClose); }
 }
 
 /** The payload of one compressed message (RFC 7692 §7.2.1), as a client would send it. */
