@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
+import mqttPacket from 'mqtt-packet';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { RawClient, buildFrame, closePayload, parseServerFrame, type ServerFrame } from '../../helpers/raw-client.js';
@@ -118,6 +119,11 @@ before(async () => {
         path: '/stomp', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true,
         subprotocols: ['v12.stomp'], require_subprotocol: true,
         inspect: { stomp: { subscribe: ['/topic/**'], send: ['/queue/ok'], connect: { login: 'gateway-login', passcode: 'gateway-passcode' } } },
+      },
+      mqtt: {
+        path: '/mqtt', type: 'websocket', backend: `ws://127.0.0.1:${port}/`, compression: true, allow_missing_origin: true,
+        subprotocols: ['mqtt'], require_subprotocol: true,
+        inspect: { mqtt: { publish: ['ok/#'], subscribe: ['news/#'], connect: { client_id: 'gateway-client', username: 'gateway-user', password: 'gateway-password' } } },
       },
     },
   });
@@ -313,22 +319,23 @@ test('an inspector sees plain payload: a tcp service refuses compressed text, an
   }
 });
 
-/** One whole message from a backend connection (frames until FIN), inflated when its first frame had RSV1. */
-async function backendMessage(b: BackendConn): Promise<{ text: string; compressed: boolean }> {
-  const first = await b.nextFrame();
+/** One whole message from frames read one by one (until FIN), inflated when its first frame had RSV1. */
+async function wholeMessage(nextFrame: () => Promise<ServerFrame>): Promise<{ bytes: Buffer; compressed: boolean }> {
+  const first = await nextFrame();
   const parts = [first.payload];
-  for (let f = first; !f.fin;) parts.push((f = await b.nextFrame()).payload);
+  for (let f = first; !f.fin;) parts.push((f = await nextFrame()).payload);
   const compressed = first.rsv === 4;
-  return { text: (compressed ? inflateMessage(Buffer.concat(parts)) : Buffer.concat(parts)).toString(), compressed };
+  return { bytes: compressed ? inflateMessage(Buffer.concat(parts)) : Buffer.concat(parts), compressed };
 }
-
-/** One whole message from the gateway to a raw client, likewise. */
+const backendMessageBytes = (b: BackendConn) => wholeMessage(() => b.nextFrame());
+const clientMessageBytes = async (client: RawClient): Promise<Buffer> => (await wholeMessage(() => client.readFrame(10_000))).bytes;
+async function backendMessage(b: BackendConn): Promise<{ text: string; compressed: boolean }> {
+  const m = await backendMessageBytes(b);
+  return { text: m.bytes.toString(), compressed: m.compressed };
+}
 async function clientMessage(client: RawClient): Promise<{ text: string; compressed: boolean }> {
-  const first = await client.readFrame(10_000);
-  const parts = [first.payload];
-  for (let f = first; !f.fin;) parts.push((f = await client.readFrame(10_000)).payload);
-  const compressed = first.rsv === 4;
-  return { text: (compressed ? inflateMessage(Buffer.concat(parts)) : Buffer.concat(parts)).toString(), compressed };
+  const m = await wholeMessage(() => client.readFrame(10_000));
+  return { text: m.bytes.toString(), compressed: m.compressed };
 }
 
 test('an inspected service (STOMP) with compression: the inspector reads and rewrites plain payload both ways; each hop compresses on its own', { timeout: 30_000 }, async () => {
@@ -383,4 +390,75 @@ test('an inspected service (STOMP) with compression: the inspector reads and rew
   if (!b.socket.destroyed) await once(b.socket, 'close');
   assert.deepEqual(b.frames.map((f) => f.opcode), [], 'nothing after the SUBSCRIBE reached the backend');
   assert.ok(gw.auditReasons().slice(auditsBefore).includes('stomp_send_denied'), `audit reasons: ${gw.auditReasons().slice(auditsBefore).join(',')}`);
+});
+
+/** The MQTT 3.1.1 packets in one message's bytes. */
+function mqttPackets(bytes: Buffer): mqttPacket.Packet[] {
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const out: mqttPacket.Packet[] = [];
+  parser.on('packet', (p) => out.push(p));
+  parser.on('error', (e) => { throw e; });
+  parser.parse(bytes);
+  return out;
+}
+
+test('an inspected service (MQTT) with compression: the inspector reads and rewrites plain payload both ways; each hop compresses on its own', { timeout: 30_000 }, async () => {
+  backend.answer = () => MIRROR;
+  const next = backend.nextConnection();
+  const client = await RawClient.connect({ port: gw.port });
+  const res = await client.upgrade('/mqtt', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits', 'Sec-WebSocket-Protocol': 'mqtt' });
+  assert.equal(res.status, 101, res.rawHead);
+  assert.equal(res.headers['sec-websocket-extensions'], MIRROR);
+  const b = await next;
+  const gen = (p: Record<string, unknown>): Buffer => mqttPacket.generate(p as unknown as mqttPacket.Packet, { protocolVersion: 4 });
+  const backendPackets = async (): Promise<{ packets: mqttPacket.Packet[]; compressed: boolean }> => {
+    const m = await backendMessageBytes(b);
+    return { packets: mqttPackets(m.bytes), compressed: m.compressed };
+  };
+
+  // CONNECT, compressed and cut into two frames: the inspector reads it whole and puts the gateway's identity in.
+  const connect = deflateMessage(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'mallory-id', username: 'mallory', password: Buffer.from('guessed'), clean: true, keepalive: 0 }));
+  const half = connect.length >> 1;
+  await client.sendFrame({ opcode: 2, rsv: 4, fin: false, payload: connect.subarray(0, half) });
+  await client.sendFrame({ opcode: 0, payload: connect.subarray(half) });
+  const [up] = (await backendPackets()).packets as mqttPacket.IConnectPacket[];
+  assert.equal(up?.cmd, 'connect');
+  assert.equal(up.clientId, 'gateway-client', 'the inspector set the client id: it read the inflated CONNECT');
+  assert.equal(up.username, 'gateway-user');
+  assert.equal(String(up.password), 'gateway-password');
+
+  // The broker's CONNACK, compressed in a form the gateway's zlib never writes.
+  b.send(2, deflateMessage(gen({ cmd: 'connack', returnCode: 0, sessionPresent: false })), 4);
+  assert.equal(mqttPackets(await clientMessageBytes(client))[0]?.cmd, 'connack');
+
+  // A large allowed PUBLISH: passed by the inspector, compressed again toward the backend.
+  const body = Buffer.from(JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ i, text: `reading ${i}` }))));
+  await client.sendFrame({ opcode: 2, rsv: 4, payload: deflateMessage(gen({ cmd: 'publish', topic: 'ok/sensor', payload: body, qos: 0, retain: false, dup: false })) });
+  const published = await backendPackets();
+  const pub = published.packets[0] as mqttPacket.IPublishPacket;
+  assert.equal(pub?.topic, 'ok/sensor');
+  assert.ok(Buffer.from(pub.payload).equals(body));
+  assert.equal(published.compressed, true, 'above the threshold: compressed again toward the backend');
+
+  // SUBSCRIBE, SUBACK, then a large PUBLISH from the broker, compressed: checked plain, compressed again toward the client.
+  await client.sendFrame({ opcode: 2, rsv: 4, payload: deflateMessage(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'news/#', qos: 0 }] })) });
+  assert.equal((await backendPackets()).packets[0]?.cmd, 'subscribe');
+  b.send(2, deflateMessage(gen({ cmd: 'suback', messageId: 1, granted: [0] })), 4);
+  assert.equal(mqttPackets(await clientMessageBytes(client))[0]?.cmd, 'suback');
+  b.send(2, deflateMessage(gen({ cmd: 'publish', topic: 'news/today', payload: body, qos: 0, retain: false, dup: false })), 4);
+  const downMessage = await wholeMessage(() => client.readFrame(10_000));
+  assert.equal(downMessage.compressed, true, 'compressed toward the client');
+  const down = mqttPackets(downMessage.bytes)[0] as mqttPacket.IPublishPacket;
+  assert.equal(down?.topic, 'news/today');
+  assert.ok(Buffer.from(down.payload).equals(body));
+
+  // A forbidden PUBLISH, compressed (3.1.1 has no refusal code): close 1008; the backend never sees it.
+  const auditsBefore = gw.auditReasons().length;
+  await client.sendFrame({ opcode: 2, rsv: 4, payload: deflateMessage(gen({ cmd: 'publish', topic: 'secret/x', payload: Buffer.from('leak'), qos: 0, retain: false, dup: false })) });
+  assert.equal((await client.readClose(10_000)).code, 1008);
+  await client.sendFrame({ opcode: 8, payload: closePayload(1008) });
+  await client.expectClosed(10_000);
+  if (!b.socket.destroyed) await once(b.socket, 'close');
+  assert.deepEqual(b.frames.map((f) => f.opcode), [], 'nothing after the SUBSCRIBE reached the backend');
+  assert.ok(gw.auditReasons().slice(auditsBefore).includes('mqtt_publish_refused'), `audit reasons: ${gw.auditReasons().slice(auditsBefore).join(',')}`);
 });
