@@ -11,12 +11,12 @@ import { PASS, type Decision } from './framer.js';
 import { readConnack, readSuback } from './packets.js';
 import { MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, propertySpans, RETAIN_AVAILABLE, TOPIC_ALIAS_MAXIMUM } from './properties.js';
 import { varintLength } from './reader.js';
-import type { MqttSession } from './session.js';
+import type { MqttSessionState } from './state.js';
 import { connackWith, suback } from './writer.js';
 
 const REPLACED = new Set([TOPIC_ALIAS_MAXIMUM, MAXIMUM_QOS, RETAIN_AVAILABLE, MAXIMUM_PACKET_SIZE]);
 
-export function handleConnack(s: MqttSession, head: Buffer, body: number): Decision {
+export function handleConnack(s: MqttSessionState, head: Buffer, body: number): Decision {
   if (s.level !== LEVEL_5) return PASS;
   const c = readConnack(head, body, LEVEL_5, s.properties);
   const spans = c.properties ? propertySpans(head, c.properties.start, c.properties.end) : [];
@@ -40,7 +40,7 @@ export function handleConnack(s: MqttSession, head: Buffer, body: number): Decis
   return connackWith(head[body], c.reasonCode, properties);
 }
 
-export function handleSuback(s: MqttSession, head: Buffer, body: number): Decision {
+export function handleSuback(s: MqttSessionState, head: Buffer, body: number): Decision {
   const p = readSuback(head, body, s.level, s.properties);
   const pending = s.pendingSubacks.get(p.packetId);
   if (!pending) return PASS;

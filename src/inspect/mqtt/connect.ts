@@ -16,7 +16,7 @@ import type { Decision } from './framer.js';
 import { readConnect, type ConnectPacket } from './packets.js';
 import { compileFilters } from './policy.js';
 import { propertySpans, USER_PROPERTY } from './properties.js';
-import type { MqttSession } from './session.js';
+import type { MqttSessionState } from './state.js';
 import { anyMatches, isValidTopicName } from './topics.js';
 import { connack, connect } from './writer.js';
 
@@ -25,7 +25,7 @@ function refuse(level: number, reason: string, rc311: number, rc5: number, messa
   return new MqttStreamError(reason, 1008, rc5, message, connack(level, level === LEVEL_5 ? rc5 : rc311), 'CONNECT', topic);
 }
 
-export function handleConnect(s: MqttSession, head: Buffer, body: number): Decision {
+export function handleConnect(s: MqttSessionState, head: Buffer, body: number): Decision {
   if (s.connected) throw protocolError('mqtt_second_connect', 'a second CONNECT');
   const c = readConnect(head, body, s.properties);
   if (c.unsupported) {
@@ -63,7 +63,7 @@ export function handleConnect(s: MqttSession, head: Buffer, body: number): Decis
 }
 
 /** The will is a publish the broker makes later: the same policy as PUBLISH. */
-function checkWill(s: MqttSession, will: NonNullable<ConnectPacket['will']>, level: number): void {
+function checkWill(s: MqttSessionState, will: NonNullable<ConnectPacket['will']>, level: number): void {
   const limits = s.config.limits;
   if (Buffer.byteLength(will.topic) > limits.topic_length) throw overLimit('mqtt_topic_too_long', 'will topic too long');
   if (!isValidTopicName(will.topic)) throw malformed('will topic is not a topic name');
@@ -81,7 +81,7 @@ function checkWill(s: MqttSession, will: NonNullable<ConnectPacket['will']>, lev
  * a value may not contain the separator that follows it, so two principals
  * can never produce the same id.
  */
-function clientIdFor(s: MqttSession, own: string): string | undefined {
+function clientIdFor(s: MqttSessionState, own: string): string | undefined {
   const { client_id, client_id_prefix } = s.config.connect;
   if (client_id !== undefined) {
     const id = expand(client_id, s);
@@ -103,7 +103,7 @@ function clientIdFor(s: MqttSession, own: string): string | undefined {
 }
 
 /** A template filled in for the principal; undefined when a placeholder has no value. */
-function expand(template: string, s: MqttSession): string | undefined {
+function expand(template: string, s: MqttSessionState): string | undefined {
   const parsed = parseTemplate(template);
   return 'error' in parsed ? undefined : fillTemplate(parsed.parts, s.principal);
 }

@@ -12,7 +12,8 @@
  */
 import type { Inspector, InspectorActions, InspectorContext } from '../../relay/inspector.js';
 import type { MqttInspectConfig } from '../../config/inspect-mqtt.js';
-import { MqttSession, type MqttIO, type MqttRefusal } from './session.js';
+import { MqttSession } from './session.js';
+import type { MqttIO, MqttRefusal } from './state.js';
 
 export class MqttInspector implements Inspector, MqttIO {
   readonly name = 'mqtt';

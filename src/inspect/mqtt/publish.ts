@@ -15,11 +15,11 @@ import { malformed, MqttStreamError, overLimit, protocolError } from './errors.j
 import { DROP, PASS, type Decision } from './framer.js';
 import { readPublishHead } from './packets.js';
 import { checkedUtf8 } from './reader.js';
-import type { MqttSession } from './session.js';
+import type { MqttSessionState } from './state.js';
 import { anyMatches, isValidTopicName } from './topics.js';
 import { ack } from './writer.js';
 
-export function handlePublish(s: MqttSession, flags: number, head: Buffer, body: number): Decision {
+export function handlePublish(s: MqttSessionState, flags: number, head: Buffer, body: number): Decision {
   const qos = (flags >> 1) & 0x03;
   const limits = s.config.limits;
   const h = readPublishHead(head, body, qos, s.level, s.properties, limits.topic_length);
@@ -56,7 +56,7 @@ export function handlePublish(s: MqttSession, flags: number, head: Buffer, body:
  * QoS and retain over what the CONNACK announced (5.0: Maximum QoS, Retain
  * Available) have no PUBACK code: the spec's answer is DISCONNECT 0x9B / 0x9A.
  */
-function checkFlags(s: MqttSession, flags: number, qos: number): Decision {
+function checkFlags(s: MqttSessionState, flags: number, qos: number): Decision {
   if (qos > s.config.max_qos) {
     throw new MqttStreamError('mqtt_qos_refused', 1008, RC5.qosNotSupported, `QoS ${qos} over ${s.config.max_qos}`, undefined, 'PUBLISH');
   }
@@ -71,7 +71,7 @@ function checkFlags(s: MqttSession, flags: number, qos: number): Decision {
  * reason code, the connection kept; otherwise (3.1.1 has no refusal code,
  * QoS 0 has no answer, or on_violation is close) the connection ends.
  */
-function refuse(s: MqttSession, qos: number, packetId: number, reasonCode: number, reason: string, topic: string): Decision {
+function refuse(s: MqttSessionState, qos: number, packetId: number, reasonCode: number, reason: string, topic: string): Decision {
   const detail = `publish to ${topic} not allowed`;
   if (s.level === LEVEL_5 && qos > 0 && s.config.on_violation === 'refuse') {
     s.answer(ack(qos === 1 ? PUBACK : PUBREC, packetId, reasonCode));

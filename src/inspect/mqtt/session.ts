@@ -13,7 +13,7 @@ import type { PlaceholderIdentity } from '../placeholders.js';
 import type { MqttInspectConfig } from '../../config/inspect-mqtt.js';
 import { AUTH, CONNACK, CONNECT, DISCONNECT, LEVEL_5, PINGRESP, PUBLISH, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, RC5 } from './constants.js';
 import { MqttStreamError, protocolError } from './errors.js';
-import { DROP, PacketFramer, PASS, type Decision, type PacketOwner } from './framer.js';
+import { PacketFramer, PASS, type Decision, type PacketOwner } from './framer.js';
 import type { PropertyLimits } from './properties.js';
 import type { Filter } from './topics.js';
 import { handleConnect } from './connect.js';
@@ -21,55 +21,21 @@ import { handlePublish } from './publish.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 import { handleConnack, handleSuback } from './broker.js';
 import { disconnect } from './writer.js';
+import type { MqttIO, MqttSessionState, PendingSuback } from './state.js';
 
-/** A refusal for the audit trail: stable reason, the packet type, the topic or filter concerned. */
-export interface MqttRefusal {
-  reason: string;
-  command?: string;
-  destination?: string;
-  detail?: string;
-}
-
-export interface MqttIO {
-  /** Bytes for the broker, in order. */
-  toBackend(pieces: Buffer[]): void;
-  /** Bytes for the client, in order, at a packet boundary of the broker's stream. */
-  toClient(pieces: Buffer[]): void;
-  /** A request refused in-protocol (the connection stays): audit line and counter. */
-  refused(refusal: MqttRefusal): void;
-  /**
-   * End the connection: the client gets `code`, after `lastWords` (an MQTT
-   * DISCONNECT or CONNACK) when given. `fromBroker`: the broker broke the rules.
-   */
-  close(code: number, refusal: MqttRefusal, lastWords?: Buffer, fromBroker?: boolean): void;
-}
-
-/** What the gateway still has to add to a SUBACK the broker will send. */
-export interface PendingSuback {
-  /** Reason codes by position in the client's SUBSCRIBE; undefined where the broker answers. */
-  codes: (number | undefined)[];
-  forwarded: number;
-}
-
-/** Most SUBSCRIBEs waiting for a SUBACK the gateway must complete. */
-export const MAX_PENDING_SUBACKS = 256;
 /** Most gateway answers waiting for the broker's stream to reach a packet boundary. */
 const MAX_QUEUED_ANSWERS = 1024;
 
-export class MqttSession {
-  /** Protocol level after CONNECT (4 or 5), 0 before. */
+export class MqttSession implements MqttSessionState {
+  // The state the rules read and change: see MqttSessionState (state.ts).
   level = 0;
   readonly properties: PropertyLimits;
   publishFilters: Filter[] = [];
   subscribeFilters: Filter[] = [];
-  /** MQTT 5.0 topic aliases the client set: alias → topic levels (refused topics included, so their aliases stay refused). */
   readonly aliases = new Map<number, string[]>();
-  /** Topic Alias Maximum the client was told (the broker's CONNACK value lowered to the limit); 0 until CONNACK. */
   aliasMaximum = 0;
-  /** Filters the connection holds. */
   readonly subscriptions = new Set<string>();
   readonly pendingSubacks = new Map<number, PendingSuback>();
-  /** The topic (bytes) of the last PUBLISH allowed by name: a repeated topic skips the policy walk. */
   lastAllowed?: Buffer;
   private readonly fromClientFramer: PacketFramer;
   private readonly fromBrokerFramer: PacketFramer;
@@ -232,4 +198,3 @@ class BrokerPackets implements PacketOwner {
   }
 }
 
-export { DROP, PASS };

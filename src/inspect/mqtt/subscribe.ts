@@ -12,13 +12,13 @@ import { LEVEL_5, RC5, SUBACK_FAILURE_311 } from './constants.js';
 import { MqttStreamError, overLimit, protocolError } from './errors.js';
 import { DROP, PASS, type Decision } from './framer.js';
 import { readSubscribe, readUnsubscribe } from './packets.js';
-import { MAX_PENDING_SUBACKS, type MqttSession } from './session.js';
+import { MAX_PENDING_SUBACKS, type MqttSessionState } from './state.js';
 import { anyCovers, parseRequestedFilter } from './topics.js';
 import { suback, subscribe } from './writer.js';
 
 interface Refusal { code: number; reason: string; filter: string }
 
-export function handleSubscribe(s: MqttSession, head: Buffer, body: number): Decision {
+export function handleSubscribe(s: MqttSessionState, head: Buffer, body: number): Decision {
   const limits = s.config.limits;
   const p = readSubscribe(head, body, s.level, s.properties, limits.filters_per_packet);
   if (s.pendingSubacks.has(p.packetId)) throw protocolError('mqtt_packet_id_in_use', `SUBSCRIBE ${p.packetId} while the last one is unanswered`);
@@ -62,7 +62,7 @@ export function handleSubscribe(s: MqttSession, head: Buffer, body: number): Dec
 }
 
 /** The refusal of one requested filter, or undefined when it may go to the broker. */
-function judge(s: MqttSession, filter: string): Refusal | undefined {
+function judge(s: MqttSessionState, filter: string): Refusal | undefined {
   const limits = s.config.limits;
   if (Buffer.byteLength(filter) > limits.topic_length) throw overLimit('mqtt_topic_too_long', 'topic filter too long');
   const requested = parseRequestedFilter(filter);
@@ -78,7 +78,7 @@ function judge(s: MqttSession, filter: string): Refusal | undefined {
   return undefined;
 }
 
-export function handleUnsubscribe(s: MqttSession, head: Buffer, body: number): Decision {
+export function handleUnsubscribe(s: MqttSessionState, head: Buffer, body: number): Decision {
   const p = readUnsubscribe(head, body, s.level, s.properties, s.config.limits.filters_per_packet);
   for (const filter of p.filters) s.subscriptions.delete(filter);
   return PASS;

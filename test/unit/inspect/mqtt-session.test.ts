@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import mqttPacket from 'mqtt-packet';
 import type { Principal } from '../../../src/admitted.js';
 import { mqttInspectSchema, type MqttInspectConfig } from '../../../src/config/inspect-mqtt.js';
-import { MqttSession, type MqttIO, type MqttRefusal } from '../../../src/inspect/mqtt/session.js';
+import { MqttSession } from '../../../src/inspect/mqtt/session.js';
+import type { MqttIO, MqttRefusal } from '../../../src/inspect/mqtt/state.js';
 
 type Level = 4 | 5;
 const alice: Principal = { id: 'alice', roles: [], claims: { room: 'lobby' }, method: 'test' };
