@@ -68,49 +68,58 @@ export class PacketFramer {
     return this.state === AT_BOUNDARY;
   }
 
-  /** Feed one piece of the stream; what is to be forwarded is appended to `out`. */
+  /**
+   * Feed one piece of the stream; what is to be forwarded is appended to
+   * `out`, also when a packet is refused (a throw): what passed before it.
+   */
   feed(chunk: Buffer, out: Buffer[]): void {
     const len = chunk.length;
     let pos = 0;
     /** Start of the slice of `chunk` being passed, or -1. */
     let run = -1;
-    while (pos < len) {
-      if (this.state === IN_BODY) {
-        const n = Math.min(this.left, len - pos);
-        if (this.passing) {
-          if (run < 0) run = pos;
-        } else if (run >= 0) {
+    try {
+      while (pos < len) {
+        if (this.state === IN_BODY) {
+          const n = Math.min(this.left, len - pos);
+          if (this.passing) {
+            if (run < 0) run = pos;
+          } else if (run >= 0) {
+            out.push(chunk.subarray(run, pos));
+            run = -1;
+          }
+          pos += n;
+          this.left -= n;
+          if (this.left === 0) this.state = AT_BOUNDARY;
+          continue;
+        }
+        if (this.state === AT_BOUNDARY) {
+          const whole = this.tryWhole(chunk, pos, len);
+          if (whole > 0) {
+            // The packet's head is inside this piece: decided on a slice, no copy.
+            const decision = this.owner.decide(this.type, this.flags, this.remaining, chunk.subarray(pos, pos + whole), this.fixedLength);
+            if (decision === PASS) {
+              if (run < 0) run = pos;
+            } else {
+              if (run >= 0) out.push(chunk.subarray(run, pos));
+              run = -1;
+              if (decision !== DROP && decision.length > 0) out.push(decision);
+            }
+            pos += whole;
+            this.enterBody(decision === PASS, whole - this.fixedLength);
+            continue;
+          }
+          this.state = IN_FIXED;
+        }
+        if (run >= 0) {
           out.push(chunk.subarray(run, pos));
           run = -1;
         }
-        pos += n;
-        this.left -= n;
-        if (this.left === 0) this.state = AT_BOUNDARY;
-        continue;
+        pos = this.state === IN_FIXED ? this.gatherFixed(chunk, pos, len, out) : this.gatherHead(chunk, pos, len, out);
       }
-      if (this.state === AT_BOUNDARY) {
-        const whole = this.tryWhole(chunk, pos, len);
-        if (whole > 0) {
-          // The packet's head is inside this piece: decided on a slice, no copy.
-          const decision = this.owner.decide(this.type, this.flags, this.remaining, chunk.subarray(pos, pos + whole), this.fixedLength);
-          if (decision === PASS) {
-            if (run < 0) run = pos;
-          } else {
-            if (run >= 0) out.push(chunk.subarray(run, pos));
-            run = -1;
-            if (decision !== DROP && decision.length > 0) out.push(decision);
-          }
-          pos += whole;
-          this.enterBody(decision === PASS, whole - this.fixedLength);
-          continue;
-        }
-        this.state = IN_FIXED;
-      }
-      if (run >= 0) {
-        out.push(chunk.subarray(run, pos));
-        run = -1;
-      }
-      pos = this.state === IN_FIXED ? this.gatherFixed(chunk, pos, len, out) : this.gatherHead(chunk, pos, len, out);
+    } catch (err) {
+      // A refused packet: what passed before it still goes, as it would have in a read of its own.
+      if (run >= 0) out.push(chunk.subarray(run, pos));
+      throw err;
     }
     if (run >= 0) out.push(run === 0 && pos === len ? chunk : chunk.subarray(run, pos));
   }

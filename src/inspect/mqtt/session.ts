@@ -83,6 +83,7 @@ export class MqttSession implements MqttSessionState {
     try {
       this.fromBrokerFramer.feed(chunk, out);
     } catch (err) {
+      if (out.length > 0) this.io.toClient(out);
       this.failFromBroker(err);
       return;
     }
@@ -129,11 +130,12 @@ export class MqttSession implements MqttSessionState {
     this.io.close(e.closeCode, { reason: e.reason, command: e.command, destination: e.destination, detail: e.message }, lastWords);
   }
 
-  /** The broker broke the protocol: the client gets 1014, nothing the broker sent after it. */
+  /** The broker broke the protocol: the client gets what the broker sent before, then 1014, nothing after it. */
   private failFromBroker(err: unknown): void {
     if (this.ended) return;
     this.dispose();
-    const reason = err instanceof MqttStreamError ? `mqtt_backend_${err.reason.slice('mqtt_'.length)}` : 'mqtt_backend_malformed';
+    // Not a typed refusal: a fault of the gateway's, not the broker's.
+    const reason = err instanceof MqttStreamError ? `mqtt_backend_${err.reason.slice('mqtt_'.length)}` : 'mqtt_backend_internal';
     this.io.close(1014, { reason, detail: err instanceof Error ? err.message : String(err) }, undefined, true);
   }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import mqttPacket from 'mqtt-packet';
-import { MqttStreamError } from '../../../src/inspect/mqtt/errors.js';
+import { MqttStreamError, protocolError } from '../../../src/inspect/mqtt/errors.js';
 import { DROP, PacketFramer, PASS, type Decision } from '../../../src/inspect/mqtt/framer.js';
 import { readConnect, readPublishHead, readSubscribe, readUnsubscribe } from '../../../src/inspect/mqtt/packets.js';
 
@@ -151,6 +151,24 @@ describe('MQTT framer: refusals', () => {
     assert.equal(e.reason, 'mqtt_packet_too_large');
     assert.equal(e.closeCode, 1009);
     assert.equal(refusal([0x82, 0x81, 0x01], 128).reason, 'mqtt_packet_too_large', '129 bytes over a limit of 128');
+  });
+  it('what passed before a refused packet is forwarded, however the bytes were cut', () => {
+    const passed = Buffer.concat([encode({ cmd: 'pingreq' }, 4),
+      encode({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, 4)]);
+    const subscribe = encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/#', qos: 0 }] }, 4);
+    // A packet the framer refuses (reserved type 0), and one its owner refuses.
+    for (const refused of [Buffer.from([0x00, 0x00]), subscribe]) {
+      const stream = Buffer.concat([passed, refused]);
+      for (const pieces of [[stream], [passed, refused], [...stream].map((b) => Buffer.from([b]))]) {
+        const out: Buffer[] = [];
+        const framer = new PacketFramer({
+          want: (_t, _f, r) => r,
+          decide(type) { if (type === 8) throw protocolError('mqtt_test', 'refused by the owner'); return PASS; },
+        }, 1 << 20);
+        assert.throws(() => { for (const p of pieces) framer.feed(p, out); }, MqttStreamError);
+        assert.deepEqual(Buffer.concat(out), passed, `the passed packets forwarded, in ${pieces.length} piece(s), before ${refused[0]}`);
+      }
+    }
   });
   it('refuses reserved types, wrong flags and QoS 3', () => {
     assert.equal(refusal([0x00, 0x00]).reason, 'mqtt_malformed');

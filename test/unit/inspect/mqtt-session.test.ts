@@ -305,6 +305,19 @@ describe('MQTT session: the broker\'s side', () => {
     assert.match(io.ended?.reason ?? '', /^mqtt_backend_/);
   });
 
+  it('the broker\'s packets before a malformed one reach the client before the 1014, however the bytes were cut', () => {
+    const delivered = Buffer.concat([gen({ cmd: 'pingresp' }, 4),
+      gen({ cmd: 'publish', topic: 'broadcast/a', payload: Buffer.from('hi'), qos: 0, retain: false, dup: false }, 4)]);
+    const stream = Buffer.concat([delivered, Buffer.from([0x00, 0x00])]);
+    for (const pieces of [[stream], [...stream].map((b) => Buffer.from([b]))]) {
+      const { s, io } = open(4);
+      for (const p of pieces) s.fromBackend(p);
+      assert.deepEqual(Buffer.concat(io.client), delivered, `the packets before it delivered (${pieces.length} piece(s))`);
+      assert.equal(io.ended?.code, 1014);
+      assert.equal(io.ended?.reason, 'mqtt_backend_malformed');
+    }
+  });
+
   it('answers wait for the end of a broker packet being relayed', () => {
     const { s, io } = open(5);
     const big = gen({ cmd: 'publish', topic: 'broadcast/a', payload: Buffer.alloc(5000, 7), qos: 0, retain: false, dup: false }, 5);
