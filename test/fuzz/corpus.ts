@@ -4,6 +4,7 @@
  * first check) and the crash directory.
  */
 import fc from 'fast-check';
+import mqttPacket from 'mqtt-packet';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +34,43 @@ const SEEDS: Record<string, Uint8Array[]> = {
   ],
   'fallback-wire': [Uint8Array.from([0x05, 0, 0, 0, 6, 0, 0, 0, 0, 0, 1, 0x01, 0, 0, 0, 2, 0x68, 0x69, 0x03, 0, 0, 0, 2, 0x03, 0xe8])],
   stomp: [new TextEncoder().encode('\x03SEND\ndestination:/queue/a\ncontent-length:2\n\nhi\0\n\nSUBSCRIBE\nid:1\ndestination:/t\\c\n\n\0')],
-  mqtt: [Uint8Array.from([0x01, 0x10, 0x10, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 4, 0x61, 0x62, 0x63, 0x64, 0x30, 3, 0, 1, 0x74])],
+  // A chop byte, a setup byte (bit 0: MQTT 5.0; then 0: the client from CONNECT on, 1: the client after CONNECT, 2: the broker), packets.
+  mqtt: [
+    mqttSeed(0x03, 0, 4, [
+      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 60, username: 'u', password: Buffer.from('p'),
+        will: { topic: 'devices/alice/gone', payload: Buffer.from('bye'), qos: 1, retain: false } },
+      { cmd: 'publish', topic: 'devices/alice/t', payload: Buffer.from('22'), qos: 1, messageId: 1, retain: false, dup: false },
+      { cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'broadcast/+', qos: 2 }, { topic: 'devices/+/t', qos: 0 }] },
+    ]),
+    mqttSeed(0x00, 1, 5, [
+      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: '', clean: true, keepalive: 0,
+        properties: { topicAliasMaximum: 5, userProperties: { role: 'admin' } } },
+      { cmd: 'publish', topic: 'chat/room', payload: Buffer.alloc(40, 1), qos: 0, retain: false, dup: false },
+    ]),
+    mqttSeed(0x11, 3, 5, [
+      { cmd: 'publish', topic: 'devices/alice/a', payload: Buffer.from('1'), qos: 1, messageId: 3, retain: false, dup: false, properties: { topicAlias: 2 } },
+      { cmd: 'publish', topic: 'devices/bob/a', payload: Buffer.from('2'), qos: 1, messageId: 4, retain: false, dup: false, properties: { topicAlias: 2 } },
+      { cmd: 'publish', topic: '', payload: Buffer.from('3'), qos: 1, messageId: 5, retain: false, dup: false, properties: { topicAlias: 2 } },
+      { cmd: 'unsubscribe', messageId: 6, unsubscriptions: ['devices/alice/#'] },
+      { cmd: 'pingreq' },
+    ]),
+    // Over the bounds (QoS above max_qos, retain, a packet over max_packet): refused, and must stay so.
+    mqttSeed(0x00, 2, 4, [{ cmd: 'publish', topic: 'devices/alice/q', payload: Buffer.from('2'), qos: 2, messageId: 8, retain: false, dup: false }]),
+    mqttSeed(0x05, 3, 5, [{ cmd: 'publish', topic: 'devices/alice/r', payload: Buffer.from('r'), qos: 1, messageId: 8, retain: true, dup: false }]),
+    mqttSeed(0x20, 2, 4, [{ cmd: 'publish', topic: 'devices/alice/big', payload: Buffer.alloc(2100, 3), qos: 0, retain: false, dup: false }]),
+    mqttSeed(0x07, 5, 5, [
+      { cmd: 'suback', messageId: 7, granted: [1] },
+      { cmd: 'publish', topic: 'devices/alice/t', payload: Buffer.alloc(100, 2), qos: 1, messageId: 9, retain: false, dup: false },
+      { cmd: 'pingresp' },
+    ]),
+  ],
 };
+
+/** The MQTT target's input: how to cut, what to set up, then the packets as mqtt-packet (mqtt.js's codec) writes them. */
+function mqttSeed(chop: number, setup: number, level: 4 | 5, packets: object[]): Uint8Array {
+  const bytes = packets.map((p) => mqttPacket.generate(p as mqttPacket.Packet, { protocolVersion: level }));
+  return Uint8Array.from(Buffer.concat([Buffer.from([chop, setup]), ...bytes]));
+}
 
 /** Arbitrary bytes, or a seed of the target with bytes flipped, cut or appended. */
 export function inputs(target: string): fc.Arbitrary<Uint8Array> {
