@@ -111,6 +111,22 @@ export class LoadgenPool {
     return replies;
   }
 
+  /**
+   * One measured interval of the load already started: after `warmup` ms,
+   * every process's mark `duration` ms apart, the server's CPU seconds
+   * around them; then the load stops. `sleep` is the suite context's.
+   */
+  async measureInterval(server, sleep, warmup, duration) {
+    await sleep(warmup);
+    const cpu0 = server.cpuSeconds();
+    await this.all('mark');
+    await sleep(duration);
+    const marks = await this.all('mark');
+    const cpu = server.cpuSeconds() - cpu0;
+    await this.all('stop');
+    return { marks, cpu, messages: marks.reduce((s, m) => s + m.interval.messages, 0) };
+  }
+
   /** Throw if any process has recorded an error (bad echo, unexpected close, ...). */
   async assertClean(what) {
     const replies = await this.all('status');

@@ -81,15 +81,8 @@ export async function measure(ctx, server, c, t) {
 
     // Closed loop: 1 in flight per connection (the next message goes when the echo is in).
     await pool.all('start', { mode: 'latency', ...phase });
-    await ctx.sleep(t.latWarmup);
-    const lcpu0 = server.cpuSeconds();
-    await pool.all('mark');
-    await ctx.sleep(t.latDuration);
-    const l1 = await pool.all('mark');
-    const lcpu1 = server.cpuSeconds();
-    await pool.all('stop');
+    const { marks: l1, cpu: lcpu, messages: latencyMessages } = await pool.measureInterval(server, ctx.sleep, t.latWarmup, t.latDuration);
     const hist = mergeHists(l1.map((m) => m.interval.hist));
-    const latencyMessages = l1.reduce((s, m) => s + m.interval.messages, 0);
     await pool.assertClean(`${server.label} ${c.label}`);
 
     return {
@@ -107,7 +100,7 @@ export async function measure(ctx, server, c, t) {
       latencySamples: histCount(hist),
       // closed loop, 1 in flight: messages/s and CPU per message of the same interval as p50/p99
       latencyRate: l1.reduce((s, m) => s + m.interval.rate, 0),
-      latencyCpuPerMsgUs: latencyMessages > 0 ? ((lcpu1 - lcpu0) * 1e6) / latencyMessages : NaN,
+      latencyCpuPerMsgUs: latencyMessages > 0 ? (lcpu * 1e6) / latencyMessages : NaN,
       // bytes on the wire per message (throughput phase): client → server, server → client
       wireUpBytes: messages > 0 ? m1.reduce((s, m) => s + m.interval.wireOut, 0) / messages : NaN,
       wireDownBytes: messages > 0 ? m1.reduce((s, m) => s + m.interval.wireIn, 0) / messages : NaN,

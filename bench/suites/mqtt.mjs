@@ -71,18 +71,11 @@ async function measure(ctx, server, path, c, t) {
     await pool.all('verify', { payloadHex: PUBLISH.toString('hex') });
     await pool.assertClean(`${path} ${c.label}: connect and verify`);
     await pool.all('start', { mode: 'latency', payloadHex: PUBLISH.toString('hex') });
-    await ctx.sleep(t.warmup);
-    const cpu0 = server.cpuSeconds();
-    await pool.all('mark');
-    await ctx.sleep(t.duration);
-    const m1 = await pool.all('mark');
-    const cpu1 = server.cpuSeconds();
-    await pool.all('stop');
+    const { marks, cpu, messages } = await pool.measureInterval(server, ctx.sleep, t.warmup, t.duration);
     await pool.assertClean(`${path} ${c.label}`);
-    const messages = m1.reduce((s, m) => s + m.interval.messages, 0);
     return {
-      rate: m1.reduce((s, m) => s + m.interval.rate, 0),
-      cpuPerMsgUs: messages > 0 ? ((cpu1 - cpu0) * 1e6) / messages : NaN,
+      rate: marks.reduce((s, m) => s + m.interval.rate, 0),
+      cpuPerMsgUs: messages > 0 ? (cpu * 1e6) / messages : NaN,
     };
   } finally {
     await pool.close();

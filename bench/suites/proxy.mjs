@@ -118,19 +118,12 @@ async function measure(ctx, server, c, t, mode) {
     await pool.all('start', mode === 'throughput'
       ? { mode, size: c.size, window: c.window, refillAt: Math.max(1, c.window / 4) }
       : { mode, size: c.size });
-    await ctx.sleep(t.warmup);
-    const cpu0 = server.cpuSeconds();
-    await pool.all('mark');
-    await ctx.sleep(t.duration);
-    const m1 = await pool.all('mark');
-    const cpu1 = server.cpuSeconds();
-    await pool.all('stop');
+    const { marks: m1, cpu, messages } = await pool.measureInterval(server, ctx.sleep, t.warmup, t.duration);
     await pool.assertClean(`${server.label} ${c.label}`);
-    const messages = m1.reduce((s, m) => s + m.interval.messages, 0);
     const hist = mode === 'latency' ? mergeHists(m1.map((m) => m.interval.hist)) : null;
     return {
       rate: m1.reduce((s, m) => s + m.interval.rate, 0),
-      cpuPerMsgUs: messages > 0 ? ((cpu1 - cpu0) * 1e6) / messages : NaN,
+      cpuPerMsgUs: messages > 0 ? (cpu * 1e6) / messages : NaN,
       p50Us: hist ? histQuantile(hist, 0.5) : NaN,
       p99Us: hist ? histQuantile(hist, 0.99) : NaN,
       messages,
