@@ -129,7 +129,26 @@ export class FallbackTransport implements Transport {
     return u.toString() + extra;
   }
 
+  /**
+   * A request of the session. Without `signal`, it gets one of its own that the
+   * session's close aborts until the answer's head is in: Node's fetch leaves
+   * a listener on the signal it is given until the request is garbage
+   * collected, so one signal for every request of a long session would gather
+   * thousands (and Node's MaxListenersExceededWarning).
+   */
   private request(url: string, body: Uint8Array | string | undefined, signal?: AbortSignal): Promise<Response> {
+    if (!signal) {
+      const session = this.abort.signal;
+      const own = new AbortController();
+      const onAbort = (): void => own.abort();
+      if (session.aborted) own.abort(); else session.addEventListener('abort', onAbort);
+      const done = (): void => session.removeEventListener('abort', onAbort);
+      return this.fetchWith(url, body, own.signal).finally(done);
+    }
+    return this.fetchWith(url, body, signal);
+  }
+
+  private fetchWith(url: string, body: Uint8Array | string | undefined, signal: AbortSignal): Promise<Response> {
     // (built as a plain object: the DOM and Node typings of RequestInit differ)
     const init: Record<string, unknown> = {
       method: 'POST',
@@ -139,7 +158,7 @@ export class FallbackTransport implements Transport {
       credentials: this.opts.credentials,
       cache: 'no-store',
       redirect: 'error',
-      signal: signal ?? this.abort.signal,
+      signal,
     };
     return this.opts.fetch(url, init as RequestInit);
   }

@@ -3,6 +3,7 @@
  * API, falling back by itself, resuming broken requests without loss,
  * duplication or reordering, close codes both ways, backpressure.
  */
+import { getEventListeners } from 'node:events';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket as NodeWebSocket } from 'ws';
@@ -211,6 +212,25 @@ test('10,000 messages each way arrive complete and in order while streams break 
   assert.equal(s.bufferedAmount, 0);
   s.close();
   await closed(s);
+});
+
+test('a long session leaves no pile of listeners on one AbortSignal (Node\'s fetch drops its own only at garbage collection)', { timeout: 60_000 }, async () => {
+  let most = 0;
+  const counting = (url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    if (init?.signal) most = Math.max(most, getEventListeners(init.signal, 'abort').length);
+    return fetch(url, init);
+  };
+  const s = new GatehouseSocket(wsUrl(), [], { transport: 'fallback', fetch: counting });
+  await opened(s);
+  for (let i = 0; i < 300; i++) {
+    const echoed = messages(s, 1);
+    s.send(`m${i}`);
+    assert.deepEqual(await echoed, [`m${i}`]);
+  }
+  assert.ok(most < 5, `at most a few abort listeners on any request's signal (saw ${most})`);
+  const done = closed(s);
+  s.close();
+  assert.equal((await done).code, 1000);
 });
 
 test('long-polling carries the same traffic', async () => {
