@@ -73,14 +73,24 @@ export async function clusterPart(config: GatehouseConfig, log: Logger, worker?:
   const forwarder = new HopForwarder(signer);
   let table: Record<string, string> = {};
   const cache = new Map<string, { url?: string; until: number }>();
-  const locate = async (owner: string): Promise<string | undefined> => {
-    if (!redis) return table[owner];
+  /** Where `owner` takes hops: its URL; 'gone' (not alive); 'unknown' (Redis cannot say now, and no address was known). */
+  const locate = async (owner: string): Promise<string | 'gone' | 'unknown'> => {
+    if (!redis) return table[owner] ?? 'gone';
     const hit = cache.get(owner);
-    if (hit && hit.until > Date.now()) return hit.url;
-    const url = await redis.state.instances.hopOf(owner).catch(() => undefined);
+    if (hit && hit.until > Date.now()) return hit.url ?? 'gone';
+    let url: string | undefined;
+    try {
+      url = await redis.state.instances.hopOf(owner);
+    } catch {
+      // Redis unreachable is no verdict on the owner: keep using the address it had
+      // (a dead owner then fails the hop itself), or let the client try again.
+      if (!hit?.url) return 'unknown';
+      hit.until = Date.now() + DIRECTORY_TTL_MS;
+      return hit.url;
+    }
     cache.set(owner, { url, until: Date.now() + DIRECTORY_TTL_MS });
     if (cache.size > 10_000) cache.delete(cache.keys().next().value as string);
-    return url;
+    return url ?? 'gone';
   };
   let listener: HopListener | undefined;
   return {
@@ -91,10 +101,10 @@ export async function clusterPart(config: GatehouseConfig, log: Logger, worker?:
         self,
         hop: async (req, res, owner, client) => {
           const url = await locate(owner);
-          if (!url) return false;
-          const ok = await forwarder.forward(req, res, url, client);
-          if (!ok) cache.delete(owner);
-          return ok;
+          if (url === 'gone' || url === 'unknown') return url === 'gone' ? 'owner_gone' : 'owner_unknown';
+          if (await forwarder.forward(req, res, url, client)) return 'passed';
+          cache.delete(owner);
+          return 'owner_gone';
         },
       },
     },

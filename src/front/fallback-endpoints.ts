@@ -76,11 +76,13 @@ export interface FallbackOptions {
   /**
    * Sessions of a cluster: `self` names this process in every session id it
    * makes; a request for another process's session is passed on to it with
-   * `hop` (resolves false when the owner cannot be reached: it is gone).
+   * `hop`: 'passed' (the owner answered, or is answering, on `res`),
+   * 'owner_gone' (it is not alive or cannot be reached: its sessions ended),
+   * 'owner_unknown' (where it is cannot be learnt now: the client may retry).
    */
   route?: {
     readonly self: string;
-    hop(req: IncomingMessage, res: ServerResponse, owner: string, client: HoppedClient): Promise<boolean>;
+    hop(req: IncomingMessage, res: ServerResponse, owner: string, client: HoppedClient): Promise<'passed' | 'owner_gone' | 'owner_unknown'>;
   };
 }
 
@@ -294,10 +296,12 @@ export class FallbackEndpoints {
     // (A hop is passed on once: one that reached the wrong process finds no session here.)
     if (owner !== undefined && this.opts.route && owner !== this.opts.route.self && !hopOf(req)) {
       // Another process's session: it decides (origin, credentials, sequence). A gone owner ended its sessions.
-      const passed = await this.opts.route.hop(req, res, owner, hoppedClient(req));
-      ctx.metrics.fallbackHops.inc({ outcome: passed ? 'passed' : 'owner_gone' });
-      if (passed) return;
-      this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session'));
+      const outcome = await this.opts.route.hop(req, res, owner, hoppedClient(req));
+      ctx.metrics.fallbackHops.inc({ outcome });
+      if (outcome === 'passed') return;
+      this.refuse(req, res, service, ctx, outcome === 'owner_gone'
+        ? new Rejection(404, 'fallback_unknown_session', 'no such session')
+        : new Rejection(503, 'fallback_owner_unknown', 'the session cannot be reached now', { 'Retry-After': '1' }));
       return;
     }
     const record = this.sessions.get(sid);

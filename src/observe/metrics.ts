@@ -102,7 +102,7 @@ export class Metrics {
   readonly fallbackRequests = this.counterFamily('gatehouse_fallback_requests_total', 'HTTP fallback requests, by operation', ['op']);
   readonly fallbackSessions = this.gaugeFamily('gatehouse_fallback_sessions', 'Open HTTP fallback sessions, by service', ['service']);
   readonly fallbackHops = this.counterFamily('gatehouse_fallback_hops_total',
-    'Fallback requests passed on to their session\'s owner, another gateway process, by outcome (passed, owner_gone)', ['outcome']);
+    'Fallback requests passed on to their session\'s owner, another gateway process, by outcome (passed, owner_gone, owner_unknown)', ['outcome']);
 
   // ---- the gateway itself ----
   readonly ready = this.gaugeFamily('gatehouse_ready', '1 while the listeners are open and the gateway is not draining, else 0', []);

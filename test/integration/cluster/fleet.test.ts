@@ -10,7 +10,9 @@
  * session's owner) with none lost or reordered; a ticket used through one
  * process is refused through the others; the per-address limits (open
  * connections, handshake rate) hold across them; killing one machine closes
- * only its own clients, and a fallback session it owned ends with 1006.
+ * only its own clients, and a fallback session it owned ends with 1006. A
+ * fallback session goes on while Redis is frozen for longer than the
+ * processes cache where its owner takes hops.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -187,6 +189,44 @@ test('a publish reaches the subscribers on every process of both machines', { ti
   await wait(() => inboxes.every((b) => b.some((m) => m.includes('through HAProxy')) && b.some((m) => m.includes('from a backend'))));
   for (const ws of sockets) ws.terminate();
   if (pub.kind === 'open') pub.ws.terminate();
+});
+
+test('a fallback session goes on through a Redis outage longer than the owners\' addresses are cached', { timeout: 120_000 }, async () => {
+  const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback', retryTimeout: 60_000 });
+  await opened(s);
+  let closed: GatehouseCloseEvent | undefined;
+  s.onclose = (e) => { closed = e; };
+  const got: string[] = [];
+  let sent = 0;
+  const exchange = async (): Promise<void> => {
+    const text = `m${sent++}`;
+    await new Promise<void>((resolve, reject) => {
+      s.onmessage = (e: GatehouseMessageEvent) => { got.push(e.data as string); resolve(); };
+      s.onclose = (e) => { closed = e; reject(new Error(`closed ${e.code} ${e.reason} after ${got.length} messages`)); };
+      s.send(text);
+    });
+  };
+  // Before: every process learns where the owner takes hops (requests alternate over them).
+  for (let i = 0; i < 20; i++) await exchange();
+  redis.freeze();
+  try {
+    // Past the 5 s for which a process uses an owner's address before asking Redis again.
+    const until = Date.now() + 7_000;
+    while (Date.now() < until) await exchange();
+  } finally {
+    redis.thaw();
+  }
+  for (let i = 0; i < 5; i++) await exchange();
+  assert.deepEqual(got, Array.from({ length: sent }, (_, i) => `m${i}`), 'every message back once, in order');
+  assert.equal(closed, undefined, 'the session stayed open');
+  s.close();
+  // The next tests need Redis answering again: a ticket opens once it does.
+  let code = 0;
+  for (let i = 0; i < 50 && code !== 101; i++) {
+    const ticket = mintTicket(KEY, { svc: 'chat', sub: 'fay', exp: Math.floor(Date.now() / 1000) + 30, jti: randomBytes(16).toString('base64url') });
+    code = status(await connect(machineB.url(`/chat?ticket=${ticket}`), { localAddress: '127.0.0.44' }));
+  }
+  assert.equal(code, 101, 'tickets work again once Redis answers');
 });
 
 async function sessionsOnB(): Promise<number> {
