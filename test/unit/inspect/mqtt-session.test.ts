@@ -329,3 +329,151 @@ describe('MQTT session: the broker\'s side', () => {
   });
 });
 
+
+/** One refusal that ends the connection: what the client sends, and the answer per protocol version. */
+interface EndingCase {
+  what: string;
+  config?: Record<string, unknown>;
+  /** The protocol levels the case exists in (both when absent). */
+  levels?: Level[];
+  /** Sent before CONNECT (the session is fresh) rather than after an accepted one. */
+  beforeConnect?: boolean;
+  send: (level: Level) => Buffer[];
+  reason: string;
+  /** The reason in 3.1.1 when it differs. */
+  reason311?: string;
+  code: number;
+  /** The client's last words per level: a 5.0 DISCONNECT / a CONNACK with this code; undefined: none. */
+  v5: number | undefined;
+  v311: number | undefined;
+  /** The last words are a CONNACK (CONNECT refused) rather than a DISCONNECT. */
+  connack?: boolean;
+}
+
+const publish = (level: Level, topic: string, extra: object = {}): Buffer =>
+  gen({ cmd: 'publish', topic, payload: Buffer.from('x'), qos: 0, retain: false, dup: false, ...extra }, level);
+const subscribeTo = (level: Level, topics: string[], messageId = 1): Buffer =>
+  gen({ cmd: 'subscribe', messageId, subscriptions: topics.map((topic) => ({ topic, qos: 0 })) }, level);
+const connectWith = (level: Level, extra: object = {}): Buffer =>
+  gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clientId: 'x', clean: true, keepalive: 30, ...extra }, level);
+const deep = (n: number): string => Array.from({ length: n }, () => 'l').join('/');
+
+const ENDING: EndingCase[] = [
+  { what: 'PUBLISH topic over limits.topic_length', config: { publish: ['#'], limits: { topic_length: 16 } },
+    send: (l) => [publish(l, 'devices/alice/0123456789')], reason: 'mqtt_topic_too_long', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'SUBSCRIBE filter over limits.topic_length', config: { subscribe: ['#'], limits: { topic_length: 16 } },
+    send: (l) => [subscribeTo(l, ['devices/alice/0123456789'])], reason: 'mqtt_topic_too_long', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'PUBLISH topic over limits.topic_levels', config: { publish: ['#'], limits: { topic_levels: 4 } },
+    send: (l) => [publish(l, deep(5))], reason: 'mqtt_topic_too_deep', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'SUBSCRIBE filter over limits.topic_levels', config: { subscribe: ['#'], limits: { topic_levels: 4 } },
+    send: (l) => [subscribeTo(l, [deep(5)])], reason: 'mqtt_topic_too_deep', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'SUBSCRIBE over limits.filters_per_packet', config: { limits: { filters_per_packet: 2 } },
+    send: (l) => [subscribeTo(l, ['broadcast/a', 'broadcast/b', 'broadcast/c'])], reason: 'mqtt_too_many_filters', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'UNSUBSCRIBE over limits.filters_per_packet', config: { limits: { filters_per_packet: 2 } },
+    send: (l) => [gen({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: ['a', 'b', 'c'] }, l)], reason: 'mqtt_too_many_filters', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'packet over limits.max_packet', config: { limits: { max_packet: 100 } },
+    send: (l) => [publish(l, 'devices/alice/a', { payload: Buffer.alloc(200) })], reason: 'mqtt_packet_too_large', code: 1009, v5: 0x95, v311: undefined },
+  { what: 'CONNECT over limits.max_connect_packet', config: { limits: { max_connect_packet: 100 } }, beforeConnect: true,
+    send: (l) => [connectWith(l, { clientId: 'x'.repeat(200) })], reason: 'mqtt_packet_too_large', code: 1009, v5: undefined, v311: undefined },
+  { what: 'a SUBSCRIBE filter that is not a filter', send: (l) => [subscribeTo(l, ['devices/#/x'])],
+    reason: 'mqtt_topic_filter_invalid', code: 1002, v5: 0x8f, v311: undefined },
+  { what: 'a PUBLISH without a topic or alias', send: (l) => [publish(l, '')],
+    reason: 'mqtt_topic_invalid', reason311: 'mqtt_malformed', code: 1002, v5: 0x82, v311: undefined },
+  { what: 'a packet only the broker sends', send: (l) => [gen({ cmd: 'pingresp' }, l)],
+    reason: 'mqtt_wrong_direction', code: 1002, v5: 0x82, v311: undefined },
+  { what: 'a SUBSCRIBE reusing the id of one waiting for its SUBACK',
+    send: (l) => [subscribeTo(l, ['broadcast/a', '#'], 5), subscribeTo(l, ['broadcast/b'], 5)],
+    reason: 'mqtt_packet_id_in_use', code: 1002, v5: 0x82, v311: undefined },
+  { what: 'a PUBLISH over max_qos (QoS 2 of 1)', config: { max_qos: 1 },
+    send: (l) => [publish(l, 'devices/alice/a', { qos: 2, messageId: 1 })], reason: 'mqtt_qos_refused', code: 1008, v5: 0x9b, v311: undefined },
+  { what: 'a retained PUBLISH with retain: false', config: { retain: false },
+    send: (l) => [publish(l, 'devices/alice/a', { retain: true })], reason: 'mqtt_retain_refused', code: 1008, v5: 0x9a, v311: undefined },
+  { what: 'a refused PUBLISH with on_violation: close', config: { on_violation: 'close' },
+    send: (l) => [publish(l, 'devices/bob/a', { qos: 1, messageId: 1 })], reason: 'mqtt_publish_refused', code: 1008, v5: 0x87, v311: undefined },
+  { what: 'a refused SUBSCRIBE filter with on_violation: close', config: { on_violation: 'close' },
+    send: (l) => [subscribeTo(l, ['broadcast/a', 'devices/bob/#'])], reason: 'mqtt_subscribe_refused', code: 1008, v5: 0x87, v311: undefined },
+  { what: 'a will over max_qos', config: { max_qos: 0 }, beforeConnect: true, connack: true,
+    send: (l) => [connectWith(l, { will: { topic: 'devices/alice/status', payload: Buffer.from('gone'), qos: 1, retain: false, ...(l === 5 ? { properties: {} } : {}) } })],
+    reason: 'mqtt_qos_refused', code: 1008, v5: 0x9b, v311: 0x05 },
+  { what: 'a retained will with retain: false', config: { retain: false }, beforeConnect: true, connack: true,
+    send: (l) => [connectWith(l, { will: { topic: 'devices/alice/status', payload: Buffer.from('gone'), qos: 0, retain: true, ...(l === 5 ? { properties: {} } : {}) } })],
+    reason: 'mqtt_retain_refused', code: 1008, v5: 0x9a, v311: 0x05 },
+  { what: 'a user name the principal cannot fill', config: { connect: { client_id: '{principal.id}', username: '{claims.absent}' } }, beforeConnect: true, connack: true,
+    send: (l) => [connectWith(l)], reason: 'mqtt_username', code: 1008, v5: 0x86, v311: 0x04 },
+  { what: 'a client id the principal cannot fill', config: { connect: { client_id: '{claims.absent}' } }, beforeConnect: true, connack: true,
+    send: (l) => [connectWith(l)], reason: 'mqtt_client_id', code: 1008, v5: 0x85, v311: 0x02 },
+  { what: 'a Remaining Length that is not minimal', send: () => [Buffer.from([0x30, 0x80, 0x00])],
+    reason: 'mqtt_malformed', code: 1002, v5: 0x81, v311: undefined },
+  { what: 'a PUBLISH over limits.properties', levels: [5], config: { limits: { properties: 2 } },
+    send: (l) => [publish(l, 'devices/alice/a', { properties: { userProperties: { a: '1', b: '2', c: '3' } } })],
+    reason: 'mqtt_too_many_properties', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'a PUBLISH over limits.properties_size', levels: [5], config: { limits: { properties_size: 64 } },
+    send: (l) => [publish(l, 'devices/alice/a', { properties: { userProperties: { a: 'x'.repeat(100) } } })],
+    reason: 'mqtt_properties_too_large', code: 1008, v5: 0x97, v311: undefined },
+  { what: 'a CONNECT over limits.properties', levels: [5], config: { limits: { properties: 2 } }, beforeConnect: true,
+    send: (l) => [connectWith(l, { properties: { userProperties: { a: '1', b: '2', c: '3' } } })],
+    reason: 'mqtt_too_many_properties', code: 1008, v5: undefined, v311: undefined },
+  { what: 'a topic alias of 0', levels: [5], send: (l) => [publish(l, 'devices/alice/a', { properties: { topicAlias: 0 } })],
+    reason: 'mqtt_topic_alias_invalid', code: 1002, v5: 0x94, v311: undefined },
+  { what: 'an AUTH packet', levels: [5], send: (l) => [gen({ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'x' } }, l)],
+    reason: 'mqtt_auth_packet', code: 1002, v5: 0x82, v311: undefined },
+  { what: 'a protocol level the gateway does not speak (6)', levels: [5], beforeConnect: true, connack: true,
+    send: (l) => { const b = connectWith(l); b[8] = 6; return [b]; }, reason: 'mqtt_unsupported_version', code: 1002, v5: 0x84, v311: undefined },
+  { what: 'a protocol name that is not MQTT', beforeConnect: true,
+    send: (l) => [connectWith(l, { protocolId: 'MQTX' })], reason: 'mqtt_protocol_name', code: 1002, v5: undefined, v311: undefined },
+];
+
+describe('MQTT session: every refusal that ends the connection, per protocol version', () => {
+  for (const c of ENDING) {
+    for (const level of c.levels ?? [4, 5] as const) {
+      it(`level ${level}: ${c.what} → ${c.reason}, close ${c.code}`, () => {
+        const config = policy(c.config);
+        let s: MqttSession;
+        let io: Recorder;
+        if (c.beforeConnect) {
+          io = new Recorder();
+          s = new MqttSession(config, alice, io);
+        } else {
+          ({ s, io } = open(level, config));
+          io.takeBackend(level);
+        }
+        for (const bytes of c.send(level)) s.fromClient(bytes);
+        s.dispose();
+        assert.equal(io.ended?.reason, level === 4 ? c.reason311 ?? c.reason : c.reason, 'the audit reason');
+        assert.equal(io.ended?.code, c.code, 'the WebSocket close code');
+        const rc = level === 5 ? c.v5 : c.v311;
+        const expected = rc === undefined ? undefined : c.connack
+          ? (level === 5 ? Buffer.from([0x20, 3, 0, rc, 0]) : Buffer.from([0x20, 2, 0, rc]))
+          : Buffer.from([0xe0, 1, rc]);
+        assert.deepEqual(io.ended?.lastWords, expected, `the client's last words: ${rc === undefined ? 'none' : `code 0x${rc.toString(16)}`}`);
+        const forwarded = parseAll(io.backend, level).filter((p) => p.cmd !== 'subscribe' || (p as mqttPacket.ISubscribePacket).messageId !== 5);
+        assert.deepEqual(forwarded.map((p) => p.cmd), [], 'the refused packet never reached the broker');
+      });
+    }
+  }
+});
+
+describe('MQTT session: refusals answered in MQTT, the connection kept', () => {
+  it('level 4 and 5: SUBSCRIBEs over limits.subscriptions get SUBACK 0x80 / 0x97, audited mqtt_too_many_subscriptions', () => {
+    for (const level of [4, 5] as const) {
+      const { s, io } = open(level, policy({ limits: { subscriptions: 1 } }));
+      io.takeBackend(level);
+      s.fromClient(subscribeTo(level, ['broadcast/a'], 1));
+      s.fromBackend(gen({ cmd: 'suback', messageId: 1, granted: [0] }, level));
+      s.fromClient(subscribeTo(level, ['broadcast/b'], 2));
+      assert.deepEqual((io.takeClient(level) as mqttPacket.ISubackPacket[]).map((p) => p.granted), [[0], [level === 5 ? 0x97 : 0x80]]);
+      assert.deepEqual(io.refusals, ['mqtt_too_many_subscriptions']);
+      assert.deepEqual(io.takeBackend(level).map((p) => p.cmd), ['subscribe'], 'only the first SUBSCRIBE reached the broker');
+      assert.equal(io.ended, undefined);
+    }
+  });
+
+  it('resubscribing to a filter held already is no new subscription', () => {
+    const { s, io } = open(4, policy({ limits: { subscriptions: 1 } }));
+    io.takeBackend(4);
+    s.fromClient(subscribeTo(4, ['broadcast/a'], 1));
+    s.fromClient(subscribeTo(4, ['broadcast/a'], 2));
+    assert.deepEqual(io.takeBackend(4).map((p) => p.cmd), ['subscribe', 'subscribe']);
+    assert.deepEqual(io.refusals, []);
+  });
+});
