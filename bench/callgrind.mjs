@@ -9,6 +9,7 @@
  *
  *   node bench/callgrind.mjs proxy [--target gatehouse|bare] [--size 64] [--conns 1] [options]
  *   node bench/callgrind.mjs echo  [--target gatehouse|ws]   [--size 64] [--conns 1] [options]
+ *   node bench/callgrind.mjs stomp [--target inspect|pass] [--backend tcp|ws] [--conns 1] [options]
  *
  *   --warmup N           round trips before counting (default 20000: V8 has optimised the path by then)
  *   --messages N         round trips counted (default 5000)
@@ -18,7 +19,10 @@
  * The workload is the suites' closed loop: each connection keeps one binary
  * message in flight (the next goes when the echo of the last is in), through
  * the proxy to a `ws` echo backend (which runs outside valgrind), or to the
- * server's own echo. The server runs under `valgrind --tool=callgrind`
+ * server's own echo; for stomp, the `stomp` suite's 1 KiB SEND frames after
+ * a CONNECT, through Gatehouse with or without the STOMP inspector to the
+ * suite's stand-in broker (which answers each with a MESSAGE of the same
+ * size). The server runs under `valgrind --tool=callgrind`
  * (about 50× slower); after the warm-up its counters are zeroed
  * (`callgrind_control -z`), and dumped after the counted round trips
  * (`callgrind_control -d`). Printed: instructions per round trip (one message
@@ -29,7 +33,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, startTarget } from './lib/targets.mjs';
+import { GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, startStompEcho, startTarget } from './lib/targets.mjs';
+import { CONNECT as STOMP_CONNECT, SEND as STOMP_SEND, services as stompServices } from './suites/stomp.mjs';
 
 const argv = process.argv.slice(2);
 const suite = argv[0];
@@ -37,12 +42,12 @@ const opt = (name, fallback) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : fallback;
 };
-if (suite !== 'proxy' && suite !== 'echo') {
-  process.stderr.write('usage: node bench/callgrind.mjs proxy|echo [--target T] [--size B] [--conns N] [--warmup N] [--messages N] [--gatehouse-root DIR] [--keep]\n');
+if (suite !== 'proxy' && suite !== 'echo' && suite !== 'stomp') {
+  process.stderr.write('usage: node bench/callgrind.mjs proxy|echo|stomp [--target T] [--backend tcp|ws] [--size B] [--conns N] [--warmup N] [--messages N] [--gatehouse-root DIR] [--keep]\n');
   process.exit(2);
 }
-const target = opt('--target', 'gatehouse');
-const size = Number(opt('--size', '64'));
+const target = opt('--target', suite === 'stomp' ? 'inspect' : 'gatehouse');
+const size = suite === 'stomp' ? STOMP_SEND.length : Number(opt('--size', '64'));
 const conns = Number(opt('--conns', '1'));
 const warmup = Number(opt('--warmup', '20000'));
 const messages = Number(opt('--messages', '5000'));
@@ -67,6 +72,13 @@ if (suite === 'proxy') {
     server = await startTarget('bare', { backendPort: backend.port, wrapper, readyTimeoutMs: 180_000 });
     url = `ws://${HOST}:${server.port}/echo`;
   } else throw new Error(`proxy: unknown target ${target} (gatehouse | bare)`);
+} else if (suite === 'stomp') {
+  const kind = opt('--backend', 'tcp');
+  if (kind !== 'tcp' && kind !== 'ws') throw new Error(`stomp: unknown backend ${kind} (tcp | ws)`);
+  if (target !== 'inspect' && target !== 'pass') throw new Error(`stomp: unknown target ${target} (inspect | pass)`);
+  backend = await startStompEcho(kind);
+  server = await startTarget('gatehouse', { config: { services: stompServices({ [kind]: backend }) }, gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
+  url = `ws://${HOST}:${server.port}/stomp-${kind}-${target}`;
 } else {
   if (target !== 'gatehouse' && target !== 'ws') throw new Error(`echo: unknown target ${target} (gatehouse | ws)`);
   server = await startTarget(target, { gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
@@ -75,12 +87,16 @@ if (suite === 'proxy') {
 
 const sockets = [];
 for (let i = 0; i < conns; i++) {
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, suite === 'stomp' ? 'v12.stomp' : undefined);
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  if (suite === 'stomp') {
+    ws.send(STOMP_CONNECT);
+    await new Promise((resolve) => ws.once('message', resolve));
+  }
   sockets.push(ws);
 }
-const payload = Buffer.alloc(size);
-for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
+const payload = suite === 'stomp' ? STOMP_SEND : Buffer.alloc(size);
+if (suite !== 'stomp') for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
 
 /** `total` round trips over all connections, each keeping one message in flight. */
 function roundTrips(total) {
@@ -126,7 +142,7 @@ const text = readFileSync(dump, 'utf8');
 const totals = /^(?:totals|summary):\s+(\d+)/m.exec(text);
 if (!totals) throw new Error(`no totals in ${dump}`);
 const ir = Number(totals[1]);
-const label = suite === 'proxy' ? `${target} relay` : `${target} echo`;
+const label = suite === 'proxy' ? `${target} relay` : suite === 'stomp' ? `stomp ${target}, ${opt('--backend', 'tcp')} backend,` : `${target} echo`;
 process.stdout.write(`${label}, ${size} B × ${conns} conn, 1 in flight: ${(ir / messages / 1000).toFixed(1)} k instructions per round trip ` +
   `(${ir.toLocaleString('en-US')} over ${messages} round trips, ${seconds.toFixed(1)} s under valgrind)\n`);
 

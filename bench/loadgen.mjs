@@ -38,7 +38,9 @@
  * one message sent on every connection, one answer of any size awaited.
  * `verify` and `start` take `payloadHex` to send that exact message (e.g. an
  * MQTT PUBLISH, which an MQTT echo returns byte for byte) instead of the
- * generated payload.
+ * generated payload. `start` with `anyType` takes an answer of the right size
+ * as text or binary (a STOMP inspector in front of a byte stream sends UTF-8
+ * frames as text, a passthrough relay sends binary).
  *
  * IPC requests are `{ id, cmd, ... }`; every request gets `{ id, ok, ... }`.
  */
@@ -129,6 +131,8 @@ const load = {
   deflate: false,
   /** Messages are text (JSON-like), not binary. */
   text: false,
+  /** Answers may be text or binary, whichever was sent. */
+  anyType: false,
   /** Bytes read from and written to the sockets since the phase began. */
   wireIn: 0,
   wireOut: 0,
@@ -284,7 +288,7 @@ class Conn {
       return;
     }
     const expected = load.text ? OP_TEXT : OP_BINARY;
-    if (this.msgOpcode !== expected) fail(this, `echo has opcode ${this.msgOpcode}, expected ${expected}`);
+    if (this.msgOpcode !== expected && !load.anyType) fail(this, `echo has opcode ${this.msgOpcode}, expected ${expected}`);
     // A compressed echo's size on the wire is not the message's: `verify` inflates and compares it.
     if (!this.msgCompressed && this.msgLen !== load.size) fail(this, `echo is ${this.msgLen} bytes, expected ${load.size}`);
     load.completed++;
@@ -471,10 +475,11 @@ async function cmdConnect({ host, port, path, count, concurrency = 100, headers,
 // ---------------------------------------------------------------------------
 // Phases
 
-function setPhase(mode, size, window, refillAt, { deflate = false, text = false, payloadHex } = {}) {
+function setPhase(mode, size, window, refillAt, { deflate = false, text = false, payloadHex, anyType = false } = {}) {
   load.mode = mode;
   load.deflate = deflate;
   load.text = text;
+  load.anyType = anyType;
   load.payload = payloadHex !== undefined ? Buffer.from(payloadHex, 'hex') : text ? makeJson(size) : makePayload(size);
   load.size = load.payload.length;
   const frame = buildFrame(text ? OP_TEXT : OP_BINARY, deflate ? deflateMessage(load.payload) : load.payload, MASK, deflate);
@@ -527,10 +532,10 @@ async function cmdVerify({ size, timeoutMs = 10000, deflate, text, payloadHex })
   return { verified: live.length };
 }
 
-function cmdStart({ mode, size, window, refillAt, deflate, text, payloadHex }) {
+function cmdStart({ mode, size, window, refillAt, deflate, text, payloadHex, anyType }) {
   if (mode !== 'throughput' && mode !== 'latency') throw new Error(`unknown mode ${mode}`);
   const w = mode === 'latency' ? 1 : window;
-  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt, { deflate, text, payloadHex });
+  setPhase(mode, size, w, mode === 'latency' ? 1 : refillAt, { deflate, text, payloadHex, anyType });
   load.sending = true;
   for (const c of conns) {
     if (!c.open) continue;

@@ -272,11 +272,20 @@ const TARGETS = {
 
 export const TARGET_NAMES = Object.keys(TARGETS);
 
-/** A minimal MQTT backend that returns each PUBLISH to its sender (the `mqtt` suite's broker; not a target). */
-export async function startMqttEcho() {
+/** A suite's stand-in backend, `bench/servers/<name>.mjs` (not a target: it is not measured). */
+async function startBackend(name, args = []) {
   const port = await freePort();
-  return launch('mqtt-echo', 'mqtt-echo', path.join(ROOT, 'bench', 'servers', 'mqtt-echo.mjs'),
-    ['--host', HOST, '--port', String(port)], { port });
+  return launch(name, name, path.join(ROOT, 'bench', 'servers', `${name}.mjs`), ['--host', HOST, '--port', String(port), ...args], { port });
+}
+
+/** A minimal MQTT backend that returns each PUBLISH to its sender (the `mqtt` suite's broker; not a target). */
+export function startMqttEcho() {
+  return startBackend('mqtt-echo');
+}
+
+/** A stand-in STOMP broker answering each SEND with a MESSAGE of its size, over `tcp` or `ws` (the `stomp` suite's). */
+export function startStompEcho(transport) {
+  return startBackend('stomp-echo', ['--transport', transport, '--path', ECHO_PATH]);
 }
 
 let profileSeq = 0;

@@ -17,13 +17,12 @@
  *
  * Target (issue 14): CPU per message with the inspector at most 1.15× the passthrough's.
  */
-import { median } from '../lib/stats.mjs';
+import { inspectorVsPassthrough } from '../lib/inspector-suite.mjs';
 import { GATEHOUSE_ECHO_SERVICE, startMqttEcho } from '../lib/targets.mjs';
 
 export const name = 'mqtt';
 export const description = 'MQTT inspection: 1 KiB QoS 0 PUBLISH through the inspector vs passthrough (CPU per message, closed loop)';
 
-const SETUPS = ['inspect', 'pass'];
 const CASES = [{ conns: 1, label: '1 KiB QoS 0 PUBLISH × 1 conn' }, { conns: 50, label: '1 KiB QoS 0 PUBLISH × 50 conn' }];
 const TOPIC = 'bench/device-17/telemetry';
 
@@ -50,12 +49,6 @@ const CONNECT = mqttPacket(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x0
 /** QoS 0 PUBLISH with a 1 KiB payload. */
 const PUBLISH = mqttPacket(0x30, Buffer.concat([str(TOPIC), Buffer.alloc(1024, 0x5a)]));
 
-function timing(ctx) {
-  const t = ctx.quick ? { warmup: 500, duration: 1500 } : { warmup: 1000, duration: 3000 };
-  if (ctx.options.duration) t.duration = ctx.options.duration * 1000;
-  return t;
-}
-
 const SERVICE = {
   ...GATEHOUSE_ECHO_SERVICE,
   type: 'tcp',
@@ -63,66 +56,27 @@ const SERVICE = {
   require_subprotocol: true,
 };
 
-async function measure(ctx, server, path, c, t) {
-  const pool = ctx.spawnLoadgens(1);
-  try {
-    await pool.connect({ ...server, path }, c.conns, { headers: { 'Sec-WebSocket-Protocol': 'mqtt' } });
-    await pool.all('hello', { hex: CONNECT.toString('hex') });
-    await pool.all('verify', { payloadHex: PUBLISH.toString('hex') });
-    await pool.assertClean(`${path} ${c.label}: connect and verify`);
-    await pool.all('start', { mode: 'latency', payloadHex: PUBLISH.toString('hex') });
-    const { marks, cpu, messages } = await pool.measureInterval(server, ctx.sleep, t.warmup, t.duration);
-    await pool.assertClean(`${path} ${c.label}`);
-    return {
-      rate: marks.reduce((s, m) => s + m.interval.rate, 0),
-      cpuPerMsgUs: messages > 0 ? (cpu * 1e6) / messages : NaN,
-    };
-  } finally {
-    await pool.close();
-  }
+async function start(ctx) {
+  const backend = await startMqttEcho();
+  const backendUrl = `tcp://127.0.0.1:${backend.port}`;
+  const gatehouse = await ctx.startServer('gatehouse', {
+    config: {
+      services: {
+        'mqtt-inspect': { ...SERVICE, path: '/mqtt-inspect', backend: backendUrl, inspect: { mqtt: { publish: ['bench/#'], subscribe: ['bench/#'] } } },
+        'mqtt-pass': { ...SERVICE, path: '/mqtt-pass', backend: backendUrl },
+      },
+    },
+  });
+  return { gatehouse, stop: async () => { await gatehouse.stop(); await backend.stop(); } };
 }
 
-export async function run(ctx) {
-  const t = timing(ctx);
-  const values = {};
-  const put = (key, setup, v) => {
-    values[key] ??= { inspect: [], pass: [] };
-    values[key][setup].push(v);
-  };
-  for (let r = 0; r < ctx.runs; r++) {
-    const backend = await startMqttEcho();
-    const backendUrl = `tcp://127.0.0.1:${backend.port}`;
-    const gatehouse = await ctx.startServer('gatehouse', {
-      config: {
-        services: {
-          'mqtt-inspect': { ...SERVICE, path: '/mqtt-inspect', backend: backendUrl, inspect: { mqtt: { publish: ['bench/#'], subscribe: ['bench/#'] } } },
-          'mqtt-pass': { ...SERVICE, path: '/mqtt-pass', backend: backendUrl },
-        },
-      },
-    });
-    try {
-      for (const [k, c] of CASES.entries()) {
-        const order = (r + k) % 2 === 0 ? SETUPS : [...SETUPS].reverse();
-        for (const setup of order) {
-          ctx.log(`mqtt run ${r + 1}: ${setup} ${c.label}`);
-          const m = await measure(ctx, gatehouse, `/mqtt-${setup}`, c, t);
-          put(`cpu ${c.label}`, setup, m.cpuPerMsgUs);
-          put(`rate ${c.label}`, setup, m.rate);
-        }
-      }
-    } finally {
-      await gatehouse.stop();
-      await backend.stop();
-    }
-  }
-  const vs = (key) => ({ gatehouse: values[key].inspect, ws: values[key].pass });
-  const rows = [];
-  for (const c of CASES) {
-    rows.push(
-      { case: c.label, metric: 'messages/s, inspector vs passthrough', format: 'rate', better: 'higher', values: vs(`rate ${c.label}`) },
-      { case: c.label, metric: 'server CPU / message, inspector vs passthrough', format: 'us', better: 'lower', values: vs(`cpu ${c.label}`),
-        target: { kind: 'ratio', op: '<=', value: 1.15 }, extra: { medianPassUs: median(values[`cpu ${c.label}`].pass) } },
-    );
-  }
-  return rows;
+export function run(ctx) {
+  return inspectorVsPassthrough(ctx, {
+    suite: name,
+    cases: CASES,
+    // The echo returns the PUBLISH byte for byte: verified once before measuring.
+    exchange: { subprotocol: 'mqtt', hello: CONNECT, message: PUBLISH, verify: true },
+    start: () => start(ctx),
+    pathOf: (c, setup) => `/mqtt-${setup}`,
+  });
 }
