@@ -5,12 +5,14 @@
  * real Redis (`cluster.redis`). Every request may reach any of them; HAProxy
  * alternates A and B, and A's primary alternates its workers.
  *
- * Through HAProxy: the client library's fallback exchanges 10,000 sequenced
- * messages (its requests land on every process and are passed on to the
- * session's owner) with none lost or reordered; a ticket used through one
+ * Through HAProxy: the client library's fallback, streaming and long-polling,
+ * exchanges 10,000 sequenced messages each way (its requests land on every
+ * process and are passed on to the session's owner) with none lost or reordered; a ticket used through one
  * process is refused through the others; the per-address limits (open
  * connections, handshake rate) hold across them; killing one machine closes
- * only its own clients, and a fallback session it owned ends with 1006. A
+ * only its own clients, which reconnect through HAProxy to the other (an
+ * address whose quota was on the dead one as soon as its slots stop counting),
+ * and a fallback session it owned ends with 1006. A
  * fallback session goes on while Redis is frozen for longer than the
  * processes cache where its owner takes hops.
  */
@@ -94,33 +96,43 @@ function opened(s: GatehouseSocket): Promise<void> {
   });
 }
 
-test('the fallback through round robin: 10,000 sequenced messages, none lost or reordered, each request at any process', { timeout: 180_000 }, async () => {
-  const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback' });
-  await opened(s);
-  let closed: GatehouseCloseEvent | undefined;
-  s.onclose = (e) => { closed = e; };
+/** Sends TOTAL numbered messages, WINDOW at a time, and resolves with what came back. */
+async function exchangeSequenced(s: GatehouseSocket, total: number, window: number): Promise<string[]> {
   const got: string[] = [];
-  const TOTAL = 10_000;
-  const WINDOW = 200;
   let sent = 0;
   await new Promise<void>((resolve, reject) => {
     s.onmessage = (e: GatehouseMessageEvent) => {
       got.push(e.data as string);
-      if (got.length === TOTAL) resolve();
-      else if (got.length % WINDOW === 0) pump();
+      if (got.length === total) resolve();
+      else if (got.length % window === 0) pump();
     };
     s.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason} after ${got.length} messages`));
-    const pump = (): void => { for (const end = Math.min(TOTAL, sent + WINDOW); sent < end; sent++) s.send(`m${sent}`); };
+    const pump = (): void => { for (const end = Math.min(total, sent + window); sent < end; sent++) s.send(`m${sent}`); };
     pump();
   });
-  const wrong = got.findIndex((m, i) => m !== `m${i}`);
-  assert.equal(wrong, -1, `message ${wrong} is ${got[wrong]}: every message back once, in order`);
-  assert.equal(closed, undefined);
+  return got;
+}
+
+async function hopsPassedByB(): Promise<number> {
   const metrics = await (await fetch(`${adminB}/metrics`)).text();
-  const hops = Number(/gatehouse_fallback_hops_total\{outcome="passed"\} (\d+)/.exec(metrics)?.[1] ?? 0);
-  assert.ok(hops > 0, `machine B passed requests on to the session's owner (${hops})`);
-  s.close();
-});
+  return Number(/gatehouse_fallback_hops_total\{outcome="passed"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+}
+
+for (const mode of ['stream', 'poll'] as const) {
+  test(`the fallback (${mode}) through round robin: 10,000 sequenced messages, none lost or reordered, each request at any process`, { timeout: 180_000 }, async () => {
+    const hopsBefore = await hopsPassedByB();
+    const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback', poll: mode === 'poll' });
+    await opened(s);
+    const got = await exchangeSequenced(s, 10_000, 200);
+    const wrong = got.findIndex((m, i) => m !== `m${i}`);
+    assert.equal(wrong, -1, `message ${wrong} is ${got[wrong]}: every message back once, in order`);
+    assert.equal(s.fallbackMode, mode, `the session stayed in ${mode} mode`);
+    assert.ok(await hopsPassedByB() > hopsBefore, 'machine B passed requests on to the session\'s owner');
+    const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+    s.close();
+    assert.equal((await closed).code, 1000, 'closed cleanly, not before');
+  });
+}
 
 test('a ticket used through one process is refused through every other', { timeout: 30_000 }, async () => {
   const ticket = mintTicket(KEY, { svc: 'chat', sub: 'erin', exp: Math.floor(Date.now() / 1000) + 30, jti: randomBytes(16).toString('base64url') });
@@ -241,7 +253,24 @@ async function echoes(s: GatehouseSocket, text: string): Promise<boolean> {
   });
 }
 
-test('killing machine B closes only its clients: its fallback session ends with 1006, one owned by A goes on', { timeout: 120_000 }, async () => {
+/** Opens through HAProxy from `localAddress`, trying again while refused with 429 (slots a dead process held still count). */
+async function reopen(localAddress: string, deadline: number): Promise<WebSocket> {
+  for (;;) {
+    const o = await connect(lb.url('/echo'), { localAddress });
+    if (o.kind === 'open') return o.ws;
+    assert.ok(o.status === 429 && Date.now() < deadline, `reconnecting from ${localAddress}: ${o.status} ${o.body}`);
+    // Once a second: the address's handshake bucket (BURST, then RATE a second) lasts the 15 s.
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function echoedBack(ws: WebSocket, text: string): Promise<string> {
+  const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+  ws.send(text);
+  return echoed;
+}
+
+test('killing machine B closes only its clients, which reconnect through HAProxy to A: its fallback session ends with 1006, one owned by A goes on', { timeout: 120_000 }, async () => {
   const sockets: WebSocket[] = [];
   for (let i = 0; i < 2; i++) {
     for (const url of [machineA.url('/echo'), machineB.url('/echo')]) {
@@ -250,6 +279,13 @@ test('killing machine B closes only its clients: its fallback session ends with 
     }
   }
   assert.equal(sockets.length, 4);
+  // An address with all its 3 connections on B: once B is gone they count until B's liveness key expires.
+  const full: WebSocket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const o = await connect(machineB.url('/echo'), { localAddress: '127.0.0.54' });
+    if (o.kind === 'open') full.push(o.ws);
+  }
+  assert.equal(full.length, 3, 'the address fills its quota on B');
   // Fallback sessions through HAProxy until one is owned by B and one by A (B's gauge says whose each is).
   let ownedByB: GatehouseSocket | undefined;
   let ownedByA: GatehouseSocket | undefined;
@@ -267,18 +303,16 @@ test('killing machine B closes only its clients: its fallback session ends with 
   const bClosed = new Promise<GatehouseCloseEvent>((resolve) => { ownedByB!.onclose = (e) => resolve(e); });
   let aClosed: GatehouseCloseEvent | undefined;
   ownedByA.onclose = (e) => { aClosed = e; };
-  const codes = sockets.map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))));
+  const codes = [...sockets, ...full].map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))));
 
   machineB.child.kill('SIGKILL');
   await machineB.exited;
 
-  assert.deepEqual(await Promise.all([codes[1], codes[3]]), [1006, 1006], 'B\'s clients lost their connections');
+  assert.deepEqual(await Promise.all([codes[1], codes[3], ...codes.slice(4)]), [1006, 1006, 1006, 1006, 1006], 'B\'s clients lost their connections');
   for (const i of [0, 2]) {
     const ws = sockets[i];
     assert.equal(ws.readyState, WebSocket.OPEN, 'A\'s clients stay');
-    const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
-    ws.send('still here');
-    assert.equal(await echoed, 'still here');
+    assert.equal(await echoedBack(ws, 'still here'), 'still here');
     ws.terminate();
   }
   // B's session: its requests that reach A find the owner gone (404), so the client ends it with 1006.
@@ -286,4 +320,16 @@ test('killing machine B closes only its clients: its fallback session ends with 
   assert.ok(await echoes(ownedByA, 'a2'), 'the session owned by A goes on');
   assert.equal(aClosed, undefined);
   ownedByA.close();
+
+  // B's clients come back through HAProxy, which now sends every request to A.
+  const deadline = Date.now() + 40_000;
+  const back = [await reopen('127.0.0.51', deadline), await reopen('127.0.0.53', deadline)];
+  for (let i = 0; i < 3; i++) back.push(await reopen('127.0.0.54', deadline));
+  for (const ws of back) assert.equal(await echoedBack(ws, 'back'), 'back', 'a reconnected client is served by A');
+  for (const ws of back) ws.terminate();
+  const again = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback' });
+  await opened(again);
+  const got = await exchangeSequenced(again, 500, 50);
+  assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => `m${i}`), 'a new fallback session, every request at A');
+  again.close();
 });
