@@ -83,6 +83,10 @@ export class MqttSession implements MqttSessionState {
     try {
       this.fromBrokerFramer.feed(chunk, out);
     } catch (err) {
+      // A broken packet is refused at its start: what came before it is whole packets (and a boundary for
+      // the answers waiting for one), so it goes on as it would had the broken packet come in a later read.
+      out.push(...this.queuedAnswers);
+      this.queuedAnswers = [];
       if (out.length > 0) this.io.toClient(out);
       this.failFromBroker(err);
       return;

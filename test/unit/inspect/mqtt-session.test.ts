@@ -305,16 +305,29 @@ describe('MQTT session: the broker\'s side', () => {
     assert.match(io.ended?.reason ?? '', /^mqtt_backend_/);
   });
 
-  it('the broker\'s packets before a malformed one reach the client before the 1014, however the bytes were cut', () => {
+  it('the broker\'s packets before a malformed one reach the client before the 1014, however the bytes were cut; nothing after it', () => {
     const delivered = Buffer.concat([gen({ cmd: 'pingresp' }, 4),
       gen({ cmd: 'publish', topic: 'broadcast/a', payload: Buffer.from('hi'), qos: 0, retain: false, dup: false }, 4)]);
-    const stream = Buffer.concat([delivered, Buffer.from([0x00, 0x00])]);
-    for (const pieces of [[stream], [...stream].map((b) => Buffer.from([b]))]) {
+    const stream = Buffer.concat([delivered, Buffer.from([0x00, 0x00]), gen({ cmd: 'puback', messageId: 2 }, 4)]);
+    for (const cut of [stream.length, 3, 1]) {
       const { s, io } = open(4);
-      for (const p of pieces) s.fromBackend(p);
-      assert.deepEqual(Buffer.concat(io.client), delivered, `the packets before it delivered (${pieces.length} piece(s))`);
-      assert.equal(io.ended?.code, 1014);
-      assert.equal(io.ended?.reason, 'mqtt_backend_malformed');
+      for (let i = 0; i < stream.length && io.ended === undefined; i += cut) s.fromBackend(stream.subarray(i, i + cut));
+      assert.deepEqual(Buffer.concat(io.client), delivered, `reads of ${cut} bytes: the packets before it delivered, the PUBACK after it not`);
+      assert.equal(io.ended?.code, 1014, `reads of ${cut} bytes: 1014`);
+      assert.equal(io.ended?.reason, 'mqtt_backend_malformed', `reads of ${cut} bytes: the broker's malformed packet`);
+    }
+  });
+
+  it('an answer waiting for the end of a broker packet reaches the client when a malformed packet follows in the same read', () => {
+    const big = gen({ cmd: 'publish', topic: 'broadcast/a', payload: Buffer.alloc(5000, 7), qos: 0, retain: false, dup: false }, 4);
+    const rest = Buffer.concat([big.subarray(100), Buffer.from([0x00, 0x00])]);
+    for (const cut of [rest.length, 1]) {
+      const { s, io } = open(4);
+      s.fromBackend(big.subarray(0, 100));
+      s.fromClient(gen({ cmd: 'subscribe', messageId: 4, subscriptions: [{ topic: '#', qos: 0 }] }, 4));
+      for (let i = 0; i < rest.length && io.ended === undefined; i += cut) s.fromBackend(rest.subarray(i, i + cut));
+      assert.deepEqual(io.takeClient(4).map((p) => p.cmd), ['publish', 'suback'], `reads of ${cut} bytes: the PUBLISH, then the refusing SUBACK`);
+      assert.equal(io.ended?.code, 1014, `reads of ${cut} bytes: 1014`);
     }
   });
 
