@@ -4,11 +4,12 @@
  * first check) and the crash directory.
  */
 import fc from 'fast-check';
-import mqttPacket from 'mqtt-packet';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import mqttPacket from 'mqtt-packet';
 import { buildFrame } from '../helpers/raw-client.js';
+import { writeConversation } from './script.js';
 
 const KEY = Buffer.from([1, 2, 3, 4]);
 
@@ -33,43 +34,85 @@ const SEEDS: Record<string, Uint8Array[]> = {
     new TextEncoder().encode('PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'),
   ],
   'fallback-wire': [Uint8Array.from([0x05, 0, 0, 0, 6, 0, 0, 0, 0, 0, 1, 0x01, 0, 0, 0, 2, 0x68, 0x69, 0x03, 0, 0, 0, 2, 0x03, 0xe8])],
-  stomp: [new TextEncoder().encode('\x03SEND\ndestination:/queue/a\ncontent-length:2\n\nhi\0\n\nSUBSCRIBE\nid:1\ndestination:/t\\c\n\n\0')],
-  // A chop byte, a setup byte (bit 0: MQTT 5.0; then 0: the client from CONNECT on, 1: the client after CONNECT, 2: the broker), packets.
+  // A chop byte, a flags byte (binary client, tcp backend, binary broker), then the conversation.
+  stomp: [
+    stompSeed(0x03, 0, [
+      ['client', 'CONNECT\naccept-version:1.1,1.2\nhost:/\nlogin:mallory\npasscode:pw\nheart-beat:10,0\n\n\0'],
+      ['broker', 'CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0\n'],
+      ['client', 'SEND\ndestination:/queue/user.alice\ncontent-length:2\nreceipt:r1\n\nhi\0\n\nSUBSCRIBE\nid:1\ndestination:/topic/a.b\n\n\0'],
+      ['client', 'SUBSCRIBE\nid:2\ndestination:/queue/user.bob\nreceipt:r2\n\n\0'],
+      ['broker', 'MESSAGE\nsubscription:1\nmessage-id:7\ndestination:/topic/a.b\ncontent-length:3\n\nx\0y\0\nRECEIPT\nreceipt-id:r1\n\n\0'],
+    ]),
+    stompSeed(0x11, 3, [
+      ['client', 'STOMP\naccept-version:1.0\n\n\0'],
+      ['client', 'BEGIN\ntransaction:t\n\n\0SEND\ndestination:/queue/user.alice\ntransaction:t\n\nbody\0'],
+      ['broker', 'CONNECTED\nversion:1.0\n\n\0'],
+      ['client', 'UNSUBSCRIBE\nid:1\n\n\0\nSEND\ndestination:/queue/user.alice\ndestination:/queue/x\n\n\0'],
+      ['broker', 'ERROR\nmessage:no\n\n\0'],
+    ]),
+  ],
+  // A chop byte, then the conversation; MQTT 3.1.1 and 5.0.
+  // A chop byte, then the conversation; MQTT 3.1.1 and 5.0.
   mqtt: [
-    mqttSeed(0x03, 0, 4, [
-      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 60, username: 'u', password: Buffer.from('p'),
-        will: { topic: 'devices/alice/gone', payload: Buffer.from('bye'), qos: 1, retain: false } },
-      { cmd: 'publish', topic: 'devices/alice/t', payload: Buffer.from('22'), qos: 1, messageId: 1, retain: false, dup: false },
-      { cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'broadcast/+', qos: 2 }, { topic: 'devices/+/t', qos: 0 }] },
-    ]),
-    mqttSeed(0x00, 1, 5, [
-      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: '', clean: true, keepalive: 0,
-        properties: { topicAliasMaximum: 5, userProperties: { role: 'admin' } } },
-      { cmd: 'publish', topic: 'chat/room', payload: Buffer.alloc(40, 1), qos: 0, retain: false, dup: false },
-    ]),
-    mqttSeed(0x11, 3, 5, [
+    ...[4, 5].map((level) => mqttSeed(0x05, level as 4 | 5, wholeSession(level as 4 | 5))),
+    mqttSeed(0x03, 4, [['client', [{ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 60, username: 'u',
+      password: Buffer.from('p'), will: { topic: 'devices/alice/gone', payload: Buffer.from('bye'), qos: 1, retain: false } },
+    { cmd: 'publish', topic: 'devices/alice/t', payload: Buffer.from('22'), qos: 1, messageId: 1, retain: false, dup: false },
+    { cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'broadcast/+', qos: 2 }, { topic: 'devices/+/t', qos: 0 }] }]]]),
+    mqttSeed(0x11, 5, [...opened(5), ['client', [
       { cmd: 'publish', topic: 'devices/alice/a', payload: Buffer.from('1'), qos: 1, messageId: 3, retain: false, dup: false, properties: { topicAlias: 2 } },
       { cmd: 'publish', topic: 'devices/bob/a', payload: Buffer.from('2'), qos: 1, messageId: 4, retain: false, dup: false, properties: { topicAlias: 2 } },
       { cmd: 'publish', topic: '', payload: Buffer.from('3'), qos: 1, messageId: 5, retain: false, dup: false, properties: { topicAlias: 2 } },
-      { cmd: 'unsubscribe', messageId: 6, unsubscriptions: ['devices/alice/#'] },
-      { cmd: 'pingreq' },
-    ]),
+      { cmd: 'unsubscribe', messageId: 6, unsubscriptions: ['devices/alice/#'] }, { cmd: 'pingreq' }]]]),
     // Over the bounds (QoS above max_qos, retain, a packet over max_packet): refused, and must stay so.
-    mqttSeed(0x00, 2, 4, [{ cmd: 'publish', topic: 'devices/alice/q', payload: Buffer.from('2'), qos: 2, messageId: 8, retain: false, dup: false }]),
-    mqttSeed(0x05, 3, 5, [{ cmd: 'publish', topic: 'devices/alice/r', payload: Buffer.from('r'), qos: 1, messageId: 8, retain: true, dup: false }]),
-    mqttSeed(0x20, 2, 4, [{ cmd: 'publish', topic: 'devices/alice/big', payload: Buffer.alloc(2100, 3), qos: 0, retain: false, dup: false }]),
-    mqttSeed(0x07, 5, 5, [
-      { cmd: 'suback', messageId: 7, granted: [1] },
-      { cmd: 'publish', topic: 'devices/alice/t', payload: Buffer.alloc(100, 2), qos: 1, messageId: 9, retain: false, dup: false },
-      { cmd: 'pingresp' },
-    ]),
+    mqttSeed(0x00, 4, [...opened(4), ['client', [{ cmd: 'publish', topic: 'devices/alice/q', payload: Buffer.from('2'), qos: 2, messageId: 8, retain: false, dup: false }]]]),
+    mqttSeed(0x05, 5, [...opened(5), ['client', [{ cmd: 'publish', topic: 'devices/alice/r', payload: Buffer.from('r'), qos: 1, messageId: 8, retain: true, dup: false }]]]),
+    mqttSeed(0x20, 4, [...opened(4), ['client', [{ cmd: 'publish', topic: 'devices/alice/big', payload: Buffer.alloc(2100, 3), qos: 0, retain: false, dup: false }]]]),
+    mqttSeed(0x07, 5, [...opened(5), ['broker', [{ cmd: 'suback', messageId: 7, granted: [1] },
+      { cmd: 'publish', topic: 'devices/alice/t', payload: Buffer.alloc(100, 2), qos: 1, messageId: 9, retain: false, dup: false }, { cmd: 'pingresp' }]]]),
   ],
 };
 
-/** The MQTT target's input: how to cut, what to set up, then the packets as mqtt-packet (mqtt.js's codec) writes them. */
-function mqttSeed(chop: number, setup: number, level: 4 | 5, packets: object[]): Uint8Array {
-  const bytes = packets.map((p) => mqttPacket.generate(p as mqttPacket.Packet, { protocolVersion: level }));
-  return Uint8Array.from(Buffer.concat([Buffer.from([chop, setup]), ...bytes]));
+function stompSeed(chop: number, flags: number, turns: ReadonlyArray<readonly ['client' | 'broker', string]>): Uint8Array {
+  return Uint8Array.from(Buffer.concat([Buffer.from([chop, flags]), writeConversation(turns)]));
+}
+
+type MqttTurn = readonly ['client' | 'broker', readonly object[]];
+
+/** The MQTT target's input: how to cut, then the conversation, packets as mqtt-packet (mqtt.js's codec) writes them. */
+function mqttSeed(chop: number, level: 4 | 5, turns: readonly MqttTurn[]): Uint8Array {
+  const gen = (packet: object): Buffer => mqttPacket.generate(packet as mqttPacket.Packet, { protocolVersion: level });
+  return Uint8Array.from(Buffer.concat([Buffer.from([chop]),
+    writeConversation(turns.map(([side, packets]) => [side, Buffer.concat(packets.map(gen))] as const))]));
+}
+
+/** An open session: CONNECT, the broker's CONNACK, a SUBSCRIBE the broker still has to answer (one filter refused). */
+function opened(level: 4 | 5): MqttTurn[] {
+  return [
+    ['client', [{ cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clientId: 'bob', clean: true, keepalive: 30 }]],
+    ['broker', [{ cmd: 'connack', returnCode: 0, reasonCode: 0, sessionPresent: false, ...(level === 5 ? { properties: { topicAliasMaximum: 10 } } : {}) }]],
+    ['client', [{ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'devices/alice/#', qos: 1 }, { topic: 'devices/+/t', qos: 0 }] }]],
+  ];
+}
+
+/** A whole session: CONNECT (with a will), CONNACK, subscriptions allowed and refused, PUBLISH both ways (a topic alias in 5.0), DISCONNECT. */
+function wholeSession(level: 4 | 5): MqttTurn[] {
+  const v5 = level === 5;
+  return [
+    ['client', [{ cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clientId: 'mine', clean: true, keepalive: 30, username: 'mallory',
+      password: Buffer.from('guess'), will: { topic: 'devices/alice/status', payload: Buffer.from('gone'), qos: 1, retain: false },
+      ...(v5 ? { properties: { sessionExpiryInterval: 60, userProperties: { role: 'admin' } } } : {}) }]],
+    ['broker', [{ cmd: 'connack', returnCode: 0, reasonCode: 0, sessionPresent: false, ...(v5 ? { properties: { topicAliasMaximum: 10 } } : {}) }]],
+    ['client', [{ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'chat/7', qos: 1 }, { topic: 'devices/bob/#', qos: 0 }, { topic: 'broadcast/+', qos: 2 }] }]],
+    ['client', [{ cmd: 'publish', topic: 'chat/7', payload: Buffer.from('hello'), qos: 1, messageId: 2, ...(v5 ? { properties: { topicAlias: 1 } } : {}) }]],
+    ['client', [{ cmd: 'publish', topic: v5 ? '' : 'chat/7', payload: Buffer.from('again'), qos: 0, ...(v5 ? { properties: { topicAlias: 1 } } : {}) }]],
+    ['broker', [{ cmd: 'suback', messageId: 1, granted: [1, 2] }]],
+    ['client', [{ cmd: 'publish', topic: 'chat/8', payload: Buffer.from('no'), qos: 1, messageId: 3 }]],
+    ['broker', [{ cmd: 'puback', messageId: 2 }, { cmd: 'publish', topic: 'chat/7', payload: Buffer.alloc(300, 1), qos: 0 }]],
+    ['client', [{ cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['chat/7'] }, { cmd: 'pingreq' }]],
+    ['broker', [{ cmd: 'unsuback', messageId: 4, ...(v5 ? { granted: [0] } : {}) }, { cmd: 'pingresp' }]],
+    ['client', [{ cmd: 'disconnect' }]],
+  ];
 }
 
 /** Arbitrary bytes, or a seed of the target with bytes flipped, cut or appended. */

@@ -6,6 +6,8 @@
  * byte chooses the cut (1 to 64 bytes per read, or the whole input), so the
  * fuzzer explores chops as well as content.
  *
+ * The STOMP and MQTT inspectors' targets are in inspectors.ts.
+ *
  * Used by the short property run in `npm test` (test/unit/fuzz/) and the long
  * run of scripts/fuzz.ts; inputs that ever broke a target are kept in
  * test/fuzz/crashes/ and replayed by the unit test.
@@ -22,33 +24,13 @@ import { parseTokenList } from '../../src/http/tokens.js';
 import { parseOrigin } from '../../src/http/origin.js';
 import { CidrSet } from '../../src/http/cidr.js';
 import { decodeFrames, FrameType } from '../../src/fallback/wire.js';
-import { StompParser } from '../../src/inspect/stomp/parser.js';
-import { CLIENT_COMMANDS } from '../../src/inspect/stomp/frame.js';
-import mqttPacket from 'mqtt-packet';
-import { mqttInspectSchema } from '../../src/config/inspect-mqtt.js';
-import { PacketFramer, PASS } from '../../src/inspect/mqtt/framer.js';
-import { readConnect, readPublishHead, readSubscribe } from '../../src/inspect/mqtt/packets.js';
-import { compileFilters } from '../../src/inspect/mqtt/policy.js';
-import { MqttSession } from '../../src/inspect/mqtt/session.js';
-import { MAX_PENDING_SUBACKS } from '../../src/inspect/mqtt/state.js';
-import { anyCovers, anyMatches, parseRequestedFilter } from '../../src/inspect/mqtt/topics.js';
+import { INSPECTOR_TARGETS } from './inspectors.js';
+import { chopOf, pieces } from './script.js';
 
 export interface FuzzTarget {
   readonly name: string;
   /** One input; returns normally unless the input found a bug. */
   run(data: Uint8Array): void;
-}
-
-/** The read size a first byte stands for: 1..64, or 0 (the whole input in one read). */
-function chopOf(data: Uint8Array): number {
-  return data.length === 0 ? 0 : data[0] % 65;
-}
-
-function pieces(buf: Buffer, chop: number): Buffer[] {
-  if (chop === 0 || chop >= buf.length) return [buf];
-  const out: Buffer[] = [];
-  for (let i = 0; i < buf.length; i += chop) out.push(buf.subarray(i, i + chop));
-  return out;
 }
 
 // ---------------------------------------------------------------- WebSocket frames
@@ -170,149 +152,4 @@ const fallbackWire: FuzzTarget = {
   },
 };
 
-// ---------------------------------------------------------------- STOMP
-
-const STOMP_LIMITS = { maxFrame: 4096, maxHeaderLine: 512, maxHeaders: 16, maxBody: 2048 };
-
-const stomp: FuzzTarget = {
-  name: 'stomp',
-  run(data) {
-    const input = Buffer.from(data.subarray(1));
-    const outcome = (chop: number): string[] => {
-      const events: string[] = [];
-      const parser = new StompParser({
-        onFrame(frame) { events.push(`${frame.command}:${frame.body.length}`); },
-        onHeartbeat() { /* EOLs between frames carry nothing to compare */ },
-      }, CLIENT_COMMANDS, STOMP_LIMITS, '1.2');
-      for (const p of pieces(input, chop)) {
-        const err = parser.push(p, (data[0] & 1) === 1);
-        assert.ok(parser.buffered <= STOMP_LIMITS.maxFrame * 2, `the parser holds ${parser.buffered} bytes`);
-        if (err) { events.push(`error:${err.reason}`); break; }
-      }
-      return events;
-    };
-    assert.deepEqual(outcome(chopOf(data) || 1), outcome(0), 'the outcome depends on how the bytes were cut');
-  },
-};
-
-// ---------------------------------------------------------------- MQTT: the inspector's whole path
-
-/**
- * The MQTT target drives the inspector as a connection does: an MqttSession
- * (framer, decoders, the CONNECT/PUBLISH/SUBSCRIBE rules, the broker-side
- * rewrites) under a real policy with small limits, so short runs reach them.
- * Besides "typed refusals only" and "same outcome however cut", whatever it
- * lets through to the broker is read back and must keep the policy: the
- * principal's identity in CONNECT, PUBLISH topics (aliases resolved as the
- * broker would) and SUBSCRIBE filters inside the policy, QoS and retain
- * within bounds, no packet over max_packet.
- */
-const MQTT_CONFIG = mqttInspectSchema.parse({
-  publish: ['devices/{principal.id}/#', 'chat/+'],
-  subscribe: ['devices/{principal.id}/#', 'broadcast/+'],
-  retain: false,
-  max_qos: 1,
-  connect: { client_id: '{principal.id}', username: '{principal.id}', password: 'pw' },
-  limits: { max_packet: 2048, max_connect_packet: 512, topic_length: 64, topic_levels: 8, properties: 8, properties_size: 256,
-    filters_per_packet: 4, subscriptions: 6, topic_aliases: 4 },
-});
-const MQTT_PRINCIPAL = { id: 'alice', claims: {} };
-const MQTT_PROPERTIES = { count: MQTT_CONFIG.limits.properties, bytes: MQTT_CONFIG.limits.properties_size };
-const PUBLISH_FILTERS = compileFilters(MQTT_CONFIG.publish, MQTT_PRINCIPAL);
-const SUBSCRIBE_FILTERS = compileFilters(MQTT_CONFIG.subscribe, MQTT_PRINCIPAL);
-
-/** An open session for the input to continue: CONNECT, the broker's CONNACK, a SUBSCRIBE the broker still has to answer (one filter refused). */
-function mqttPrelude(level: 4 | 5): { client: Buffer[]; broker: Buffer } {
-  const gen = (packet: object): Buffer => mqttPacket.generate(packet as mqttPacket.Packet, { protocolVersion: level });
-  return {
-    client: [
-      gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clientId: 'bob', clean: true, keepalive: 30 }),
-      gen({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'devices/alice/#', qos: 1 }, { topic: 'devices/+/t', qos: 0 }] }),
-    ],
-    broker: gen({ cmd: 'connack', returnCode: 0, reasonCode: 0, sessionPresent: false, ...(level === 5 ? { properties: { topicAliasMaximum: 10 } } : {}) }),
-  };
-}
-
-/** What reached the broker, read back as the broker would: every packet inside the policy. */
-function checkToBroker(stream: Buffer, headCap: number): void {
-  let level = 0;
-  const aliases = new Map<number, string>();
-  const reader = new PacketFramer({
-    want: (type, _flags, remaining) => (type === 3 ? Math.min(remaining, headCap) : type === 1 || type === 8 ? remaining : 0),
-    decide(type, flags, remaining, head, fixedLength) {
-      assert.ok(remaining <= MQTT_CONFIG.limits.max_packet, `a packet of ${remaining} bytes passed`);
-      if (type === 1) {
-        const c = readConnect(head, fixedLength, MQTT_PROPERTIES);
-        assert.ok(!c.unsupported && level === 0, 'one CONNECT, of 3.1.1 or 5.0');
-        level = c.level;
-        assert.deepEqual([c.clientId, c.username, c.password?.toString()], ['alice', 'alice', 'pw'], 'the broker sees the principal only');
-        if (c.will) assert.ok(anyMatches(PUBLISH_FILTERS, c.will.topic.split('/')) && !c.will.retain && c.will.qos <= 1, 'a will inside the policy');
-      } else if (type === 3) {
-        const qos = (flags >> 1) & 3;
-        assert.ok(qos <= MQTT_CONFIG.max_qos && (flags & 1) === 0, `PUBLISH QoS ${qos} retain ${flags & 1} passed`);
-        const h = readPublishHead(head, fixedLength, qos, level, MQTT_PROPERTIES);
-        const topic = h.topic.length > 0 ? h.topic.toString() : aliases.get(h.alias);
-        if (h.topic.length > 0 && h.alias !== 0) aliases.set(h.alias, h.topic.toString());
-        assert.ok(topic !== undefined && anyMatches(PUBLISH_FILTERS, topic.split('/')), `PUBLISH to ${topic} passed`);
-      } else if (type === 8) {
-        for (const e of readSubscribe(head, fixedLength, level, MQTT_PROPERTIES, 1000).entries) {
-          const requested = parseRequestedFilter(e.filter);
-          assert.ok(requested && anyCovers(SUBSCRIBE_FILTERS, requested.levels), `SUBSCRIBE to ${e.filter} passed`);
-          assert.ok((e.options & 3) <= MQTT_CONFIG.max_qos, 'subscription QoS lowered to max_qos');
-        }
-      }
-      return PASS;
-    },
-  }, 268_435_455);
-  reader.feed(stream, []);
-}
-
-/** One run of the session; side 0: the client's bytes from the start, 1: the client's after the prelude, 2: the broker's after it. */
-function mqttOutcome(side: number, level: 4 | 5, input: Buffer, chop: number): string[] {
-  const backend: Buffer[] = [];
-  const client: Buffer[] = [];
-  const events: string[] = [];
-  const session = new MqttSession(MQTT_CONFIG, MQTT_PRINCIPAL, {
-    toBackend(p) { backend.push(...p); },
-    toClient(p) { client.push(...p); },
-    refused(r) { events.push(`refused:${r.reason}:${r.destination}`); },
-    close(code, r, lastWords) { events.push(`close:${code}:${r.reason}:${lastWords?.toString('hex') ?? ''}`); },
-  });
-  try {
-    if (side > 0) {
-      const prelude = mqttPrelude(level);
-      session.fromClient(prelude.client[0]);
-      session.fromBackend(prelude.broker);
-      session.fromClient(prelude.client[1]);
-    }
-    for (const p of pieces(input, chop)) {
-      if (side === 2) session.fromBackend(p);
-      else session.fromClient(p);
-      assert.ok(session.aliases.size <= session.aliasMaximum, 'no more topic aliases than announced');
-      assert.ok(session.subscriptions.size <= MQTT_CONFIG.limits.subscriptions, 'subscriptions within the limit');
-      assert.ok(session.pendingSubacks.size <= MAX_PENDING_SUBACKS, 'pending SUBACKs bounded');
-    }
-  } finally {
-    session.dispose();
-  }
-  for (const e of events) assert.doesNotMatch(e, /^close:\d+:mqtt_(backend_)?internal:/, 'an exception other than a typed refusal');
-  const toBroker = Buffer.concat(backend);
-  const toClient = Buffer.concat(client);
-  checkToBroker(toBroker, session.publishHeadCap());
-  new PacketFramer({ want: () => 0, decide: () => PASS }, 268_435_455).feed(toClient, []);
-  return [...events, `broker:${toBroker.toString('hex')}`, `client:${toClient.toString('hex')}`];
-}
-
-const mqtt: FuzzTarget = {
-  name: 'mqtt',
-  run(data) {
-    const setup = data[1] ?? 0;
-    const level = setup & 1 ? 5 : 4;
-    const side = (setup >> 1) % 3;
-    const input = Buffer.from(data.subarray(2));
-    assert.deepEqual(mqttOutcome(side, level, input, chopOf(data) || 1), mqttOutcome(side, level, input, 0),
-      'the outcome depends on how the bytes were cut');
-  },
-};
-
-export const TARGETS: readonly FuzzTarget[] = [frameParser, handshake, fallbackWire, stomp, mqtt];
+export const TARGETS: readonly FuzzTarget[] = [frameParser, handshake, fallbackWire, ...INSPECTOR_TARGETS];
