@@ -54,7 +54,11 @@ export function request(rawHeaders: string[], address = '192.0.2.10'): Admission
   };
 }
 
-/** Wait for pino's async writes to reach the sink. */
-export function flushLog(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 20));
+/** Waits until the log lines (pino writes them asynchronously) satisfy `done`; fails naming `what` after 5 s. */
+export async function logged(h: Harness, done: (lines: Harness['lines']) => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!done(h.lines)) {
+    if (Date.now() > deadline) throw new Error(`the log has no ${what} after 5 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

@@ -180,31 +180,34 @@ describe('credential watch', () => {
     watchCredentials(channel, admission, { scheduler });
     return { channel, principal, scheduler };
   }
-  const settle = async (s: DeadlineScheduler): Promise<void> => {
+  /** Resolves once `s` has run every task due before `at`: a probe due at `at` runs after them (tasks run in deadline order). */
+  const passed = async (s: DeadlineScheduler, at: number): Promise<void> => {
     const keepAlive = setInterval(() => {}, 1000);
-    for (let i = 0; i < 20 && s.size > 0; i++) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise<void>((resolve) => { s.schedule(at, () => resolve()); });
     clearInterval(keepAlive);
   };
 
   it('closes the channel with 1008 "credential expired" at the principal\'s expiry', async () => {
-    const w = watched(Date.now() + 10);
-    assert.equal(w.scheduler.size, 1);
-    await settle(w.scheduler);
-    assert.deepEqual(w.channel.closes, [[1008, 'credential expired']]);
-    assert.equal(w.scheduler.size, 0);
+    const expiry = Date.now() + 10;
+    const w = watched(expiry);
+    assert.equal(w.scheduler.size, 1, 'the expiry is scheduled');
+    await passed(w.scheduler, expiry + 1);
+    assert.deepEqual(w.channel.closes, [[1008, 'credential expired']], 'closed at expiry');
+    assert.equal(w.scheduler.size, 0, 'nothing left scheduled');
   });
 
   it('ends with the Admission\'s release or the channel\'s end, leaving nothing scheduled', async () => {
-    const released = watched(Date.now() + 10);
+    const expiry = Date.now() + 10;
+    const released = watched(expiry);
     stopWatching(released.principal);
-    assert.equal(released.scheduler.size, 0);
-    const ended = watched(Date.now() + 10);
+    assert.equal(released.scheduler.size, 0, 'release unschedules the expiry');
+    const ended = watched(expiry);
     unwatchChannel(ended.channel);
-    assert.equal(ended.scheduler.size, 0);
-    await settle(ended.scheduler);
-    assert.deepEqual(released.channel.closes, []);
-    assert.deepEqual(ended.channel.closes, []);
+    assert.equal(ended.scheduler.size, 0, 'the channel\'s end unschedules the expiry');
+    // Past the expiry (an event, not a sleep): a deadline left behind would have closed its channel by now.
+    await Promise.all([passed(released.scheduler, expiry + 1), passed(ended.scheduler, expiry + 1)]);
+    assert.deepEqual(released.channel.closes, [], 'no close after release');
+    assert.deepEqual(ended.channel.closes, [], 'no close after the channel ended');
   });
 });
 
