@@ -10,10 +10,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { EventEmitter, once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
 import { SignJWT } from 'jose';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { startRabbitMq, type RabbitMq } from '../../helpers/rabbitmq.js';
 
@@ -40,16 +41,48 @@ function service(path: string, backend: string, stomp: Record<string, unknown>):
 let broker: RabbitMq;
 let gw: TestGateway;
 let badBroker: net.Server;
+let badWebStomp: WebSocketServer;
+/** Emits `closed` when a connection to a scripted broker has closed. */
+const badBrokerClosed = new EventEmitter();
+
+/** What the scripted broker sends after a CONNECT whose `host` is the key: each breaks the protocol. */
+const BAD_BROKER: Record<string, string> = {
+  'bad-escape': 'CONNECTED\nversion:1.2\n\n\0MESSAGE\ndestination:/queue/x\nbad:\\t\n\nhi\0',
+  'message-first': 'MESSAGE\ndestination:/queue/x\n\n\0',
+  'unknown-command': 'CONNECTED\nversion:1.2\n\n\0BOGUS\n\n\0',
+  'client-command': 'CONNECTED\nversion:1.2\n\n\0SEND\ndestination:/queue/x\n\n\0',
+  'version-not-offered': 'CONNECTED\nversion:9.9\n\n\0',
+  'second-connected': 'CONNECTED\nversion:1.2\n\n\0CONNECTED\nversion:1.2\n\n\0',
+  'content-length-short': 'CONNECTED\nversion:1.2\n\n\0MESSAGE\ndestination:/queue/x\ncontent-length:2\n\nhello\0',
+  // Over max_frame (4 KiB) in its head, and over max_body (= max_frame): never finished, the gateway must neither wait for their end nor hold them.
+  'frame-too-large': `CONNECTED\nversion:1.2\n\n\0MESSAGE\n${Array.from({ length: 20 }, (_, i) => `h${i}:${'v'.repeat(300)}\n`).join('')}`,
+  'body-too-large': `CONNECTED\nversion:1.2\n\n\0MESSAGE\ndestination:/queue/x\n\n${'m'.repeat(64 * 1024)}`,
+  'too-many-headers': `CONNECTED\nversion:1.2\n\n\0MESSAGE\n${Array.from({ length: 40 }, (_, i) => `h${i}:v\n`).join('')}\n\0`,
+};
 before(async () => {
   broker = await startRabbitMq();
   await broker.addUser('alice', BROKER_PASSWORD);
   await broker.addUser('bob', BROKER_PASSWORD);
-  // A broker that answers CONNECT properly, then sends a frame with an undefined escape.
+  // A broker that breaks the protocol in the way the CONNECT's `host` names (BAD_BROKER); it tells when the gateway closes it.
   badBroker = net.createServer((s) => {
     s.on('error', () => {});
-    s.once('data', () => s.write('CONNECTED\nversion:1.2\n\n\0MESSAGE\ndestination:/queue/x\nbad:\\t\n\nhi\0'));
+    let head = '';
+    s.on('data', (d) => {
+      if (head.includes('\0')) return;
+      head += d.toString('latin1');
+      const host = /\nhost:([^\n]*)\n/.exec(head)?.[1];
+      if (head.includes('\0') && host !== undefined) s.write(BAD_BROKER[host] ?? 'ERROR\nmessage:no such case\n\n\0');
+    });
+    s.once('close', () => badBrokerClosed.emit('closed'));
   });
   await new Promise<void>((resolve) => badBroker.listen(0, '127.0.0.1', resolve));
+  // The same as a Web-STOMP endpoint: CONNECTED, then a frame with an unknown command.
+  badWebStomp = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/ws', handleProtocols: (p) => p.values().next().value ?? false });
+  badWebStomp.on('connection', (ws) => {
+    ws.once('message', () => { ws.send('CONNECTED\nversion:1.2\n\n\0'); ws.send('BOGUS\n\n\0'); });
+    ws.once('close', () => badBrokerClosed.emit('closed'));
+  });
+  await new Promise<void>((resolve) => badWebStomp.once('listening', resolve));
   const identity = { login: '{principal.id}', passcode: '${BROKER_PASSWORD}', host: '/' };
   gw = await startGateway({
     limits: LIMITS,
@@ -60,7 +93,9 @@ before(async () => {
       guest: service('/guest', broker.webStompUrl, { ...policy }),
       quiet: service('/quiet', broker.stompUrl, { ...policy, connect: identity, on_violation: 'close' }),
       slow: service('/slow', broker.stompUrl, { ...policy, connect_timeout: '300ms' }),
-      bad: service('/bad', `tcp://127.0.0.1:${(badBroker.address() as net.AddressInfo).port}`, { ...policy }),
+      bad: service('/bad', `tcp://127.0.0.1:${(badBroker.address() as net.AddressInfo).port}`, { ...policy, max_frame: '4KiB' }),
+      'bad-ws': service('/bad-ws', `ws://127.0.0.1:${(badWebStomp.address() as net.AddressInfo).port}/ws`, { ...policy }),
+      small: service('/small', broker.webStompUrl, { ...policy, connect: identity, max_frame: '1KiB', max_body: 256, max_headers: 8 }),
     },
   }, { BROKER_PASSWORD });
 }, { timeout: 120_000 });
@@ -69,6 +104,7 @@ after(async () => {
   await gw?.stop();
   await broker?.stop();
   await new Promise((resolve) => badBroker?.close(resolve));
+  await new Promise((resolve) => badWebStomp?.close(resolve));
 }, { timeout: 60_000 });
 
 function token(sub: string, claims: Record<string, unknown> = { room: '42' }): Promise<string> {
@@ -177,6 +213,23 @@ for (const [name, path] of [['tcp (rabbitmq_stomp)', '/tcp'], ['websocket (Web-S
       assert.equal(line?.command, 'SEND');
       await s.client.deactivate();
     });
+
+    it('headers that name another user: user-id is stripped, a reply-to the client may not read is refused', { timeout: 30_000 }, async () => {
+      const user = path === '/tcp' ? 'alice' : 'bob';
+      const s = await stomp(path, user);
+      const own = await subscribe(s, `/queue/user.${user}`);
+      // RabbitMQ would refuse a user-id that is not the login; the message arrives without it.
+      s.client.publish({ destination: `/queue/user.${user}`, body: 'as someone else', headers: { 'user-id': 'mallory' } });
+      const got = await own.message;
+      assert.equal(got.body, 'as someone else');
+      assert.notEqual(got.headers['user-id'], 'mallory', 'the broker never saw the client\'s user-id');
+      s.client.publish({ destination: `/queue/user.${user}`, body: 'answer me', headers: { 'reply-to': '/queue/user.carol', receipt: 'r-reply' } });
+      assert.deepEqual(await s.closed, { code: 1008, reason: 'stomp_reply_to_denied' });
+      assert.equal(s.errors[0]?.headers['receipt-id'], 'r-reply');
+      const line = gw.logs.find((l) => l.audit && l.reason === 'stomp_reply_to_denied' && l.service === path.slice(1));
+      assert.deepEqual([line?.principal, line?.command, line?.destination], [user, 'SEND', '/queue/user.carol']);
+      await s.client.deactivate();
+    });
   });
 }
 
@@ -257,17 +310,56 @@ describe('STOMP inspection: bad input', () => {
     }
   });
 
-  it('no CONNECT within connect_timeout: close 1008, audited', { timeout: 30_000 }, async () => {
-    const c = await raw('/slow', 'alice');
-    assert.deepEqual(await c.closed, { code: 1008, reason: 'stomp_connect_timeout' });
-    assert.ok(auditFor('stomp_connect_timeout'));
+  it('each limit: ERROR with a message, close 1009 with its reason, audited and counted; the broker never saw the frame', { timeout: 60_000 }, async () => {
+    const header = (i: number): string => `h${i}:${'v'.repeat(200)}\n`;
+    const cases: Array<[string, string]> = [
+      // max_frame 1 KiB: five 200-byte headers and a small body.
+      [`SEND\ndestination:/queue/user.alice\n${[1, 2, 3, 4, 5].map(header).join('')}\nx\0`, 'stomp_frame_too_large'],
+      // max_body 256: by content-length at once (the body never sent), and without it while reading.
+      ['SEND\ndestination:/queue/user.alice\ncontent-length:300\n\n', 'stomp_body_too_large'],
+      [`SEND\ndestination:/queue/user.alice\n\n${'b'.repeat(300)}\0`, 'stomp_body_too_large'],
+      // max_headers 8: nine.
+      [`SEND\ndestination:/queue/user.alice\n${Array.from({ length: 8 }, (_, i) => `h${i}:v\n`).join('')}\nx\0`, 'stomp_too_many_headers'],
+      // max_header_line (default 4 KiB).
+      [`SEND\ndestination:/queue/user.alice\nx:${'v'.repeat(5000)}\n\n\0`, 'stomp_header_too_long'],
+    ];
+    for (const [frame, reason] of cases) {
+      const counter = { service: 'small', protocol: 'v12.stomp', reason };
+      const before = gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter);
+      const audits = gw.logs.filter((l) => l.audit && l.reason === reason).length;
+      const c = await raw('/small', 'alice');
+      c.ws.send(CONNECT);
+      await c.until((all) => all.startsWith('CONNECTED'));
+      c.ws.send('SUBSCRIBE\nid:1\ndestination:/queue/user.alice\nreceipt:s\n\n\0');
+      await c.until((all) => all.includes('receipt-id:s'));
+      // A frame within the limits passes (its MESSAGE comes back on the subscription; the broker's frames are held to them too).
+      c.ws.send(`SEND\ndestination:/queue/user.alice\n\n${'k'.repeat(250)}\0`);
+      await c.until((all) => all.includes('MESSAGE\n'));
+      c.ws.send(frame);
+      assert.deepEqual(await c.closed, { code: 1009, reason }, reason);
+      assert.match(c.got.find((m) => m.startsWith('ERROR\n')) ?? '', /\nmessage:[^\n]+\n/, `${reason}: ERROR with a message`);
+      assert.equal(c.got.filter((m) => m.startsWith('MESSAGE\n')).length, 1, `${reason}: the refused frame never reached the broker`);
+      const lines = gw.logs.filter((l) => l.audit && l.reason === reason);
+      assert.equal(lines.length, audits + 1, `${reason}: one audit line`);
+      assert.equal(lines.at(-1)?.code, 1009, reason);
+      assert.equal(lines.at(-1)?.principal, 'alice', reason);
+      assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter), before + 1, `${reason}: counted`);
+    }
   });
 
-  it('more subscriptions than max_subscriptions: ERROR, close 1008', { timeout: 30_000 }, async () => {
+  it('no CONNECT within connect_timeout: ERROR, close 1008, audited', { timeout: 30_000 }, async () => {
+    const c = await raw('/slow', 'alice');
+    assert.deepEqual(await c.closed, { code: 1008, reason: 'stomp_connect_timeout' });
+    assert.ok(c.got[0]?.startsWith('ERROR\nmessage:no CONNECT in time\n'), `an ERROR frame first: ${c.got[0]}`);
+    assert.equal(auditFor('stomp_connect_timeout')?.command, 'CONNECT');
+  });
+
+  it('more subscriptions than max_subscriptions: ERROR, close 1008, audited', { timeout: 30_000 }, async () => {
     const s = await stomp('/tcp', 'alice');
     for (let i = 0; i < 4; i++) s.client.subscribe('/topic/news.sport', () => {});
-    assert.equal((await s.closed).code, 1008);
+    assert.deepEqual(await s.closed, { code: 1008, reason: 'stomp_too_many_subscriptions' });
     assert.equal(s.errors[0]?.headers.message, 'more than 3 subscriptions');
+    assert.equal(auditFor('stomp_too_many_subscriptions')?.command, 'SUBSCRIBE');
     await s.client.deactivate();
   });
 
@@ -279,14 +371,48 @@ describe('STOMP inspection: bad input', () => {
     await s.client.deactivate();
   });
 
-  it('a broker that breaks the protocol: the client gets 1014, the audit line says so, nothing malformed passed on', { timeout: 30_000 }, async () => {
-    const c = await raw('/bad', 'alice');
-    c.ws.send(CONNECT);
-    assert.deepEqual(await c.closed, { code: 1014, reason: 'stomp_backend_protocol_error' });
-    assert.deepEqual(c.got.map((m) => m.split('\n')[0]), ['CONNECTED']);
-    const line = auditFor('stomp_backend_protocol_error');
-    assert.equal(line?.direction, 'to_client');
-    assert.match(String(line?.detail), /stomp_bad_escape/);
+  it('a broker that breaks the protocol: the client gets 1014, the broker is closed, the audit line says how; nothing malformed passed on', { timeout: 60_000 }, async () => {
+    const reason = 'stomp_backend_protocol_error';
+    /** One connection whose broker misbehaves: the close, what reached the client, the audit line, the counter. */
+    const check = async (path: string, connect: string, detail: RegExp, passed: string[]): Promise<void> => {
+      const service = path.slice(1);
+      const counter = { service, protocol: 'v12.stomp', reason };
+      const before = gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter);
+      const audits = gw.logs.filter((l) => l.audit && l.reason === reason).length;
+      const brokerClosed = once(badBrokerClosed, 'closed');
+      const c = await raw(path, 'alice');
+      c.ws.send(connect);
+      assert.deepEqual(await c.closed, { code: 1014, reason }, connect);
+      await brokerClosed;
+      assert.deepEqual(c.got.map((m) => m.split('\n')[0]), passed, `${connect}: what reached the client`);
+      const lines = gw.logs.filter((l) => l.audit && l.reason === reason);
+      assert.equal(lines.length, audits + 1, `${connect}: one audit line`);
+      assert.equal(lines.at(-1)?.service, service);
+      assert.equal(lines.at(-1)?.direction, 'to_client');
+      assert.equal(lines.at(-1)?.code, 1014);
+      assert.match(String(lines.at(-1)?.detail), detail, connect);
+      assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter), before + 1, `${connect}: counted`);
+    };
+    const cases: Array<[string, RegExp, string[]]> = [
+      ['bad-escape', /stomp_bad_escape/, ['CONNECTED']],
+      ['message-first', /MESSAGE before CONNECTED/, []],
+      ['unknown-command', /stomp_unknown_command/, ['CONNECTED']],
+      ['client-command', /stomp_unknown_command/, ['CONNECTED']],
+      ['version-not-offered', /version "9.9" was not offered/, []],
+      ['second-connected', /a second CONNECTED/, ['CONNECTED']],
+      ['content-length-short', /no NUL after content-length/, ['CONNECTED']],
+      ['frame-too-large', /stomp_frame_too_large/, ['CONNECTED']],
+      ['body-too-large', /stomp_body_too_large/, ['CONNECTED']],
+      ['too-many-headers', /stomp_too_many_headers/, ['CONNECTED']],
+    ];
+    for (const [host, detail, passed] of cases) await check('/bad', `CONNECT\naccept-version:1.2\nhost:${host}\n\n\0`, detail, passed);
+    await check('/bad-ws', CONNECT, /stomp_unknown_command/, ['CONNECTED']);
+    // Other connections are unaffected: one to the real broker works after all that.
+    const s = await stomp('/tcp', 'alice');
+    const own = await subscribe(s, '/queue/user.alice');
+    s.client.publish({ destination: '/queue/user.alice', body: 'still here' });
+    assert.equal((await own.message).body, 'still here');
+    await s.client.deactivate();
   });
 });
 
