@@ -13,6 +13,8 @@ export const ACK = 0x06;
 export const END = 0x07;
 export const PING = 0x08;
 export const PONG = 0x09;
+/** The session key from the open answer: the first frame of every session request's body. */
+export const KEY = 0x0a;
 
 export const HEADER = 5;
 
@@ -94,4 +96,12 @@ export class FrameReader {
   }
 
   get pending(): number { return this.buf.length; }
+}
+
+/** Bytes of a base64url string (the session key), in browsers and Node alike. */
+export function fromBase64Url(text: string): Uint8Array {
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
 }

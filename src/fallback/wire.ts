@@ -31,10 +31,19 @@ export const FrameType = {
   PING: 0x08,
   /** downstream, payload: the PING's token; not numbered (a probe of the path, not a message) */
   PONG: 0x09,
+  /**
+   * upstream, payload: the session key (32 bytes) from the open answer; the
+   * first frame of every body of a session request, which it binds to the
+   * session — the id in the URL alone is worth nothing
+   */
+  KEY: 0x0a,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
 export const FRAME_HEADER_BYTES = 5;
+export const SESSION_KEY_BYTES = 32;
+/** A KEY frame: header and key. */
+export const KEY_FRAME_BYTES = FRAME_HEADER_BYTES + SESSION_KEY_BYTES;
 const NUMBER_BYTES = 6;
 export const MAX_SEQ = 2 ** 48 - 1;
 
@@ -162,4 +171,18 @@ function decodeClosePayload(payload: Buffer): { code: number; reason: string } |
 /** Codes that may appear on the wire (RFC 6455 §7.4; 1004–1006 and 1015 never). */
 export function isSendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+/** The key a body's first frame carries, or undefined when it does not start with a well-formed KEY frame. */
+export function keyOf(prefix: Buffer): Buffer | undefined {
+  if (prefix.length < KEY_FRAME_BYTES || prefix[0] !== FrameType.KEY || prefix.readUInt32BE(1) !== SESSION_KEY_BYTES) return undefined;
+  return prefix.subarray(FRAME_HEADER_BYTES, KEY_FRAME_BYTES);
+}
+
+export function encodeKey(key: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(KEY_FRAME_BYTES);
+  out[0] = FrameType.KEY;
+  out.writeUInt32BE(SESSION_KEY_BYTES, 1);
+  key.copy(out, FRAME_HEADER_BYTES);
+  return out;
 }
