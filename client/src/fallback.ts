@@ -7,8 +7,8 @@
  * duplicated or reordered.
  */
 import {
-  ACK, BINARY, CLOSE, END, FrameReader, HEADER, HEARTBEAT, PING, PONG, SEQ, TEXT,
-  closeFrame, numberFrame, readClose, readNumber, writeHeader, type WireFrame,
+  ACK, BINARY, CLOSE, END, FrameReader, HEADER, HEARTBEAT, KEY, PING, PONG, SEQ, TEXT,
+  closeFrame, concat, frame, fromBase64Url, numberFrame, readClose, readNumber, writeHeader, type WireFrame,
 } from './wire.js';
 import type { Transport, TransportEvents } from './transport.js';
 
@@ -29,6 +29,8 @@ export interface FallbackOptions {
 
 interface OpenAnswer {
   session: string; protocol: string; extensions: string;
+  /** The session's secret (base64url): the first frame of every later request's body carries it. */
+  key?: string;
   heartbeat: number; pollTimeout: number; maxBody: number; maxMessage: number; maxFrames: number;
   /** The gateway answers PING with PONG on the stream (older gateways refuse the frame). */
   ping?: boolean;
@@ -55,6 +57,8 @@ const ENCODER = new TextEncoder();
 
 export class FallbackTransport implements Transport {
   private answer?: OpenAnswer;
+  /** The KEY frame every session request's body starts with (empty for a gateway that gives no key). */
+  private keyFrame: Uint8Array = new Uint8Array(0);
   private readonly base: string;
   private state: 'connecting' | 'open' | 'closing' | 'closed' = 'connecting';
   private pollMode: boolean;
@@ -129,6 +133,11 @@ export class FallbackTransport implements Transport {
     return u.toString() + extra;
   }
 
+  /** A request of the session: its body starts with the session's key (outside the URL, so it is in no log). */
+  private sessionRequest(url: string, frames?: Uint8Array, signal?: AbortSignal): Promise<Response> {
+    return this.request(url, frames ? concat([this.keyFrame, frames]) : this.keyFrame, signal);
+  }
+
   /**
    * A request of the session. Without `signal`, it gets one of its own that the
    * session's close aborts until the answer's head is in: Node's fetch leaves
@@ -191,6 +200,7 @@ export class FallbackTransport implements Transport {
     }
     if (this.state !== 'connecting') return;
     this.answer = answer;
+    if (typeof answer.key === 'string') this.keyFrame = frame(KEY, fromBase64Url(answer.key));
     this.state = 'open';
     this.events.open(answer.protocol, answer.extensions ?? '');
     void this.downstream();
@@ -233,7 +243,7 @@ export class FallbackTransport implements Transport {
     // Nothing within streamTimeout: an intermediary holds the stream back.
     arm(this.opts.streamTimeout, true);
     try {
-      const res = await this.request(this.url('stream', `&a=${this.lastIn}`), undefined, ctl.signal);
+      const res = await this.sessionRequest(this.url('stream', `&a=${this.lastIn}`), undefined, ctl.signal);
       if (res.status !== 200) return this.refused(res);
       if (!res.body) return false;
       const reader = res.body.getReader();
@@ -273,7 +283,7 @@ export class FallbackTransport implements Transport {
     this.abort.signal.addEventListener('abort', onAbort);
     const watchdog = setTimeout(() => ctl.abort(), this.answer!.pollTimeout + 10_000);
     try {
-      const res = await this.request(this.url('poll', `&a=${this.lastIn}`), undefined, ctl.signal);
+      const res = await this.sessionRequest(this.url('poll', `&a=${this.lastIn}`), undefined, ctl.signal);
       if (res.status !== 200) return this.refused(res);
       const body = new Uint8Array(await res.arrayBuffer());
       const frames = new FrameReader().push(body, this.answer!.maxMessage + 8);
@@ -353,7 +363,7 @@ export class FallbackTransport implements Transport {
     this.outgoing.length = 0;
     this.outBytes = 0;
     const ack = numberFrame(ACK, this.lastIn);
-    this.request(this.url('send'), ack, new AbortController().signal).then((r) => r.body?.cancel(), () => undefined);
+    this.sessionRequest(this.url('send'), ack, new AbortController().signal).then((r) => r.body?.cancel(), () => undefined);
     this.finish(code, reason, true);
   }
 
@@ -387,7 +397,7 @@ export class FallbackTransport implements Transport {
     const stream = this.streams;
     let answeredAt: number;
     try {
-      const res = await this.request(this.url('send'), numberFrame(PING, token));
+      const res = await this.sessionRequest(this.url('send'), numberFrame(PING, token));
       await res.arrayBuffer();
       if (res.status !== 200) return undefined;
       answeredAt = Date.now();
@@ -442,7 +452,7 @@ export class FallbackTransport implements Transport {
     this.sending = true;
     if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
     let bytes = 0;
-    const limit = this.answer.maxBody - 64;
+    const limit = this.answer.maxBody - 64 - this.keyFrame.length;
     let count = 0;
     const outgoing = this.outgoing;
     for (; count < outgoing.length; count++) {
@@ -450,13 +460,15 @@ export class FallbackTransport implements Transport {
       if (count > 0 && (bytes + size > limit || count >= MAX_BATCH_FRAMES)) break;
       bytes += size;
     }
-    // SEQ of the first message, the messages, our ACK: one body, each message copied once.
+    // The session key, SEQ of the first message, the messages, our ACK: one body, each message copied once.
     const seqFrame = count > 0 ? numberFrame(SEQ, outgoing[0].seq) : undefined;
     const ackValue = this.lastIn;
     const ackFrame = numberFrame(ACK, ackValue);
-    const body = new Uint8Array((seqFrame?.length ?? 0) + bytes + ackFrame.length);
-    let off = 0;
-    if (seqFrame) { body.set(seqFrame, 0); off = seqFrame.length; }
+    const key = this.keyFrame;
+    const body = new Uint8Array(key.length + (seqFrame?.length ?? 0) + bytes + ackFrame.length);
+    body.set(key, 0);
+    let off = key.length;
+    if (seqFrame) { body.set(seqFrame, off); off += seqFrame.length; }
     for (let i = 0; i < count; i++) {
       const { type, payload } = outgoing[i];
       writeHeader(body, off, type, payload.length);
@@ -517,7 +529,7 @@ export class FallbackTransport implements Transport {
     this.acking = true;
     if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
     const value = this.lastIn;
-    this.request(this.url('send'), numberFrame(ACK, value))
+    this.sessionRequest(this.url('send'), numberFrame(ACK, value))
       .then(async (res) => {
         await res.arrayBuffer();
         if (res.status === 200) { this.ackedIn = Math.max(this.ackedIn, value); this.unackedInBytes = 0; }

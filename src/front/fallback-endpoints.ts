@@ -14,7 +14,7 @@
  * origin policy and bound to the session's origin and credentials.
  * See docs/fallback.md for the full protocol.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Admission, AdmissionRequest } from '../admission/types.js';
@@ -26,15 +26,18 @@ import type { Metrics } from '../observe/metrics.js';
 import type { Service } from '../services/types.js';
 import type { Channel, CloseInfo } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from './request.js';
-import { clientAddressOf, hopOf, type HoppedClient } from './listener.js';
+import { hopOf, type HoppedClient } from './listener.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from '../fallback/session.js';
-import { decodeFrames, encodeNumber, FrameType, type WireError } from '../fallback/wire.js';
-import { serializeOrigin, serviceOriginPolicy, type OriginPolicy, type OriginRequestInfo } from './fallback-origin.js';
+import { decodeFrames, encodeNumber, FrameType, KEY_FRAME_BYTES, keyOf, SESSION_KEY_BYTES } from '../fallback/wire.js';
+import { RequestBody, type BodyError } from './fallback-body.js';
+import { clientOf, FallbackAnswers, OP_PARAM, originRequestInfo } from './fallback-answers.js';
+import { UnboundRequests } from './fallback-unbound.js';
+import { serializeOrigin, serviceOriginPolicy, type OriginPolicy } from './fallback-origin.js';
 import { serveAsset } from '../fallback/assets.js';
 
-/** Reserved query parameter naming the fallback operation. */
-export const OP_PARAM = 'gh';
+export { OP_PARAM };
+
 /**
  * Session ids: 24 random bytes (192 bits), base64url; in a cluster followed by
  * `.` and the id of the gateway process that owns the session.
@@ -99,6 +102,8 @@ interface SessionRecord {
   credentialTag: string;
   /** a send's body is being received */
   uploading: boolean;
+  /** the secret the open answer gave the client; every request's body starts with it */
+  key: Buffer;
 }
 
 /**
@@ -116,9 +121,12 @@ export class FallbackEndpoints {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly tagKey = randomBytes(32);
   private readonly originPolicy: OriginPolicy;
+  private readonly answers: FallbackAnswers;
+  private readonly unbound = new UnboundRequests();
 
   constructor(private readonly opts: FallbackOptions = {}) {
     this.originPolicy = opts.originPolicy ?? serviceOriginPolicy;
+    this.answers = new FallbackAnswers(this.originPolicy);
   }
 
   get sessionCount(): number { return this.sessions.size; }
@@ -135,27 +143,27 @@ export class FallbackEndpoints {
     if (!service.fallback) return false;
     const op = query.get(OP_PARAM);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
-      this.preflight(req, res, service, ctx);
+      this.answers.preflight(req, res, service, ctx);
       return true;
     }
     if (op === null) return false;
     // (label values from a fixed set: a client must not be able to mint metric series)
     ctx.metrics.fallbackRequests.inc({ op: KNOWN_OPS.has(op) ? op : 'other' });
     if (req.method !== 'POST') {
-      this.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
+      this.answers.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
       return true;
     }
     // Open sessions keep being served while draining: their 1001 travels on their own requests.
     const draining = op === 'open' ? this.opts.draining?.() : undefined;
     if (draining) {
-      this.refuse(req, res, service, ctx, draining);
+      this.answers.refuse(req, res, service, ctx, draining);
       return true;
     }
     const work = op === 'open' ? this.open(req, res, service, ctx, query) : this.sessionRequest(req, res, service, ctx, op, query);
     if (op === 'open') this.opts.opening?.(work);
     work.catch((err: unknown) => {
       ctx.log.error({ err, service: service.name }, 'fallback request failed');
-      if (!res.headersSent) this.refuse(req, res, service, ctx, new Rejection(500, 'internal_error', 'internal error'));
+      if (!res.headersSent) this.answers.refuse(req, res, service, ctx, new Rejection(500, 'internal_error', 'internal error'));
       else res.destroy();
     });
     return true;
@@ -169,27 +177,32 @@ export class FallbackEndpoints {
   // ---- open ----------------------------------------------------------------------
 
   private async open(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, query: URLSearchParams): Promise<void> {
-    const body = await this.readBody(req, res, service, ctx, MAX_OPEN_BODY);
-    if (!body) return;
+    // Counted until the pipeline has decided: then the admission holds the session's slot.
+    const unbound = this.countUnbound(req, res, service, ctx);
+    if (!unbound) return;
+    const reader = new RequestBody(req, ctx.config.fallback.request_timeout);
+    const body = reader.declaredOver(MAX_OPEN_BODY) ? 'too_big' : await reader.rest(MAX_OPEN_BODY);
+    if (typeof body === 'string') { reader.done(); this.answers.bodyRefusal(req, res, service, ctx, body); return; }
     let protocols: string[] = [];
     if (body.length > 0) {
       let parsed: unknown;
       try { parsed = JSON.parse(body.toString('utf8')); } catch { parsed = undefined; }
       const list = (parsed as { protocols?: unknown } | undefined)?.protocols;
       if (typeof parsed !== 'object' || parsed === null || (list !== undefined && (!Array.isArray(list) || !list.every((p) => typeof p === 'string')))) {
-        this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_open', 'open body must be {"protocols":[...]}'));
+        this.answers.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_open', 'open body must be {"protocols":[...]}'));
         return;
       }
       protocols = (list as string[] | undefined) ?? [];
     }
     const request = this.admissionRequest(req, query, protocols);
     const outcome = await ctx.pipeline.admit(request, service);
-    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, ctx, outcome, false); return; }
+    unbound();
+    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome, false); return; }
     const admission = outcome;
     const backend = ctx.services.get(service.name);
     if (!backend) {
       admission.release();
-      this.refuse(req, res, service, ctx, new Rejection(503, 'service_unavailable', 'service not available'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(503, 'service_unavailable', 'service not available'));
       return;
     }
     let serviceSession;
@@ -198,7 +211,7 @@ export class FallbackEndpoints {
     } catch (err) {
       admission.release();
       const status = err instanceof BackendError ? err.status : 502;
-      this.refuse(req, res, service, ctx, new Rejection(status, err instanceof BackendError ? err.code : 'backend_failed', 'backend unavailable'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(status, err instanceof BackendError ? err.code : 'backend_failed', 'backend unavailable'));
       return;
     }
     if (res.destroyed || req.socket.destroyed) { serviceSession.abort(); admission.release(); return; }
@@ -207,7 +220,7 @@ export class FallbackEndpoints {
     if (draining) {
       serviceSession.abort();
       admission.release();
-      this.refuse(req, res, service, ctx, draining);
+      this.answers.refuse(req, res, service, ctx, draining);
       return;
     }
     // As on the WebSocket path: once the service is open nothing reads the request; do not keep it.
@@ -217,21 +230,23 @@ export class FallbackEndpoints {
     // The session is bound to the origin this request presented (the pipeline's origin check,
     // when the service has one, has just accepted it); CORS is answered only for an allowed one.
     const boundOrigin = bindingOrigin(req);
-    const corsOrigin = this.corsOrigin(req, service, boundOrigin);
+    const corsOrigin = this.answers.corsOrigin(req, service, boundOrigin);
     const protocol = serviceSession.protocol ?? admission.protocol;
     const settings = ctx.config.fallback;
     const session = new FallbackSession({
       id,
       admission: protocol === admission.protocol ? admission : withProtocol(admission, protocol),
       settings,
-      headers: (r) => this.commonHeaders(r, corsOrigin),
+      headers: (r) => this.answers.commonHeaders(r, corsOrigin),
       onEnd: (s, info) => {
         this.sessions.delete(s.id);
         ctx.metrics.fallbackSessions.inc({ service: service.name }, -1);
         ctx.log.debug({ connection: admission.id, service: service.name, code: info.code, initiator: info.initiator }, 'fallback session ended');
       },
     });
-    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req), uploading: false });
+    // The session's key: every later request carries it in its body (never in the URL, so never in a log).
+    const key = randomBytes(SESSION_KEY_BYTES);
+    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req), uploading: false, key });
     ctx.metrics.fallbackSessions.inc({ service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
     const tracked = this.opts.track?.(session, session.admission);
@@ -239,6 +254,7 @@ export class FallbackEndpoints {
     serviceSession.attach(tracked ?? session);
     const answer = JSON.stringify({
       session: id,
+      key: key.toString('base64url'),
       protocol,
       extensions: '',
       heartbeat: settings.heartbeat,
@@ -250,7 +266,7 @@ export class FallbackEndpoints {
       ping: true,
     });
     res.statusCode = 200;
-    this.commonHeaders(res, corsOrigin);
+    this.answers.commonHeaders(res, corsOrigin);
     res.setHeader('Content-Type', 'application/json');
     res.end(answer);
   }
@@ -283,13 +299,13 @@ export class FallbackEndpoints {
 
   private async sessionRequest(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, op: string, query: URLSearchParams): Promise<void> {
     if (op !== 'stream' && op !== 'poll' && op !== 'send') {
-      this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_op', 'unknown fallback operation'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_op', 'unknown fallback operation'));
       return;
     }
     const sid = query.get('s') ?? '';
     const valid = SESSION_ID.exec(sid);
     if (!valid) {
-      this.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
       return;
     }
     const owner = valid[1];
@@ -299,7 +315,7 @@ export class FallbackEndpoints {
       const outcome = await this.opts.route.hop(req, res, owner, hoppedClient(req));
       ctx.metrics.fallbackHops.inc({ outcome });
       if (outcome === 'passed') return;
-      this.refuse(req, res, service, ctx, outcome === 'owner_gone'
+      this.answers.refuse(req, res, service, ctx, outcome === 'owner_gone'
         ? new Rejection(404, 'fallback_unknown_session', 'no such session')
         : new Rejection(503, 'fallback_owner_unknown', 'the session cannot be reached now', { 'Retry-After': '1' }));
       return;
@@ -307,26 +323,42 @@ export class FallbackEndpoints {
     const record = this.sessions.get(sid);
     // A session of another service is as unknown as a made-up one.
     if (!record || record.service.name !== service.name || record.session.closed) {
-      this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session'));
       return;
     }
     const { session } = record;
     const origin = bindingOrigin(req);
     if (origin !== record.origin || (origin !== null && !this.originPolicy(service, origin, originRequestInfo(req)))) {
-      this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(403, 'fallback_origin_mismatch', 'origin does not match the session'));
       return;
     }
-    if (!(await this.sameCredentials(req, res, service, ctx, record))) return;
+    // The session's key comes first in the body: a request without it is refused before more of it is read.
+    // Until it has shown the key, the request is no session's and is counted by its address.
+    const unbound = this.countUnbound(req, res, service, ctx);
+    if (!unbound) return;
+    const reader = new RequestBody(req, ctx.config.fallback.request_timeout);
+    const prefix = await reader.prefix(KEY_FRAME_BYTES);
+    if (typeof prefix === 'string' && prefix !== 'short') { reader.done(); this.answers.bodyRefusal(req, res, service, ctx, prefix); return; }
+    const key = typeof prefix === 'string' ? undefined : keyOf(prefix);
+    if (!key || !timingSafeEqual(key, record.key)) {
+      reader.done();
+      this.answers.refuse(req, res, service, ctx, new Rejection(403, 'fallback_session_key', 'the session key is missing or wrong'));
+      return;
+    }
+    unbound();
+    if (!(await this.sameCredentials(req, res, service, ctx, record))) { reader.done(); return; }
 
     if (op === 'stream' || op === 'poll') {
+      const rest = await reader.rest(0);
+      if (typeof rest === 'string') { this.answers.bodyRefusal(req, res, service, ctx, rest); return; }
       const ack = Number(query.get('a') ?? '0');
       if (!Number.isSafeInteger(ack) || ack < 0 || !session.acknowledge(ack)) {
-        this.violation(req, res, service, ctx, session, 400, 'fallback_bad_ack', 1002, 'acknowledgement of a message never sent');
+        this.answers.violation(req, res, service, ctx, session, 400, 'fallback_bad_ack', 1002, 'acknowledgement of a message never sent');
         return;
       }
-      if (session.closed) { this.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session')); return; }
+      if (session.closed) { this.answers.refuse(req, res, service, ctx, new Rejection(404, 'fallback_unknown_session', 'no such session')); return; }
       if (!session.attachDownstream(res, op)) {
-        this.violation(req, res, service, ctx, session, 429, 'fallback_resend_limit', 1008, 'too much re-sent without acknowledgement');
+        this.answers.violation(req, res, service, ctx, session, 429, 'fallback_resend_limit', 1008, 'too much re-sent without acknowledgement');
         session.end(1008, 'too much re-sent without acknowledgement');
       }
       return;
@@ -334,22 +366,27 @@ export class FallbackEndpoints {
 
     // One upload at a time per session: its body is the one whose bytes the session's budget counts as they arrive.
     if (record.uploading) {
-      this.refuse(req, res, service, ctx, new Rejection(409, 'fallback_send_busy', 'another send of this session is being received'));
+      reader.done();
+      this.answers.refuse(req, res, service, ctx, new Rejection(409, 'fallback_send_busy', 'another send of this session is being received'));
       return;
     }
+    const settings = ctx.config.fallback;
     record.uploading = true;
-    let body: Buffer | undefined;
+    let body: Buffer | BodyError;
     try {
-      body = await this.readBody(req, res, service, ctx, ctx.config.fallback.max_body, session);
+      body = reader.declaredOver(settings.max_body)
+        ? 'too_big'
+        // Held input and this body together stay within the session's budget, checked as the bytes arrive.
+        : await reader.rest(settings.max_body - KEY_FRAME_BYTES, () => settings.max_buffer + settings.max_body - session.inboundBuffered);
     } finally {
       record.uploading = false;
     }
-    if (!body) return;
+    if (typeof body === 'string') { reader.done(); this.answers.bodyRefusal(req, res, service, ctx, body, session); return; }
     const { frames, error } = decodeFrames(body, { maxMessage: service.max_message, maxFrames: MAX_FRAMES_PER_BODY });
     if (error) {
       // What came before the bad frame is delivered, as on a WebSocket connection; then the session closes.
       session.receive(frames, () => undefined);
-      this.wireViolation(req, res, service, ctx, session, error);
+      this.answers.wireViolation(req, res, service, ctx, session, error);
       return;
     }
     const accepted = session.receive(frames, () => {
@@ -359,13 +396,24 @@ export class FallbackEndpoints {
       if (echo) parts.push(echo);
       const out = Buffer.concat(parts);
       res.statusCode = 200;
-      this.commonHeaders(res, record.corsOrigin);
+      this.answers.commonHeaders(res, record.corsOrigin);
       res.setHeader('Content-Type', 'application/octet-stream');
       res.setHeader('Content-Length', out.length);
       res.end(out);
     });
-    if (accepted === 'gap') this.violation(req, res, service, ctx, session, 400, 'fallback_sequence_gap', 1002, 'messages out of sequence');
-    else if (accepted === 'overflow') this.violation(req, res, service, ctx, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
+    if (accepted === 'gap') this.answers.violation(req, res, service, ctx, session, 400, 'fallback_sequence_gap', 1002, 'messages out of sequence');
+    else if (accepted === 'overflow') this.answers.violation(req, res, service, ctx, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
+  }
+
+  /** Counts a request not yet bound to a slot (see fallback-unbound.ts); refuses it (429) when its address has too many. */
+  private countUnbound(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext): (() => void) | undefined {
+    const limits = ctx.config.limits;
+    const release = this.unbound.enter(res, hopOf(req)?.address ?? clientOf(req), limits);
+    if (!release) {
+      this.answers.refuse(req, res, service, ctx, new Rejection(429, 'fallback_too_many_requests', 'too many requests from this address',
+        { 'Retry-After': '5' }, `limits.connections_per_address = ${limits.connections_per_address}`));
+    }
+    return release;
   }
 
   /**
@@ -380,12 +428,12 @@ export class FallbackEndpoints {
     if (tag === record.credentialTag) return true;
     const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
     const outcome = await ctx.pipeline.admit(request, service);
-    if (outcome instanceof Rejection) { this.respondRejection(req, res, service, ctx, outcome, true); return false; }
+    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome, true); return false; }
     outcome.release(); // only the identity was wanted, not another connection slot
     const before = record.session.admission.principal;
     const now = outcome.principal;
     if (before?.id !== now?.id || before?.method !== now?.method) {
-      this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_principal_mismatch', 'credentials do not match the session'));
+      this.answers.refuse(req, res, service, ctx, new Rejection(403, 'fallback_principal_mismatch', 'credentials do not match the session'));
       return false;
     }
     record.credentialTag = tag;
@@ -399,157 +447,6 @@ export class FallbackEndpoints {
     h.update(String(req.headers.cookie ?? ''));
     return h.digest('base64url');
   }
-
-  // ---- CORS, headers, refusals -----------------------------------------------------
-
-  private preflight(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext): void {
-    const origin = serializeOrigin(req.headers.origin);
-    if (origin === null || origin === 'invalid' || !this.originPolicy(service, origin, originRequestInfo(req))) {
-      this.refuse(req, res, service, ctx, new Rejection(403, 'fallback_preflight_origin', 'origin not allowed'));
-      return;
-    }
-    res.statusCode = 204;
-    this.commonHeaders(res, origin);
-    res.setHeader('Access-Control-Allow-Methods', 'POST');
-    res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
-    res.setHeader('Access-Control-Max-Age', '600');
-    res.end();
-  }
-
-  /**
-   * Headers on every fallback answer: never cached or sniffed, and CORS only
-   * for an origin the service allows — echoed exactly, with credentials, never `*`.
-   */
-  private commonHeaders(res: ServerResponse, origin: string | null): void {
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Pragma', 'no-cache');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('Vary', 'Origin, Cookie');
-    if (origin !== null) {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Access-Control-Allow-Credentials', 'true');
-      res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
-    }
-  }
-
-  /** The pipeline's refusal (already audited by the pipeline), with CORS so a browser client can read the status. */
-  private respondRejection(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection, audit: boolean): void {
-    if (audit) this.auditReject(req, service, ctx, rejection);
-    this.writeRefusal(req, res, service, ctx, rejection);
-  }
-
-  private refuse(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
-    this.auditReject(req, service, ctx, rejection);
-    this.writeRefusal(req, res, service, ctx, rejection);
-  }
-
-  private auditReject(req: IncomingMessage, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
-    const origin = req.headers.origin;
-    ctx.audit.reject(rejection.reason, {
-      service: service.name,
-      client: clientOf(req),
-      origin: typeof origin === 'string' ? origin.slice(0, 256) : undefined,
-      transport: 'fallback',
-      status: rejection.status,
-    });
-  }
-
-  private corsOrigin(req: IncomingMessage, service: ServiceConfig, origin: string | null): string | null {
-    return origin !== null && !origin.startsWith('invalid:') && this.originPolicy(service, origin, originRequestInfo(req)) ? origin : null;
-  }
-
-  private writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
-    if (splitTarget(req.url ?? '/').query.get(OP_PARAM) === 'open') {
-      ctx.metrics.handshakes.inc({ service: service.name, transport: 'fallback', outcome: 'refused', reason: rejection.reason });
-    }
-    if (res.headersSent) { res.destroy(); return; }
-    const origin = serializeOrigin(req.headers.origin);
-    const corsOrigin = typeof origin === 'string' && origin !== 'invalid' && this.originPolicy(service, origin, originRequestInfo(req)) ? origin : null;
-    res.statusCode = rejection.status;
-    this.commonHeaders(res, corsOrigin);
-    for (const [k, v] of Object.entries(rejection.headers)) res.setHeader(k, v);
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-    // A refused request's body is not read: close the connection rather than drain an attacker's upload.
-    if (!req.complete) {
-      res.setHeader('Connection', 'close');
-      res.once('finish', lingerThenClose);
-    }
-    res.end(`${rejection.status} ${rejection.reason}\n`);
-  }
-
-  /** Bad input from the session's own (verified) client: answer, audit, and close it as a WebSocket would. */
-  private violation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, session: FallbackSession,
-    status: number, reason: string, closeCode: number, message: string): void {
-    ctx.audit.violation(reason, {
-      service: service.name, client: clientOf(req), transport: 'fallback', status, code: closeCode,
-      connection: session.admission.id, principal: session.admission.principal?.id,
-    });
-    this.writeRefusal(req, res, service, ctx, new Rejection(status, reason, message));
-    session.close(closeCode, message);
-  }
-
-  private wireViolation(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, session: FallbackSession, error: WireError): void {
-    const status = error.reason === 'message_too_big' || error.reason === 'too_many_frames' ? 413 : 400;
-    this.violation(req, res, service, ctx, session, status, `fallback_${error.reason}`, error.closeCode, error.message);
-  }
-
-  /**
-   * Read a request body of at most `limit` bytes: 413 when larger (decided from
-   * Content-Length when present), 408 when it does not arrive in time.
-   * Returns undefined when the request has been answered.
-   */
-  private readBody(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, limit: number, session?: FallbackSession): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const tooBig = (): void => {
-        if (session) this.violation(req, res, service, ctx, session, 413, 'fallback_body_too_big', 1009, 'request body too large');
-        else this.refuse(req, res, service, ctx, new Rejection(413, 'fallback_body_too_big', 'request body too large'));
-        resolve(undefined);
-      };
-      const declared = req.headers['content-length'];
-      if (declared !== undefined && Number(declared) > limit) { tooBig(); return; }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        this.refuse(req, res, service, ctx, new Rejection(408, 'fallback_body_timeout', 'request body not received in time'));
-        resolve(undefined);
-      }, ctx.config.fallback.request_timeout);
-      timer.unref?.();
-      // Held input and this body together stay within the session's budget, checked as the bytes arrive.
-      const budget = session ? ctx.config.fallback.max_buffer + ctx.config.fallback.max_body : Infinity;
-      req.on('data', (chunk: Buffer) => {
-        if (done) return;
-        size += chunk.length;
-        if (size > limit) { done = true; clearTimeout(timer); tooBig(); return; }
-        if (session && session.inboundBuffered + size > budget) {
-          done = true;
-          clearTimeout(timer);
-          this.violation(req, res, service, ctx, session, 413, 'fallback_buffer_overflow', 1008, 'too much unprocessed input');
-          resolve(undefined);
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-      });
-      // The client gave up (or the socket broke) before the end: the session's one upload is free again.
-      const gone = (): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve(undefined);
-      };
-      req.on('error', gone);
-      req.on('close', gone);
-    });
-  }
 }
 
 /** The client as this process resolved it, for the session's owner (a hop's own hop keeps the first's view). */
@@ -558,29 +455,4 @@ function hoppedClient(req: IncomingMessage): HoppedClient {
   if (hop) return hop;
   const request = toAdmissionRequest(req, 'fallback');
   return { address: request.remoteAddress, port: request.remotePort, secure: request.secure, ...(request.tls ? { tls: request.tls } : {}) };
-}
-
-/** The parts of a request an origin policy needs for `self`: the connection's scheme and the Host. */
-function originRequestInfo(req: IncomingMessage): OriginRequestInfo {
-  return { secure: hopOf(req)?.secure ?? (req.socket as { encrypted?: boolean }).encrypted === true, host: req.headers.host };
-}
-
-/** The client as the listener resolved it (PROXY header, trusted proxy), as the WebSocket path audits it. */
-function clientOf(req: IncomingMessage): string | undefined {
-  return clientAddressOf(req)?.address ?? req.socket.remoteAddress;
-}
-
-/** How long the rest of a refused upload is read and dropped before its socket is closed. */
-const LINGER_MS = 2000;
-
-/**
- * After refusing a request whose body is still coming: drop what arrives
- * (nothing of it is kept) for a moment, so the client reads the answer before
- * the socket closes — an immediate close would reset the connection and could
- * discard the answer — then close it, whether or not the body ever ends.
- */
-function lingerThenClose(this: ServerResponse): void {
-  const socket = this.socket ?? this.req.socket;
-  this.req.resume();
-  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }

@@ -9,9 +9,9 @@ import http from 'node:http';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { after, before, describe, it } from 'node:test';
-import { encodeMessage, encodeNumber, FrameType } from '../../../src/fallback/wire.js';
+import { encodeMessage, encodeNumber, FrameType, KEY_FRAME_BYTES } from '../../../src/fallback/wire.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { openSession, RawSession } from './raw.js';
+import { keyed, openSession, RawSession } from './raw.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -66,7 +66,7 @@ describe('one fallback session under attack', () => {
   it('100 uploads one byte short: one is received, 99 get 409 at once; the gateway holds about one body, not 100', { timeout: 60_000 }, async () => {
     const { sid } = await openSession(base, {});
     const session = new RawSession(base, sid!, {});
-    const body = Buffer.alloc(MiB - 1);
+    const body = keyed(sid!, Buffer.alloc(MiB - 1 - KEY_FRAME_BYTES));
     const before = heldBytes();
     const uploads = Array.from({ length: 100 }, () => uploadOneByteShort(sid!, body));
     // Wait for 99 answers (the one upload being received is answered only at request_timeout), and their sockets to close.
@@ -112,5 +112,67 @@ describe('one fallback session under attack', () => {
     assert.ok(gw.auditReasons().includes('fallback_resend_limit'), 'audited');
     const other = new RawSession(base, (await openSession(base, {})).sid!, {});
     assert.equal(await other.echo('canary'), 'canary', 'other sessions unaffected');
+  });
+});
+
+describe('requests that hold a socket before they are bound to a slot', () => {
+  let tight: TestGateway;
+  let url: string;
+  before(async () => {
+    tight = await startGateway({
+      limits: { handshake_rate: 1000, handshake_burst: 1000, connections_per_address: 4 },
+      fallback: { request_timeout: '20s' },
+      services: { echo: { path: '/echo', type: 'echo', allow_missing_origin: true } },
+    });
+    url = tight.httpUrl('/echo');
+  });
+  after(() => tight.stop());
+
+  /** A POST from `from` declaring `declared` bytes of body and sending `sent`: its status when answered. */
+  function post(target: string, from: string, sent: Buffer, declared = sent.length): { status: Promise<number>; req: http.ClientRequest } {
+    const req = http.request(target, { method: 'POST', agent: false, localAddress: from, headers: { 'content-type': 'text/plain', 'content-length': declared } });
+    const status = new Promise<number>((resolve) => {
+      req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+      req.on('error', () => resolve(0));
+      req.on('close', () => resolve(0));
+    });
+    if (declared === sent.length) req.end(sent);
+    else req.write(sent);
+    return { status, req };
+  }
+
+  /** A request whose body stops 100 bytes short. */
+  const stalled = (target: string, from: string, sent: Buffer) => post(target, from, sent, sent.length + 100);
+
+  /** Resolves with the statuses of the first `n` of `requests` answered. */
+  function firstAnswers(requests: { status: Promise<number> }[], n: number): Promise<number[]> {
+    const got: number[] = [];
+    return new Promise((resolve) => {
+      for (const r of requests) void r.status.then((s) => { if (got.push(s) === n) resolve(got); });
+    });
+  }
+
+  it('bodies that stall before the session key, and opens that stall before admission, count against connections_per_address', { timeout: 60_000 }, async () => {
+    const { sid } = await openSession(url, {});
+    const session = new RawSession(url, sid!, {});
+    // Ten sends naming the session from one address, their bodies stopping before the key: four held, six refused at once.
+    const sends = Array.from({ length: 10 }, () => stalled(`${url}?gh=send&s=${sid}`, '127.0.0.7', Buffer.from([0x0a, 0, 0])));
+    assert.deepEqual(await firstAnswers(sends, 6), Array(6).fill(429), 'the requests past connections_per_address');
+    const line = tight.logs.find((l) => l.audit && l.reason === 'fallback_too_many_requests');
+    assert.match(String(line?.detail), /limits\.connections_per_address = 4/, 'the audit line names the key');
+    // Opens whose bodies stall (before the pipeline runs) count the same way.
+    const opens = Array.from({ length: 10 }, () => stalled(`${url}?gh=open`, '127.0.0.8', Buffer.from('{"proto')));
+    assert.deepEqual(await firstAnswers(opens, 6), Array(6).fill(429), 'the opens past connections_per_address');
+    // The session and other addresses are unaffected.
+    assert.equal(await session.echo('canary'), 'canary');
+    // Once the stalled requests are gone, their address is counted down again.
+    for (const r of [...sends, ...opens]) r.req.destroy();
+    // (the gateway learns of each close when its socket's end arrives: ask until it has, within a deadline)
+    const statuses: number[] = [];
+    for (let i = 0; i < 100 && statuses.at(-1) !== 200; i++) {
+      if (i > 0) await new Promise((res) => setTimeout(res, 50));
+      statuses.push(await post(`${url}?gh=open`, '127.0.0.7', Buffer.from('{}')).status);
+    }
+    assert.equal(statuses.at(-1), 200, `an open from the address once its stalled requests closed: ${JSON.stringify(statuses)}`);
   });
 });

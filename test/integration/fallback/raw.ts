@@ -1,5 +1,6 @@
 /** A raw fallback client for tests: speaks the wire format request by request, so tests can forge anything. */
-import { decodeFrames, encodeClose, encodeMessage, encodeNumber, FrameType, type Frame } from '../../../src/fallback/wire.js';
+import { randomBytes } from 'node:crypto';
+import { decodeFrames, encodeClose, encodeKey, encodeMessage, encodeNumber, FrameType, type Frame } from '../../../src/fallback/wire.js';
 
 export const ALLOWED = 'https://app.example';
 export const EVIL = 'https://evil.example';
@@ -10,11 +11,28 @@ export function frames(body: Buffer): Frame[] {
   return f;
 }
 
-export async function openSession(base: string, headers: Record<string, string>, protocols: string[] = []): Promise<{ res: Response; sid?: string; answer?: Record<string, unknown> }> {
-  const res = await fetch(`${base}?gh=open`, { method: 'POST', headers: { 'Content-Type': 'text/plain', ...headers }, body: JSON.stringify({ protocols }) });
+/** Session id → its key, as the open answers gave them (a RawSession finds its key here). */
+const sessionKeys = new Map<string, Buffer>();
+
+export async function openSession(base: string, headers: Record<string, string>, protocols: string[] = []): Promise<{ res: Response; sid?: string; key?: Buffer; answer?: Record<string, unknown> }> {
+  // `base` may carry the WebSocket URL's own query (a ticket, say): the open keeps it.
+  const res = await fetch(`${base}${base.includes('?') ? '&' : '?'}gh=open`, { method: 'POST', headers: { 'Content-Type': 'text/plain', ...headers }, body: JSON.stringify({ protocols }) });
   if (res.status !== 200) { await res.arrayBuffer(); return { res }; }
   const answer = await res.json() as Record<string, unknown>;
-  return { res, sid: answer.session as string, answer };
+  const key = Buffer.from(answer.key as string, 'base64url');
+  sessionKeys.set(answer.session as string, key);
+  return { res, sid: answer.session as string, key, answer };
+}
+
+/** Remember the key an open answer gave (for answers read without `openSession`). */
+export function rememberKey(answer: { session: string; key: string }): void {
+  sessionKeys.set(answer.session, Buffer.from(answer.key, 'base64url'));
+}
+
+/** A session request's body: the session's KEY frame (a made-up one for a session never opened here), then `frames`. */
+export function keyed(sid: string, frames: Buffer = Buffer.alloc(0)): Buffer {
+  const key = sessionKeys.get(sid) ?? randomBytes(32);
+  return Buffer.concat([encodeKey(key), frames]);
 }
 
 export class RawSession {
@@ -22,8 +40,9 @@ export class RawSession {
   lastIn = 0;
   constructor(readonly base: string, readonly sid: string, public headers: Record<string, string>) {}
 
-  request(op: string, body?: Buffer, headers: Record<string, string> = this.headers, extra = ''): Promise<Response> {
-    return fetch(`${this.base}?gh=${op}&s=${this.sid}${extra}`, { method: 'POST', headers, body });
+  /** A request of this session; its body starts with the session's key unless `withKey` is false (a forger's request). */
+  request(op: string, body?: Buffer, headers: Record<string, string> = this.headers, extra = '', withKey = true): Promise<Response> {
+    return fetch(`${this.base}?gh=${op}&s=${this.sid}${extra}`, { method: 'POST', headers, body: withKey ? keyed(this.sid, body) : body });
   }
 
   /** POST messages (text unless Buffer) with the next numbers. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startHarness, type Harness } from './harness.js';
 import { installStandInChecks, originKeys, ORIGIN_REFUSALS, REAL_ORIGIN_CHECK, TEST_LIMITS } from './stand-in-checks.js';
-import { ALLOWED, EVIL, RawSession, frames, openSession } from './raw.js';
+import { ALLOWED, EVIL, RawSession, frames, keyed, openSession, rememberKey } from './raw.js';
 import { encodeMessage, encodeNumber, FrameType } from '../../../src/fallback/wire.js';
 import type { FallbackSession } from '../../../src/fallback/session.js';
 
@@ -190,7 +190,7 @@ test('unknown, malformed, foreign-service and expired session ids: 404 / 400', a
 test('request bodies are capped: 413 from Content-Length or from the bytes, session closed 1009', async () => {
   const s = await newSession();
   const big = Buffer.alloc(65 * 1024, 0x61);
-  const declared = await rawPost(`${base}?gh=send&s=${s.sid}`, ALICE, big, false);
+  const declared = await rawPost(`${base}?gh=send&s=${s.sid}`, ALICE, keyed(s.sid, big), false);
   assert.equal(declared, 413);
   audited('fallback_body_too_big', 413);
   const closing = await s.receive(1);
@@ -198,7 +198,7 @@ test('request bodies are capped: 413 from Content-Length or from the bytes, sess
   assert.equal((closing[0] as { code: number }).code, 1009);
 
   const chunked = await newSession();
-  assert.equal(await rawPost(`${base}?gh=send&s=${chunked.sid}`, ALICE, big, true), 413);
+  assert.equal(await rawPost(`${base}?gh=send&s=${chunked.sid}`, ALICE, keyed(chunked.sid, big), true), 413);
   await canaryStillWorks();
 });
 
@@ -207,7 +207,7 @@ test('a body that never ends → 408 at the request timeout, answered and closed
   const status = await new Promise<number>((resolve, reject) => {
     const req = httpRequest(`${base}?gh=send&s=${s.sid}`, { method: 'POST', headers: ALICE }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
     req.on('error', reject);
-    req.write(encodeNumber(FrameType.SEQ, 1)); // …and nothing more, never the end
+    req.write(keyed(s.sid, encodeNumber(FrameType.SEQ, 1))); // …and nothing more, never the end
   });
   assert.equal(status, 408);
   audited('fallback_body_timeout', 408);
@@ -276,7 +276,8 @@ test('responses are not cacheable or sniffable, and there is no JSONP, htmlfile 
   const open = await fetch(`${base}?gh=open&callback=alert(1)`, { method: 'POST', headers: ALICE, body: '{}' });
   assert.equal(open.status, 200);
   assert.equal(open.headers.get('content-type'), 'application/json');
-  const answer = await open.json() as { session: string };
+  const answer = await open.json() as { session: string; key: string };
+  rememberKey(answer);
   const s = new RawSession(base, answer.session, ALICE);
   const responses = [open, (await s.poll()).res, await s.send(['x'])];
   for (const res of responses) {
