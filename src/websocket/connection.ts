@@ -16,7 +16,7 @@ import {
   CLOSE_POLICY_VIOLATION, CLOSE_INTERNAL_ERROR, isValidCloseCode,
 } from './constants.js';
 import { FrameParser, type FrameParserHandler, type FrameParserOptions } from './frame-parser.js';
-import { FrameWriter } from './frame-writer.js';
+import { deliverRead, FrameWriter } from './frame-writer.js';
 import { heartbeat, type HeartbeatMember } from './heartbeat.js';
 import { applyMask } from './mask.js';
 import { MessageDeflater, MessageInflater, PerMessageDeflate, type DeflateSink, type InflateSink } from './deflate-codec.js';
@@ -89,7 +89,11 @@ function onSocketDrain(this: Socket): void {
   (this as OwnedSocket)[kConnection].onSocketDrain();
 }
 function onSocketData(this: Socket, chunk: Buffer): void {
-  (this as OwnedSocket)[kConnection].onSocketData(chunk);
+  // What the read makes us (or a relay's other side) write leaves when it has been parsed: one write per writer.
+  deliverRead(readChunk, (this as OwnedSocket)[kConnection], chunk);
+}
+function readChunk(conn: WebSocketConnection, chunk: Buffer): void {
+  conn.onSocketData(chunk);
 }
 
 type CloseWatcher = (info: CloseInfo) => void;

@@ -1,19 +1,23 @@
 /**
  * Frame writer (RFC 6455 §5.2): header encoding and a socket wrapper.
  *
- * Small frames are built with their header into the tick's segment of a shared
- * slab (see the arena below); larger frames are written as header + payload
- * without copying the payload (threshold: see SMALL_FRAME). Either way the
- * socket stays corked until the end of the tick, so every frame written in one
- * tick leaves in one writev. Client role (§5.3)
- * masks every frame with a fresh key and never mutates the caller's buffer
- * unless told it may.
+ * Frames written together leave together: a *batch* runs from a writer's
+ * first frame until the end of the socket read that caused it (see
+ * `deliverRead`) or, for writes made outside any read (timers, HTTP
+ * requests), until the end of the tick. Small frames are built with their
+ * header into the batch's segment of a shared slab (see the arena below) and
+ * the segment goes to the socket as one buffer when the batch ends; larger
+ * frames are written as header + payload without copying the payload
+ * (threshold: see SMALL_FRAME), with the socket corked until the batch ends.
+ * So every frame of a batch leaves in one write or one writev. Client role
+ * (§5.3) masks every frame with a fresh key and never mutates the caller's
+ * buffer unless told it may.
  */
 import type { Socket } from 'node:net';
 import {
   OP_CLOSE, OP_PING, OP_PONG, MAX_CLOSE_REASON, CLOSE_NO_STATUS, isValidCloseCode,
 } from './constants.js';
-import { applyMask, randomMaskKey, xorKey, xorRange } from './mask.js';
+import { applyMask, randomMaskKey, xorKey, xorRangeIn } from './mask.js';
 
 /**
  * Up to this payload size a frame is copied with its header into the tick's
@@ -112,23 +116,66 @@ export function encodeClosePayload(code: number | undefined, reason = ''): Buffe
  */
 const SLAB_SIZE = 16 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+/** The slab as 32-bit words (it owns its backing store from byte 0): masking in it needs no view per frame. */
+let slabWords = new Int32Array(slab.buffer, 0, SLAB_SIZE >>> 2);
 let slabPos = 0;
 
-/** End of the tick: everything written since `batch()` goes out as one writev. */
-function flushBatch(w: FrameWriter): void {
-  w.spill();
-  // Already ended by flushNow (and no batch opened since): nothing of ours is corked.
+/**
+ * Socket reads being delivered (nested: a delivery may run another, e.g. a
+ * resumed parser), and the writers that opened a batch during them. A batch
+ * opened while a read is delivered ends when the outermost delivery returns —
+ * synchronously, without a tick callback or a cork: with one message in
+ * flight (a chat message, a game move) each read carries one frame, and the
+ * end-of-tick deferral and cork/uncork cost every such message without
+ * batching anything.
+ */
+let deliveries = 0;
+/** `readBatches[0, readBatchCount)`; the slots are reused, not the array truncated (setting `length` is a runtime call). */
+const readBatches: (FrameWriter | null)[] = [];
+let readBatchCount = 0;
+
+/**
+ * Run `deliver(target, input)` (a socket read handed to its parser) with the
+ * frames it writes, on any writer, batched until it returns. `deliver` is
+ * meant to be one module-level function: nothing is allocated per read.
+ */
+export function deliverRead<T, A>(deliver: (target: T, input: A) => void, target: T, input: A): void {
+  deliveries++;
+  try {
+    deliver(target, input);
+  } finally {
+    if (--deliveries === 0 && readBatchCount > 0) endReadBatches();
+  }
+}
+
+function endReadBatches(): void {
+  // Ending a batch writes to a socket, which never delivers a read synchronously: the list does not grow meanwhile.
+  const n = readBatchCount;
+  readBatchCount = 0;
+  for (let i = 0; i < n; i++) {
+    const w = readBatches[i] as FrameWriter;
+    readBatches[i] = null;
+    endBatch(w);
+  }
+}
+
+/** End of a batch: the segment to the socket, and what was corked behind it goes out as one writev. */
+function endBatch(w: FrameWriter): void {
+  // Already ended by flushNow (and no batch opened since): nothing of ours is left.
   if (!w.batching) return;
   w.batching = false;
-  w.socket.uncork();
+  w.spill();
+  w.release();
 }
 
 export class FrameWriter {
   readonly socket: Socket;
   /** Client role: every frame masked with a fresh key (RFC 6455 §5.3). */
   readonly masked: boolean;
-  /** The socket is corked until the end of the current tick. */
+  /** A batch is open (see the top of the file): ended by the read delivery or the tick it began in. */
   batching = false;
+  /** We corked the socket for this batch (something was written to it directly): uncorked when the batch ends. */
+  private corked = false;
   /** This tick's segment of small frames: `segSlab[segStart, segEnd)`, not yet given to the socket. */
   private segSlab: Buffer | null = null;
   private segStart = 0;
@@ -145,7 +192,7 @@ export class FrameWriter {
   }
 
   /**
-   * Frames written in one tick (a relay forwarding the 32 frames of one read,
+   * Frames written in one batch (a relay forwarding the 32 frames of one read,
    * an echo) leave in one writev instead of one write syscall each: measured
    * on the proxy benchmark (64 B × 50 connections) this is 2.9× the
    * messages/s, the write syscalls having been ~75 % of the gateway's CPU.
@@ -153,8 +200,22 @@ export class FrameWriter {
   private batch(): void {
     if (this.batching) return;
     this.batching = true;
+    if (deliveries > 0) readBatches[readBatchCount++] = this;
+    else process.nextTick(endBatch, this);
+  }
+
+  /** Before writing to the socket directly during a batch: cork it, so the batch still leaves in one writev. */
+  private hold(): void {
+    if (this.corked) return;
+    this.corked = true;
     this.socket.cork();
-    process.nextTick(flushBatch, this);
+  }
+
+  /** @internal The batch has ended: uncork what `hold` corked. */
+  release(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   /**
@@ -167,6 +228,7 @@ export class FrameWriter {
     if (this.segSlab !== null && (this.segSlab !== slab || this.segEnd !== slabPos || slabPos + n > SLAB_SIZE)) this.spill();
     if (slabPos + n > SLAB_SIZE) {
       slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      slabWords = new Int32Array(slab.buffer, 0, SLAB_SIZE >>> 2);
       slabPos = 0;
     }
     const at = slabPos;
@@ -194,6 +256,8 @@ export class FrameWriter {
     this.segStart = this.segEnd = 0;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return;
+    // Spilled before the batch ends (a large frame follows, the slab ran out, end()): the rest joins it.
+    if (this.batching) this.hold();
     if (socket.writableLength === 0) {
       socket.write(seg.subarray(start, end));
       return;
@@ -209,17 +273,18 @@ export class FrameWriter {
   }
 
   /**
-   * A small frame into the tick's segment: header, then the payload copied —
-   * and masked with `key` on the way when `maskPayload` (a relay's payload
-   * arrives already re-masked).
+   * A small frame into the batch's segment: header (with `key` when
+   * `masked`), then the payload copied and, on the way, XORed with `xorWith`
+   * (0: as it is) — the frame's own key, or a relay's old key and new key in
+   * one (the payload arrives masked with the client's key).
    */
-  private writeSmall(opcode: number, payload: Buffer, fin: boolean, masked: boolean, key: number, maskPayload: boolean): boolean {
+  private writeSmall(opcode: number, payload: Buffer, fin: boolean, masked: boolean, key: number, xorWith: number): boolean {
     const len = payload.length;
     const at = this.reserve(headerLength(len, masked) + len);
     const buf = slab;
     const h = at + writeHeaderAt(buf, at, opcode, fin, len, masked, key);
     payload.copy(buf, h);
-    if (maskPayload) xorKey(buf, h, h + len, key);
+    if (xorWith !== 0) xorRangeIn(buf, slabWords, h, h + len, xorWith >>> 24, (xorWith >>> 16) & 0xff, (xorWith >>> 8) & 0xff, xorWith & 0xff);
     this.batch();
     return this.afterWrite();
   }
@@ -241,7 +306,7 @@ export class FrameWriter {
     const len = payload.length;
     // A number, not a 4-byte view: no allocation per frame for the key.
     const key = masked ? randomMaskKey() : 0;
-    if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, masked);
+    if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, key);
     if (masked) {
       // Masking is copy-and-mask: the caller's buffer stays intact.
       const buf = Buffer.allocUnsafe(headerLength(len, true) + len);
@@ -249,6 +314,7 @@ export class FrameWriter {
       payload.copy(buf, h);
       xorKey(buf, h, h + len, key);
       this.batch();
+      this.hold();
       this.spill();
       this.socket.write(buf);
       return this.afterWrite();
@@ -258,25 +324,24 @@ export class FrameWriter {
 
   /**
    * Relay variant: `payload` is the caller's to give up; it is currently masked
-   * with `fromMask` (or plain when null) and is transformed IN PLACE in one pass
-   * to the mask this frame needs (a fresh key in client role, none in server role).
+   * with `fromMask` (or plain when null) and is transformed in one pass to the
+   * mask this frame needs (a fresh key in client role, none in server role):
+   * IN PLACE when large, while it is copied into the segment when small (the
+   * caller must not read it afterwards either way).
    */
   writeFrameRemasked(opcode: number, payload: Buffer, fin: boolean, fromMask: Buffer | null, fromOffset = 0): boolean {
     const len = payload.length;
     const masked = this.masked;
-    let key = 0;
-    if (masked) {
-      key = randomMaskKey();
-      // One pass: XOR with (old key ^ new key), the old key taken from fromOffset on.
-      const o = fromOffset & 3;
-      const f0 = fromMask === null ? 0 : fromMask[o], f1 = fromMask === null ? 0 : fromMask[(o + 1) & 3];
-      const f2 = fromMask === null ? 0 : fromMask[(o + 2) & 3], f3 = fromMask === null ? 0 : fromMask[(o + 3) & 3];
-      xorRange(payload, 0, len, f0 ^ (key >>> 24), f1 ^ ((key >>> 16) & 0xff), f2 ^ ((key >>> 8) & 0xff), f3 ^ (key & 0xff));
-    } else if (fromMask !== null) {
-      applyMask(payload, fromMask, 0, len, fromOffset);
-    }
-    // Already (re)masked: a small one is copied into the segment as is.
-    if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, false);
+    const key = masked ? randomMaskKey() : 0;
+    const o = fromOffset & 3;
+    // The old key as a number, rotated to fromOffset (0: plain).
+    const from = fromMask === null ? 0
+      : (fromMask[o] << 24) | (fromMask[(o + 1) & 3] << 16) | (fromMask[(o + 2) & 3] << 8) | fromMask[(o + 3) & 3];
+    // One pass: XOR with (old key ^ new key) — into the segment for a small
+    // frame (copied anyway), in place for a large one (not copied).
+    if (len <= SMALL_FRAME) return this.writeSmall(opcode, payload, fin, masked, key, from ^ key);
+    if (masked) xorKey(payload, 0, len, from ^ key);
+    else if (fromMask !== null) applyMask(payload, fromMask, 0, len, fromOffset);
     return this.writeLarge(opcode, payload, fin, masked, key);
   }
 
@@ -291,6 +356,7 @@ export class FrameWriter {
     const header = Buffer.allocUnsafe(headerLength(payload.length, masked));
     writeHeaderAt(header, 0, opcode, fin, payload.length, masked, key);
     this.batch();
+    this.hold();
     this.spill();
     this.socket.write(header);
     this.socket.write(payload);
@@ -298,14 +364,12 @@ export class FrameWriter {
   }
 
   /**
-   * End the batch now (see FLUSH_AT). The end-of-tick flush still runs: it
-   * ends whatever batch is open then, so no cork is ever left behind.
+   * Send what the batch holds now (see FLUSH_AT). The batch stays open: its
+   * end still comes (read delivered, or tick), so no cork is ever left behind.
    */
   private flushNow(): void {
     this.spill();
-    if (!this.batching) return;
-    this.batching = false;
-    this.socket.uncork();
+    this.release();
   }
 
   writeClose(code?: number, reason = ''): boolean {

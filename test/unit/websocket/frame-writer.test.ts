@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { FrameWriter, encodeHeader, encodeClosePayload, FLUSH_AT, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
+import { FrameWriter, deliverRead, encodeHeader, encodeClosePayload, FLUSH_AT, SMALL_FRAME } from '../../../src/websocket/frame-writer.js';
 import { FrameParser } from '../../../src/websocket/frame-parser.js';
 import { applyMask } from '../../../src/websocket/mask.js';
 import { OP_BINARY, OP_CLOSE, OP_TEXT } from '../../../src/websocket/constants.js';
@@ -74,13 +74,13 @@ describe('encodeClosePayload', () => {
 });
 
 describe('FrameWriter', () => {
-  it('small frame: header and payload in one write, batched until the end of the tick', async () => {
+  it('small frame: header and payload in one write, batched until the end of the tick (no cork)', async () => {
     const { w, s } = writer(false);
     w.writeFrame(OP_TEXT, Buffer.from('hello'), true);
-    assert.deepEqual(s.calls, ['cork'], 'built in the tick segment, not yet handed to the socket');
+    assert.deepEqual(s.calls, [], 'built in the batch segment, not yet handed to the socket');
     assert.equal(w.pending, 7);
     await new Promise((resolve) => process.nextTick(resolve));
-    assert.deepEqual(s.calls, ['cork', 'write:7', 'uncork']);
+    assert.deepEqual(s.calls, ['write:7'], 'one write, and no cork/uncork around it');
     assert.equal(w.pending, 0);
     const f = parseServerFrame(s.bytes);
     assert.equal(f?.frame.payload.toString(), 'hello');
@@ -116,11 +116,13 @@ describe('FrameWriter', () => {
     assert.equal(s.calls.at(-1), 'uncork', 'the 16th reaches 64 KiB: flushed now');
     assert.equal(s.corked, 0);
     w.writeFrame(OP_BINARY, Buffer.from('after'), true);
-    assert.equal(s.corked, 1, 'a new batch for the rest of the tick');
+    assert.equal(w.pending, 7, 'the rest of the tick goes on in the batch');
     await new Promise((resolve) => process.nextTick(resolve));
     assert.equal(s.corked, 0);
-    assert.equal(s.calls.filter((c) => c === 'cork').length, 2);
-    assert.equal(s.calls.filter((c) => c === 'uncork').length, 2, 'the first tick flush found its batch ended, the second one closed the new batch');
+    assert.equal(w.pending, 0);
+    assert.deepEqual(s.calls.slice(-1), ['write:7'], 'the end of the tick writes the rest');
+    assert.equal(s.calls.filter((c) => c === 'cork').length, 1);
+    assert.equal(s.calls.filter((c) => c === 'uncork').length, 1, 'the cork of the large frames was released once');
     const big = Buffer.alloc(FLUSH_AT, 2);
     const m = writer(true);
     m.w.writeFrameRemasked(OP_BINARY, big, true, null);
@@ -188,7 +190,8 @@ describe('FrameWriter', () => {
           const pieceKey = Buffer.from([key[rot], key[(rot + 1) & 3], key[(rot + 2) & 3], key[(rot + 3) & 3]]);
           const { w, s } = writer(masked);
           w.writeFrameRemasked(OP_BINARY, payload, true, pieceKey);
-          assert.equal(s.calls[0], 'cork', 'joins the tick batch');
+          if (size > SMALL_FRAME) assert.equal(s.calls[0], 'cork', 'a large frame joins the batch corked');
+          else assert.deepEqual(s.calls, [], 'a small frame waits in the batch segment');
           assert.ok(!s.calls.includes('uncork'), 'no uncork of its own');
           w.spill();
           const r = parseServerFrame(s.bytes);
@@ -197,7 +200,8 @@ describe('FrameWriter', () => {
           assert.ok(r.frame.payload.equals(plain), `size ${size} rot ${rot} masked ${masked}`);
           if (size > SMALL_FRAME) assert.ok(s.calls.includes(`write:${size}`), 'large payload written as is (no copy)');
           await new Promise((resolve) => process.nextTick(resolve));
-          assert.equal(s.calls.at(-1), 'uncork');
+          if (size > SMALL_FRAME) assert.equal(s.calls.at(-1), 'uncork');
+          assert.equal(s.corked, 0, 'nothing left corked');
         }
       }
     }
@@ -287,8 +291,43 @@ describe('FrameWriter', () => {
     w.writeFrame(OP_TEXT, Buffer.from('late'), true);
     s.writableEnded = true;
     await new Promise((resolve) => process.nextTick(resolve));
-    assert.deepEqual(s.calls, ['cork', 'uncork']);
+    assert.deepEqual(s.calls, []);
     assert.equal(w.pending, 0);
+  });
+
+  it('frames written while a read is delivered leave when the delivery returns: one write per writer, before the tick ends', () => {
+    const a = writer(false);
+    const b = writer(true);
+    const big = Buffer.alloc(SMALL_FRAME + 10, 5);
+    const read = (ws: [FrameWriter, FrameWriter], chunk: Buffer): void => {
+      ws[0].writeFrame(OP_BINARY, chunk, true);
+      // A nested delivery (a parser resumed inside a delivery) joins the outer one.
+      deliverRead((w: FrameWriter, c: Buffer) => { w.writeFrame(OP_BINARY, c, true); }, ws[0], chunk);
+      assert.equal(a.s.calls.length, 0, 'nothing leaves before the outermost delivery returns');
+      ws[1].writeFrame(OP_BINARY, chunk, true);
+      ws[1].writeFrame(OP_BINARY, big, true);
+    };
+    deliverRead(read, [a.w, b.w] as [FrameWriter, FrameWriter], Buffer.from('ping'));
+    assert.deepEqual(a.s.calls, ['write:12'], 'a: both small frames in one write, no cork');
+    assert.equal(a.w.pending, 0);
+    assert.deepEqual(b.s.calls, ['cork', 'write:10', `write:${big.length + 8}`, 'uncork'], 'b: the small frame and the large one in one writev');
+    assert.equal(b.s.corked, 0);
+    let rest = a.s.bytes;
+    for (let i = 0; i < 2; i++) {
+      const r = parseServerFrame(rest);
+      assert.equal(r?.frame.payload.toString(), 'ping');
+      rest = rest.subarray(r?.size ?? 0);
+    }
+    assert.equal(rest.length, 0);
+  });
+
+  it('a delivery that throws still ends its batches', () => {
+    const { w, s } = writer(false);
+    assert.throws(() => deliverRead((x: FrameWriter) => { x.writeFrame(OP_TEXT, Buffer.from('x'), true); throw new Error('boom'); }, w, null), /boom/);
+    assert.deepEqual(s.calls, ['write:3']);
+    // The next delivery is not nested in a delivery that never ended.
+    deliverRead((x: FrameWriter) => { x.writeFrame(OP_TEXT, Buffer.from('y'), true); }, w, null);
+    assert.deepEqual(s.calls, ['write:3', 'write:3']);
   });
 
   it('round trip: client-role writer output parses in a server-role parser', () => {
