@@ -44,13 +44,14 @@ function token(sub: string): Promise<string> {
     .setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
 }
 
-interface Connected { client: MqttClient; closed: Promise<number> }
+interface Connected { client: MqttClient; closed: Promise<number>; ws: () => WebSocket }
 
 /** mqtt.js through the gateway as `user`, with credentials of its own that must never reach the broker. */
 async function connect(path: string, user: string, version: 4 | 5, extra: Partial<IClientOptions> = {}): Promise<Connected> {
   const jwt = await token(user);
   let resolveClosed!: (code: number) => void;
   const closed = new Promise<number>((resolve) => { resolveClosed = resolve; });
+  let socket: WebSocket | undefined;
   const client = await mqtt.connectAsync(gw.url(path), {
     protocolVersion: version,
     clientId: `${user}-own-id`,
@@ -61,11 +62,12 @@ async function connect(path: string, user: string, version: 4 | 5, extra: Partia
     createWebsocket: (url: string, protocols: string[]) => {
       const ws = new WebSocket(url, protocols, { headers: { authorization: `Bearer ${jwt}` } });
       ws.once('close', (code) => resolveClosed(code));
+      socket = ws;
       return ws as never;
     },
     ...extra,
   });
-  return { client, closed };
+  return { client, closed, ws: () => socket! };
 }
 
 /** The next message `client` receives. */
@@ -90,6 +92,10 @@ before(async () => {
     services: {
       'mqtt-tcp': { ...service, path: '/mqtt', type: 'tcp', backend: `tcp://127.0.0.1:${broker.port}` },
       'mqtt-ws': { ...service, path: '/mqtt-ws', type: 'websocket', backend: `ws://127.0.0.1:${broker.wsPort}/` },
+      'mqtt-strict': {
+        ...service, path: '/mqtt-strict', type: 'tcp', backend: `tcp://127.0.0.1:${broker.port}`, subprotocols: ['mqtt', 'mqttv3.1'],
+        inspect: { mqtt: { ...POLICY, retain: false, max_qos: 1, limits: { connect_timeout: '300ms' } } },
+      },
     },
   }, { ...process.env, MQTT_BACKEND_PASSWORD: BACKEND_PASSWORD });
   observer = await observeBroker(broker, 'observer', 'observer-password');
@@ -165,6 +171,57 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
           await bob.client.endAsync();
         }
         assert.ok(gw.auditReasons().includes('mqtt_publish_refused'));
+      });
+
+      it('QoS 1 and 2 flows pass both ways: the client\'s PUBLISH gets PUBACK / PUBCOMP, the broker\'s QoS 2 delivery completes', T, async () => {
+        const { client } = await connect(path, 'alice', version);
+        try {
+          await client.subscribeAsync('devices/alice/qos/#', { qos: 2 });
+          const received: string[] = [];
+          const gotBoth = new Promise<void>((resolve) => client.on('message', (topic, payload, packet) => {
+            received.push(`${topic} ${payload.toString()} qos ${packet.qos}`);
+            if (received.length === 2) resolve();
+          }));
+          // publishAsync resolves on PUBACK (QoS 1) and on PUBCOMP after PUBREC and PUBREL (QoS 2).
+          await client.publishAsync('devices/alice/qos/1', 'one', { qos: 1 });
+          await client.publishAsync('devices/alice/qos/2', 'two', { qos: 2 });
+          // mqtt.js emits a QoS 2 message on the broker's PUBREL, which answers the client's PUBREC.
+          await gotBoth;
+          assert.deepEqual(received.sort(), ['devices/alice/qos/1 one qos 1', 'devices/alice/qos/2 two qos 2']);
+          await observer.observed('devices/alice/qos/2 two');
+        } finally {
+          await client.endAsync();
+        }
+      });
+
+      it('a will on an allowed topic is published when the client drops; one outside the policy refuses the CONNECT and never reaches the broker', T, async () => {
+        const will = (topic: string): Partial<IClientOptions> => ({ will: { topic, payload: Buffer.from(`gone ${label}`), qos: 1, retain: false } });
+        const { ws } = await connect(path, 'alice', version, will('devices/alice/status'));
+        ws().terminate(); // no DISCONNECT: the broker publishes the will
+        await observer.observed(`devices/alice/status gone ${label}`);
+        await assert.rejects(connect(path, 'bob', version, will('restricted/status')),
+          (err: Error & { code?: number }) => err.code === (version === 5 ? 0x87 : 0x05), 'CONNACK 0x87 (5.0) / 0x05 (3.1.1)');
+        // Had the CONNECT reached the broker, its will would be published when the gateway closed: before this marker.
+        const bob = await connect(path, 'bob', version);
+        await bob.client.publishAsync('devices/bob/after-will', label, { qos: 1 });
+        const upTo = await observer.observed(`devices/bob/after-will ${label}`);
+        assert.ok(!upTo.some((e) => e.startsWith('restricted/')), `no will on restricted/ reached the broker: ${upTo.join(', ')}`);
+        await bob.client.endAsync();
+        assert.ok(gw.auditReasons().includes('mqtt_will_refused'));
+      });
+
+      it('a retained message reaches a later subscriber, flagged retained, and is cleared', T, async () => {
+        const { client } = await connect(path, 'alice', version);
+        const topic = `devices/alice/retained/${service}${version}`;
+        try {
+          await client.publishAsync(topic, 'kept', { qos: 1, retain: true });
+          const got = new Promise<string>((resolve) => client.once('message', (t, payload, packet) => resolve(`${t} ${payload.toString()} retain ${packet.retain}`)));
+          await client.subscribeAsync(topic, { qos: 1 });
+          assert.equal(await got, `${topic} kept retain true`);
+          await client.publishAsync(topic, '', { qos: 1, retain: true });
+        } finally {
+          await client.endAsync();
+        }
       });
 
       it('taking over another user\'s session with their client id is impossible', T, async () => {
@@ -249,5 +306,89 @@ describe('MQTT inspection: bad input', () => {
     await canary.client.publishAsync('devices/bob/canary', 'ok');
     assert.equal(await got, 'devices/bob/canary ok');
     await canary.client.endAsync();
+  });
+});
+
+describe('MQTT inspection: bounds, timeouts and the mqttv3.1 name (a service with retain: false, max_qos: 1, connect_timeout 300 ms)', () => {
+  const STRICT = '/mqtt-strict';
+
+  it('the real broker\'s 5.0 CONNACK reaches the client with Maximum QoS 1 and Retain Available 0', T, async () => {
+    const { client } = await connect(STRICT, 'alice', 5);
+    try {
+      const props = (client as unknown as { _serverProperties?: { maximumQoS?: number; retainAvailable?: boolean } })._serverProperties;
+      assert.equal(props?.maximumQoS, 1);
+      assert.equal(props?.retainAvailable, false);
+    } finally {
+      await client.endAsync();
+    }
+  });
+
+  for (const version of [4, 5] as const) {
+    it(`MQTT ${version === 5 ? '5.0' : '3.1.1'}: a retained PUBLISH is refused${version === 5 ? ' with DISCONNECT 0x9A' : ''}, close 1008, and the broker never keeps it`, T, async () => {
+      const topic = `devices/alice/strict-retained/${version}`;
+      const { client, closed } = await connect(STRICT, 'alice', version);
+      const disconnected = new Promise<number | undefined>((resolve) => client.once('disconnect', (p) => resolve(p.reasonCode)));
+      client.publish(topic, 'must not be kept', { qos: 1, retain: true });
+      assert.equal(await closed, 1008);
+      if (version === 5) assert.equal(await disconnected, 0x9a, 'DISCONNECT 0x9A (retain not supported)');
+      client.end(true);
+      // The broker sends a topic's retained message on SUBSCRIBE, before anything published after it.
+      const reader = await connect('/mqtt', 'alice', version);
+      const first = new Promise<string>((resolve) => reader.client.once('message', (t, payload) => resolve(`${t} ${payload.toString()}`)));
+      await reader.client.subscribeAsync(`${topic}/#`, { qos: 1 });
+      await reader.client.publishAsync(`${topic}/marker`, 'live', { qos: 1 });
+      assert.equal(await first, `${topic}/marker live`, 'no retained message was kept');
+      await reader.client.endAsync();
+      assert.ok(gw.auditReasons().includes('mqtt_retain_refused'));
+    });
+  }
+
+  it('no CONNECT within connect_timeout: close 1008, audited mqtt_connect_timeout', T, async () => {
+    const jwt = await token('alice');
+    const ws = new WebSocket(gw.url(STRICT), ['mqtt'], { headers: { authorization: `Bearer ${jwt}` } });
+    const code = await new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
+    assert.equal(code, 1008);
+    assert.ok(gw.auditReasons().includes('mqtt_connect_timeout'));
+  });
+
+  it('keep-alive is the broker\'s: PINGREQ and PINGRESP pass, and a client silent past 1.5 × its keep-alive is dropped by the broker', T, async () => {
+    const { client } = await connect(STRICT, 'alice', 5, { keepalive: 1 });
+    try {
+      await new Promise<void>((resolve) => client.on('packetreceive', (p) => { if (p.cmd === 'pingresp') resolve(); }));
+    } finally {
+      await client.endAsync();
+    }
+    const jwt = await token('bob');
+    const ws = new WebSocket(gw.url(STRICT), ['mqtt'], { headers: { authorization: `Bearer ${jwt}` } });
+    const closed = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 1 } as mqttPacket.IConnectPacket));
+    await closed; // the gateway closes the WebSocket as the broker closes its connection
+    assert.match(broker.log(), /Client bob has exceeded timeout, disconnecting/, 'Mosquitto\'s keep-alive ended it');
+  });
+
+  it('a client offering only mqttv3.1 (listed by the service) is inspected: MQTT 3.1.1 works, MQTT 3.1 gets CONNACK 0x01', T, async () => {
+    const jwt = await token('alice');
+    const open = async (): Promise<WebSocket> => {
+      const ws = new WebSocket(gw.url(STRICT), ['mqttv3.1'], { headers: { authorization: `Bearer ${jwt}` } });
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+      assert.equal(ws.protocol, 'mqttv3.1');
+      return ws;
+    };
+    const reply = (ws: WebSocket): Promise<Buffer> => new Promise((resolve) => ws.once('message', (d: Buffer) => resolve(d)));
+    const v311 = await open();
+    const connack = reply(v311);
+    v311.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 0 } as mqttPacket.IConnectPacket));
+    assert.deepEqual(await connack, Buffer.from([0x20, 2, 0, 0]), 'CONNACK accepted');
+    const suback = reply(v311);
+    v311.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'restricted/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+    assert.deepEqual(await suback, Buffer.from([0x90, 3, 0, 1, 0x80]), 'the policy applies: SUBACK 0x80');
+    v311.close();
+    const v31 = await open();
+    const refused = reply(v31);
+    const closed = new Promise<number>((resolve) => v31.once('close', (c) => resolve(c)));
+    v31.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clientId: 'x', clean: true, keepalive: 0 } as mqttPacket.IConnectPacket, { protocolVersion: 3 } as never));
+    assert.deepEqual(await refused, Buffer.from([0x20, 2, 0, 0x01]), 'CONNACK 0x01: unacceptable protocol version');
+    assert.equal(await closed, 1002);
   });
 });
