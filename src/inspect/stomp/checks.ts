@@ -11,6 +11,10 @@
  * - SUBSCRIBE: `destination` against `subscribe`; `selector` (an expression
  *   some brokers evaluate) and RabbitMQ's `x-queue-name` (which would let a
  *   subscription consume from a queue of the client's choosing) are refused.
+ * - SUBSCRIBE and SEND: RabbitMQ's queue arguments that name a destination,
+ *   `x-dead-letter-exchange` and `x-dead-letter-routing-key`, are refused
+ *   (RabbitMQ declares a /queue/ destination with them on either frame, and
+ *   would route the client's expired or rejected messages where it may not send).
  * - SEND: `destination` against `send`, inside a transaction or not;
  *   `reply-to` must be a `/temp-queue/...` (private to the connection) or a
  *   destination the client may subscribe to; `user-id` is stripped (the
@@ -48,6 +52,13 @@ function allowed(patterns: readonly DestinationPattern[], destination: string, i
 
 const SUBSCRIBE_HEADERS = ['destination', 'id', 'selector', 'x-queue-name'];
 const SEND_HEADERS = ['destination', 'reply-to', 'user-id', 'transaction'];
+/** Headers that name a destination for the broker outside the policy's view: refused wherever they appear. */
+const ROUTING_HEADERS = ['x-dead-letter-exchange', 'x-dead-letter-routing-key'];
+
+function routingHeader(frame: StompFrame, destination: string): Refusal | undefined {
+  for (const name of ROUTING_HEADERS) if (frame.count(name) > 0) return refusal(1008, 'stomp_header_refused', `${name} is not allowed`, destination);
+  return undefined;
+}
 
 /** SUBSCRIBE, given how many subscriptions are open (and whether its id is one of them). */
 export function checkSubscribe(frame: StompFrame, policy: StompPolicy, identity: PlaceholderIdentity | undefined, open: number, known: boolean): Refusal | undefined {
@@ -57,6 +68,8 @@ export function checkSubscribe(frame: StompFrame, policy: StompPolicy, identity:
   if (destination === undefined) return refusal(1002, 'stomp_missing_header', 'SUBSCRIBE without destination');
   if (frame.header('selector') !== undefined) return refusal(1008, 'stomp_selector_refused', 'selector is not allowed', destination);
   if (frame.header('x-queue-name') !== undefined) return refusal(1008, 'stomp_header_refused', 'x-queue-name is not allowed', destination);
+  const routing = routingHeader(frame, destination);
+  if (routing) return routing;
   if (!known && open >= policy.maxSubscriptions) return refusal(1008, 'stomp_too_many_subscriptions', `more than ${policy.maxSubscriptions} subscriptions`, destination);
   if (!allowed(policy.subscribe, destination, identity)) return refusal(1008, 'stomp_subscribe_denied', 'subscription not allowed', destination);
   return undefined;
@@ -68,6 +81,8 @@ export function checkSend(frame: StompFrame, policy: StompPolicy, identity: Plac
   if (repeated) return refusal(1002, 'stomp_repeated_header', `repeated header ${repeated}`);
   const destination = frame.header('destination');
   if (destination === undefined) return refusal(1002, 'stomp_missing_header', 'SEND without destination');
+  const routing = routingHeader(frame, destination);
+  if (routing) return routing;
   if (!allowed(policy.send, destination, identity)) return refusal(1008, 'stomp_send_denied', 'send not allowed', destination);
   const replyTo = frame.header('reply-to');
   if (replyTo !== undefined && !replyTo.startsWith('/temp-queue/') && !allowed(policy.subscribe, replyTo, identity)) {

@@ -253,6 +253,30 @@ async function raw(path: string, user: string): Promise<{ ws: WebSocket; got: st
 
 const CONNECT = 'CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0';
 
+describe('STOMP inspection: RabbitMQ queue arguments', () => {
+  // RabbitMQ declares a /queue/ destination on SEND and SUBSCRIBE with queue arguments from the frame's
+  // headers: a dead-letter exchange and routing key would route the client's messages (expired at once
+  // by x-message-ttl:0) to a destination it may not send to.
+  it('x-dead-letter-exchange and x-dead-letter-routing-key are refused on SEND and SUBSCRIBE; nothing reaches a room the client may not send to', { timeout: 30_000 }, async () => {
+    const room43 = await stomp('/tcp', 'bob', { room: '43' });
+    const listener = await subscribe(room43, '/exchange/amq.topic/room.43');
+    const leaked = listener.message.then((m) => `leaked: ${m.body}`);
+    const dlx = { 'x-dead-letter-exchange': 'amq.topic', 'x-dead-letter-routing-key': 'room.43', 'x-message-ttl': '0' };
+    for (const command of ['SEND', 'SUBSCRIBE']) {
+      const id = `eve-${randomBytes(4).toString('hex')}`;
+      const s = await stomp('/guest', id);
+      if (command === 'SEND') s.client.publish({ destination: `/queue/user.${id}`, body: 'to room 43', headers: dlx });
+      else s.client.subscribe(`/queue/user.${id}`, () => {}, dlx);
+      const outcome = await Promise.race([s.closed.then((c) => `${c.code} ${c.reason}`), leaked]);
+      assert.equal(outcome, '1008 stomp_header_refused', command);
+      assert.equal(s.errors[0]?.headers.message, 'x-dead-letter-exchange is not allowed', command);
+      assert.ok(!(await broker.queues()).includes(`user.${id}`), `${command}: the broker never declared the queue`);
+      await s.client.deactivate();
+    }
+    await room43.client.deactivate();
+  });
+});
+
 describe('STOMP inspection: frames in any split', () => {
   it('one byte per WebSocket message, many frames per message, heart-beats between: same frames, ACL still checked', { timeout: 30_000 }, async () => {
     const c = await raw('/ws', 'alice');

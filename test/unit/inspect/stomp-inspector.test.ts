@@ -139,10 +139,17 @@ describe('STOMP inspector: SUBSCRIBE and SEND headers', () => {
     t.after(() => d.i.end());
     d.client('SEND\ndestination:/queue/user.alice\ndestination:/queue/user.bob\n\n\0');
     assert.deepEqual([d.actions.ended()?.code, d.actions.ended()?.reason], [1002, 'stomp_repeated_header']);
+    for (const header of ['x-dead-letter-exchange:amq.topic', 'x-dead-letter-routing-key:room.43']) {
+      const q = connected();
+      t.after(() => q.i.end());
+      q.client(`SEND\ndestination:/queue/user.alice\n${header}\n\n\0`);
+      assert.deepEqual([q.actions.ended()?.code, q.actions.ended()?.reason], [1008, 'stomp_header_refused'], header);
+      assert.deepEqual(q.actions.to('backend'), [], header);
+    }
   });
 
   it('SUBSCRIBE: selector and x-queue-name are refused; subscriptions are counted by id, UNSUBSCRIBE frees one', (t) => {
-    for (const header of ['selector:a = 1', 'x-queue-name:user.bob']) {
+    for (const header of ['selector:a = 1', 'x-queue-name:user.bob', 'x-dead-letter-exchange:amq.topic', 'x-dead-letter-routing-key:room.43']) {
       const r = connected();
       t.after(() => r.i.end());
       r.client(`SUBSCRIBE\nid:1\ndestination:/topic/a\n${header}\n\n\0`);
