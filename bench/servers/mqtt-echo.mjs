@@ -11,11 +11,7 @@
  *   node bench/servers/mqtt-echo.mjs --port 9001 [--host 127.0.0.1]
  */
 import net from 'node:net';
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
+import { arg, END, serveFrames } from './lib/framed-stream.mjs';
 
 const CONNACK_311 = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const CONNACK_5 = Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]);
@@ -34,40 +30,27 @@ function remainingLength(buf, off) {
 }
 
 function serve(socket) {
-  socket.setNoDelay(true);
-  let pending = null;
   let level = 4;
-  socket.on('data', (chunk) => {
-    const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
-    pending = null;
-    let off = 0;
-    const out = [];
-    while (off < buf.length) {
-      const rl = remainingLength(buf, off);
-      if (rl === undefined) break;
-      const end = off + 1 + rl[1] + rl[0];
-      if (end > buf.length) break;
-      const type = buf[off] >> 4;
-      const body = off + 1 + rl[1];
-      if (type === 3) out.push(buf.subarray(off, end));
-      else if (type === 1) {
-        level = buf[body + 6];
-        out.push(level === 5 ? CONNACK_5 : CONNACK_311);
-      } else if (type === 12) out.push(PINGRESP);
-      else if (type === 8) {
-        const n = level === 5 ? 1 : 0;
-        out.push(Buffer.from([0x90, 2 + n + 1, buf[body], buf[body + 1], ...(n ? [0] : []), 0]));
-      } else if (type === 14) {
-        socket.end();
-        return;
-      }
-      off = end;
+  serveFrames(socket, (buf, off) => {
+    const rl = remainingLength(buf, off);
+    if (rl === undefined) return undefined;
+    const end = off + 1 + rl[1] + rl[0];
+    if (end > buf.length) return undefined;
+    const type = buf[off] >> 4;
+    const body = off + 1 + rl[1];
+    if (type === 3) return { end, reply: buf.subarray(off, end) };
+    if (type === 1) {
+      level = buf[body + 6];
+      return { end, reply: level === 5 ? CONNACK_5 : CONNACK_311 };
     }
-    if (off < buf.length) pending = Buffer.from(buf.subarray(off));
-    if (out.length === 1) socket.write(out[0]);
-    else if (out.length > 1) socket.write(Buffer.concat(out));
+    if (type === 12) return { end, reply: PINGRESP };
+    if (type === 8) {
+      const n = level === 5 ? 1 : 0;
+      return { end, reply: Buffer.from([0x90, 2 + n + 1, buf[body], buf[body + 1], ...(n ? [0] : []), 0]) };
+    }
+    if (type === 14) return { end, reply: END };
+    return { end };
   });
-  socket.on('error', () => socket.destroy());
 }
 
 const server = net.createServer(serve);

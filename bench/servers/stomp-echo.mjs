@@ -15,11 +15,7 @@
  */
 import net from 'node:net';
 import { WebSocketServer } from 'ws';
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
+import { arg, serveFrames } from './lib/framed-stream.mjs';
 
 const CONNECTED = Buffer.from('CONNECTED\nversion:1.2\nheart-beat:0,0\nserver:stomp-echo\n\n\0');
 const HEAD = 'MESSAGE\nsubscription:0\nmessage-id:1\ndestination:/queue/bench\ncontent-type:text/plain\n';
@@ -58,26 +54,11 @@ function frameEnd(buf, off) {
 }
 
 function serveStream(socket) {
-  socket.setNoDelay(true);
-  let pending = null;
-  socket.on('data', (chunk) => {
-    const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
-    pending = null;
-    let off = 0;
-    const out = [];
-    while (off < buf.length) {
-      if (buf[off] === 0x0a || buf[off] === 0x0d) { off++; continue; }
-      const end = frameEnd(buf, off);
-      if (end === -1) break;
-      const reply = answer(buf.subarray(off, end));
-      if (reply !== undefined) out.push(reply);
-      off = end;
-    }
-    if (off < buf.length) pending = Buffer.from(buf.subarray(off));
-    if (out.length === 1) socket.write(out[0]);
-    else if (out.length > 1) socket.write(Buffer.concat(out));
+  serveFrames(socket, (buf, off) => {
+    if (buf[off] === 0x0a || buf[off] === 0x0d) return { end: off + 1 };
+    const end = frameEnd(buf, off);
+    return end === -1 ? undefined : { end, reply: answer(buf.subarray(off, end)) };
   });
-  socket.on('error', () => socket.destroy());
 }
 
 function serveMessages(ws) {
