@@ -44,6 +44,13 @@ export interface FallbackSessionOptions {
   headers: (res: ServerResponse) => void;
   /** Called once when the session has ended, to unregister it. */
   onEnd: (session: FallbackSession, info: CloseInfo) => void;
+  /**
+   * True while the gateway drains: then the session's CLOSE, once written to
+   * the client, ends it without waiting for the acknowledgement — that would
+   * come on a new request, which the closed listeners no longer accept, so
+   * waiting held the drain for `close_timeout`.
+   */
+  draining?: () => boolean;
 }
 
 export class FallbackSession implements Channel {
@@ -222,6 +229,8 @@ export class FallbackSession implements Channel {
       res.flushHeaders();
       // The unacknowledged frames themselves are written (no copy of the buffer per request).
       this.writeStream([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...this.unackedFrames()]);
+      // (that write may have ended the stream already: rotated, or a drain's CLOSE delivered)
+      if (this.down !== down) return true;
       this.heartbeatTimer = setInterval(() => {
         if (this.down === down) this.writeStream([encodeEmpty(FrameType.HEARTBEAT)]);
       }, this.settings.heartbeat);
@@ -351,6 +360,7 @@ export class FallbackSession implements Channel {
     }
     res.uncork();
     this.noteWritten();
+    if (this.closeDeliveredOn(res)) { this.detachDownstream(); return; }
     if (down.bytes >= this.settings.response_limit) {
       // Rotate: the client re-requests at once with its acknowledgement, freeing our buffer.
       down.res.end(encodeEmpty(FrameType.END));
@@ -385,6 +395,20 @@ export class FallbackSession implements Channel {
     for (let i = 0; i < parts.length - 1; i++) res.write(parts[i]);
     res.uncork();
     res.end(parts[parts.length - 1]);
+    this.closeDeliveredOn(res);
+  }
+
+  /**
+   * While the gateway drains, the CLOSE written on `res` ends the session once
+   * the response is done (ended here if it is a stream): the client has it,
+   * and could not bring its acknowledgement. True when it is so.
+   */
+  private closeDeliveredOn(res: ServerResponse): boolean {
+    if (this.state !== 'closing' || this.writtenThrough < this.closeSeq || !this.opts.draining?.()) return false;
+    const close = this.localClose!;
+    res.once('close', () => this.finish({ ...close, wasClean: false, initiator: 'local' }));
+    if (!res.writableEnded) res.end(encodeEmpty(FrameType.END));
+    return true;
   }
 
   /** Everything queued now has been written to a downstream. */

@@ -238,6 +238,7 @@ export class FallbackEndpoints {
       admission: protocol === admission.protocol ? admission : withProtocol(admission, protocol),
       settings,
       headers: (r) => this.answers.commonHeaders(r, corsOrigin),
+      draining: () => this.opts.draining?.() !== undefined,
       onEnd: (s, info) => {
         this.sessions.delete(s.id);
         ctx.metrics.fallbackSessions.inc({ service: service.name }, -1);

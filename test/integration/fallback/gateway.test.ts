@@ -11,6 +11,7 @@ import { installStandInChecks, originKeys, ORIGIN_REFUSALS, TEST_LIMITS } from '
 import { ALLOWED, EVIL, openSession } from './raw.js';
 import { GatehouseSocket, type GatehouseCloseEvent } from '../../../client/src/index.js';
 import { buildClient } from '../../helpers/client-bundle.js';
+import type { FallbackSession } from '../../../src/fallback/session.js';
 
 installStandInChecks({ origins: [ALLOWED], users: { 'Bearer t-alice': { id: 'alice' }, 'cookie:sid=alice': { id: 'alice' } } });
 
@@ -123,4 +124,27 @@ test('drain closes fallback sessions with 1001 like WebSocket connections', asyn
   assert.equal(own.gateway.front.openChannels, 0);
   // The front door's end hook ran for the session: the guard let go of it.
   assert.equal(own.gateway.guard.size, 0);
+});
+
+test('drain ends once the sessions are closed: a client that got its 1001 does not hold it for close_timeout', { timeout: 20_000 }, async () => {
+  for (const mode of ['stream', 'poll'] as const) {
+    // close_timeout, session_timeout and the drain's own deadline far past this test's:
+    // only the session's close can end the drain in time (it used to wait for close_timeout).
+    const own = await startGateway({
+      fallback: { close_timeout: '120s', session_timeout: '120s' },
+      services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) } },
+    });
+    const s = new GatehouseSocket(own.url('/echo'), [], { transport: 'fallback', poll: mode === 'poll', headers: { Origin: ALLOWED, Cookie: 'sid=alice' } });
+    await new Promise<void>((resolve) => { s.onopen = () => resolve(); });
+    const echoed = new Promise<void>((resolve) => { s.onmessage = () => resolve(); });
+    s.send('ready?');
+    await echoed;
+    // The CLOSE travels on the session's downstream request: wait until one is attached.
+    const [session] = [...own.gateway.front.channelSet] as unknown as FallbackSession[];
+    while (session.downstream !== mode) await new Promise((r) => setTimeout(r, 10));
+    const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+    await own.stop(120_000);
+    assert.equal((await closed).code, 1001, `${mode}: the client got the 1001`);
+    assert.equal(own.gateway.front.openChannels, 0, mode);
+  }
 });
