@@ -99,48 +99,68 @@ async function openPage(): Promise<Page> {
 interface PageRun {
   transports: string[];
   granted: number[];
-  refusedPublish: number | undefined;
   received: string[];
+  /** 5.0: the refused publish's PUBACK code. */
+  refusedPublish?: number;
+  /** 3.1.1: the close code the refused publish ended the connection with. */
+  closeCode?: number;
 }
 
-test('mqtt.js in Chromium over the fallback: allowed round trip, refused subscribe and publish answered in MQTT, broker sees the principal', { timeout: 60_000 }, async () => {
-  const page = await openPage();
-  const jwt = await token('alice');
-  const run: PageRun = await page.evaluate(({ url, jwt }) => new Promise<PageRun>((resolve, reject) => {
-    const w = globalThis as any;
-    const transports: string[] = [];
-    const client = w.mqtt.connect(url, {
-      protocolVersion: 5, clientId: 'not-alice', username: 'mallory', password: 'guess', reconnectPeriod: 0, connectTimeout: 10_000,
-      createWebsocket: (u: string, protocols: string[]) => {
-        const s = new w.Gatehouse.GatehouseSocket(u, [...protocols, `bearer.${jwt}`], { transport: 'fallback' });
-        s.addEventListener('open', () => transports.push(`${s.transport} ${s.protocol}`));
-        return s;
-      },
-    });
-    const received: string[] = [];
-    client.on('error', (e: Error) => reject(e));
-    client.on('connect', () => {
-      // mqtt.js reports a SUBACK with a failure code as an error that carries the packet.
-      client.subscribe({ 'devices/alice/#': { qos: 1 }, 'restricted/#': { qos: 1 } }, (err: (Error & { packet?: { granted: number[] } }) | null) => {
-        if (!err?.packet) return reject(err ?? new Error('the SUBACK has no failure code'));
-        const granted = err.packet.granted;
-        client.publish('restricted/x', 'must not pass', { qos: 1 }, (refusal?: Error & { code?: number }) => {
-          client.on('message', (topic: string, payload: Uint8Array) => {
-            received.push(`${topic} ${new TextDecoder().decode(payload)}`);
-            client.end(false, {}, () => resolve({ transports, granted, refusedPublish: refusal?.code, received }));
+for (const version of [5, 4] as const) {
+  const name = version === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
+  test(`mqtt.js (${name}) in Chromium over the fallback: allowed round trip, refused subscribe and publish answered in MQTT, broker sees the principal`, { timeout: 60_000 }, async () => {
+    const page = await openPage();
+    const jwt = await token('alice');
+    const payload = `from the browser, ${name}`;
+    const run: PageRun = await page.evaluate(({ url, jwt, version, payload }) => new Promise<PageRun>((resolve, reject) => {
+      const w = globalThis as any;
+      const transports: string[] = [];
+      let closeCode: number | undefined;
+      const client = w.mqtt.connect(url, {
+        protocolVersion: version, clientId: 'not-alice', username: 'mallory', password: 'guess', reconnectPeriod: 0, connectTimeout: 10_000,
+        createWebsocket: (u: string, protocols: string[]) => {
+          const s = new w.Gatehouse.GatehouseSocket(u, [...protocols, `bearer.${jwt}`], { transport: 'fallback' });
+          s.addEventListener('open', () => transports.push(`${s.transport} ${s.protocol}`));
+          s.addEventListener('close', (e: { code: number }) => {
+            closeCode = e.code;
+            if (version === 4) resolve({ transports, granted, received, closeCode });
           });
-          client.publish('devices/alice/temp', 'from the browser', { qos: 1 });
+          return s;
+        },
+      });
+      const received: string[] = [];
+      let granted: number[] = [];
+      client.on('error', (e: Error) => { if (closeCode === undefined) reject(e); });
+      client.on('connect', () => {
+        // mqtt.js reports a SUBACK with a failure code as an error that carries the packet.
+        client.subscribe({ 'devices/alice/#': { qos: 1 }, 'restricted/#': { qos: 1 } }, (err: (Error & { packet?: { granted: number[] } }) | null) => {
+          if (!err?.packet) return reject(err ?? new Error('the SUBACK has no failure code'));
+          granted = err.packet.granted;
+          client.once('message', (topic: string, bytes: Uint8Array) => {
+            received.push(`${topic} ${new TextDecoder().decode(bytes)}`);
+            // 3.1.1 has no refusal code: the connection ends (resolved on the close above).
+            client.publish('restricted/x', 'must not pass', { qos: 1 }, (refusal?: Error & { code?: number }) => {
+              if (version === 5) client.end(false, {}, () => resolve({ transports, granted, refusedPublish: refusal?.code, received }));
+            });
+          });
+          client.publish('devices/alice/temp', payload, { qos: 1 });
         });
       });
-    });
-  }), { url: gw.url('/mqtt'), jwt });
-  assert.deepEqual(run.transports, ['fallback mqtt'], 'the fallback transport, subprotocol mqtt (the token entry never echoed)');
-  assert.deepEqual(run.granted, [1, 0x87], 'the refused filter got 0x87, the other its QoS');
-  assert.equal(run.refusedPublish, 0x87, 'the refused publish got PUBACK 0x87');
-  assert.deepEqual(run.received, ['devices/alice/temp from the browser']);
-  assert.deepEqual(await broker.connected('alice'), { clientId: 'alice', username: 'alice' }, 'the broker saw the principal only');
-  const upTo = await observer.observed('devices/alice/temp from the browser');
-  assert.ok(!upTo.some((e) => e.startsWith('restricted/')), `nothing on restricted/ reached the broker: ${upTo.join(', ')}`);
-  assert.ok(gw.auditReasons().includes('mqtt_publish_refused') && gw.auditReasons().includes('mqtt_subscribe_refused'));
-  await page.close();
-});
+    }), { url: gw.url('/mqtt'), jwt, version, payload });
+    assert.deepEqual(run.transports, ['fallback mqtt'], 'the fallback transport, subprotocol mqtt (the token entry never echoed)');
+    assert.deepEqual(run.granted, [1, version === 5 ? 0x87 : 0x80], 'the refused filter got its failure code, the other its QoS');
+    if (version === 5) assert.equal(run.refusedPublish, 0x87, 'the refused publish got PUBACK 0x87');
+    else assert.equal(run.closeCode, 1008, 'the refused publish closed the connection with 1008');
+    assert.deepEqual(run.received, [`devices/alice/temp ${payload}`]);
+    await broker.connected('alice');
+    const seen = broker.connections().filter((c) => c.username !== 'observer');
+    assert.deepEqual(seen.filter((c) => c.clientId !== 'alice' || c.username !== 'alice'), [], `the broker saw the principal only: ${JSON.stringify(seen)}`);
+    // A marker published after the refusal was answered: the refused publish, had it passed, came before it.
+    await observer.client.publishAsync('devices/alice/marker', name, { qos: 1 });
+    const upTo = await observer.observed(`devices/alice/marker ${name}`);
+    assert.ok(upTo.includes(`devices/alice/temp ${payload}`), `the allowed publish reached the broker: ${upTo.join(', ')}`);
+    assert.ok(!upTo.some((e) => e.startsWith('restricted/')), `nothing on restricted/ reached the broker: ${upTo.join(', ')}`);
+    assert.ok(gw.auditReasons().includes('mqtt_publish_refused') && gw.auditReasons().includes('mqtt_subscribe_refused'));
+    await page.close();
+  });
+}
