@@ -38,6 +38,8 @@ function inflateMessage(payload: Buffer): Buffer {
 interface BackendConn {
   offer: string | undefined;
   frames: ServerFrame[];
+  /** Close codes the gateway sent it. */
+  closes: number[];
   socket: Duplex;
   send(opcode: number, payload: Buffer, rsv?: number): void;
   nextFrame(): Promise<ServerFrame>;
@@ -71,9 +73,10 @@ class RecordingBackend {
       ...(protocol !== undefined ? [`Sec-WebSocket-Protocol: ${protocol}`] : []), '', ''].join('\r\n'));
     let buf = Buffer.alloc(0);
     const frames: ServerFrame[] = [];
+    const closes: number[] = [];
     let wake: (() => void) | null = null;
     const conn: BackendConn = {
-      offer, frames, socket,
+      offer, frames, closes, socket,
       send: (opcode, payload, rsv = 0) => { socket.write(buildFrame({ opcode, payload, rsv, mask: false })); },
       nextFrame: async () => {
         while (frames.length === 0) await new Promise<void>((r) => { wake = r; });
@@ -84,6 +87,7 @@ class RecordingBackend {
       buf = Buffer.concat([buf, d]);
       for (let r = parseServerFrame(buf); r !== undefined; r = parseServerFrame(buf)) {
         buf = buf.subarray(r.size);
+        if (r.frame.opcode === 8) closes.push(r.frame.payload.length >= 2 ? r.frame.payload.readUInt16BE(0) : 1005);
         if (r.frame.opcode === 8) socket.end(buildFrame({ opcode: 8, payload: r.frame.payload.subarray(0, 2), mask: false }));
         else frames.push(r.frame);
         wake?.();
@@ -241,6 +245,26 @@ test('passing frames, invalid UTF-8 and messages over max_message never reach th
     await client.expectClosed(5000);
     assert.equal(b.frames.length, 0, `nothing reached the backend (close ${code})`);
     assert.ok(gw.auditReasons().length > auditsBefore, 'audited');
+  }
+});
+
+test('a backend\'s compressed message that inflates past max_message: the backend gets 1009, the client 1014 and none of it', { timeout: 30_000 }, async () => {
+  // Both ways: a backend whose frames would pass as they are (MIRROR), and one whose agreement does not fit the client's.
+  for (const answer of [MIRROR, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9']) {
+    const { client, b } = await connect(() => answer);
+    const failuresBefore = gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'relay' });
+    const logsBefore = gw.logs.length;
+    // 100 KiB of zeros in about 100 bytes, against the service's 64 KiB max_message.
+    b.send(2, deflateMessage(Buffer.alloc(100 * 1024)), 4);
+    const close = await client.readClose(5000); // fails if a data frame comes first
+    assert.equal(close.code, 1014, `${answer}: the client is told the backend failed`);
+    await client.sendFrame({ opcode: 8, payload: closePayload(1014) });
+    await client.expectClosed(5000);
+    for (let i = 0; i < 200 && b.closes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(b.closes, [1009], `${answer}: the backend is closed with 1009`);
+    assert.ok(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'relay' }) > failuresBefore, 'counted as a backend failure');
+    assert.ok(gw.logs.slice(logsBefore).some((l) => l.audit && l.reason === 'backend_protocol_error' && l.code === 1009),
+      `${answer}: audited as backend_protocol_error with code 1009`);
   }
 });
 
