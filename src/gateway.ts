@@ -31,6 +31,7 @@ import { toAdmissionRequest } from './front/request.js';
 import { FallbackEndpoints, type FallbackOptions } from './front/fallback-endpoints.js';
 import type { Service } from './services/types.js';
 import { setZlibConcurrency } from './websocket/zlib-pool.js';
+import { registerCompressionMetrics } from './websocket/deflate-metrics.js';
 import type { SharedState } from './shared-state/contract.js';
 import { LocalBus, type MessageBus } from './bus.js';
 import { MemorySharedState } from './shared-state/memory.js';
@@ -80,6 +81,7 @@ export class Gateway {
     this.log = opts.logger ?? createLogger(config.log.level);
     this.metrics = opts.metrics ?? new Metrics();
     this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
+    registerCompressionMetrics(this.metrics);
     this.front = new FrontDoor(this.buildContext(config));
     this.guard = new ChannelGuard({ limits: config.limits, audit: this.audit, metrics: this.metrics });
     this.front.addChannelHook(this.guard.hook, this.guard.unhook);

@@ -264,6 +264,9 @@ export class FrontDoor {
       admission.request = undefined;
       const protocol = session.protocol ?? admission.protocol;
       socket.write(buildUpgradeResponse(upgrade.key, protocol, deflate !== null ? { 'Sec-WebSocket-Extensions': deflate.header } : undefined));
+      if (route.compression !== false && upgrade.extensions !== undefined) {
+        ctx.metrics.compressionNegotiations.inc({ service: route.name, outcome: deflate !== null ? 'accepted' : 'declined' });
+      }
       const channel = this.openWebSocket(socket as Socket, head, route, admission, protocol, deflate);
       session.attach(channel);
     } catch (err) {

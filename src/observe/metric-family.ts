@@ -16,6 +16,31 @@ export interface Series { value: number }
 
 interface Entry { labels: Labels; series: Series }
 
+/** One series as read at scrape time. */
+export interface Sample { labels: Labels; value: number }
+
+/**
+ * A prom-client counter or gauge on `registry` whose series `read` gives at
+ * every scrape (replacing one of the same name already there).
+ */
+export function registerSampled(
+  registry: Registry, name: string, type: 'counter' | 'gauge', help: string, labelNames: readonly string[], read: () => Iterable<Sample>,
+): void {
+  if (registry.getSingleMetric(name) !== undefined) registry.removeSingleMetric(name);
+  const common = { name, help, labelNames: [...labelNames], registers: [registry] };
+  if (type === 'counter') {
+    new Counter({ ...common, collect(this: Counter) {
+      this.reset();
+      for (const e of read()) this.inc(e.labels, e.value);
+    } });
+  } else {
+    new Gauge({ ...common, collect(this: Gauge) {
+      this.reset();
+      for (const e of read()) this.set(e.labels, e.value);
+    } });
+  }
+}
+
 export class MetricFamily<L extends string = string> {
   private readonly entries = new Map<string, Entry>();
 
@@ -26,19 +51,7 @@ export class MetricFamily<L extends string = string> {
     readonly labelNames: readonly L[],
     registry: Registry,
   ) {
-    const entries = this.entries;
-    const common = { name, help, labelNames: [...labelNames], registers: [registry] };
-    if (type === 'counter') {
-      new Counter({ ...common, collect(this: Counter) {
-        this.reset();
-        for (const e of entries.values()) this.inc(e.labels, e.series.value);
-      } });
-    } else {
-      new Gauge({ ...common, collect(this: Gauge) {
-        this.reset();
-        for (const e of entries.values()) this.set(e.labels, e.series.value);
-      } });
-    }
+    registerSampled(registry, name, type, help, labelNames, () => this.all());
   }
 
   /**

@@ -14,9 +14,9 @@
  * family here is a sum across workers (gauges included).
  */
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { MetricFamily, type Labels, type Series } from './metric-family.js';
+import { MetricFamily, registerSampled, type Labels, type Sample, type Series } from './metric-family.js';
 
-export type { Labels, Series } from './metric-family.js';
+export type { Labels, Sample, Series } from './metric-family.js';
 export { MetricFamily } from './metric-family.js';
 
 /** Seconds: from a fast local handshake to a slow authentication server or backend. */
@@ -95,6 +95,10 @@ export class Metrics {
   });
   readonly backendFailures = this.counterFamily('gatehouse_backend_failures_total',
     'Backend connections that failed or were lost, by service and error code', ['service', 'code']);
+  // ---- compression (the process-wide zlib families are sampled: see websocket/deflate-metrics.ts) ----
+  readonly compressionNegotiations = this.counterFamily('gatehouse_compression_negotiations_total',
+    'WebSocket connections opened with a Sec-WebSocket-Extensions offer on a service with compression on, by service and outcome (accepted: permessage-deflate agreed; declined: no offer acceptable, the connection is uncompressed)',
+    ['service', 'outcome']);
   readonly relayBytes = this.counterFamily('gatehouse_relay_bytes_total',
     'Bytes relayed between clients and backends, by service and direction (to_backend, to_client), counted when a relay ends', ['service', 'direction']);
 
@@ -121,6 +125,14 @@ export class Metrics {
   /** A gauge family of your own. */
   gaugeFamily<L extends string>(name: string, help: string, labelNames: readonly L[]): MetricFamily<L> {
     return this.family(name, 'gauge', help, labelNames);
+  }
+
+  /**
+   * A family whose series are read at every scrape, for state that a lower
+   * floor keeps for the whole process (the zlib queue): `read` gives them.
+   */
+  sampledFamily(name: string, type: 'counter' | 'gauge', help: string, labelNames: readonly string[], read: () => Iterable<Sample>): void {
+    registerSampled(this.registry, name, type, help, labelNames, read);
   }
 
   /** The family of that name, if any. */

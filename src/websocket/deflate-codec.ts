@@ -24,7 +24,7 @@ import { CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, OP_BINARY, OP_CONT, OP_TEXT } fro
 import { Utf8Validator } from './utf8.js';
 import type { FrameWriter } from './frame-writer.js';
 import type { DeflateOptions } from './permessage-deflate.js';
-import { giveDeflater, giveInflater, takeDeflater, takeInflater, zlibQueue, ZLIB_CHUNK, type ZlibJob } from './zlib-pool.js';
+import { giveDeflater, giveInflater, newDeflater, newInflater, takeDeflater, takeInflater, zlibQueue, zlibStats, ZLIB_CHUNK, type ZlibJob } from './zlib-pool.js';
 
 /** RFC 7692 §6: the "Per-Message Compressed" bit (RSV1), on the first frame of a compressed message only. */
 export const RSV1 = 0x40;
@@ -145,6 +145,7 @@ export class MessageInflater implements ZlibJob {
     const op = ++this.op;
     const written = (err?: Error | null): void => this.written(op, err);
     const piece = this.piece;
+    zlibStats.inflatedIn += piece.length;
     // §7.2.2: append 0x00 0x00 0xff 0xff to the message's payload, then inflate.
     if (!this.fin) z.write(piece, written);
     else if (piece.length <= ZLIB_CHUNK) z.write(piece.length === 0 ? TRAILER : Buffer.concat([piece, TRAILER]), written);
@@ -160,7 +161,7 @@ export class MessageInflater implements ZlibJob {
     if (z === null) {
       const bits = this.options.inflateWindowBits;
       // Context takeover (§7.1.1.2 not agreed): this connection's own context, kept between messages.
-      z = (this.options.keepInflater ? zlib.createInflateRaw({ windowBits: bits, chunkSize: ZLIB_CHUNK }) : takeInflater(bits)) as OwnedInflate;
+      z = (this.options.keepInflater ? newInflater(bits) : takeInflater(bits)) as OwnedInflate;
       if (z[kOwner] === undefined) {
         z.on('data', onInflateData);
         z.on('error', onInflateError);
@@ -177,6 +178,7 @@ export class MessageInflater implements ZlibJob {
   onChunk(z: OwnedInflate, chunk: Buffer): void {
     if (z !== this.z || this.state === I_FAILED) return;
     this.total += chunk.length;
+    zlibStats.inflatedOut += chunk.length;
     // Checked per chunk: never more than the limit plus one chunk.
     if (this.total > this.maxMessage) return this.fail(CLOSE_TOO_BIG, 'message too big (inflated)');
     // RFC 6455 §8.1 on the inflated text, chunk by chunk.
@@ -432,9 +434,7 @@ export class MessageDeflater implements ZlibJob {
     if (z === null) {
       const o = this.options;
       // Our context takeover (only when agreed and configured): this connection's own compressor, kept.
-      z = (o.keepDeflater
-        ? zlib.createDeflateRaw({ windowBits: o.deflateWindowBits, memLevel: o.memLevel, level: o.level, chunkSize: ZLIB_CHUNK, flush: zlib.constants.Z_SYNC_FLUSH })
-        : takeDeflater(o.deflateWindowBits, o.memLevel, o.level)) as OwnedDeflate;
+      z = (o.keepDeflater ? newDeflater(o.deflateWindowBits, o.memLevel, o.level) : takeDeflater(o.deflateWindowBits, o.memLevel, o.level)) as OwnedDeflate;
       if (z[kOwner] === undefined) {
         z.on('data', onDeflateData);
         z.on('error', onDeflateError);
@@ -474,6 +474,8 @@ export class MessageDeflater implements ZlibJob {
       if (stripped === null) return this.fail(new Error('deflate output without the sync-flush tail'));
       payload = stripped;
     }
+    zlibStats.deflatedIn += item.data.length;
+    zlibStats.deflatedOut += payload.length;
     if (!this.options.keepDeflater) {
       // No takeover on our side: each piece is its own deflate stream, the context serves anyone next.
       const z = this.z as OwnedDeflate;

@@ -82,6 +82,43 @@ export function setZlibConcurrency(n: number): void {
  */
 export const ZLIB_CHUNK = 16 * 1024;
 
+/**
+ * Process-wide counts for the metrics (read at scrape time, see
+ * deflate-metrics.ts): zlib contexts alive now, and the bytes that went into
+ * and came out of compression and decompression. Plain numbers: the hot
+ * path adds, nothing else.
+ */
+export const zlibStats = {
+  deflaters: 0,
+  inflaters: 0,
+  /** Plain bytes compressed, and the compressed bytes they became (sync-flush tails removed). */
+  deflatedIn: 0,
+  deflatedOut: 0,
+  /** Compressed bytes decompressed, and the plain bytes they became. */
+  inflatedIn: 0,
+  inflatedOut: 0,
+};
+
+function deflaterClosed(): void { zlibStats.deflaters--; }
+function inflaterClosed(): void { zlibStats.inflaters--; }
+
+/** A new compressor (raw deflate, Z_SYNC_FLUSH on every write: each write's output is complete), counted while it lives. */
+export function newDeflater(windowBits: number, memLevel: number, level: number): zlib.DeflateRaw {
+  const d = zlib.createDeflateRaw({ windowBits, memLevel, level, chunkSize: ZLIB_CHUNK, flush: zlib.constants.Z_SYNC_FLUSH });
+  zlibStats.deflaters++;
+  // 'close' follows close(), an error and the end of the stream alike.
+  d.once('close', deflaterClosed);
+  return d;
+}
+
+/** A new decompressor, counted while it lives. */
+export function newInflater(windowBits: number): zlib.InflateRaw {
+  const i = zlib.createInflateRaw({ windowBits, chunkSize: ZLIB_CHUNK });
+  zlibStats.inflaters++;
+  i.once('close', inflaterClosed);
+  return i;
+}
+
 const spareDeflaters = new Map<string, zlib.DeflateRaw[]>();
 const spareInflaters = new Map<number, zlib.InflateRaw[]>();
 
@@ -90,11 +127,11 @@ function spareLimit(): number {
   return zlibQueue.concurrency;
 }
 
-/** A compressor (raw deflate, Z_SYNC_FLUSH on every write: each write's output is complete). */
+/** A compressor from the free list, or a new one. */
 export function takeDeflater(windowBits: number, memLevel: number, level: number): zlib.DeflateRaw {
   const spare = spareDeflaters.get(`${windowBits}/${memLevel}/${level}`)?.pop();
   if (spare !== undefined) return spare;
-  return zlib.createDeflateRaw({ windowBits, memLevel, level, chunkSize: ZLIB_CHUNK, flush: zlib.constants.Z_SYNC_FLUSH });
+  return newDeflater(windowBits, memLevel, level);
 }
 
 /**
@@ -116,7 +153,7 @@ export function giveDeflater(d: zlib.DeflateRaw, windowBits: number, memLevel: n
 export function takeInflater(windowBits: number): zlib.InflateRaw {
   const spare = spareInflaters.get(windowBits)?.pop();
   if (spare !== undefined) return spare;
-  return zlib.createInflateRaw({ windowBits, chunkSize: ZLIB_CHUNK });
+  return newInflater(windowBits);
 }
 
 export function giveInflater(i: zlib.InflateRaw, windowBits: number): void {

@@ -282,3 +282,64 @@ test('a reader that stops reading does not hold zlib work of other connections',
   await canaryEchoes();
   await assertNoLeaks(before);
 });
+
+/** One series of the gateway's /metrics text (0 when absent); labels in the order the family names them. */
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await gw.gateway.metrics.render();
+  const escaped = `${name}${labels === '' ? '' : `{${labels}}`}`.replace(/[{}"\\]/g, (c) => `\\${c}`);
+  const m = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Live zlib contexts by state, from /metrics. */
+async function contexts(): Promise<{ deflateInUse: number; inflateInUse: number; deflateSpare: number; inflateSpare: number }> {
+  return {
+    deflateInUse: await metric('gatehouse_compression_contexts', 'kind="deflate",state="in_use"'),
+    inflateInUse: await metric('gatehouse_compression_contexts', 'kind="inflate",state="in_use"'),
+    deflateSpare: await metric('gatehouse_compression_contexts', 'kind="deflate",state="spare"'),
+    inflateSpare: await metric('gatehouse_compression_contexts', 'kind="inflate",state="spare"'),
+  };
+}
+
+/** Poll /metrics until `ok` holds (contexts close a tick after their last use); the last reading either way. */
+async function contextsWhen(ok: (c: Awaited<ReturnType<typeof contexts>>) => boolean): Promise<Awaited<ReturnType<typeof contexts>>> {
+  let c = await contexts();
+  for (let i = 0; i < 300 && !ok(c); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    c = await contexts();
+  }
+  return c;
+}
+
+test('metrics: offers accepted and declined per service, zlib bytes both ways, operations and contexts', { timeout: 60_000 }, async () => {
+  const accepted = await metric('gatehouse_compression_negotiations_total', 'service="zbig",outcome="accepted"');
+  const declined = await metric('gatehouse_compression_negotiations_total', 'service="zbig",outcome="declined"');
+  const deflatedPlain = await metric('gatehouse_compression_bytes_total', 'operation="deflate",side="plain"');
+  const deflatedCompressed = await metric('gatehouse_compression_bytes_total', 'operation="deflate",side="compressed"');
+  const inflatedPlain = await metric('gatehouse_compression_bytes_total', 'operation="inflate",side="plain"');
+  const inflatedCompressed = await metric('gatehouse_compression_bytes_total', 'operation="inflate",side="compressed"');
+
+  const { client } = await rawCompressed('/zbig');
+  const { client: refused } = await rawCompressed('/zbig', 'permessage-deflate; mystery');
+  refused.destroy();
+  const text = 'metrics '.repeat(4096); // 32 KiB, very compressible
+  const payload = deflateMessage(text);
+  await client.sendFrame({ opcode: 1, rsv: 4, payload });
+  const m = await readMessage(client);
+  assert.equal(m.data.toString(), text);
+  assert.equal(m.compressed, true);
+  client.destroy();
+
+  assert.equal(await metric('gatehouse_compression_negotiations_total', 'service="zbig",outcome="accepted"'), accepted + 1, 'one offer accepted');
+  assert.equal(await metric('gatehouse_compression_negotiations_total', 'service="zbig",outcome="declined"'), declined + 1, 'one offer declined');
+  assert.equal(await metric('gatehouse_compression_bytes_total', 'operation="inflate",side="compressed"') - inflatedCompressed, payload.length, 'compressed bytes inflated');
+  assert.equal(await metric('gatehouse_compression_bytes_total', 'operation="inflate",side="plain"') - inflatedPlain, text.length, 'plain bytes they became');
+  assert.equal(await metric('gatehouse_compression_bytes_total', 'operation="deflate",side="plain"') - deflatedPlain, text.length, 'plain bytes compressed');
+  const out = await metric('gatehouse_compression_bytes_total', 'operation="deflate",side="compressed"') - deflatedCompressed;
+  assert.ok(out > 0 && out < text.length / 20, `compressed bytes sent: ${out} for ${text.length}`);
+  assert.equal(await metric('gatehouse_compression_operations', 'state="running"'), 0, 'nothing running at rest');
+  assert.equal(await metric('gatehouse_compression_operations', 'state="waiting"'), 0, 'nothing waiting at rest');
+  const c = await contextsWhen((x) => x.deflateInUse === 0 && x.inflateInUse === 0);
+  assert.deepEqual([c.deflateInUse, c.inflateInUse], [0, 0], 'no context in use at rest');
+  assert.ok(c.deflateSpare >= 1 && c.inflateSpare >= 1, 'the contexts used went back to the free list');
+});
