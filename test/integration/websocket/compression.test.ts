@@ -34,7 +34,7 @@ before(async () => {
       plain: { path: '/plain', type: 'echo', allow_missing_origin: true },
     },
     websocket: { close_timeout: '500ms', compression_concurrency: CONCURRENCY },
-    limits: { message_rate: 1_000_000, byte_rate: '1GiB' },
+    limits: { message_rate: 1_000_000, byte_rate: '1GiB', handshake_rate: 10_000, handshake_burst: 10_000 },
   });
   canary = new WebSocket(gw.url('/z'), { perMessageDeflate: true });
   await once(canary, 'open');
@@ -248,20 +248,6 @@ test('message order: compressed and plain messages, then a Close, come back in o
   await client.expectClosed();
 });
 
-test(`zlib work is capped at compression_concurrency (${CONCURRENCY}) and queued, never dropped`, { timeout: 60_000 }, async () => {
-  const before = snapshotResources();
-  zlibQueue.resetPeak();
-  const clients = await Promise.all(Array.from({ length: 12 }, () => rawCompressed('/zbig').then((r) => r.client)));
-  const messages = clients.map((_, i) => Buffer.from(`${i}:`.padEnd(200 * 1024, String.fromCharCode(97 + i))));
-  await Promise.all(clients.map((c, i) => c.sendFrame({ opcode: 1, rsv: 4, payload: deflateMessage(messages[i]) })));
-  const echoes = await Promise.all(clients.map((c) => readMessage(c)));
-  echoes.forEach((m, i) => assert.ok(m.data.equals(messages[i]), `echo ${i} differs`));
-  assert.ok(zlibQueue.peak <= CONCURRENCY, `at most ${CONCURRENCY} zlib operations at once, saw ${zlibQueue.peak}`);
-  assert.equal(zlibQueue.peak, CONCURRENCY, 'the queue was exercised: 12 connections at once filled it');
-  for (const c of clients) c.destroy();
-  await assertNoLeaks(before);
-});
-
 test('a reader that stops reading does not hold zlib work of other connections', { timeout: 60_000 }, async () => {
   const before = snapshotResources();
   // More stalled connections than queue slots: each sends a large message it will never read back.
@@ -342,4 +328,59 @@ test('metrics: offers accepted and declined per service, zlib bytes both ways, o
   const c = await contextsWhen((x) => x.deflateInUse === 0 && x.inflateInUse === 0);
   assert.deepEqual([c.deflateInUse, c.inflateInUse], [0, 0], 'no context in use at rest');
   assert.ok(c.deflateSpare >= 1 && c.inflateSpare >= 1, 'the contexts used went back to the free list');
+});
+
+test('many compressed connections: the zlib cap holds, each open message holds one decompressor, idle ones hold none, others are served', { timeout: 120_000 }, async () => {
+  const before = snapshotResources();
+  const N = 100;
+  const start = await contextsWhen((x) => x.deflateInUse === 0 && x.inflateInUse === 0);
+  assert.deepEqual([start.deflateInUse, start.inflateInUse], [0, 0], 'no context in use before');
+  zlibQueue.resetPeak();
+  const clients = await Promise.all(Array.from({ length: N }, () => rawCompressed('/zbig').then((r) => r.client)));
+  const plain = new WebSocket(gw.url('/plain'));
+  await once(plain, 'open');
+  const messages = clients.map((_, i) => Buffer.from(JSON.stringify(Array.from({ length: 1500 }, (_, k) => ({ conn: i, k, v: `value ${k * i}` })))));
+  const payloads = messages.map((m) => deflateMessage(m));
+
+  // Every connection starts a compressed message and stops halfway: each holds one decompressor, no more.
+  await Promise.all(clients.map((c, i) => c.sendFrame({ opcode: 1, rsv: 4, fin: false, payload: payloads[i].subarray(0, payloads[i].length >> 1) })));
+  const open = await contextsWhen((x) => x.inflateInUse === N && zlibQueue.active === 0 && zlibQueue.queued === 0);
+  assert.equal(open.inflateInUse, N, `${N} messages in progress hold ${N} decompressors`);
+  // Meanwhile others are served: an uncompressed connection and a compressed one.
+  const echoed = once(plain, 'message');
+  plain.send('plain still served');
+  assert.equal(String((await echoed)[0]), 'plain still served');
+  await canaryEchoes();
+
+  // The rest of every message at once: all inflated, echoed and compressed back, never more than the cap at a time.
+  await Promise.all(clients.map((c, i) => c.sendFrame({ opcode: 0, payload: payloads[i].subarray(payloads[i].length >> 1) })));
+  const echoes = await Promise.all(clients.map((c) => readMessage(c)));
+  echoes.forEach((m, i) => assert.ok(m.data.equals(messages[i]), `echo ${i} differs`));
+  assert.ok(zlibQueue.peak <= CONCURRENCY, `at most ${CONCURRENCY} zlib operations at once, saw ${zlibQueue.peak}`);
+  assert.equal(zlibQueue.peak, CONCURRENCY, `the queue was exercised: ${N} connections filled it`);
+
+  // Idle again, all still open: no context per connection, the free list within the cap.
+  const idle = await contextsWhen((x) => x.deflateInUse === 0 && x.inflateInUse === 0);
+  assert.deepEqual([idle.deflateInUse, idle.inflateInUse], [0, 0], `${N} idle compressed connections hold no zlib context`);
+  assert.ok(idle.deflateSpare <= CONCURRENCY && idle.inflateSpare <= CONCURRENCY, `spare contexts within the cap: ${JSON.stringify(idle)}`);
+  await canaryEchoes();
+  for (const c of clients) c.destroy();
+  plain.close();
+  await once(plain, 'close');
+  await assertNoLeaks(before);
+});
+
+test('with client context takeover on, each idle connection keeps exactly its own decompressor, freed when it closes', { timeout: 60_000 }, async () => {
+  const N = 20;
+  const clients = await Promise.all(Array.from({ length: N }, () => rawCompressed('/ztakeover').then((r) => r.client)));
+  for (const c of clients) {
+    await c.sendFrame({ opcode: 1, rsv: 4, payload: Buffer.from('f248cdc9c90700', 'hex') });
+    assert.equal((await readMessage(c)).data.toString(), 'Hello');
+  }
+  const kept = await contextsWhen((x) => x.inflateInUse === N && x.deflateInUse === 0);
+  assert.equal(kept.inflateInUse, N, `${N} connections with context takeover keep ${N} decompressors`);
+  assert.equal(kept.deflateInUse, 0, 'the gateway keeps no compressor (server_no_context_takeover)');
+  for (const c of clients) c.destroy();
+  const after = await contextsWhen((x) => x.inflateInUse === 0);
+  assert.equal(after.inflateInUse, 0, 'closed connections free their decompressors');
 });
