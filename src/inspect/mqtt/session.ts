@@ -12,7 +12,7 @@
 import type { PlaceholderIdentity } from '../placeholders.js';
 import type { MqttInspectConfig } from '../../config/inspect-mqtt.js';
 import { AUTH, CONNACK, CONNECT, DISCONNECT, LEVEL_5, PINGRESP, PUBLISH, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, RC5 } from './constants.js';
-import { MqttStreamError, protocolError } from './errors.js';
+import { MqttStreamError, protocolError, tooLarge } from './errors.js';
 import { PacketFramer, PASS, type Decision, type PacketOwner } from './framer.js';
 import type { PropertyLimits } from './properties.js';
 import type { Filter } from './topics.js';
@@ -190,7 +190,8 @@ class BrokerPackets implements PacketOwner {
 
   want(type: number, _flags: number, remaining: number): number {
     if ((type === CONNACK || type === SUBACK) && remaining > this.s.config.limits.max_connect_packet) {
-      throw protocolError('mqtt_backend_packet_too_large', `broker packet type ${type} of ${remaining} bytes`);
+      // Audited as mqtt_backend_packet_too_large: failFromBroker names the broker.
+      throw tooLarge(`broker packet type ${type} of ${remaining} bytes over the limit of ${this.s.config.limits.max_connect_packet}`);
     }
     if (type === CONNACK) return remaining;
     if (type === SUBACK && this.s.pendingSubacks.size > 0) return remaining;

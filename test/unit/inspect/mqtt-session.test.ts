@@ -490,3 +490,52 @@ describe('MQTT session: refusals answered in MQTT, the connection kept', () => {
     assert.deepEqual(io.refusals, []);
   });
 });
+
+describe('MQTT session: bounded state', () => {
+  it('more SUBSCRIBEs waiting for a SUBACK the gateway must complete than it keeps: DISCONNECT 0x97, close 1008', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    // Each has a refused filter, so the gateway keeps its codes until the broker's SUBACK; the broker never answers.
+    for (let id = 1; id <= 257 && !io.ended; id++) s.fromClient(subscribeTo(5, ['broadcast/a', 'devices/bob/#'], id));
+    assert.equal(io.ended?.reason, 'mqtt_too_many_pending');
+    assert.equal(io.ended?.code, 1008);
+    assert.deepEqual(io.ended?.lastWords, Buffer.from([0xe0, 1, 0x97]));
+    assert.equal(io.takeBackend(5).length, 256, 'the 257th never reached the broker');
+  });
+
+  it('more answers waiting for the broker\'s packet in relay to end than it keeps: close 1008, no DISCONNECT inside the broker\'s packet', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    const big = gen({ cmd: 'publish', topic: 'broadcast/a', payload: Buffer.alloc(5000, 7), qos: 0, retain: false, dup: false }, 5);
+    s.fromBackend(big.subarray(0, 100));
+    for (let id = 1; id <= 1025 && !io.ended; id++) s.fromClient(publish(5, 'devices/bob/a', { qos: 1, messageId: id }));
+    assert.equal(io.ended?.reason, 'mqtt_answer_backlog');
+    assert.equal(io.ended?.code, 1008);
+    assert.equal(io.ended?.lastWords, undefined, 'the client is inside the broker\'s PUBLISH: no packet of the gateway\'s may cut into it');
+  });
+
+  it('a broker CONNACK over max_connect_packet ends the connection with 1014, audited mqtt_backend_packet_too_large', () => {
+    const io = new Recorder();
+    const s = new MqttSession(policy({ limits: { max_connect_packet: 100 } }), alice, io);
+    s.fromClient(connectWith(5));
+    s.fromBackend(gen({ cmd: 'connack', reasonCode: 0, sessionPresent: false, properties: { reasonString: 'x'.repeat(200) } }, 5));
+    s.dispose();
+    assert.equal(io.ended?.code, 1014);
+    assert.equal(io.ended?.reason, 'mqtt_backend_packet_too_large');
+    assert.equal(io.client.length, 0, 'nothing of it reached the client');
+  });
+
+  it('user properties pass on PUBLISH and on a SUBSCRIBE the gateway cut', () => {
+    const { s, io } = open(5);
+    io.takeBackend(5);
+    const bytes = publish(5, 'devices/alice/a', { properties: { userProperties: { trace: 'abc' } } });
+    s.fromClient(bytes);
+    assert.equal(io.backend[0], bytes, 'the PUBLISH as it came');
+    io.takeBackend(5);
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 3, properties: { userProperties: { trace: 'def' } },
+      subscriptions: [{ topic: 'broadcast/a', qos: 0 }, { topic: 'devices/bob/#', qos: 0 }] }, 5));
+    const [sub] = io.takeBackend(5) as mqttPacket.ISubscribePacket[];
+    assert.deepEqual(sub.subscriptions.map((x) => x.topic), ['broadcast/a']);
+    assert.deepEqual({ ...sub.properties?.userProperties }, { trace: 'def' });
+  });
+});
