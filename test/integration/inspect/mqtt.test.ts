@@ -326,6 +326,9 @@ describe('MQTT inspection: bounds, timeouts and the mqttv3.1 name (a service wit
   for (const version of [4, 5] as const) {
     it(`MQTT ${version === 5 ? '5.0' : '3.1.1'}: a retained PUBLISH is refused${version === 5 ? ' with DISCONNECT 0x9A' : ''}, close 1008, and the broker never keeps it`, T, async () => {
       const topic = `devices/alice/strict-retained/${version}`;
+      const refusals = { service: 'mqtt-strict', protocol: 'mqtt', reason: 'mqtt_retain_refused' };
+      const refusedBefore = gw.gateway.metrics.get('gatehouse_inspection_refusals_total', refusals);
+      const violationsBefore = gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'mqtt_retain_refused' });
       const { client, closed } = await connect(STRICT, 'alice', version);
       const disconnected = new Promise<number | undefined>((resolve) => client.once('disconnect', (p) => resolve(p.reasonCode)));
       client.publish(topic, 'must not be kept', { qos: 1, retain: true });
@@ -340,6 +343,8 @@ describe('MQTT inspection: bounds, timeouts and the mqttv3.1 name (a service wit
       assert.equal(await first, `${topic}/marker live`, 'no retained message was kept');
       await reader.client.endAsync();
       assert.ok(gw.auditReasons().includes('mqtt_retain_refused'));
+      assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', refusals), refusedBefore + 1, 'counted as an inspection refusal');
+      assert.equal(gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'mqtt_retain_refused' }), violationsBefore + 1, 'and as a violation');
     });
   }
 
