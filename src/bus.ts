@@ -46,6 +46,9 @@ export class LocalSubscribers {
   }
 
   get channels(): number { return this.byChannel.size; }
+
+  /** The channels that have subscribers now. */
+  names(): string[] { return [...this.byChannel.keys()]; }
 }
 
 /** The bus of one process on its own. */

@@ -4,8 +4,13 @@
  * each channel subscribed once per process however many of its clients
  * listen, and unsubscribed when the last one leaves. What this process
  * publishes comes back through Redis like anyone else's, so every subscriber
- * sees one order. After a reconnect the client library subscribes again;
- * messages published meanwhile are lost (pub/sub is at most once).
+ * sees one order. Messages published while Redis is away are lost (pub/sub
+ * is at most once).
+ *
+ * At each (re)connect every channel with subscribers here is subscribed
+ * again: ioredis re-subscribes only the channels Redis confirmed, and a
+ * SUBSCRIBE sent while Redis was away failed — its subscribers, told they
+ * were subscribed, would never hear of the channel again.
  */
 import { LocalSubscribers, type MessageBus } from '../bus.js';
 import { SharedStateUnavailable } from '../errors.js';
@@ -20,6 +25,12 @@ export class RedisBus implements MessageBus {
     this.key = keyer(prefix);
     this.prefixLength = this.key('ps:').length;
     subscriber.on('message', (key: string, message: string) => this.subscribers.deliver(key.slice(this.prefixLength), message));
+    subscriber.on('ready', () => this.subscribeAll());
+  }
+
+  private subscribeAll(): void {
+    const keys = this.subscribers.names().map((channel) => this.key(`ps:${channel}`));
+    if (keys.length > 0) void this.subscriber.subscribe(...keys).catch(() => undefined);
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -32,9 +32,10 @@ export interface Redis {
 
 export type RespValue = string | number | null | RespValue[];
 
-export async function startRedis(): Promise<Redis> {
+/** `port`: a given one (to start a Redis again where a stopped one was); else a free one. */
+export async function startRedis(opts: { port?: number } = {}): Promise<Redis> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-redis-'));
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   const child: ChildProcess = spawn(REDIS_SERVER, [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
     '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes',
