@@ -27,6 +27,27 @@ function refuse(level: number, reason: string, rc311: number, rc5: number, messa
 
 export function handleConnect(s: MqttSessionState, head: Buffer, body: number): Decision {
   if (s.connected) throw protocolError('mqtt_second_connect', 'a second CONNECT');
+  try {
+    return rewriteConnect(s, head, body);
+  } catch (err) {
+    throw withConnack(err, head, body);
+  }
+}
+
+/**
+ * A 5.0 CONNECT refused for what is in it (malformed, over a limit) gets a
+ * CONNACK with the reason code before the close, as 5.0 §4.13.1 allows (no
+ * DISCONNECT may come before the CONNACK); 3.1.1 has no code for these.
+ */
+function withConnack(err: unknown, head: Buffer, body: number): unknown {
+  if (!(err instanceof MqttStreamError) || err.lastWords) return err;
+  // The protocol level follows the protocol name, "MQTT" with its length.
+  const v5 = head.length > body + 6 && head.toString('latin1', body, body + 6) === '\u0000\u0004MQTT' && head[body + 6] === LEVEL_5;
+  if (!v5) return err;
+  return new MqttStreamError(err.reason, err.closeCode, err.reasonCode, err.message, connack(LEVEL_5, err.reasonCode), err.command ?? 'CONNECT', err.destination);
+}
+
+function rewriteConnect(s: MqttSessionState, head: Buffer, body: number): Decision {
   const c = readConnect(head, body, s.properties);
   if (c.unsupported) {
     const level = c.level >= LEVEL_5 ? LEVEL_5 : LEVEL_311;

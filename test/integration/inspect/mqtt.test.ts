@@ -348,6 +348,13 @@ describe('MQTT inspection: bounds, timeouts and the mqttv3.1 name (a service wit
     });
   }
 
+  it('a 5.0 CONNECT over a limit (40 user properties, 32 allowed) gets CONNACK 0x97 before the close', T, async () => {
+    const userProperties = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`p${i}`, 'v']));
+    await assert.rejects(connect(STRICT, 'alice', 5, { properties: { userProperties } }),
+      (err: Error & { code?: number }) => err.code === 0x97, 'mqtt.js reports CONNACK 0x97 (quota exceeded)');
+    assert.ok(gw.auditReasons().includes('mqtt_too_many_properties'));
+  });
+
   it('no CONNECT within connect_timeout: close 1008, audited mqtt_connect_timeout', T, async () => {
     const jwt = await token('alice');
     const ws = new WebSocket(gw.url(STRICT), ['mqtt'], { headers: { authorization: `Bearer ${jwt}` } });
