@@ -225,6 +225,8 @@ function acceptOffer(offer: DeflateParams, settings: CompressionSettings): { agr
 export interface DeflateClientOffer {
   readonly header: string;
   readonly params: DeflateParams;
+  /** A second offer asking nothing of the backend's own compressor, for a backend that refuses the first (see `backendOffer`). */
+  readonly fallback?: DeflateParams;
   readonly settings: CompressionSettings;
 }
 
@@ -247,7 +249,20 @@ export function backendOffer(clientLeg: DeflateOptions, settings: CompressionSet
   }
   offer.clientMaxWindowBits = a.clientMaxWindowBits < 15 ? a.clientMaxWindowBits : true;
   params.push({ name: 'client_max_window_bits', value: a.clientMaxWindowBits < 15 ? String(a.clientMaxWindowBits) : true });
-  return Object.freeze({ header: formatExtension({ name: EXTENSION_NAME, params }), params: offer, settings });
+  const header = formatExtension({ name: EXTENSION_NAME, params });
+  // A server may refuse what the first offer asks of its compressor (ws with
+  // serverNoContextTakeover: false answers 400 to server_no_context_takeover),
+  // or a window it will not promise (ws's clientMaxWindowBits above ours).
+  // The second asks nothing and promises no smaller window: accepted, the
+  // directions that no longer fit are compressed again by the gateway.
+  if (!a.serverNoContextTakeover && a.serverMaxWindowBits === 15 && a.clientMaxWindowBits === 15) {
+    return Object.freeze({ header, params: offer, settings });
+  }
+  const fallbackParams: ExtensionParam[] = [];
+  if (a.clientNoContextTakeover) fallbackParams.push({ name: 'client_no_context_takeover', value: true });
+  fallbackParams.push({ name: 'client_max_window_bits', value: true });
+  const fallback: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: a.clientNoContextTakeover, clientMaxWindowBits: true };
+  return Object.freeze({ header: `${header}, ${formatExtension({ name: EXTENSION_NAME, params: fallbackParams })}`, params: offer, fallback, settings });
 }
 
 /**
@@ -264,15 +279,14 @@ export function acceptDeflateResponse(header: string | undefined, offer: Deflate
   if (parsed.elements.length !== 1 || parsed.elements[0].name !== EXTENSION_NAME) throw bad('an extension we did not offer');
   const r = readParams(parsed.elements[0].params, 'response');
   if (r === null) throw bad('an unknown, repeated or invalid permessage-deflate parameter');
-  const o = offer.params;
-  // §7.1.1.1: a server that accepts server_no_context_takeover says so.
-  if (o.serverNoContextTakeover && !r.serverNoContextTakeover) throw bad('server_no_context_takeover not confirmed');
-  // §7.1.2.1: the same or a smaller value than asked.
-  if (o.serverMaxWindowBits !== undefined && (r.serverMaxWindowBits === undefined || r.serverMaxWindowBits > o.serverMaxWindowBits)) {
-    throw bad('server_max_window_bits above what we asked');
+  // The response accepts one of our offers (§5.1): the first it fits.
+  let o = offer.params;
+  let why = responseMismatch(r, o);
+  if (why !== null && offer.fallback !== undefined && responseMismatch(r, offer.fallback) === null) {
+    o = offer.fallback;
+    why = null;
   }
-  // §7.1.2.2: only if we offered it; our own promise (a value) still holds.
-  if (r.clientMaxWindowBits !== undefined && o.clientMaxWindowBits === undefined) throw bad('client_max_window_bits we did not offer');
+  if (why !== null) throw bad(why);
   const promised = typeof o.clientMaxWindowBits === 'number' ? o.clientMaxWindowBits : 15;
   const agreement: DeflateAgreement = Object.freeze({
     serverNoContextTakeover: r.serverNoContextTakeover,
@@ -281,6 +295,19 @@ export function acceptDeflateResponse(header: string | undefined, offer: Deflate
     clientMaxWindowBits: Math.min(promised, typeof r.clientMaxWindowBits === 'number' ? r.clientMaxWindowBits : 15),
   });
   return optionsFor(agreement, 'client', offer.settings, formatExtension(parsed.elements[0]));
+}
+
+/** Why a response cannot be the acceptance of offer `o` (§7.1), or null when it can. */
+function responseMismatch(r: DeflateParams, o: DeflateParams): string | null {
+  // §7.1.1.1: a server that accepts server_no_context_takeover says so.
+  if (o.serverNoContextTakeover && !r.serverNoContextTakeover) return 'server_no_context_takeover not confirmed';
+  // §7.1.2.1: the same or a smaller value than asked.
+  if (o.serverMaxWindowBits !== undefined && (r.serverMaxWindowBits === undefined || r.serverMaxWindowBits > o.serverMaxWindowBits)) {
+    return 'server_max_window_bits above what we asked';
+  }
+  // §7.1.2.2: only if we offered it.
+  if (r.clientMaxWindowBits !== undefined && o.clientMaxWindowBits === undefined) return 'client_max_window_bits we did not offer';
+  return null;
 }
 
 /**

@@ -104,7 +104,22 @@ describe('backend offer and response (client role, §5.1, §7.1)', () => {
   const offer = backendOffer(clientLeg, DEFAULTS);
 
   it('offers the backend what the client leg agreed', () => {
-    assert.equal(offer.header, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits');
+    assert.equal(offer.header, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits, '
+      + 'permessage-deflate; client_no_context_takeover; client_max_window_bits', 'then a second offer that asks nothing of the backend\'s compressor');
+  });
+
+  it('asks nothing a backend could refuse with one offer only when the client leg asked nothing either', () => {
+    const takeover = { ...DEFAULTS, server_no_context_takeover: false, client_no_context_takeover: false };
+    const leg = negotiateDeflate('permessage-deflate; client_max_window_bits', takeover);
+    assert.ok(leg);
+    assert.equal(backendOffer(leg, takeover).header, 'permessage-deflate; client_max_window_bits');
+  });
+
+  it('reads a response that fits only the second offer by it: the backend keeps its context, frames toward the client are compressed again', () => {
+    const o = acceptDeflateResponse('permessage-deflate; client_no_context_takeover', offer);
+    assert.ok(o);
+    assert.equal(o.keepInflater, true, 'the backend may refer to earlier messages');
+    assert.deepEqual(passthroughCompatibility(clientLeg, o), { toBackend: true, toClient: false });
   });
 
   it('accepts a response within the offer and reads it from the client\'s side', () => {
@@ -119,7 +134,6 @@ describe('backend offer and response (client role, §5.1, §7.1)', () => {
   for (const [response, why] of [
     ['x-other', 'an extension we did not offer'],
     ['permessage-deflate, permessage-deflate', 'two extensions'],
-    ['permessage-deflate; client_no_context_takeover', 'server_no_context_takeover we asked for, not confirmed'],
     ['permessage-deflate; server_no_context_takeover; foo', 'an unknown parameter'],
     ['permessage-deflate; server_no_context_takeover; server_no_context_takeover', 'a repeated parameter'],
     ['permessage-deflate; server_no_context_takeover; client_max_window_bits', 'client_max_window_bits without a value'],
@@ -130,13 +144,19 @@ describe('backend offer and response (client role, §5.1, §7.1)', () => {
     });
   }
 
-  it('refuses a server window above the one asked for, and client_max_window_bits that was not offered', () => {
+  it('reads a server window above the one asked for as the acceptance of the second offer (frames toward the client compressed again)', () => {
     const small = negotiateDeflate('permessage-deflate; server_max_window_bits=10', DEFAULTS);
     assert.ok(small);
     const o = backendOffer(small, DEFAULTS);
-    assert.match(o.header, /server_max_window_bits=10/);
-    assert.throws(() => acceptDeflateResponse('permessage-deflate; server_no_context_takeover; server_max_window_bits=12', o), HandshakeError);
-    assert.throws(() => acceptDeflateResponse('permessage-deflate; server_no_context_takeover', o), HandshakeError, 'the window we asked for must be confirmed');
+    assert.match(o.header, /^permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits, permessage-deflate; client_no_context_takeover; client_max_window_bits$/);
+    for (const response of ['permessage-deflate; server_no_context_takeover; server_max_window_bits=12', 'permessage-deflate; server_no_context_takeover']) {
+      const accepted = acceptDeflateResponse(response, o);
+      assert.ok(accepted, response);
+      assert.equal(passthroughCompatibility(small, accepted).toClient, false, `${response}: a bigger window than the client allows is not passed on`);
+    }
+    const fits = acceptDeflateResponse('permessage-deflate; server_no_context_takeover; server_max_window_bits=9', o);
+    assert.ok(fits);
+    assert.equal(passthroughCompatibility(small, fits).toClient, true, 'a response within the first offer is read by it');
   });
 
   it('never compresses for a backend that limits us to an 8-bit window (zlib cannot)', () => {
