@@ -53,6 +53,8 @@ const warmup = Number(opt('--warmup', '20000'));
 const messages = Number(opt('--messages', '5000'));
 const gatehouseRoot = opt('--gatehouse-root', undefined);
 const keep = argv.includes('--keep');
+// Node starts ~50× slower under valgrind: minutes on a busy shared machine.
+const READY_TIMEOUT_MS = 600_000;
 
 process.on('exit', () => killAllServers());
 
@@ -66,10 +68,10 @@ if (suite === 'proxy') {
   backend = await startTarget('ws');
   if (target === 'gatehouse') {
     const config = { services: { proxy: { ...GATEHOUSE_ECHO_SERVICE, path: '/proxy', type: 'websocket', backend: `ws://${HOST}:${backend.port}/echo` } } };
-    server = await startTarget('gatehouse', { config, gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
+    server = await startTarget('gatehouse', { config, gatehouseRoot, wrapper, readyTimeoutMs: READY_TIMEOUT_MS });
     url = `ws://${HOST}:${server.port}/proxy`;
   } else if (target === 'bare') {
-    server = await startTarget('bare', { backendPort: backend.port, wrapper, readyTimeoutMs: 180_000 });
+    server = await startTarget('bare', { backendPort: backend.port, wrapper, readyTimeoutMs: READY_TIMEOUT_MS });
     url = `ws://${HOST}:${server.port}/echo`;
   } else throw new Error(`proxy: unknown target ${target} (gatehouse | bare)`);
 } else if (suite === 'stomp') {
@@ -77,11 +79,11 @@ if (suite === 'proxy') {
   if (kind !== 'tcp' && kind !== 'ws') throw new Error(`stomp: unknown backend ${kind} (tcp | ws)`);
   if (target !== 'inspect' && target !== 'pass') throw new Error(`stomp: unknown target ${target} (inspect | pass)`);
   backend = await startStompEcho(kind);
-  server = await startTarget('gatehouse', { config: { services: stompServices({ [kind]: backend }) }, gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
+  server = await startTarget('gatehouse', { config: { services: stompServices({ [kind]: backend }) }, gatehouseRoot, wrapper, readyTimeoutMs: READY_TIMEOUT_MS });
   url = `ws://${HOST}:${server.port}/stomp-${kind}-${target}`;
 } else {
   if (target !== 'gatehouse' && target !== 'ws') throw new Error(`echo: unknown target ${target} (gatehouse | ws)`);
-  server = await startTarget(target, { gatehouseRoot, wrapper, readyTimeoutMs: 180_000 });
+  server = await startTarget(target, { gatehouseRoot, wrapper, readyTimeoutMs: READY_TIMEOUT_MS });
   url = `ws://${HOST}:${server.port}/echo`;
 }
 

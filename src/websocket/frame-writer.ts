@@ -283,8 +283,9 @@ export class FrameWriter {
     const at = this.reserve(headerLength(len, masked) + len);
     const buf = slab;
     const h = at + writeHeaderAt(buf, at, opcode, fin, len, masked, key);
-    payload.copy(buf, h);
-    if (xorWith !== 0) xorRangeIn(buf, slabWords, h, h + len, xorWith >>> 24, (xorWith >>> 16) & 0xff, (xorWith >>> 8) & 0xff, xorWith & 0xff);
+    // TypedArray#set, not Buffer#copy: the same memmove without copy's argument handling in JS.
+    buf.set(payload, h);
+    if (xorWith !== 0) xorRangeIn(buf, slabWords, 0, h, h + len, xorWith >>> 24, (xorWith >>> 16) & 0xff, (xorWith >>> 8) & 0xff, xorWith & 0xff);
     this.batch();
     return this.afterWrite();
   }
