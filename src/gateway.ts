@@ -8,6 +8,7 @@ import { AdmissionPipeline } from './admission/pipeline.js';
 import { ChannelGuard } from './admission/channel-guard.js';
 import { CHECK_FACTORIES, TICKET_DOOR_CHECKS } from './checks.js';
 import type { GatehouseConfig } from './config/schema.js';
+import { orNoLimit } from './config/limits.js';
 import { servicesOf } from './config/load.js';
 import { FrontDoor, type BoundAddress, type FrontDoorContext } from './front/server.js';
 import { TlsContexts } from './front/tls.js';
@@ -80,7 +81,7 @@ export class Gateway {
     this.bus = opts.bus ?? new LocalBus();
     this.log = opts.logger ?? createLogger(config.log.level);
     this.metrics = opts.metrics ?? new Metrics();
-    this.audit = new Audit(this.log, this.metrics, config.log.bad_input_per_second);
+    this.audit = new Audit(this.log, this.metrics, orNoLimit(config.log.bad_input_per_second));
     registerCompressionMetrics(this.metrics);
     this.front = new FrontDoor(this.buildContext(config));
     this.guard = new ChannelGuard({ limits: config.limits, audit: this.audit, metrics: this.metrics });

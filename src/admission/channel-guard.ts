@@ -22,13 +22,13 @@
  * audited and counted, naming the configuration key that decided it.
  */
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
-import type { LimitsConfig } from '../config/limits.js';
+import { orNoLimit, type LimitsConfig } from '../config/limits.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { Audit } from '../observe/audit.js';
 import type { Metrics, Series } from '../observe/metrics.js';
 import type { ConnectionTraffic } from '../observe/traffic.js';
 import type { Admission } from './types.js';
-import { InboundRates, type RateLimits } from './inbound-rates.js';
+import { InboundRates, rateLimitsOf, type RateLimits } from './inbound-rates.js';
 import { monoClock as clock } from '../clock.js';
 
 export const CLOSE_POLICY = 1008;
@@ -104,20 +104,9 @@ export class ChannelGuard {
     let limits = this.limitsCache.get(service);
     if (limits === undefined) {
       const l = this.options.limits;
-      const own = `services.${service.name}`;
       limits = {
-        messageRate: service.message_rate ?? l.message_rate,
-        // A service that admits messages of max_message bytes admits at least one of them per second.
-        byteRate: service.byte_rate ?? Math.max(l.byte_rate, service.max_message),
-        controlRate: l.control_rate,
-        burst: l.rate_burst,
-        keys: {
-          message_rate: service.message_rate !== undefined ? `${own}.message_rate` : 'limits.message_rate',
-          byte_rate: service.byte_rate !== undefined ? `${own}.byte_rate`
-            : l.byte_rate >= service.max_message ? 'limits.byte_rate' : `${own}.byte_rate (default: its max_message)`,
-          control_rate: 'limits.control_rate',
-        },
-        sendBuffer: l.send_buffer,
+        ...rateLimitsOf(service, l),
+        sendBuffer: orNoLimit(l.send_buffer),
         maxLifetime: service.max_lifetime,
         lifetimeJitter: service.max_lifetime_jitter,
         guard: this,

@@ -4,8 +4,10 @@
  * atomic step of the shared state) and registers its release, which runs when
  * a later check refuses or when the connection ends (`Admission.release`).
  * Over → 429 `too_many_connections` (address), 503 `service_full`, 503 `gateway_full`.
+ * A limit of 0 is no limit.
  */
 import { addressKey, CidrSet } from '../http/cidr.js';
+import { orNoLimit } from '../config/limits.js';
 import type { SlotRefusal } from '../shared-state/contract.js';
 import { Rejection, type AdmissionCheck, type AdmissionContext, type CheckFactory } from './types.js';
 import { sharedStateOf } from './state.js';
@@ -19,7 +21,11 @@ const RETRY_AFTER_SECONDS = '5';
 export const connectionLimitCheck: CheckFactory = (service, env) => {
   const slots = sharedStateOf(env).connections;
   const config = env.config.limits;
-  const limits = { perAddress: config.connections_per_address, perService: service.max_connections, total: config.connections_total };
+  const limits = {
+    perAddress: orNoLimit(config.connections_per_address),
+    perService: service.max_connections === 0 ? undefined : service.max_connections,
+    total: orNoLimit(config.connections_total),
+  };
   // limits.exempt_addresses: no per-address count (a plain number: the limits may cross a process boundary).
   const exempt = new CidrSet(config.exempt_addresses);
   const exemptLimits = { ...limits, perAddress: Number.MAX_SAFE_INTEGER };

@@ -2,6 +2,7 @@
  * Check 1: handshakes per client address per second (token bucket). The first
  * check, so a flood is refused before any other work is done for it.
  * Over → 429 `handshake_rate` with Retry-After (whole seconds until a token).
+ * `handshake_rate` or `handshake_burst` 0: no limit (the check is left out).
  *
  * The buckets are the shared state's: in-process they answer at once (no
  * promise); shared by a cluster they answer after a round trip.
@@ -14,6 +15,7 @@ import { SHARED_ADDRESS_HINT } from './connection-limit.js';
 export const handshakeRateCheck: CheckFactory = (_service, env) => {
   const buckets = sharedStateOf(env).handshakes;
   const config = env.config.limits;
+  if (config.handshake_rate === 0 || config.handshake_burst === 0) return undefined;
   const limits = { rate: config.handshake_rate, burst: config.handshake_burst };
   const exempt = new CidrSet(config.exempt_addresses);
   const verdict = (waitMs: number): Rejection | undefined => {

@@ -10,6 +10,7 @@
  * used ticket ids, issued tickets), so what guards security survives it.
  */
 import type { GatehouseConfig } from '../config/schema.js';
+import { orNoLimit } from '../config/limits.js';
 import type { AttemptCounter, AttemptLimits, SharedState } from '../shared-state/contract.js';
 import { MemorySharedState } from '../shared-state/memory.js';
 import { JwksRegistry } from './jwt-keys.js';
@@ -43,8 +44,8 @@ export function authRuntime(config: GatehouseConfig, shared?: SharedState): Auth
     const state = shared ?? new MemorySharedState();
     const f = config.auth.failures;
     rt = {
-      addressFailures: { counter: state.addressFailures, limits: { limit: f.per_address, windowMs: f.window } },
-      userFailures: { counter: state.userFailures, limits: { limit: f.per_user, windowMs: f.window } },
+      addressFailures: { counter: state.addressFailures, limits: { limit: orNoLimit(f.per_address), windowMs: f.window } },
+      userFailures: { counter: state.userFailures, limits: { limit: orNoLimit(f.per_user), windowMs: f.window } },
       tickets: new TicketStore(config.auth.tickets, state.issuedTickets, state.usedTicketIds),
       jwks: new JwksRegistry(),
       ticketIssuers: new Map(),

@@ -17,6 +17,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AdmissionContext, Principal } from '../admission/types.js';
 import type { AuthRootConfig, TicketMethodConfig } from '../config/auth.js';
+import { orNoLimit } from '../config/limits.js';
 import type { IssueResult, IssuedTicket, SingleUseIds, TicketVault } from '../shared-state/contract.js';
 import { findQuery, takeProtocolCredential } from './credentials.js';
 import { recheckBuilderKey, recheckOf, setRecheck, type RecheckBuilder } from './recheck.js';
@@ -70,7 +71,7 @@ export class TicketStore {
     const expiresAt = this.now() + this.config.ttl;
     const portable = recheckOf(principal)?.portable;
     const entry: IssuedTicket = portable ? { service, origin, principal, expiresAt, recheck: portable } : { service, origin, principal, expiresAt };
-    const result = await this.vault.put(ticket, entry, ownerOf(principal), this.config.per_principal);
+    const result = await this.vault.put(ticket, entry, ownerOf(principal), orNoLimit(this.config.per_principal));
     return result.ok ? { ticket, expiresAt } : result;
   }
 

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { duration } from './units.js';
+import { limit } from './limits.js';
 
 /** Asymmetric JWS algorithms a JWT issuer may be pinned to. `none` is not representable on purpose. */
 export const ASYMMETRIC_JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
@@ -164,11 +165,11 @@ export const authServiceFields = {
 };
 
 export const authRootSchema = z.strictObject({
-  /** Failed authentications tolerated per window before 429 + Retry-After. */
+  /** Failed authentications tolerated per window before 429 + Retry-After (0: no limit). */
   failures: z.strictObject({
-    per_address: z.number().int().positive().default(10),
+    per_address: limit('Failed authentications per client address per window before 429.').default(10),
     /** Failures of one user name (basic) from one address (IPv6: its /64); never the name everywhere (no lockout from elsewhere). */
-    per_user: z.number().int().positive().default(10),
+    per_user: limit('Failed authentications of one user name from one address per window before 429.').default(10),
     window: duration().default(60_000),
   }).prefault({}),
   tickets: z.strictObject({
@@ -177,7 +178,7 @@ export const authRootSchema = z.strictObject({
     /** Path of the issuing endpoint: POST <path>?service=NAME. */
     path: z.string().regex(/^\/[\x21-\x7e]*$/).default('/.gatehouse/tickets'),
     /** Tickets one principal may hold unused at once (over → 429 ticket_limit), so no caller can fill the store. */
-    per_principal: z.number().int().positive().default(10),
+    per_principal: limit('Unused tickets one principal may hold at once (over: 429 ticket_limit).').default(10),
     /** Keys (≥ 32 bytes) backends mint tickets with; several allow rotation. */
     hmac_keys: z.array(z.string().min(32, 'an HMAC key needs at least 32 bytes')).default([]),
   }).prefault({}),

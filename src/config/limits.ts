@@ -9,9 +9,23 @@ import { parseCidr } from '../http/cidr.js';
 
 const positiveInt = () => z.number().int().positive();
 
+/**
+ * A limit or rate key: a whole number, where 0 means "no limit" — one rule
+ * for every limit and rate key of the configuration (docs/configuration.md).
+ * The description is what editors show from the generated JSON Schema.
+ */
+export const limit = (what: string) => z.number().int().nonnegative().describe(`${what} 0: no limit.`);
+/** A limit in bytes ("1MiB" or a number); 0 means "no limit". */
+export const sizeLimit = (what: string) => size().pipe(z.number().int().nonnegative()).describe(`${what} 0: no limit.`);
+
+/** A count limit as code compares it: 0 ("no limit") becomes a number no count reaches (it may cross a process boundary, so no Infinity). */
+export function orNoLimit(n: number): number {
+  return n === 0 ? Number.MAX_SAFE_INTEGER : n;
+}
+
 export const limitsSchema = z.strictObject({
   /** Total bytes of the request line and headers. Over → 431. */
-  header_bytes: size().default(16 * 1024),
+  header_bytes: size().pipe(z.number().int().positive()).default(16 * 1024),
   /** The request line (method, target, version). Over → 414. */
   request_line_bytes: size().pipe(z.number().int().positive()).default(8 * 1024),
   /** One header line (name and value). Over → 431. */
@@ -25,10 +39,10 @@ export const limitsSchema = z.strictObject({
   /** How long an idle keep-alive HTTP connection stays open. */
   keep_alive_timeout: duration().default(5_000),
 
-  /** New handshakes per second per client address (token bucket refill). Over → 429 + Retry-After. */
-  handshake_rate: positiveInt().default(20),
+  /** New handshakes per second per client address (token bucket refill). Over → 429 + Retry-After. 0 (either key): not limited. */
+  handshake_rate: limit('New handshakes per second per client address.').default(20),
   /** Handshakes a client address may make at once before the rate applies (bucket size). */
-  handshake_burst: positiveInt().default(50),
+  handshake_burst: limit('Handshakes a client address may make at once before the rate applies.').default(50),
   /**
    * Client addresses (CIDR ranges) the per-address limits — handshake_rate,
    * handshake_burst, connections_per_address — do not apply to. Empty by
@@ -37,20 +51,20 @@ export const limitsSchema = z.strictObject({
    */
   exempt_addresses: z.array(z.string().refine((c) => parseCidr(c) !== undefined, 'not an IP address or CIDR range')).default([]),
   /** Open connections per client address (IPv6: per /64). Over → 429. */
-  connections_per_address: positiveInt().default(256),
+  connections_per_address: limit('Open connections per client address (IPv6: per /64).').default(256),
   /** Open connections in the whole gateway process. Over → 503. */
-  connections_total: positiveInt().default(10_000),
+  connections_total: limit('Open connections in the whole gateway process.').default(10_000),
 
   /** Messages per second a client may send on one connection (burst: × rate_burst). Over → reading paused until within it. */
-  message_rate: positiveInt().default(100),
+  message_rate: limit('Messages per second a client may send on one connection.').default(100),
   /** Bytes per second a client may send on one connection (burst: × rate_burst). Over → reading paused until within it. */
-  byte_rate: size().pipe(z.number().int().positive()).default(1024 * 1024),
+  byte_rate: sizeLimit('Bytes per second a client may send on one connection.').default(1024 * 1024),
   /** Pings and pongs per second a client may send on one connection (burst: × rate_burst); their bytes count toward byte_rate. */
-  control_rate: positiveInt().default(10),
+  control_rate: limit('Pings and pongs per second a client may send on one connection.').default(10),
   /** Burst allowance as a multiple of the rates above. */
   rate_burst: z.number().min(1).max(100).default(2),
   /** Bytes queued toward one client before it counts as a slow consumer. Over → close 1008. */
-  send_buffer: size().pipe(z.number().int().positive()).default(1024 * 1024),
+  send_buffer: sizeLimit('Bytes queued toward one client before it counts as a slow consumer.').default(1024 * 1024),
   /** Bytes queued toward a client without any progress for this long → close 1008. */
   send_stall_timeout: duration().pipe(z.number().int().positive()).default(10_000),
 });

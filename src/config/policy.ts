@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { compileOriginRule, ruleToString } from '../http/origin.js';
 import { isToken } from '../http/tokens.js';
 import { parseCidr } from '../http/cidr.js';
-import { size } from './units.js';
+import { limit, sizeLimit } from './limits.js';
 
 /** Most subprotocols a client may offer, and the most a service may list. */
 export const MAX_SUBPROTOCOL_TOKENS = 16;
@@ -45,12 +45,12 @@ export const policyServiceFields = {
     .max(MAX_SUBPROTOCOL_TOKENS).default([]),
   /** Refuse (400) clients that offer none of `subprotocols`. */
   require_subprotocol: z.boolean().default(false),
-  /** Open connections to this service at once. Over → 503. Unlimited when absent (the total still applies). */
-  max_connections: z.number().int().positive().optional(),
-  /** Override of limits.message_rate for this service. */
-  message_rate: z.number().int().positive().optional(),
-  /** Override of limits.byte_rate for this service. */
-  byte_rate: size().pipe(z.number().int().positive()).optional(),
+  /** Open connections to this service at once. Over → 503. Unlimited when absent or 0 (the total still applies). */
+  max_connections: limit('Open connections to this service at once (absent: no limit; limits.connections_total still applies).').optional(),
+  /** Override of limits.message_rate for this service (0: this service's connections are not limited). */
+  message_rate: limit('Override of limits.message_rate for this service.').optional(),
+  /** Override of limits.byte_rate for this service (0: this service's connections are not limited). */
+  byte_rate: sizeLimit('Override of limits.byte_rate for this service.').optional(),
 };
 
 export const policyRootFields = {

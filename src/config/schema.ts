@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { listenerSchema } from './listener.js';
 import { serviceSchema } from './service.js';
-import { limitsSchema } from './limits.js';
+import { limit, limitsSchema } from './limits.js';
 import { duration, size } from './units.js';
 import { policyRootFields } from './policy.js';
 import { authRootFields } from './auth.js';
@@ -32,7 +32,7 @@ export const websocketSchema = z.strictObject({
 export const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Most log lines per second for one kind of bad-input event; excess is counted, then summarised. */
-  bad_input_per_second: z.number().int().positive().default(20),
+  bad_input_per_second: limit('Most audit lines per second for one kind of bad input (counters are never limited).').default(20),
 });
 
 export const shutdownSchema = z.strictObject({

@@ -23,9 +23,9 @@ const common = {
     .transform((h) => (h === undefined ? undefined : (Array.isArray(h) ? h : [h]).map((x) => x.toLowerCase()))),
   /** Largest message (after reassembly). Over → close 1009. */
   max_message: size().default(1024 * 1024)
-    .refine((n) => n <= HARD_MAX_MESSAGE, `at most ${HARD_MAX_MESSAGE} bytes (16 MiB)`),
+    .refine((n) => n > 0 && n <= HARD_MAX_MESSAGE, `between 1 byte and ${HARD_MAX_MESSAGE} bytes (16 MiB): the frame parser needs a bound`),
   /** Largest single frame; defaults to max_message. */
-  max_frame: size().optional(),
+  max_frame: size().optional().refine((n) => n !== 0, 'must be more than 0: the frame parser needs a bound'),
   /** Most frames in one message, empty ones counted. Over → close 1009. */
   max_fragments: z.number().int().positive().default(1024),
   /** A fragmented message must complete within this time. Over → close 1008. */

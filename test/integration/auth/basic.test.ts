@@ -17,6 +17,7 @@ import { open, refused, roundTrip } from './common.js';
 const MAIN = join(import.meta.dirname, '../../../src/main.ts');
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 let gw: TestGateway;
+let usersFile: string;
 
 async function hashPasswordCli(user: string, password: string): Promise<string> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'hash-password', '--user', user], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -30,7 +31,8 @@ async function hashPasswordCli(user: string, password: string): Promise<string> 
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-basic-int-'));
-  writeFileSync(join(dir, 'users'), `${await hashPasswordCli('alice', 'alice-secret-pw')}\n${await hashPasswordCli('carol', 'carol-secret-pw')}\n`);
+  usersFile = join(dir, 'users');
+  writeFileSync(usersFile, `${await hashPasswordCli('alice', 'alice-secret-pw')}\n${await hashPasswordCli('carol', 'carol-secret-pw')}\n`);
   gw = await startGateway({
     auth: { failures: { per_address: 4, per_user: 3, window: '1m' } },
     services: {
@@ -61,5 +63,29 @@ describe('basic through the gateway', () => {
     assert.ok(!/guess-|secret-pw/.test(gw.logText()), 'password in the log');
     assert.equal(await roundTrip(canary, 'canary'), 'canary');
     canary.close();
+  });
+
+  it('auth.failures per_address and per_user 0: guessing is never stopped; left out, the defaults (10) stop it', { timeout: 60_000 }, async () => {
+    const service = { path: '/admin', type: 'echo', allow_missing_origin: true, auth: { methods: [{ type: 'basic', realm: 'Admin', users_file: usersFile }] } };
+    const guesses = async (g: TestGateway, n: number): Promise<number[]> => {
+      const statuses: number[] = [];
+      for (let i = 0; i < n; i++) statuses.push((await refused(g.url('/admin'), { headers: { authorization: basic('alice', `guess-${i}`) } })).status);
+      return statuses;
+    };
+    const unlimited = await startGateway({ auth: { failures: { per_address: 0, per_user: 0 } }, services: { admin: service } });
+    try {
+      assert.deepEqual(await guesses(unlimited, 12), Array(12).fill(401), '12 wrong passwords: each answered 401, none 429');
+      const ws = await open(unlimited.url('/admin'), { headers: { authorization: basic('alice', 'alice-secret-pw') } });
+      assert.equal(await roundTrip(ws), 'ping', 'the right password still admitted');
+      ws.close();
+    } finally {
+      await unlimited.stop();
+    }
+    const byDefault = await startGateway({ services: { admin: service } });
+    try {
+      assert.deepEqual(await guesses(byDefault, 11), [...Array(10).fill(401), 429], 'left out: 10 failures, then 429');
+    } finally {
+      await byDefault.stop();
+    }
   });
 });

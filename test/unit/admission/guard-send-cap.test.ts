@@ -17,11 +17,12 @@ import { WebSocketConnection } from '../../../src/websocket/connection.js';
 import { buildUpgradeResponse, validateUpgradeRequest } from '../../../src/websocket/handshake.js';
 import { RawClient } from '../../helpers/raw-client.js';
 
-test('the send that passes send_buffer closes the slow consumer at once, without waiting for a sweep', { timeout: 15_000 }, async () => {
+/** A guard with `sendBuffer` over a real connection whose client has stopped reading; the sweep never runs. */
+async function slowConsumer(sendBuffer: number): Promise<{ conn: WebSocketConnection; violations: string[]; stop(): void }> {
   const service = servicesOf(parseConfig({ services: { s: { path: '/s', type: 'echo' } } }, {}))[0];
   const violations: string[] = [];
   const guard = new ChannelGuard({
-    limits: { ...DEFAULT_LIMITS, send_buffer: 128 * 1024, send_stall_timeout: 3_600_000 },
+    limits: { ...DEFAULT_LIMITS, send_buffer: sendBuffer, send_stall_timeout: 3_600_000 },
     audit: { violation: (reason: string) => violations.push(reason), throttle: () => undefined } as never,
     sweepInterval: 3_600_000,
   });
@@ -42,10 +43,24 @@ test('the send that passes send_buffer closes the slow consumer at once, without
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const client = await RawClient.connect({ port: (server.address() as AddressInfo).port });
+  const stop = (): void => {
+    client.destroy();
+    guard.stop();
+    server.close();
+  };
   try {
     assert.equal((await client.upgrade('/s')).status, 101);
     client.socket.pause(); // a client that stops reading
-    const conn = await accepted;
+    return { conn: await accepted, violations, stop };
+  } catch (err) {
+    stop();
+    throw err;
+  }
+}
+
+test('the send that passes send_buffer closes the slow consumer at once, without waiting for a sweep', { timeout: 15_000 }, async () => {
+  const { conn, violations, stop } = await slowConsumer(128 * 1024);
+  try {
     const chunk = Buffer.alloc(32 * 1024, 1);
     let sends = 0;
     let queued = 0;
@@ -60,8 +75,20 @@ test('the send that passes send_buffer closes the slow consumer at once, without
     assert.deepEqual(violations, ['slow_consumer'], 'audited as a slow consumer');
     assert.equal(conn.send(chunk, true), false, 'nothing more is queued');
   } finally {
-    client.destroy();
-    guard.stop();
-    server.close();
+    stop();
+  }
+});
+
+test('send_buffer 0: no cap on what is queued toward a client (issue 17, item 6)', { timeout: 15_000 }, async () => {
+  const { conn, violations, stop } = await slowConsumer(0);
+  try {
+    const chunk = Buffer.alloc(32 * 1024, 1);
+    // 8 MiB, eight times the default send_buffer, to a client that reads nothing.
+    for (let i = 0; i < 256; i++) conn.send(chunk, true);
+    assert.equal(conn.closed, false, 'still open');
+    assert.ok(conn.bufferedAmount > DEFAULT_LIMITS.send_buffer, `${conn.bufferedAmount} bytes queued, past the default cap`);
+    assert.deepEqual(violations, [], 'no slow-consumer violation');
+  } finally {
+    stop();
   }
 });

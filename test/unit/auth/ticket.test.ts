@@ -8,6 +8,7 @@ import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { Admission } from '../../../src/admission/types.js';
 import { handleTicketRequest } from '../../../src/auth/ticket-endpoint.js';
 import { mintTicket, TicketStore } from '../../../src/auth/ticket.js';
+import { parseConfig } from '../../../src/config/load.js';
 import { MemorySingleUseIds, MemoryTicketVault } from '../../../src/shared-state/memory.js';
 import { isRejection, makeHarness, request, type Harness } from './harness.js';
 
@@ -129,6 +130,23 @@ describe('tickets', () => {
       assert.equal(r.status, status, name);
       assert.equal(r.reason, reason, name);
     }
+  });
+
+  it('per_principal 0: one principal may hold any number of unused tickets; left out, the 11th is refused (issue 17, item 6)', async () => {
+    const clock = () => 1_000_000;
+    const held = async (tickets: Record<string, unknown>): Promise<string[]> => {
+      const config = parseConfig({ listen: [{ port: 0 }], auth: { tickets } }, {}).auth.tickets;
+      const store = new TicketStore(config, new MemoryTicketVault(1000, clock), new MemorySingleUseIds(100, clock), clock);
+      const p = { id: 'a', roles: [], claims: {}, method: 'jwt' };
+      const outcomes: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await store.issue('chat', null, p);
+        outcomes.push('ticket' in r ? 'issued' : r.reason);
+      }
+      return outcomes;
+    };
+    assert.deepEqual(await held({ per_principal: 0 }), Array(20).fill('issued'), 'per_principal 0: 20 tickets issued');
+    assert.deepEqual(await held({}), [...Array(10).fill('issued'), ...Array(10).fill('owner_full')], 'left out: 10, then refused');
   });
 
   it('expires issued tickets after their lifetime', async () => {
