@@ -38,3 +38,15 @@ export const CHECK_FACTORIES: CheckFactory[] = [
  * connection limits, the slot held until the answer is sent.
  */
 export const TICKET_DOOR_CHECKS: CheckFactory[] = [handshakeRateCheck, connectionLimitCheck];
+
+/**
+ * The checks a live fallback session's request passes again when its
+ * credential-bearing headers changed (a refreshed or an unrelated new cookie):
+ * every check of `factories` but the door's counters. The session already
+ * holds its connection slot and a new cookie is no new connection — counting
+ * again refused the session's own poll (503 with `max_connections: 1`).
+ * Computed from the list as it is when the pipeline is built.
+ */
+export function credentialChecks(factories: readonly CheckFactory[] = CHECK_FACTORIES): CheckFactory[] {
+  return factories.filter((f) => !TICKET_DOOR_CHECKS.includes(f));
+}

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { AdmissionPipeline } from './admission/pipeline.js';
 import { ChannelGuard } from './admission/channel-guard.js';
-import { CHECK_FACTORIES, TICKET_DOOR_CHECKS } from './checks.js';
+import { CHECK_FACTORIES, credentialChecks, TICKET_DOOR_CHECKS } from './checks.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { orNoLimit } from './config/limits.js';
 import { servicesOf } from './config/load.js';
@@ -175,6 +175,7 @@ export class Gateway {
       config,
       router: new Router(list),
       pipeline: new AdmissionPipeline(list, CHECK_FACTORIES, env, this.audit),
+      credentials: new AdmissionPipeline(list, credentialChecks(), env, this.audit),
       services,
       audit: this.audit,
       log: this.log,

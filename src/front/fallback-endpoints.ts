@@ -55,6 +55,8 @@ export interface FallbackContext {
   config: GatehouseConfig;
   router: { match(host: string | undefined, path: string): ServiceConfig | Rejection };
   pipeline: { admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> };
+  /** The same checks without the door's counters (rate, connection slots): for a live session's changed credentials. */
+  credentials: { admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> };
   services: Map<string, Service>;
   audit: Audit;
   log: Logger;
@@ -420,17 +422,19 @@ export class FallbackEndpoints {
   /**
    * Same credentials as at open? The fast path compares an HMAC of the
    * credential-bearing headers; when they changed (a refreshed cookie, or
-   * someone else's), the request is admitted afresh and must name the same
-   * principal. A request without the credentials gets the pipeline's own answer
-   * (401 with its challenge); one with another principal's gets 403.
+   * someone else's), the credential is checked afresh — by the pipeline
+   * without the door's counters, as the session already holds its slot — and
+   * must name the same principal. A request without the credentials gets the
+   * pipeline's own answer (401 with its challenge); one with another
+   * principal's gets 403.
    */
   private async sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, record: SessionRecord): Promise<boolean> {
     const tag = this.credentialTag(req);
     if (tag === record.credentialTag) return true;
     const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
-    const outcome = await ctx.pipeline.admit(request, service);
+    const outcome = await ctx.credentials.admit(request, service);
     if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome, true); return false; }
-    outcome.release(); // only the identity was wanted, not another connection slot
+    outcome.release(); // only the identity was wanted (nothing was reserved: no connection check ran)
     const before = record.session.admission.principal;
     const now = outcome.principal;
     if (before?.id !== now?.id || before?.method !== now?.method) {

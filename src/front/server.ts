@@ -38,6 +38,8 @@ export interface FrontDoorContext {
   config: GatehouseConfig;
   router: Router;
   pipeline: AdmissionPipeline;
+  /** The pipeline without the door's counters: a live fallback session's changed credentials are checked with it. */
+  credentials: AdmissionPipeline;
   services: Map<string, Service>;
   audit: Audit;
   log: Logger;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { installStandInChecks, originKeys, ORIGIN_REFUSALS, TEST_LIMITS } from './stand-in-checks.js';
-import { ALLOWED, EVIL, openSession } from './raw.js';
+import { ALLOWED, EVIL, openSession, RawSession } from './raw.js';
 import { GatehouseSocket, type GatehouseCloseEvent } from '../../../client/src/index.js';
 import { buildClient } from '../../helpers/client-bundle.js';
 import type { FallbackSession } from '../../../src/fallback/session.js';
@@ -23,6 +23,7 @@ before(async () => {
     services: {
       echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED] }) },
       small: { path: '/small', type: 'echo', max_message: '1KiB', ...originKeys({ origins: [ALLOWED] }) },
+      single: { path: '/single', type: 'echo', max_connections: 1, ...originKeys({ origins: [ALLOWED] }) },
     },
   });
 });
@@ -88,6 +89,21 @@ test('parity inside a session: a message over max_message closes both transports
   }
   const reasons = gw.logs.filter((l) => l.audit && l.code === 1009).map((l) => l.transport ?? 'websocket');
   assert.ok(reasons.includes('fallback') && reasons.includes('websocket'), `audited on both: ${reasons}`);
+});
+
+test('a changed cookie re-checks the credential, not the door: the session holding a max_connections: 1 service goes on', async () => {
+  const { res, sid } = await openSession(gw.httpUrl('/single'), { Origin: ALLOWED, Cookie: 'sid=alice' });
+  assert.equal(res.status, 200);
+  const session = new RawSession(gw.httpUrl('/single'), sid!, { Origin: ALLOWED, Cookie: 'sid=alice' });
+  // An unrelated cookie the page set since: the same principal, and no new connection (it used to get 503 service_full).
+  session.headers = { Origin: ALLOWED, Cookie: 'sid=alice; theme=dark' };
+  assert.equal(await session.echo('still here'), 'still here');
+  const other = await openSession(gw.httpUrl('/single'), { Origin: ALLOWED, Cookie: 'sid=alice' });
+  assert.equal(other.res.status, 503, 'the slot is still the session\'s: a second open is refused');
+  // The credential itself is still checked: none → 401 with its challenge, and nothing delivered.
+  const none = await session.poll({ Origin: ALLOWED });
+  assert.equal(none.res.status, 401);
+  assert.equal(await session.echo('and again'), 'and again');
 });
 
 test('the gateway serves the client bundle, its ESM build and the demo page', async () => {

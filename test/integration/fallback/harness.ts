@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { parseConfig, servicesOf } from '../../../src/config/load.js';
 import { Router } from '../../../src/front/router.js';
 import { AdmissionPipeline } from '../../../src/admission/pipeline.js';
-import { CHECK_FACTORIES } from '../../../src/checks.js';
+import { CHECK_FACTORIES, credentialChecks } from '../../../src/checks.js';
 import { Audit } from '../../../src/observe/audit.js';
 import { Metrics } from '../../../src/observe/metrics.js';
 import { createLogger } from '../../../src/observe/log.js';
@@ -66,10 +66,11 @@ export async function startHarness(rawConfig: unknown, opts: { originPolicy?: Or
   const services = servicesOf(config);
   const router = new Router(services);
   const pipeline = new AdmissionPipeline(services, CHECK_FACTORIES, { config, log, metrics }, audit);
+  const credentials = new AdmissionPipeline(services, credentialChecks(), { config, log, metrics }, audit);
   const channels: Channel[] = [];
   const backends = new Map<string, Service>(services.map((s) => [s.name, echoService(s.name, channels)]));
   const endpoints = new FallbackEndpoints({ originPolicy: opts.originPolicy });
-  const ctx = { config, router, pipeline, services: backends, audit, log, metrics };
+  const ctx = { config, router, pipeline, credentials, services: backends, audit, log, metrics };
   const server: Server = createServer((req, res) => {
     if (endpoints.handle(req, res, ctx)) return;
     res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' });
