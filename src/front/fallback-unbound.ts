@@ -6,10 +6,11 @@
  * time). A body that stalls would otherwise hold its socket for
  * `request_timeout` with nothing counting it. They are counted per client
  * address (IPv6 per /64), against `limits.connections_per_address`; addresses
- * in `limits.exempt_addresses` are not counted, as for connections.
+ * in `limits.exempt_addresses` are not counted, as for connections, and a
+ * limit of 0 is no limit.
  */
 import type { ServerResponse } from 'node:http';
-import type { LimitsConfig } from '../config/limits.js';
+import { orNoLimit, type LimitsConfig } from '../config/limits.js';
 import { addressKey, CidrSet } from '../http/cidr.js';
 
 const NOTHING_HELD = (): void => undefined;
@@ -27,7 +28,7 @@ export class UnboundRequests {
     if (address === undefined || this.exemptOf(limits).has(address)) return NOTHING_HELD;
     const key = addressKey(address);
     const n = this.counts.get(key) ?? 0;
-    if (n >= limits.connections_per_address) return undefined;
+    if (n >= orNoLimit(limits.connections_per_address)) return undefined;
     this.counts.set(key, n + 1);
     let held = true;
     const release = (): void => {

@@ -152,6 +152,18 @@ describe('requests that hold a socket before they are bound to a slot', () => {
     });
   }
 
+  it('connections_per_address: 0 is no limit for them either', { timeout: 30_000 }, async () => {
+    const open = await startGateway({
+      limits: { connections_per_address: 0 },
+      services: { echo: { path: '/echo', type: 'echo', allow_missing_origin: true } },
+    });
+    try {
+      const { res, sid } = await openSession(open.httpUrl('/echo'), {});
+      assert.equal(res.status, 200, 'the open is not refused');
+      assert.equal(await new RawSession(open.httpUrl('/echo'), sid!, {}).echo('through'), 'through');
+    } finally { await open.stop(); }
+  });
+
   it('bodies that stall before the session key, and opens that stall before admission, count against connections_per_address', { timeout: 60_000 }, async () => {
     const { sid } = await openSession(url, {});
     const session = new RawSession(url, sid!, {});
