@@ -6,15 +6,17 @@
  * alternates A and B, and A's primary alternates its workers.
  *
  * Through HAProxy: the client library's fallback, streaming and long-polling,
- * exchanges 10,000 sequenced messages each way (its requests land on every
- * process and are passed on to the session's owner) with none lost or reordered; a ticket used through one
- * process is refused through the others; the per-address limits (open
- * connections, handshake rate) hold across them; killing one machine closes
- * only its own clients, which reconnect through HAProxy to the other (an
- * address whose quota was on the dead one as soon as its slots stop counting),
- * and a fallback session it owned ends with 1006. A
- * fallback session goes on while Redis is frozen for longer than the
- * processes cache where its owner takes hops.
+ * exchanges 10,000 sequenced messages with none lost or reordered, its
+ * requests landing on every process and passed on to the session's owner;
+ * so does its WebSocket transport (one connection: one process); a ticket
+ * used through one process is refused through the others; the per-address
+ * limits (open connections, handshake rate) hold across them; a publish
+ * reaches subscribers on every process; killing one machine closes only its
+ * own clients, which reconnect through HAProxy to the other (an address whose
+ * quota was on the dead one as soon as its slots stop counting), and a
+ * fallback session it owned ends with 1006. A fallback session goes on while
+ * Redis is frozen for longer than the processes cache where its owner takes
+ * hops.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -148,6 +150,18 @@ for (const mode of ['stream', 'poll'] as const) {
     assert.equal((await closed).code, 1000, 'closed cleanly, not before');
   });
 }
+
+test('the WebSocket transport through HAProxy: 10,000 sequenced messages, none lost or reordered', { timeout: 60_000 }, async () => {
+  const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'websocket', WebSocket });
+  await opened(s);
+  assert.equal(s.transport, 'websocket');
+  const got = await exchangeSequenced(s, 10_000, 200);
+  const wrong = got.findIndex((m, i) => m !== `m${i}`);
+  assert.equal(wrong, -1, `message ${wrong} is ${got[wrong]}: every message back once, in order`);
+  const closed = new Promise<GatehouseCloseEvent>((resolve) => { s.onclose = (e) => resolve(e); });
+  s.close();
+  assert.equal((await closed).code, 1000, 'closed cleanly, not before');
+});
 
 test('a ticket used through one process is refused through every other', { timeout: 30_000 }, async () => {
   const ticket = mintTicket(KEY, { svc: 'chat', sub: 'erin', exp: Math.floor(Date.now() / 1000) + 30, jti: randomBytes(16).toString('base64url') });
