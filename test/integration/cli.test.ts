@@ -129,7 +129,8 @@ test('start: serves echo on the built-in default config; SIGTERM closes clients 
   // GATEHOUSE_PORT=0 is not useful to find the port, so pick one from the stderr line.
   const r = run(['start'], { GATEHOUSE_PORT: '0', GATEHOUSE_ADMIN_PORT: '0' });
   const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no listening line: ${r.err()}`)), 10_000);
+    // Generous: tsx compiles the sources first, slow on a loaded machine; a stuck child is killed so the file ends.
+    const t = setTimeout(() => { r.child.kill('SIGKILL'); reject(new Error(`no listening line: ${r.err()}`)); }, 60_000);
     r.child.stderr.on('data', () => {
       const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(r.err());
       if (m) { clearTimeout(t); resolve(Number(m[1])); }
@@ -158,7 +159,7 @@ test('the gatehouse executable starts Node with the flags on its first line (you
   child.stderr.on('data', (d) => { err += d; });
   const exited = once(child, 'exit').then(([code]) => code as number);
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no listening line: ${err}`)), 10_000);
+    const t = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no listening line: ${err}`)); }, 60_000);
     child.stderr.on('data', () => { if (/listening on/.test(err)) { clearTimeout(t); resolve(); } });
   });
   const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
