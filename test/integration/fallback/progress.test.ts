@@ -13,7 +13,12 @@ import { ALLOWED, openSession, RawSession } from './raw.js';
 import { FrameType } from '../../../src/fallback/wire.js';
 import { GatehouseSocket } from '../../../client/src/index.js';
 
-const STALL_MS = 400;
+// Long enough that one step of the healthy client below (a send, its echo,
+// the think time) stays well inside it on a loaded 2-core machine, where a
+// step has been seen to take over 400 ms; the healthy tests still run for
+// several stall timeouts, so a guard that judges by queue size closes them.
+const STALL_MS = 1_500;
+const THINK_MS = 150;
 
 let gw: TestGateway;
 before(async () => {
@@ -32,7 +37,7 @@ test('one message in flight, each echo acknowledged with the next request: the s
   const s = new RawSession(gw.httpUrl('/echo'), sid, { Origin: ALLOWED });
   // Every message is the same size, so every sweep sees the same queue size:
   // the one echo received but not yet acknowledged (the next poll acknowledges it).
-  const steps = Math.ceil((STALL_MS * 5) / 100);
+  const steps = Math.ceil((STALL_MS * 3) / THINK_MS);
   for (let i = 0; i < steps; i++) {
     const res = await s.send([`message ${String(i).padStart(3, '0')}`]);
     assert.equal(res.status, 200, `send ${i} answered ${res.status}`);
@@ -40,7 +45,7 @@ test('one message in flight, each echo acknowledged with the next request: the s
     const got = await s.receive(1);
     assert.equal(got[0].type, FrameType.TEXT, `step ${i}: expected the echo, got frame type ${got[0].type}`);
     assert.equal(got[0].payload.toString(), `message ${String(i).padStart(3, '0')}`);
-    await pause(100); // the client's think time, with the echo still unacknowledged
+    await pause(THINK_MS); // the client's think time, with the echo still unacknowledged
   }
   assert.ok(!gw.auditReasons().includes('slow_consumer'), `no slow_consumer audit: ${gw.auditReasons().join(', ')}`);
   assert.equal(await s.echo('still open'), 'still open');
@@ -56,7 +61,7 @@ test('a session that stops acknowledging is still closed 1008 slow consumer afte
   // Sends keep the session from idling out but acknowledge nothing downstream.
   const stop = s.keepAlive(100);
   try {
-    for (let i = 0; i < 200 && gw.auditReasons().filter((r) => r === 'slow_consumer').length === before; i++) await pause(25);
+    for (let i = 0; i < 400 && gw.auditReasons().filter((r) => r === 'slow_consumer').length === before; i++) await pause(25);
   } finally { stop(); }
   const line = gw.logs.filter((l) => l.audit && l.reason === 'slow_consumer').at(-1);
   assert.ok(line, 'slow consumer audited');
@@ -72,7 +77,7 @@ test('client library, fallback forced, one message in flight with pauses: every 
   const inbox: string[] = [];
   let wake: (() => void) | undefined;
   s.onmessage = (e) => { inbox.push(String(e.data)); wake?.(); };
-  for (let i = 0; i < 15; i++) {
+  for (let i = 0; i < 8; i++) {
     s.send(`m${i}`);
     while (inbox.length <= i && !closed) await new Promise<void>((r) => { wake = r; setTimeout(r, 1000); });
     assert.equal(closed, undefined, `closed after ${i} messages: ${JSON.stringify(closed)}`);
