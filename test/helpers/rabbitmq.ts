@@ -129,7 +129,9 @@ export async function startRabbitMq(): Promise<RabbitMq> {
     p.once('error', (err) => { clearTimeout(timer); resolve({ code: -1, out: err.message }); });
     p.once('exit', (code) => { clearTimeout(timer); resolve({ code, out }); });
   });
-  const ctl = async (args: string[], timeoutMs = 30_000): Promise<string> => {
+  // Each rabbitmqctl call boots an Erlang VM: a few seconds on a quiet machine,
+  // over 30 s at load 25 on 2 cores (seen). Generous, so a busy machine is slow, not red.
+  const ctl = async (args: string[], timeoutMs = 90_000): Promise<string> => {
     const r = await run(args, timeoutMs);
     if (r.code !== 0) throw new Error(`rabbitmqctl ${args.join(' ')} failed (${r.code}): ${r.out.trim()}`);
     return r.out;
