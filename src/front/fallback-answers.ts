@@ -11,7 +11,7 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { FallbackSession } from '../fallback/session.js';
 import type { WireError } from '../fallback/wire.js';
 import type { BodyError } from './fallback-body.js';
-import type { FallbackContext } from './fallback-endpoints.js';
+import type { FallbackContext } from './fallback-context.js';
 import { serializeOrigin, type OriginPolicy, type OriginRequestInfo } from './fallback-origin.js';
 import { clientAddressOf, hopOf } from './listener.js';
 import { splitTarget } from './request.js';

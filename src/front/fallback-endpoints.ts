@@ -16,14 +16,10 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
 import type { Admission, AdmissionRequest } from '../admission/types.js';
 import { Rejection } from '../admission/types.js';
 import { withProtocol } from '../admission/pipeline.js';
-import type { GatehouseConfig, ServiceConfig } from '../config/schema.js';
-import type { Audit } from '../observe/audit.js';
-import type { Metrics } from '../observe/metrics.js';
-import type { Service } from '../services/types.js';
+import type { ServiceConfig } from '../config/schema.js';
 import type { Channel, CloseInfo } from '../channel.js';
 import { toAdmissionRequest, splitTarget } from './request.js';
 import { hopOf, type HoppedClient } from './listener.js';
@@ -33,10 +29,12 @@ import { decodeFrames, encodeNumber, FrameType, KEY_FRAME_BYTES, keyOf, SESSION_
 import { RequestBody, type BodyError } from './fallback-body.js';
 import { clientOf, FallbackAnswers, OP_PARAM, originRequestInfo } from './fallback-answers.js';
 import { UnboundRequests } from './fallback-unbound.js';
+import type { FallbackContext } from './fallback-context.js';
 import { serializeOrigin, serviceOriginPolicy, type OriginPolicy } from './fallback-origin.js';
 import { serveAsset } from '../fallback/assets.js';
 
 export { OP_PARAM };
+export type { FallbackContext };
 
 /**
  * Session ids: 24 random bytes (192 bits), base64url; in a cluster followed by
@@ -46,22 +44,6 @@ const SESSION_ID = /^[A-Za-z0-9_-]{32}(?:\.([A-Za-z0-9_-]{1,24}))?$/;
 const MAX_OPEN_BODY = 8 * 1024;
 const KNOWN_OPS = new Set(['open', 'stream', 'poll', 'send']);
 const MAX_FRAMES_PER_BODY = 4096;
-
-/**
- * What a request is handled with: the front door's current context (swapped
- * as a whole on reload; a session keeps the service and settings it opened with).
- */
-export interface FallbackContext {
-  config: GatehouseConfig;
-  router: { match(host: string | undefined, path: string): ServiceConfig | Rejection };
-  pipeline: { admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> };
-  /** The same checks without the door's counters (rate, connection slots): for a live session's changed credentials. */
-  credentials: { admit(request: AdmissionRequest, service: ServiceConfig): Promise<Admission | Rejection> };
-  services: Map<string, Service>;
-  audit: Audit;
-  log: Logger;
-  metrics: Metrics;
-}
 
 export interface FallbackOptions {
   /** The per-request origin policy; the service's own allow-list (the admission check's rules) unless a test passes another. */
