@@ -9,7 +9,7 @@
  * sent, the process writes its true counts, which it keeps here, back to Redis.
  */
 import { randomBytes } from 'node:crypto';
-import type { RedisContext } from './redis-state.js';
+import type { RedisContext } from './redis-context.js';
 
 const HEARTBEAT_MS = 5_000;
 const LIVENESS_MS = 15_000;
