@@ -11,7 +11,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { TrafficReader } from '../observe/traffic.js';
 import { busiest, connectionRow, findById, matching, type ConnectionRow } from './connections.js';
 import { methodNotAllowed, sendJson } from './respond.js';
-import { publish, type PublishResult } from './publish.js';
+import { publish, type PublishTo } from './publish.js';
 
 export type ReloadResult =
   | { ok: true; services: string[] }
@@ -31,7 +31,7 @@ export interface AdminHooks {
   /** With workers: every family with a `worker` label, one series per worker (`/metrics` has their sums). */
   metricsByWorker?(): Promise<string>;
   /** A message for a `pubsub` service's channel, to every subscriber in the cluster. */
-  publish?(service: string, channel: string, data: unknown): Promise<PublishResult>;
+  publish?: PublishTo;
 }
 
 /** Close code and reason of a connection an admin closes. */
@@ -60,7 +60,7 @@ export function handleApi(call: ApiCall, hooks: AdminHooks): void {
   if (route === 'top') return m === 'GET' || m === 'HEAD' ? sendJson(req, res, 200, busiest(hooks.channels(), hooks.traffic)) : methodNotAllowed(req, res, 'GET');
   if (route === 'reload') return m === 'POST' ? reload(call, hooks) : methodNotAllowed(req, res, 'POST');
   if (route === 'drain') return m === 'POST' ? drain(call, hooks) : methodNotAllowed(req, res, 'POST');
-  if (route === 'publish') return m === 'POST' ? publish(call, hooks, (outcome, fields) => audited(hooks, call, 'publish', outcome, fields)) : methodNotAllowed(req, res, 'POST');
+  if (route === 'publish') return m === 'POST' ? publish(req, res, hooks.publish, (outcome, fields) => audited(hooks, call, 'publish', outcome, fields)) : methodNotAllowed(req, res, 'POST');
   sendJson(req, res, 404, { error: 'not_found' });
 }
 

@@ -5,9 +5,8 @@
  * `{"service": "live", "channel": "news.sport", "data": <any JSON>}`.
  * The admin token is the authority: no channel pattern applies.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './respond.js';
-import type { AdminHooks, ApiCall } from './api.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -15,10 +14,12 @@ export type PublishResult = 'ok' | 'unknown_service' | 'bad_channel' | 'unavaila
 
 const STATUS: Record<PublishResult, number> = { ok: 200, unknown_service: 404, bad_channel: 400, unavailable: 503 };
 
-export function publish(call: ApiCall, hooks: AdminHooks, audited: (outcome: string, fields: Record<string, unknown>) => void): void {
-  const { req, res } = call;
-  if (!hooks.publish) { sendJson(req, res, 404, { error: 'not_found' }); return; }
-  const publishTo = hooks.publish;
+/** Delivers a message to a pub/sub service's channel (the admin hooks' `publish`). */
+export type PublishTo = (service: string, channel: string, data: unknown) => Promise<PublishResult>;
+
+export function publish(req: IncomingMessage, res: ServerResponse, publishTo: PublishTo | undefined,
+  audited: (outcome: string, fields: Record<string, unknown>) => void): void {
+  if (!publishTo) { sendJson(req, res, 404, { error: 'not_found' }); return; }
   readJson(req).then(async (body) => {
     if (!body || typeof body.service !== 'string' || typeof body.channel !== 'string' || !('data' in body)) {
       audited('refused', { error: 'bad_request' });
