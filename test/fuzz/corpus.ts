@@ -33,7 +33,12 @@ const SEEDS: Record<string, Uint8Array[]> = {
       + 'X-Forwarded-For: 10.0.0.2, 203.0.113.9\r\nForwarded: for="[2001:db8::1]:4711"\r\n\r\n'),
     new TextEncoder().encode('PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'),
   ],
-  'fallback-wire': [Uint8Array.from([0x05, 0, 0, 0, 6, 0, 0, 0, 0, 0, 1, 0x01, 0, 0, 0, 2, 0x68, 0x69, 0x03, 0, 0, 0, 2, 0x03, 0xe8])],
+  'fallback-wire': [
+    Uint8Array.from([0x05, 0, 0, 0, 6, 0, 0, 0, 0, 0, 1, 0x01, 0, 0, 0, 2, 0x68, 0x69, 0x03, 0, 0, 0, 2, 0x03, 0xe8]),
+    // A session request's body: the KEY frame (32-byte key), an ACK, a text message.
+    Uint8Array.from([0x0a, 0, 0, 0, 32, ...Array.from({ length: 32 }, (_, i) => i * 7 + 1),
+      0x06, 0, 0, 0, 6, 0, 0, 0, 0, 0, 3, 0x01, 0, 0, 0, 2, 0x68, 0x69]),
+  ],
   // A chop byte, a flags byte (binary client, tcp backend, binary broker), then the conversation.
   stomp: [
     stompSeed(0x03, 0, [

@@ -23,7 +23,7 @@ import { validHostHeader, hostWithoutPort } from '../../src/http/host.js';
 import { parseTokenList } from '../../src/http/tokens.js';
 import { parseOrigin } from '../../src/http/origin.js';
 import { CidrSet } from '../../src/http/cidr.js';
-import { decodeFrames, FrameType } from '../../src/fallback/wire.js';
+import { decodeFrames, FrameType, KEY_FRAME_BYTES, keyOf, SESSION_KEY_BYTES } from '../../src/fallback/wire.js';
 import { INSPECTOR_TARGETS } from './inspectors.js';
 import { chopOf, pieces } from './script.js';
 
@@ -143,9 +143,17 @@ const fallbackWire: FuzzTarget = {
   name: 'fallback-wire',
   run(data) {
     const body = Buffer.from(data);
-    const { frames, error } = decodeFrames(body, { maxMessage: 1024, maxFrames: 64 });
+    // As the session endpoints read a body: a KEY frame first (binding it to the session), then the frames.
+    const key = keyOf(body.subarray(0, KEY_FRAME_BYTES));
+    if (key !== undefined) {
+      assert.equal(key.length, SESSION_KEY_BYTES, 'a key is exactly SESSION_KEY_BYTES long');
+      assert.equal(body[0], FrameType.KEY, 'a key is only taken from a KEY frame');
+    }
+    const rest = key === undefined ? body : body.subarray(KEY_FRAME_BYTES);
+    const { frames, error } = decodeFrames(rest, { maxMessage: 1024, maxFrames: 64 });
     assert.ok(frames.length <= 64, 'at most maxFrames frames');
     for (const f of frames) {
+      assert.notEqual(f.type as number, FrameType.KEY, 'a KEY frame after the first is never taken as a frame');
       if (f.type === FrameType.TEXT || f.type === FrameType.BINARY) assert.ok(f.payload.length <= 1024, 'no message over maxMessage');
     }
     if (error) assert.ok([1002, 1007, 1009].includes(error.closeCode), `a close code a WebSocket would use, not ${error.closeCode}`);
