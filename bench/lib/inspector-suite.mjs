@@ -70,9 +70,10 @@ export async function inspectorVsPassthrough(ctx, { suite, cases, exchange, star
     }
   }
   const vs = (key) => ({ gatehouse: values[key].inspect, ws: values[key].pass });
+  const labels = { gatehouse: 'inspector', ws: 'passthrough' };
   return cases.flatMap((c) => [
-    { case: c.label, metric: 'messages/s, inspector vs passthrough', format: 'rate', better: 'higher', values: vs(`rate ${c.label}`) },
-    { case: c.label, metric: 'server CPU / message, inspector vs passthrough', format: 'us', better: 'lower', values: vs(`cpu ${c.label}`),
+    { case: c.label, metric: 'messages/s, inspector vs passthrough', labels, format: 'rate', better: 'higher', values: vs(`rate ${c.label}`) },
+    { case: c.label, metric: 'server CPU / message, inspector vs passthrough', labels, format: 'us', better: 'lower', values: vs(`cpu ${c.label}`),
       target: { kind: 'ratio', op: '<=', value: 1.15 }, extra: { medianPassUs: median(values[`cpu ${c.label}`].pass) } },
   ]);
 }

@@ -7,6 +7,7 @@
  *     target?: { kind: 'ratio', op: '>=' | '<=', value }  // on the Gatehouse/ws ratio
  *            | { kind: 'difference', op: '>=' | '<=', value } // on Gatehouse − ws (same unit as the values)
  *            | { kind: 'absolute', op: '>=' | '<=', value, of: 'gatehouse' },
+ *     labels?: { gatehouse, ws },                         // column names when the two sides are not Gatehouse and ws
  *     extra?: any }                                       // kept in the JSON only
  *
  * Summary: each side's median over runs, and the ratio = median over runs of
@@ -70,7 +71,23 @@ function ratioCell(row, s) {
   return Number.isFinite(s.ratio) ? `${s.ratio.toFixed(2)}×` : '—';
 }
 
+/**
+ * One table per run of consecutive rows with the same column names: a suite whose two
+ * sides are not Gatehouse and ws (the inspector suites: inspector and passthrough)
+ * says so in its own header instead of borrowing the others'.
+ */
 export function markdownTable(rows, { labels = { gatehouse: 'Gatehouse', ws: 'ws' } } = {}) {
+  const groups = [];
+  for (const row of rows) {
+    const own = row.labels ?? labels;
+    const last = groups.at(-1);
+    if (last && last.labels.gatehouse === own.gatehouse && last.labels.ws === own.ws) last.rows.push(row);
+    else groups.push({ labels: own, rows: [row] });
+  }
+  return groups.map((g) => tableOf(g.rows, g.labels)).join('\n\n');
+}
+
+function tableOf(rows, labels) {
   const head = ['Suite', 'Case', 'Metric', labels.gatehouse, labels.ws, `${labels.gatehouse}/${labels.ws}`, 'Target', 'Met'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i >= 3 && i <= 5 ? '---:' : '---')).join('|')}|`];
   for (const row of rows) {
