@@ -11,6 +11,9 @@
  * - SUBSCRIBE: `destination` against `subscribe`; `selector` (an expression
  *   some brokers evaluate) and RabbitMQ's `x-queue-name` (which would let a
  *   subscription consume from a queue of the client's choosing) are refused.
+ *   A durable subscription gets an `x-queue-name` of the gateway's, bound to
+ *   the principal (durable.ts); so does a durable UNSUBSCRIBE, which deletes
+ *   that queue, and which may not name one itself.
  * - SUBSCRIBE and SEND: RabbitMQ's queue arguments that name a destination,
  *   `x-dead-letter-exchange` and `x-dead-letter-routing-key`, are refused
  *   (RabbitMQ declares a /queue/ destination with them on either frame, and
@@ -23,6 +26,7 @@
  */
 import type { PlaceholderIdentity } from '../placeholders.js';
 import type { DestinationPattern } from './destinations.js';
+import { durableQueueName, isDurable } from './durable.js';
 import type { StompFrame, StompVersion } from './frame.js';
 import type { StompPolicy } from './policy.js';
 import { writeFrame } from './writer.js';
@@ -50,7 +54,8 @@ function allowed(patterns: readonly DestinationPattern[], destination: string, i
   return false;
 }
 
-const SUBSCRIBE_HEADERS = ['destination', 'id', 'selector', 'x-queue-name'];
+const SUBSCRIBE_HEADERS = ['destination', 'id', 'selector', 'x-queue-name', 'durable', 'persistent'];
+const UNSUBSCRIBE_HEADERS = ['id', 'destination', 'x-queue-name', 'durable', 'persistent'];
 const SEND_HEADERS = ['destination', 'reply-to', 'user-id', 'transaction'];
 /** Headers that name a destination for the broker outside the policy's view: refused wherever they appear. */
 const ROUTING_HEADERS = ['x-dead-letter-exchange', 'x-dead-letter-routing-key'];
@@ -60,8 +65,11 @@ function routingHeader(frame: StompFrame, destination: string): Refusal | undefi
   return undefined;
 }
 
-/** SUBSCRIBE, given how many subscriptions are open (and whether its id is one of them). */
-export function checkSubscribe(frame: StompFrame, policy: StompPolicy, identity: PlaceholderIdentity | undefined, open: number, known: boolean): Refusal | undefined {
+/**
+ * SUBSCRIBE, given how many subscriptions are open (and whether its id is one
+ * of them); a durable one is passed on with the queue name bound to the principal.
+ */
+export function checkSubscribe(frame: StompFrame, policy: StompPolicy, identity: PlaceholderIdentity | undefined, open: number, known: boolean, version: StompVersion): Refusal | Buffer | undefined {
   const repeated = repeatedHeader(frame, SUBSCRIBE_HEADERS);
   if (repeated) return refusal(1002, 'stomp_repeated_header', `repeated header ${repeated}`);
   const destination = frame.header('destination');
@@ -72,7 +80,32 @@ export function checkSubscribe(frame: StompFrame, policy: StompPolicy, identity:
   if (routing) return routing;
   if (!known && open >= policy.maxSubscriptions) return refusal(1008, 'stomp_too_many_subscriptions', `more than ${policy.maxSubscriptions} subscriptions`, destination);
   if (!allowed(policy.subscribe, destination, identity)) return refusal(1008, 'stomp_subscribe_denied', 'subscription not allowed', destination);
-  return undefined;
+  if (!isDurable(frame)) return undefined;
+  const id = frame.header('id');
+  if (id === undefined) return refusal(1002, 'stomp_missing_header', 'durable SUBSCRIBE without id', destination);
+  return withDurableQueue(frame, identity, destination, id, version);
+}
+
+/**
+ * UNSUBSCRIBE, given the destination of the subscription its id names (when
+ * the gateway passed one): a durable one deletes the principal's own queue.
+ * Without a recorded subscription the broker has none either, and deletes nothing.
+ */
+export function checkUnsubscribe(frame: StompFrame, identity: PlaceholderIdentity | undefined, destination: string | undefined, version: StompVersion): Refusal | Buffer | undefined {
+  const repeated = repeatedHeader(frame, UNSUBSCRIBE_HEADERS);
+  if (repeated) return refusal(1002, 'stomp_repeated_header', `repeated header ${repeated}`);
+  if (frame.header('x-queue-name') !== undefined) return refusal(1008, 'stomp_header_refused', 'x-queue-name is not allowed', destination);
+  if (!isDurable(frame) || destination === undefined) return undefined;
+  const id = frame.header('id');
+  if (id === undefined) return refusal(1002, 'stomp_missing_header', 'durable UNSUBSCRIBE without id', destination);
+  return withDurableQueue(frame, identity, destination, id, version);
+}
+
+/** The frame with the principal's queue name for durable subscription `id` on `destination`. */
+function withDurableQueue(frame: StompFrame, identity: PlaceholderIdentity | undefined, destination: string, id: string, version: StompVersion): Refusal | Buffer {
+  const queue = durableQueueName(identity, destination, id);
+  if (queue === undefined) return refusal(1008, 'stomp_identity_unavailable', 'a durable subscription needs an authenticated user', destination);
+  return rewritten(frame, undefined, ['x-queue-name', queue], version) ?? refusal(1002, 'stomp_syntax', 'frame cannot be rewritten');
 }
 
 /** SEND: the checks, and the frame without `user-id` when it had one. */
@@ -89,13 +122,14 @@ export function checkSend(frame: StompFrame, policy: StompPolicy, identity: Plac
     return refusal(1008, 'stomp_reply_to_denied', 'reply-to not allowed', replyTo);
   }
   if (frame.header('user-id') === undefined) return undefined;
-  return withoutHeader(frame, 'user-id', version) ?? refusal(1002, 'stomp_syntax', 'frame cannot be rewritten');
+  return rewritten(frame, 'user-id', [], version) ?? refusal(1002, 'stomp_syntax', 'frame cannot be rewritten');
 }
 
-/** The frame written again without one header (body and other headers as they were). */
-function withoutHeader(frame: StompFrame, name: string, version: StompVersion): Buffer | undefined {
+/** The frame written again without header `drop` and with `add` (flat: name, value, ...); body and other headers as they were. */
+function rewritten(frame: StompFrame, drop: string | undefined, add: readonly string[], version: StompVersion): Buffer | undefined {
   const headers: string[] = [];
   const h = frame.headers;
-  for (let i = 0; i < h.length; i += 2) if (h[i] !== name) headers.push(h[i], h[i + 1]);
+  for (let i = 0; i < h.length; i += 2) if (h[i] !== drop) headers.push(h[i], h[i + 1]);
+  headers.push(...add);
   return writeFrame(frame.command, headers, frame.body, version);
 }

@@ -26,7 +26,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Inspector, InspectorActions, InspectorContext } from '../../relay/inspector.js';
 import type { PlaceholderIdentity } from '../placeholders.js';
 import { checkConnect } from './connect.js';
-import { checkSend, checkSubscribe, refusal, type Refusal } from './checks.js';
+import { checkSend, checkSubscribe, checkUnsubscribe, refusal, type Refusal } from './checks.js';
 import { CLIENT_COMMANDS, SERVER_COMMANDS, type StompError, type StompFrame, type StompVersion } from './frame.js';
 import { StompParser, type StompFrameSink } from './parser.js';
 import type { StompPolicy } from './policy.js';
@@ -50,8 +50,8 @@ export class StompInspector implements Inspector {
   private accepted: readonly StompVersion[] = [];
   /** Client frames read after CONNECT, before CONNECTED said which version they are in. */
   private readAhead = 0;
-  /** Ids of the open subscriptions (created at the first SUBSCRIBE). */
-  private subscriptions?: Set<string>;
+  /** The open subscriptions, key (id) → destination (created at the first SUBSCRIBE). */
+  private subscriptions?: Map<string, string>;
   private timer?: NodeJS.Timeout;
 
   constructor(context: InspectorContext, private readonly policy: StompPolicy) {
@@ -101,7 +101,7 @@ export class StompInspector implements Inspector {
     let verdict: Refusal | Buffer | undefined;
     if (c === 'SEND') verdict = checkSend(frame, this.policy, this.identity, this.fromClientParser.version);
     else if (c === 'SUBSCRIBE') verdict = this.subscribe(frame);
-    else if (c === 'UNSUBSCRIBE') this.subscriptions?.delete(subscriptionKey(frame));
+    else if (c === 'UNSUBSCRIBE') verdict = this.unsubscribe(frame);
     if (verdict === undefined) this.actions.sendToBackend(frame.raw, frame.binary);
     else if (Buffer.isBuffer(verdict)) this.actions.sendToBackend(verdict, frame.binary);
     else this.refuse(frame, verdict);
@@ -158,11 +158,20 @@ export class StompInspector implements Inspector {
     return undefined;
   }
 
-  private subscribe(frame: StompFrame): Refusal | undefined {
+  private subscribe(frame: StompFrame): Refusal | Buffer | undefined {
     const key = subscriptionKey(frame);
-    const open = this.subscriptions ??= new Set();
-    const verdict = checkSubscribe(frame, this.policy, this.identity, open.size, open.has(key));
-    if (verdict === undefined) open.add(key);
+    const open = this.subscriptions ??= new Map();
+    const known = open.has(key);
+    const verdict = checkSubscribe(frame, this.policy, this.identity, open.size, known, this.fromClientParser.version);
+    // The broker refuses an id already in use: the first destination stays the one the id names.
+    if (!known && (verdict === undefined || Buffer.isBuffer(verdict))) open.set(key, frame.header('destination')!);
+    return verdict;
+  }
+
+  private unsubscribe(frame: StompFrame): Refusal | Buffer | undefined {
+    const key = subscriptionKey(frame);
+    const verdict = checkUnsubscribe(frame, this.identity, this.subscriptions?.get(key), this.fromClientParser.version);
+    if (verdict === undefined || Buffer.isBuffer(verdict)) this.subscriptions?.delete(key);
     return verdict;
   }
 

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
 import { SignJWT } from 'jose';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -474,4 +474,88 @@ describe('STOMP inspection: values from the identity are literal', () => {
       }
     });
   }
+});
+
+/** A STOMP client straight to the broker (guest), for publishing what the test needs; each send waits for its RECEIPT. */
+async function brokerPublisher(): Promise<{ send(destination: string, body: string): Promise<void>; end(): void }> {
+  const socket = net.connect(broker.stompPort, '127.0.0.1');
+  let got = '';
+  const waiters: Array<() => void> = [];
+  socket.on('data', (d) => { got += d.toString(); for (const w of waiters) w(); });
+  const until = (text: string): Promise<void> => new Promise((resolve) => {
+    const check = (): void => { if (got.includes(text)) resolve(); };
+    waiters.push(check);
+    check();
+  });
+  socket.write('CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0');
+  await until('CONNECTED');
+  let n = 0;
+  return {
+    // persistent: the RECEIPT comes once the broker has the message in every queue it routes to.
+    send: async (destination, body) => {
+      const receipt = `p${++n}`;
+      socket.write(`SEND\ndestination:${destination}\npersistent:true\nreceipt:${receipt}\n\n${body}\0`);
+      await until(`receipt-id:${receipt}\n`);
+    },
+    end: () => socket.destroy(),
+  };
+}
+
+/** The gateway's name for a principal's durable subscription queue (docs/inspection.md). */
+function durableQueue(principal: string, destination: string, id: string): string {
+  return `stomp-subscription-${createHash('sha256').update(JSON.stringify([principal, destination, id])).digest('base64url')}`;
+}
+
+describe('STOMP inspection: durable subscriptions are bound to the principal', () => {
+  it('two users on the same destination with the same id get queues of their own; a durable UNSUBSCRIBE deletes only its own; x-queue-name on UNSUBSCRIBE is refused', { timeout: 120_000 }, async () => {
+    const topic = `/topic/news.durable${randomBytes(3).toString('hex')}`;
+    const durable = (command: string, receipt: string, more = ''): string => `${command}\nid:shared\ndestination:${topic}\ndurable:true\nauto-delete:false\nreceipt:${receipt}\n${more}\n\0`;
+    const messages = (c: { got: string[] }): string[] => c.got.filter((m) => m.startsWith('MESSAGE\n')).map((m) => m.slice(m.indexOf('\n\n') + 2, -1));
+    const session = async (user: string): Promise<Awaited<ReturnType<typeof raw>>> => {
+      const c = await raw('/tcp', user);
+      c.ws.send(CONNECT);
+      await c.until((all) => all.startsWith('CONNECTED'));
+      return c;
+    };
+    const publisher = await brokerPublisher();
+    try {
+      // alice subscribes durably and goes away: her queue keeps what is published meanwhile.
+      const alice = await session('alice');
+      // Acknowledged by the client: a message the broker hands her closing session goes back to the queue, not lost.
+      alice.ws.send(durable('SUBSCRIBE', 'a1', 'ack:client-individual\n'));
+      await alice.until((all) => all.includes('receipt-id:a1'));
+      alice.ws.close();
+      await alice.closed;
+      await publisher.send(topic, 'for alice');
+      // bob asks for the same durable subscription: same destination, same id.
+      const bob = await session('bob');
+      bob.ws.send(durable('SUBSCRIBE', 'b1'));
+      await bob.until((all) => all.includes('receipt-id:b1'));
+      await publisher.send(topic, 'marker');
+      await bob.until((all) => all.includes('\n\nmarker\0'));
+      assert.deepEqual(messages(bob), ['marker'], 'bob reads his own queue, never alice\'s');
+      // alice comes back and finds her queue with what she missed.
+      const alice2 = await session('alice');
+      alice2.ws.send(durable('SUBSCRIBE', 'a2'));
+      await alice2.until((all) => all.includes('\n\nmarker\0'));
+      assert.deepEqual(messages(alice2), ['for alice', 'marker'], 'the durable subscription kept alice\'s messages for her');
+      // bob deletes his durable subscription: his queue goes, alice's stays.
+      bob.ws.send(durable('UNSUBSCRIBE', 'b2'));
+      await bob.until((all) => all.includes('receipt-id:b2'));
+      // An UNSUBSCRIBE naming a queue of its own choosing would have the broker delete that queue.
+      const mallory = await session('bob');
+      mallory.ws.send(`SUBSCRIBE\nid:x\ndestination:${topic}\nreceipt:m1\n\n\0`);
+      await mallory.until((all) => all.includes('receipt-id:m1'));
+      mallory.ws.send(`UNSUBSCRIBE\nid:x\ndurable:true\nx-queue-name:${durableQueue('alice', topic, 'shared')}\n\n\0`);
+      assert.deepEqual(await mallory.closed, { code: 1008, reason: 'stomp_header_refused' });
+      const queues = (await broker.queues()).filter((q) => q.startsWith('stomp-subscription-'));
+      assert.ok(queues.includes(durableQueue('alice', topic, 'shared')), `alice's queue is named for her and still there: ${queues.join(', ')}`);
+      assert.ok(!queues.includes(durableQueue('bob', topic, 'shared')), 'bob\'s queue was deleted');
+      alice2.ws.send(durable('UNSUBSCRIBE', 'a3'));
+      await alice2.until((all) => all.includes('receipt-id:a3'));
+      for (const c of [alice2, bob]) c.ws.close();
+    } finally {
+      publisher.end();
+    }
+  });
 });

@@ -164,6 +164,42 @@ describe('STOMP inspector: SUBSCRIBE and SEND headers', () => {
     assert.deepEqual([r.actions.ended()?.code, r.actions.ended()?.reason], [1008, 'stomp_too_many_subscriptions']);
   });
 
+  it('a durable SUBSCRIBE gets a queue name bound to the principal, and so does a durable UNSUBSCRIBE of it; without a principal or an id it is refused', (t) => {
+    const names: string[] = [];
+    for (const id of ['alice', 'bob']) {
+      const r = connected({}, { principal: { id, claims: {} } });
+      t.after(() => r.i.end());
+      r.client('SUBSCRIBE\nid:1\ndestination:/topic/a\ndurable: True\nauto-delete:false\n\n\0UNSUBSCRIBE\nid:1\npersistent:true\n\n\0');
+      const [subscribe, unsubscribe] = r.actions.to('backend');
+      const name = /\nx-queue-name:(stomp-subscription-[A-Za-z0-9_-]{43})\n/.exec(subscribe)?.[1];
+      assert.ok(name, subscribe);
+      assert.ok(subscribe.startsWith('SUBSCRIBE\nid:1\ndestination:/topic/a\ndurable: True\nauto-delete:false\n'), 'the client\'s headers as they were');
+      assert.equal(unsubscribe, `UNSUBSCRIBE\nid:1\npersistent:true\nx-queue-name:${name}\n\n\0`, 'the UNSUBSCRIBE names the same queue');
+      names.push(name);
+    }
+    assert.notEqual(names[0], names[1], 'each principal has a queue of its own');
+    // Not durable: passes as sent, and so does its UNSUBSCRIBE; one for an id never subscribed names no queue.
+    const plain = connected();
+    t.after(() => plain.i.end());
+    const frames = ['SUBSCRIBE\nid:1\ndestination:/topic/a\ndurable:false\n\n\0', 'UNSUBSCRIBE\nid:1\n\n\0', 'UNSUBSCRIBE\nid:9\ndurable:true\n\n\0'];
+    for (const f of frames) plain.client(f);
+    assert.deepEqual(plain.actions.to('backend').slice(-3), frames);
+    const cases: Array<[{ id: string; claims: Record<string, unknown> } | undefined, string, number, string]> = [
+      [undefined, 'SUBSCRIBE\nid:1\ndestination:/topic/a\ndurable:true\n\n\0', 1008, 'stomp_identity_unavailable'],
+      [{ id: 'alice', claims: {} }, 'SUBSCRIBE\ndestination:/topic/a\npersistent:true\n\n\0', 1002, 'stomp_missing_header'],
+      [{ id: 'alice', claims: {} }, 'SUBSCRIBE\nid:1\ndestination:/topic/a\ndurable:true\ndurable:false\n\n\0', 1002, 'stomp_repeated_header'],
+      [{ id: 'alice', claims: {} }, 'UNSUBSCRIBE\nid:1\ndurable:true\nx-queue-name:stomp-subscription-other\n\n\0', 1008, 'stomp_header_refused'],
+    ];
+    for (const [principal, frame, code, reason] of cases) {
+      const r = connected({}, { principal });
+      t.after(() => r.i.end());
+      const before = r.actions.to('backend').length;
+      r.client(frame);
+      assert.deepEqual([r.actions.ended()?.code, r.actions.ended()?.reason], [code, reason], frame);
+      assert.equal(r.actions.to('backend').length, before, `${reason}: nothing reached the broker`);
+    }
+  });
+
   it('frames of a byte-stream (tcp) backend reach the client as text when UTF-8, else binary; heart-beats pass both ways', (t) => {
     const r = connected({}, { backendStream: true });
     t.after(() => r.i.end());
