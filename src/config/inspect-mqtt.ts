@@ -26,6 +26,17 @@ const filterTemplate = z.string().superRefine((t, ctx) => {
   }
 });
 
+/** A shared subscription's group name (`$share/{group}/...`): one level's text, no wildcard, once filled. */
+const shareGroupTemplate = z.string().superRefine((t, ctx) => {
+  const parsed = parseTemplate(t);
+  if ('error' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.error });
+    return;
+  }
+  const literal = parsed.parts.map((p) => (typeof p === 'string' ? p : 'x')).join('');
+  if (/[/+#\u0000]/.test(literal)) ctx.addIssue({ code: 'custom', message: `not a share group name: ${JSON.stringify(t)} (no "/", "+" or "#")` });
+});
+
 const textTemplate = z.string().superRefine((t, ctx) => {
   const parsed = parseTemplate(t);
   if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
@@ -81,6 +92,12 @@ export const mqttInspectSchema = z.strictObject({
   publish: z.array(filterTemplate).default([]),
   /** Topic filters the principal may subscribe within. Empty: none. */
   subscribe: z.array(filterTemplate).default([]),
+  /**
+   * Share groups the principal may join with `$share/{group}/{filter}` (the
+   * filter still within `subscribe`), e.g. "{principal.id}", "workers-{claims.team}".
+   * Empty: no shared subscriptions.
+   */
+  share_groups: z.array(shareGroupTemplate).default([]),
   /** false: refuse PUBLISH (and wills) with the retain flag. */
   retain: z.boolean().default(true),
   /** Highest QoS; SUBSCRIBE asks are lowered to it, a PUBLISH above it is refused. */

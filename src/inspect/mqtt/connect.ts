@@ -14,7 +14,7 @@ import { LEVEL_311, LEVEL_5, RC311, RC5 } from './constants.js';
 import { malformed, MqttStreamError, overLimit, protocolError } from './errors.js';
 import type { Decision } from './framer.js';
 import { readConnect, type ConnectPacket } from './packets.js';
-import { compileFilters } from './policy.js';
+import { compileFilters, compileShareGroups } from './policy.js';
 import { propertySpans, USER_PROPERTY } from './properties.js';
 import type { MqttSessionState } from './state.js';
 import { anyMatches, isValidTopicName } from './topics.js';
@@ -58,6 +58,7 @@ function rewriteConnect(s: MqttSessionState, head: Buffer, body: number): Decisi
   if (c.authMethod) throw refuse(level, 'mqtt_enhanced_auth', RC311.notAuthorized, RC5.badAuthMethod, 'enhanced authentication is not passed on');
   s.publishFilters = compileFilters(s.config.publish, s.principal);
   s.subscribeFilters = compileFilters(s.config.subscribe, s.principal);
+  s.shareGroups = compileShareGroups(s.config.share_groups, s.principal);
   if (c.will) checkWill(s, c.will, level);
   const clientId = clientIdFor(s, c.clientId);
   if (clientId === undefined) throw refuse(level, 'mqtt_client_id', RC311.identifierRejected, RC5.clientIdNotValid, 'no client id can be derived from the principal');

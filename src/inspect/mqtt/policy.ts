@@ -9,7 +9,7 @@
  * template's own text did not, so no id reaches `$SYS`.
  */
 import { parseTemplate } from '../../config/placeholders.js';
-import { placeholderValue, type PlaceholderIdentity } from '../placeholders.js';
+import { fillTemplate, placeholderValue, type PlaceholderIdentity } from '../placeholders.js';
 import { MULTI, SINGLE, type Filter, type Level } from './topics.js';
 
 /** Characters a substituted value may not contain: level separator, wildcards, NUL. */
@@ -56,6 +56,22 @@ export function compileFilters(templates: readonly string[], identity: Placehold
   for (const t of templates) {
     const f = compileFilter(t, identity);
     if (f) out.push(f);
+  }
+  return out;
+}
+
+/**
+ * The share groups a principal may join: the templates filled in, each a
+ * literal name; one whose value cannot be one level's text (absent, empty,
+ * `/`, `+`, `#`, U+0000) is left out.
+ */
+export function compileShareGroups(templates: readonly string[], identity: PlaceholderIdentity | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const t of templates) {
+    const parsed = parseTemplate(t);
+    if ('error' in parsed) continue;
+    const name = fillTemplate(parsed.parts, identity);
+    if (name !== undefined && name.length > 0 && !NOT_IN_A_LEVEL.test(name)) out.add(name);
   }
   return out;
 }

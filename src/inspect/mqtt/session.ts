@@ -32,6 +32,7 @@ export class MqttSession implements MqttSessionState {
   readonly properties: PropertyLimits;
   publishFilters: Filter[] = [];
   subscribeFilters: Filter[] = [];
+  shareGroups: ReadonlySet<string> = new Set();
   readonly aliases = new Map<number, string[]>();
   aliasMaximum = 0;
   readonly subscriptions = new Set<string>();

@@ -53,6 +53,8 @@ export interface MqttSessionState {
   readonly connected: boolean;
   publishFilters: Filter[];
   subscribeFilters: Filter[];
+  /** Share groups the principal may join (`$share/{group}/...`). */
+  shareGroups: ReadonlySet<string>;
   /** MQTT 5.0 topic aliases the client set: alias → topic levels (refused topics included, so their aliases stay refused). */
   readonly aliases: Map<number, string[]>;
   /** Topic Alias Maximum the client was told (the broker's CONNACK value lowered to the limit); 0 until CONNACK. */

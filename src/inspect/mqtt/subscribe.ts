@@ -1,7 +1,9 @@
 /**
  * A client's SUBSCRIBE and UNSUBSCRIBE. Each requested filter is allowed
- * only when every topic it can match is inside an allowed filter (shared
- * subscriptions are judged by their inner filter). Refused filters get their
+ * only when every topic it can match is inside an allowed filter; a shared
+ * subscription `$share/{group}/{filter}` when its filter is, and its group is
+ * one of the principal's `share_groups` (otherwise anyone allowed a filter
+ * could join another tenant's group and take part of its messages). Refused filters get their
  * SUBACK failure code (0x80 in 3.1.1, 0x87 in 5.0; 0x97 / 0x80 over the
  * subscription quota) while the allowed ones in the same packet go to the
  * broker; the gateway puts the codes back into the broker's SUBACK (see
@@ -71,6 +73,9 @@ function judge(s: MqttSessionState, filter: string): Refusal | undefined {
   const v5 = s.level === LEVEL_5;
   if (!anyCovers(s.subscribeFilters, requested.levels)) {
     return { code: v5 ? RC5.notAuthorized : SUBACK_FAILURE_311, reason: 'mqtt_subscribe_refused', filter };
+  }
+  if (requested.share !== undefined && !s.shareGroups.has(requested.share)) {
+    return { code: v5 ? RC5.notAuthorized : SUBACK_FAILURE_311, reason: 'mqtt_share_group_refused', filter };
   }
   if (!s.subscriptions.has(filter) && s.subscriptions.size >= limits.subscriptions) {
     return { code: v5 ? RC5.quotaExceeded : SUBACK_FAILURE_311, reason: 'mqtt_too_many_subscriptions', filter };

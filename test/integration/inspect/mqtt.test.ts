@@ -28,6 +28,7 @@ const BACKEND_PASSWORD = 'only-the-gateway-knows-this';
 const POLICY = {
   publish: ['devices/{principal.id}/#', 'chat/{claims.room}'],
   subscribe: ['devices/{principal.id}/#', 'broadcast/+', 'chat/{claims.room}'],
+  share_groups: ['{principal.id}'],
   connect: { client_id: '{principal.id}', username: '{principal.id}', password: '${MQTT_BACKEND_PASSWORD}' },
 };
 
@@ -145,6 +146,30 @@ for (const [service, path] of [['tcp', '/mqtt'], ['websocket', '/mqtt-ws']] as c
           assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter), before + 2, 'one count per refused filter');
         } finally {
           await client.endAsync();
+        }
+      });
+
+      it('a shared subscription joins only a share group of the principal\'s; another\'s group is refused and takes none of its messages', T, async () => {
+        const alice = await connect(path, 'alice', version);
+        const bob = await connect(path, 'bob', version);
+        try {
+          const topic = `broadcast/share${service}${version}`;
+          const refused = version === 5 ? 0x87 : 0x80;
+          const granted = async (c: MqttClient, filter: string): Promise<number[] | undefined> => c.subscribeAsync(filter, { qos: 1 })
+            .then((g) => g.map((x) => x.qos), (err: Error & { packet?: { granted: number[] } }) => err.packet?.granted);
+          assert.deepEqual(await granted(alice.client, '$share/alice/broadcast/+'), [1], 'alice joins her own group');
+          assert.deepEqual(await granted(bob.client, '$share/alice/broadcast/+'), [refused], 'bob may not join alice\'s group');
+          assert.deepEqual(await granted(alice.client, '$share/alice/restricted/#'), [refused], 'her own group does not widen the filter');
+          // Had bob joined, the broker would share the group's messages between the two: alice gets every one.
+          const got: string[] = [];
+          const both = new Promise<void>((resolve) => alice.client.on('message', (t, payload) => { got.push(`${t} ${payload.toString()}`); if (got.length === 2) resolve(); }));
+          await observer.client.publishAsync(topic, 'one', { qos: 1 });
+          await observer.client.publishAsync(topic, 'two', { qos: 1 });
+          await both;
+          assert.deepEqual(got, [`${topic} one`, `${topic} two`]);
+          assert.ok(gw.logs.some((l) => l.audit && l.reason === 'mqtt_share_group_refused' && l.principal === 'bob' && l.destination === '$share/alice/broadcast/+'), 'audited');
+        } finally {
+          await Promise.all([alice.client.endAsync(), bob.client.endAsync()]);
         }
       });
 

@@ -31,6 +31,12 @@ describe('inspect.mqtt config', () => {
     }
   });
 
+  it('share groups: one level\'s text with placeholders; none by default', () => {
+    assert.deepEqual(mqttInspectSchema.parse({}).share_groups, []);
+    assert.deepEqual(problems({ share_groups: ['{principal.id}', 'workers-{claims.team}', 'fixed'] }), []);
+    for (const bad of ['a/b', 'g+', '#', '{principal.name}']) assert.ok(problems({ share_groups: [bad] }).length > 0, `${JSON.stringify(bad)} is refused`);
+  });
+
   it('a client id prefix needs a separator after each placeholder; client_id and the prefix exclude each other', () => {
     assert.deepEqual(problems({ connect: { client_id_prefix: '{principal.id}-' } }), []);
     assert.match(problems({ connect: { client_id_prefix: 'x-{principal.id}' } })[0], /separator/);

@@ -272,6 +272,25 @@ describe('MQTT session: SUBSCRIBE', () => {
     assert.deepEqual((io.takeClient(5)[0] as mqttPacket.ISubackPacket).granted, [0, 0, 0x97]);
   });
 
+  it('a shared subscription needs a share group of the principal\'s as well as an allowed filter; a value that is no group name joins none', () => {
+    const groups = policy({ share_groups: ['{principal.id}', 'team-{claims.room}', '{claims.missing}'] });
+    const { s, io } = open(5, groups);
+    io.takeBackend(5);
+    s.fromClient(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [
+      { topic: '$share/alice/broadcast/+', qos: 0 }, { topic: '$share/team-lobby/broadcast/a', qos: 0 }, { topic: '$share/bob/broadcast/+', qos: 0 },
+      { topic: '$share/team-other/broadcast/+', qos: 0 }, { topic: '$share/alice/devices/bob/#', qos: 0 },
+    ] }, 5));
+    const [sub] = io.takeBackend(5) as mqttPacket.ISubscribePacket[];
+    assert.deepEqual(sub.subscriptions.map((x) => x.topic), ['$share/alice/broadcast/+', '$share/team-lobby/broadcast/a']);
+    assert.deepEqual(io.refusals, ['mqtt_share_group_refused', 'mqtt_share_group_refused', 'mqtt_subscribe_refused']);
+    // An id with a "/" names no group (not even the "a" of "$share/a/b/..."); no room claim, no team group.
+    const odd = open(4, groups, { ...alice, id: 'a/b', claims: {} });
+    odd.io.takeBackend(4);
+    odd.s.fromClient(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/a/broadcast/+', qos: 0 }, { topic: '$share/team-/broadcast/+', qos: 0 }] }, 4));
+    assert.deepEqual((odd.io.takeClient(4)[0] as mqttPacket.ISubackPacket).granted, [0x80, 0x80]);
+    assert.deepEqual(odd.io.refusals, ['mqtt_share_group_refused', 'mqtt_share_group_refused']);
+  });
+
   it('placeholders never widen: an id of "#" subscribes to nothing', () => {
     const { s, io } = open(4, policy(), { ...alice, id: '#' });
     io.takeBackend(4);
