@@ -10,9 +10,10 @@
  *   node bench/callgrind.mjs proxy [--target gatehouse|bare] [--size 64] [--conns 1] [options]
  *   node bench/callgrind.mjs echo  [--target gatehouse|ws]   [--size 64] [--conns 1] [options]
  *   node bench/callgrind.mjs stomp [--target inspect|pass] [--backend tcp|ws] [--conns 1] [options]
+ *   node bench/callgrind.mjs fallback [--target gatehouse|sockjs] [--size 64] [--conns 50] [options]
  *
- *   --warmup N           round trips before counting (default 20000: V8 has optimised the path by then)
- *   --messages N         round trips counted (default 5000)
+ *   --warmup N           round trips before counting (default 20000, fallback 3000: V8 has optimised the path by then)
+ *   --messages N         round trips counted (default 5000, fallback 2000)
  *   --gatehouse-root DIR measure the (built) Gatehouse of another checkout
  *   --keep               keep the callgrind dump (its path is printed)
  *
@@ -22,7 +23,10 @@
  * server's own echo; for stomp, the `stomp` suite's 1 KiB SEND frames after
  * a CONNECT, through Gatehouse with or without the STOMP inspector to the
  * suite's stand-in broker (which answers each with a MESSAGE of the same
- * size). The server runs under `valgrind --tool=callgrind`
+ * size); for fallback, the `fallback` suite's closed loop: text messages
+ * from each system's own client library (Gatehouse's GatehouseSocket in
+ * stream mode, sockjs-client's xhr-streaming) to the server's own echo (the
+ * suite's SockJS server), counted per message. The server runs under `valgrind --tool=callgrind`
  * (about 50× slower); after the warm-up its counters are zeroed
  * (`callgrind_control -z`), and dumped after the counted round trips
  * (`callgrind_control -d`). Printed: instructions per round trip (one message
@@ -35,6 +39,8 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { GATEHOUSE_ECHO_SERVICE, HOST, killAllServers, startStompEcho, startTarget } from './lib/targets.mjs';
 import { CONNECT as STOMP_CONNECT, SEND as STOMP_SEND, services as stompServices } from './suites/stomp.mjs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const argv = process.argv.slice(2);
 const suite = argv[0];
@@ -42,15 +48,17 @@ const opt = (name, fallback) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : fallback;
 };
-if (suite !== 'proxy' && suite !== 'echo' && suite !== 'stomp') {
-  process.stderr.write('usage: node bench/callgrind.mjs proxy|echo|stomp [--target T] [--backend tcp|ws] [--size B] [--conns N] [--warmup N] [--messages N] [--gatehouse-root DIR] [--keep]\n');
+if (suite !== 'proxy' && suite !== 'echo' && suite !== 'stomp' && suite !== 'fallback') {
+  process.stderr.write('usage: node bench/callgrind.mjs proxy|echo|stomp|fallback [--target T] [--backend tcp|ws] [--size B] [--conns N] [--warmup N] [--messages N] [--gatehouse-root DIR] [--keep]\n');
   process.exit(2);
 }
+const fallback = suite === 'fallback';
 const target = opt('--target', suite === 'stomp' ? 'inspect' : 'gatehouse');
 const size = suite === 'stomp' ? STOMP_SEND.length : Number(opt('--size', '64'));
-const conns = Number(opt('--conns', '1'));
-const warmup = Number(opt('--warmup', '20000'));
-const messages = Number(opt('--messages', '5000'));
+// (the fallback suite's closed loop has 50 sessions; its messages cost ~100× a WebSocket message's instructions)
+const conns = Number(opt('--conns', fallback ? '50' : '1'));
+const warmup = Number(opt('--warmup', fallback ? '3000' : '20000'));
+const messages = Number(opt('--messages', fallback ? '2000' : '5000'));
 const gatehouseRoot = opt('--gatehouse-root', undefined);
 const keep = argv.includes('--keep');
 // Node starts ~50× slower under valgrind: minutes on a busy shared machine.
@@ -81,14 +89,62 @@ if (suite === 'proxy') {
   backend = await startStompEcho(kind);
   server = await startTarget('gatehouse', { config: { services: stompServices({ [kind]: backend }) }, gatehouseRoot, wrapper, readyTimeoutMs: READY_TIMEOUT_MS });
   url = `ws://${HOST}:${server.port}/stomp-${kind}-${target}`;
+} else if (fallback) {
+  if (target !== 'gatehouse' && target !== 'sockjs') throw new Error(`fallback: unknown target ${target} (gatehouse | sockjs)`);
+  server = target === 'gatehouse'
+    ? await startTarget('gatehouse', { gatehouseRoot, wrapper, readyTimeoutMs: READY_TIMEOUT_MS })
+    : await startSockjs();
 } else {
   if (target !== 'gatehouse' && target !== 'ws') throw new Error(`echo: unknown target ${target} (gatehouse | ws)`);
   server = await startTarget(target, { gatehouseRoot, wrapper, readyTimeoutMs: READY_TIMEOUT_MS });
   url = `ws://${HOST}:${server.port}/echo`;
 }
 
+/** The fallback suite's SockJS echo server (`--serve sockjs`, which prints its port), under valgrind. */
+async function startSockjs() {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'suites', 'fallback.mjs');
+  const child = spawn(wrapper[0], [...wrapper.slice(1), process.execPath, script, '--serve', 'sockjs'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('the SockJS server did not start')), READY_TIMEOUT_MS);
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) { clearTimeout(timer); resolve(JSON.parse(buf.slice(0, nl)).port); }
+    });
+    child.once('exit', (code) => reject(new Error(`the SockJS server exited with ${code}`)));
+  });
+  process.on('exit', () => child.kill('SIGKILL'));
+  return {
+    pid: child.pid,
+    port,
+    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
+  };
+}
+
+/**
+ * The fallback's clients: each system's own library. Under valgrind the server
+ * answers ~50× slower: Gatehouse's client must not take that for a buffering
+ * intermediary (stream timeout, delay probes) and switch to long-polling.
+ */
+async function fallbackClients() {
+  if (gatehouseRoot) process.env.GATEHOUSE_ROOT = path.resolve(gatehouseRoot);
+  const { connect } = await import('./suites/fallback.mjs');
+  const clients = [];
+  for (let i = 0; i < conns; i++) {
+    clients.push(await connect(target, server.port, { streamTimeout: READY_TIMEOUT_MS, streamDelay: 0, retryTimeout: READY_TIMEOUT_MS }));
+  }
+  const payload = 'x'.repeat(size);
+  return clients.map((c) => ({
+    send: () => c.send(payload),
+    on: (fn) => { c.onmessage = (data) => { if (data.length !== size) throw new Error(`echo of ${data.length} bytes, expected ${size}`); fn(); }; },
+    off: () => { c.onmessage = () => undefined; },
+    close: () => c.close(),
+  }));
+}
+
 const sockets = [];
-for (let i = 0; i < conns; i++) {
+for (let i = 0; i < (fallback ? 0 : conns); i++) {
   const ws = new WebSocket(url, suite === 'stomp' ? 'v12.stomp' : undefined);
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   if (suite === 'stomp') {
@@ -100,31 +156,43 @@ for (let i = 0; i < conns; i++) {
 const payload = suite === 'stomp' ? STOMP_SEND : Buffer.alloc(size);
 if (suite !== 'stomp') for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
 
+/** The WebSocket clients in the form roundTrips drives (the fallback's clients have it too). */
+const peers = fallback ? await fallbackClients() : sockets.map((ws) => ({
+  send: () => ws.send(payload),
+  on: (fn) => {
+    ws.on('message', ws.gatehouseBenchHandler = (data) => {
+      if (data.length !== size) throw new Error(`echo of ${data.length} bytes, expected ${size}`);
+      fn();
+    });
+  },
+  off: () => ws.off('message', ws.gatehouseBenchHandler),
+  close: () => ws.terminate(),
+}));
+
 /** `total` round trips over all connections, each keeping one message in flight. */
 function roundTrips(total) {
   return new Promise((resolve, reject) => {
     let sent = 0;
     let done = 0;
-    const handlers = sockets.map((ws) => {
-      const onMessage = (data) => {
-        if (data.length !== size) reject(new Error(`echo of ${data.length} bytes, expected ${size}`));
+    for (const peer of peers) {
+      peer.on(() => {
         if (++done === total) {
-          sockets.forEach((s, i) => s.off('message', handlers[i]));
+          for (const p of peers) p.off();
           resolve();
         } else if (sent < total) {
           sent++;
-          ws.send(payload);
+          peer.send();
         }
-      };
-      ws.on('message', onMessage);
-      return onMessage;
-    });
-    for (const ws of sockets) {
-      if (sent < total) {
-        sent++;
-        ws.send(payload);
-      }
+      });
     }
+    try {
+      for (const peer of peers) {
+        if (sent < total) {
+          sent++;
+          peer.send();
+        }
+      }
+    } catch (err) { reject(err); }
   });
 }
 
@@ -144,11 +212,11 @@ const text = readFileSync(dump, 'utf8');
 const totals = /^(?:totals|summary):\s+(\d+)/m.exec(text);
 if (!totals) throw new Error(`no totals in ${dump}`);
 const ir = Number(totals[1]);
-const label = suite === 'proxy' ? `${target} relay` : suite === 'stomp' ? `stomp ${target}, ${opt('--backend', 'tcp')} backend,` : `${target} echo`;
+const label = fallback ? `${target} fallback (${target === 'sockjs' ? 'xhr-streaming' : 'stream'})` : suite === 'proxy' ? `${target} relay` : suite === 'stomp' ? `stomp ${target}, ${opt('--backend', 'tcp')} backend,` : `${target} echo`;
 process.stdout.write(`${label}, ${size} B × ${conns} conn, 1 in flight: ${(ir / messages / 1000).toFixed(1)} k instructions per round trip ` +
   `(${ir.toLocaleString('en-US')} over ${messages} round trips, ${seconds.toFixed(1)} s under valgrind)\n`);
 
-for (const ws of sockets) ws.terminate();
+for (const peer of peers) peer.close();
 await server.stop(60_000);
 await backend?.stop();
 if (keep) process.stderr.write(`callgrind dump: ${dump}\n`);

@@ -94,12 +94,16 @@ async function serve(system) {
 
 // ---------------------------------------------------------------- clients --
 
-/** Connect one client; returns { send(text), onmessage setter, close() } once open. */
-async function connect(system, port) {
+/**
+ * Connect one client; returns { send(text), onmessage setter, close() } once open.
+ * `gatehouseOptions`: more options for GatehouseSocket (bench/callgrind.mjs
+ * lengthens its timeouts for a server under valgrind).
+ */
+export async function connect(system, port, gatehouseOptions = {}) {
   if (system === 'gatehouse') {
     const dist = path.join(GH_ROOT, 'client', 'dist', 'index.js');
     const { GatehouseSocket } = await import(existsSync(dist) ? pathToFileURL(dist).href : pathToFileURL(path.join(GH_ROOT, 'client', 'src', 'index.ts')).href);
-    const s = new GatehouseSocket(`ws://127.0.0.1:${port}/echo`, [], { transport: 'fallback' });
+    const s = new GatehouseSocket(`ws://127.0.0.1:${port}/echo`, [], { transport: 'fallback', ...gatehouseOptions });
     await new Promise((resolve, reject) => { s.onopen = resolve; s.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
     const c = { onmessage: () => undefined };
     s.onmessage = (e) => c.onmessage(e.data);

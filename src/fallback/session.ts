@@ -12,6 +12,7 @@ import type { ServerResponse } from 'node:http';
 import type { Admission } from '../admitted.js';
 import type { Channel, ChannelSink, CloseInfo } from '../channel.js';
 import type { FallbackSettings } from '../config/fallback.js';
+import { monoClock } from '../clock.js';
 import {
   FrameType, encodeClose, encodeEmpty, encodeMessage, encodeNumber, type Frame, FRAME_HEADER_BYTES,
 } from './wire.js';
@@ -23,6 +24,7 @@ interface OutEntry { seq: number; frame: Buffer }
 type InItem =
   | { kind: 'message'; data: Buffer; isBinary: boolean }
   | { kind: 'close'; code: number; reason: string }
+  /** the reply to an upstream request, answered once the messages before it are handed to the service */
   | { kind: 'reply'; reply: () => void };
 
 interface Downstream {
@@ -40,8 +42,11 @@ export interface FallbackSessionOptions {
   id: string;
   admission: Admission;
   settings: FallbackSettings;
-  /** Response headers every downstream answer carries (no-store, CORS, ...). */
-  headers: (res: ServerResponse) => void;
+  /**
+   * Response headers every downstream answer carries (no-store, CORS, ...), as
+   * a flat name/value list, built once for the session: `writeHead` takes it as it is.
+   */
+  headers: readonly string[];
   /** Called once when the session has ended, to unregister it. */
   onEnd: (session: FallbackSession, info: CloseInfo) => void;
   /**
@@ -83,7 +88,16 @@ export class FallbackSession implements Channel {
   private closeSeq = 0;
   private localClose?: { code: number; reason: string };
   private closeTimer?: NodeJS.Timeout;
+  /**
+   * Ends the session after `session_timeout` without a request. Not re-armed
+   * per request (that was two timers per message): a request notes the time
+   * in `lastActive`, and the timer, when it fires, waits out what is left.
+   */
   private idleTimer?: NodeJS.Timeout;
+  private lastActive = monoClock();
+  /** The stream and poll answers' headers: the session's own, then the type. */
+  private readonly streamHeaders: string[];
+  private readonly pollHeaders: string[];
   private heartbeatTimer?: NodeJS.Timeout;
   private remoteCloseCode?: number;
   /** highest outbound number written to a downstream so far (what a new downstream would re-send) */
@@ -101,7 +115,9 @@ export class FallbackSession implements Channel {
     this.id = opts.id;
     this.admission = opts.admission;
     this.settings = opts.settings;
-    this.armIdle();
+    this.streamHeaders = [...opts.headers, 'Content-Type', 'application/octet-stream', 'X-Accel-Buffering', 'no'];
+    this.pollHeaders = [...opts.headers, 'Content-Type', 'application/octet-stream', 'Content-Length', ''];
+    this.armIdle(this.settings.session_timeout);
   }
 
   get protocol(): string { return this.admission.protocol; }
@@ -221,11 +237,8 @@ export class FallbackSession implements Channel {
       if (this.down === down) this.detachDownstream();
     });
     if (mode === 'stream') {
-      res.statusCode = 200;
-      this.opts.headers(res);
-      res.setHeader('Content-Type', 'application/octet-stream');
-      // Ask nginx-style proxies not to buffer; the client still detects it if one does.
-      res.setHeader('X-Accel-Buffering', 'no');
+      // (X-Accel-Buffering: no asks nginx-style proxies not to buffer; the client still detects it if one does)
+      res.writeHead(200, this.streamHeaders);
       res.flushHeaders();
       // The unacknowledged frames themselves are written (no copy of the buffer per request).
       this.writeStream([encodeNumber(FrameType.SEQ, this.ackedOut + 1), ...this.unackedFrames()]);
@@ -294,7 +307,7 @@ export class FallbackSession implements Channel {
     this.inboundBytes += bytes;
     this.pendingUps++;
     for (const item of items) this.inbound.push(item);
-    this.inbound.push({ kind: 'reply', reply: () => { this.pendingUps--; this.touch(); reply(); } });
+    this.inbound.push({ kind: 'reply', reply });
     this.deliver();
     return 'ok';
   }
@@ -311,7 +324,7 @@ export class FallbackSession implements Channel {
   }
 
   /** The client's request ended (any kind): the session is not idle. */
-  touch(): void { this.armIdle(); }
+  touch(): void { this.lastActive = monoClock(); }
 
   // ---- internals -----------------------------------------------------------------
 
@@ -387,10 +400,9 @@ export class FallbackSession implements Channel {
       if (e.seq > this.writtenThrough) this.writtenThrough = e.seq;
     }
     if (parts.length === 1) { parts.push(encodeEmpty(FrameType.HEARTBEAT)); bytes += parts[1].length; }
-    res.statusCode = 200;
-    this.opts.headers(res);
-    res.setHeader('Content-Type', 'application/octet-stream');
-    res.setHeader('Content-Length', bytes);
+    const headers = this.pollHeaders;
+    headers[headers.length - 1] = String(bytes);
+    res.writeHead(200, headers);
     res.cork();
     for (let i = 0; i < parts.length - 1; i++) res.write(parts[i]);
     res.uncork();
@@ -446,7 +458,7 @@ export class FallbackSession implements Channel {
     try {
       while (this.inbound.length > 0 && !this.paused && this.state !== 'closed') {
         const item = this.inbound.shift()!;
-        if (item.kind === 'reply') { item.reply(); continue; }
+        if (item.kind === 'reply') { this.pendingUps--; this.touch(); item.reply(); continue; }
         if (item.kind === 'close') { this.remoteClose(item.code, item.reason); continue; }
         this.inboundBytes -= item.data.length;
         const sink = this.sink;
@@ -465,14 +477,20 @@ export class FallbackSession implements Channel {
     this.finish({ code, reason, wasClean: true, initiator });
   }
 
-  private armIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.state === 'closed') return;
-    this.idleTimer = setTimeout(() => {
-      if (this.down || this.pendingUps > 0) { this.armIdle(); return; }
-      this.finish({ code: 1006, reason: 'fallback session timed out', wasClean: false, initiator: 'transport' });
-    }, this.settings.session_timeout);
+  private armIdle(ms: number): void {
+    this.idleTimer = setTimeout(() => this.idleCheck(), ms);
     this.idleTimer.unref?.();
+  }
+
+  /** The idle timer fired: end the session if no request came for `session_timeout`, else wait out the rest. */
+  private idleCheck(): void {
+    if (this.state === 'closed') return;
+    const timeout = this.settings.session_timeout;
+    // A request attached or in progress keeps the session alive (its end is noted then).
+    if (this.down || this.pendingUps > 0) this.lastActive = monoClock();
+    const left = this.lastActive + timeout - monoClock();
+    if (left > 0) { this.armIdle(left); return; }
+    this.finish({ code: 1006, reason: 'fallback session timed out', wasClean: false, initiator: 'transport' });
   }
 
   private finish(info: CloseInfo): void {

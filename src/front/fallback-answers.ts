@@ -14,10 +14,10 @@ import type { BodyError } from './fallback-body.js';
 import type { FallbackContext } from './fallback-context.js';
 import { serializeOrigin, type OriginPolicy, type OriginRequestInfo } from './fallback-origin.js';
 import { clientAddressOf, hopOf } from './listener.js';
-import { splitTarget } from './request.js';
+import { fallbackQuery } from './fallback-query.js';
 
-/** Reserved query parameter naming the fallback operation. */
-export const OP_PARAM = 'gh';
+/** Headers on every fallback answer: never cached or sniffed (CORS headers follow for an allowed origin). */
+const NOT_CACHED = ['Cache-Control', 'no-store', 'Pragma', 'no-cache', 'X-Content-Type-Options', 'nosniff', 'Referrer-Policy', 'no-referrer', 'Vary', 'Origin, Cookie'];
 
 export class FallbackAnswers {
   constructor(private readonly originPolicy: OriginPolicy) {}
@@ -37,20 +37,21 @@ export class FallbackAnswers {
   }
 
   /**
-   * Headers on every fallback answer: never cached or sniffed, and CORS only
-   * for an origin the service allows — echoed exactly, with credentials, never `*`.
+   * Headers on every fallback answer, as a flat name/value list (a session
+   * builds it once, and its answers give it to `writeHead` as it is): never
+   * cached or sniffed, and CORS only for an origin the service allows —
+   * echoed exactly, with credentials, never `*`.
    */
+  commonHeaderList(origin: string | null): string[] {
+    if (origin === null) return [...NOT_CACHED];
+    return [...NOT_CACHED, 'Access-Control-Allow-Origin', origin, 'Access-Control-Allow-Credentials', 'true',
+      'Access-Control-Expose-Headers', 'WWW-Authenticate'];
+  }
+
+  /** The common headers (`commonHeaderList`) set on `res`, for answers that add more with setHeader. */
   commonHeaders(res: ServerResponse, origin: string | null): void {
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Pragma', 'no-cache');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('Vary', 'Origin, Cookie');
-    if (origin !== null) {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Access-Control-Allow-Credentials', 'true');
-      res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
-    }
+    const list = this.commonHeaderList(origin);
+    for (let i = 0; i < list.length; i += 2) res.setHeader(list[i], list[i + 1]);
   }
 
   /** The pipeline's refusal (already audited by the pipeline), with CORS so a browser client can read the status. */
@@ -81,7 +82,7 @@ export class FallbackAnswers {
   }
 
   writeRefusal(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
-    if (splitTarget(req.url ?? '/').query.get(OP_PARAM) === 'open') {
+    if (fallbackQuery(req.url ?? '/').op === 'open') {
       ctx.metrics.handshakes.inc({ service: service.name, transport: 'fallback', outcome: 'refused', reason: rejection.reason });
     }
     if (res.headersSent) { res.destroy(); return; }

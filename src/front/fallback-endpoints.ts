@@ -21,17 +21,20 @@ import { Rejection } from '../admission/types.js';
 import { withProtocol } from '../admission/pipeline.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { Channel, CloseInfo } from '../channel.js';
-import { toAdmissionRequest, splitTarget } from './request.js';
+import { toAdmissionRequest, splitTarget, targetPath } from './request.js';
 import { hopOf, type HoppedClient } from './listener.js';
 import { BackendError } from '../errors.js';
 import { FallbackSession } from '../fallback/session.js';
 import { decodeFrames, encodeNumber, FrameType, KEY_FRAME_BYTES, keyOf, SESSION_KEY_BYTES } from '../fallback/wire.js';
 import { RequestBody, type BodyError } from './fallback-body.js';
-import { clientOf, FallbackAnswers, OP_PARAM, originRequestInfo } from './fallback-answers.js';
+import { clientOf, FallbackAnswers, originRequestInfo } from './fallback-answers.js';
+import { fallbackQuery, OP_PARAM, type FallbackQuery } from './fallback-query.js';
 import { UnboundRequests } from './fallback-unbound.js';
 import type { FallbackContext } from './fallback-context.js';
 import { serializeOrigin, serviceOriginPolicy, type OriginPolicy } from './fallback-origin.js';
 import { serveAsset } from '../fallback/assets.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { Series } from '../observe/metric-family.js';
 
 export { OP_PARAM };
 export type { FallbackContext };
@@ -42,7 +45,8 @@ export type { FallbackContext };
  */
 const SESSION_ID = /^[A-Za-z0-9_-]{32}(?:\.([A-Za-z0-9_-]{1,24}))?$/;
 const MAX_OPEN_BODY = 8 * 1024;
-const KNOWN_OPS = new Set(['open', 'stream', 'poll', 'send']);
+const KNOWN_OPS = ['open', 'stream', 'poll', 'send', 'other'] as const;
+type OpLabel = (typeof KNOWN_OPS)[number];
 const MAX_FRAMES_PER_BODY = 4096;
 
 export interface FallbackOptions {
@@ -88,6 +92,8 @@ interface SessionRecord {
   uploading: boolean;
   /** the secret the open answer gave the client; every request's body starts with it */
   key: Buffer;
+  /** the answer to a send: the session's headers, the type, and the length (set per answer) */
+  replyHeaders: string[];
 }
 
 /**
@@ -107,10 +113,15 @@ export class FallbackEndpoints {
   private readonly originPolicy: OriginPolicy;
   private readonly answers: FallbackAnswers;
   private readonly unbound = new UnboundRequests();
+  /** The tag of a request without credential-bearing headers (most requests of a session opened without any). */
+  private readonly noCredentialTag: string;
+  /** The request counter's series per operation (per Metrics: a test may give each gateway its own). */
+  private readonly requestSeries = new WeakMap<Metrics, Record<OpLabel, Series>>();
 
   constructor(private readonly opts: FallbackOptions = {}) {
     this.originPolicy = opts.originPolicy ?? serviceOriginPolicy;
     this.answers = new FallbackAnswers(this.originPolicy);
+    this.noCredentialTag = this.tagOf('', '');
   }
 
   get sessionCount(): number { return this.sessions.size; }
@@ -118,21 +129,21 @@ export class FallbackEndpoints {
   /** For the front door's addHttpHandler: returns true when the request is the fallback's. */
   handle = (req: IncomingMessage, res: ServerResponse, ctx: FallbackContext): boolean => {
     const url = req.url ?? '/';
-    const { path, query } = splitTarget(url);
+    const path = targetPath(url);
     if (path.startsWith('/.gatehouse/')) return serveAsset(req, res, path, ctx.config);
     if (!url.startsWith('/')) return false;
     const routed = ctx.router.match(req.headers.host, path);
     if (routed instanceof Rejection) return false;
     const service = routed;
     if (!service.fallback) return false;
-    const op = query.get(OP_PARAM);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       this.answers.preflight(req, res, service, ctx);
       return true;
     }
+    const query = fallbackQuery(url);
+    const op = query.op;
     if (op === null) return false;
-    // (label values from a fixed set: a client must not be able to mint metric series)
-    ctx.metrics.fallbackRequests.inc({ op: KNOWN_OPS.has(op) ? op : 'other' });
+    this.countRequest(ctx.metrics, op);
     if (req.method !== 'POST') {
       this.answers.refuse(req, res, service, ctx, new Rejection(405, 'fallback_method', 'fallback requests use POST', { Allow: 'POST, OPTIONS' }));
       return true;
@@ -143,7 +154,7 @@ export class FallbackEndpoints {
       this.answers.refuse(req, res, service, ctx, draining);
       return true;
     }
-    const work = op === 'open' ? this.open(req, res, service, ctx, query) : this.sessionRequest(req, res, service, ctx, op, query);
+    const work = op === 'open' ? this.open(req, res, service, ctx, splitTarget(url).query) : this.sessionRequest(req, res, service, ctx, op, query);
     if (op === 'open') this.opts.opening?.(work);
     work.catch((err: unknown) => {
       ctx.log.error({ err, service: service.name }, 'fallback request failed');
@@ -152,6 +163,17 @@ export class FallbackEndpoints {
     });
     return true;
   };
+
+  /** Counts a request by operation: label values from a fixed set (a client must not be able to mint metric series). */
+  private countRequest(metrics: Metrics, op: string): void {
+    let series = this.requestSeries.get(metrics);
+    if (series === undefined) {
+      const family = metrics.fallbackRequests;
+      series = Object.fromEntries(KNOWN_OPS.map((o) => [o, family.series({ op: o })])) as Record<OpLabel, Series>;
+      this.requestSeries.set(metrics, series);
+    }
+    series[op === 'open' || op === 'stream' || op === 'poll' || op === 'send' ? op : 'other'].value++;
+  }
 
   /** Close every session (gateway shutdown). */
   closeAll(code = 1001, reason = 'gateway shutting down'): void {
@@ -221,7 +243,7 @@ export class FallbackEndpoints {
       id,
       admission: protocol === admission.protocol ? admission : withProtocol(admission, protocol),
       settings,
-      headers: (r) => this.answers.commonHeaders(r, corsOrigin),
+      headers: this.answers.commonHeaderList(corsOrigin),
       draining: () => this.opts.draining?.() !== undefined,
       onEnd: (s, info) => {
         this.sessions.delete(s.id);
@@ -231,7 +253,8 @@ export class FallbackEndpoints {
     });
     // The session's key: every later request carries it in its body (never in the URL, so never in a log).
     const key = randomBytes(SESSION_KEY_BYTES);
-    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req), uploading: false, key });
+    const replyHeaders = [...this.answers.commonHeaderList(corsOrigin), 'Content-Type', 'application/octet-stream', 'Content-Length', ''];
+    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req), uploading: false, key, replyHeaders });
     ctx.metrics.fallbackSessions.inc({ service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
     const tracked = this.opts.track?.(session, session.admission);
@@ -282,12 +305,17 @@ export class FallbackEndpoints {
 
   // ---- session requests ------------------------------------------------------------
 
-  private async sessionRequest(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, op: string, query: URLSearchParams): Promise<void> {
+  /**
+   * A stream, poll or send. Each step that can be answered from what has
+   * already arrived is taken without awaiting (a request's whole body usually
+   * comes with its head): one await per request, not one per step.
+   */
+  private async sessionRequest(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, op: string, query: FallbackQuery): Promise<void> {
     if (op !== 'stream' && op !== 'poll' && op !== 'send') {
       this.answers.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_op', 'unknown fallback operation'));
       return;
     }
-    const sid = query.get('s') ?? '';
+    const sid = query.session ?? '';
     const valid = SESSION_ID.exec(sid);
     if (!valid) {
       this.answers.refuse(req, res, service, ctx, new Rejection(400, 'fallback_bad_session_id', 'malformed session id'));
@@ -322,7 +350,8 @@ export class FallbackEndpoints {
     const unbound = this.countUnbound(req, res, service, ctx);
     if (!unbound) return;
     const reader = new RequestBody(req, ctx.config.fallback.request_timeout);
-    const prefix = await reader.prefix(KEY_FRAME_BYTES);
+    let prefix = reader.prefix(KEY_FRAME_BYTES);
+    if (prefix instanceof Promise) prefix = await prefix;
     if (typeof prefix === 'string' && prefix !== 'short') { reader.done(); this.answers.bodyRefusal(req, res, service, ctx, prefix); return; }
     const key = typeof prefix === 'string' ? undefined : keyOf(prefix);
     if (!key || !timingSafeEqual(key, record.key)) {
@@ -331,12 +360,14 @@ export class FallbackEndpoints {
       return;
     }
     unbound();
-    if (!(await this.sameCredentials(req, res, service, ctx, record))) { reader.done(); return; }
+    const same = this.sameCredentials(req, res, service, ctx, record);
+    if (same !== true && !(await same)) { reader.done(); return; }
 
     if (op === 'stream' || op === 'poll') {
-      const rest = await reader.rest(0);
+      let rest = reader.rest(0);
+      if (rest instanceof Promise) rest = await rest;
       if (typeof rest === 'string') { this.answers.bodyRefusal(req, res, service, ctx, rest); return; }
-      const ack = Number(query.get('a') ?? '0');
+      const ack = Number(query.ack ?? '0');
       if (!Number.isSafeInteger(ack) || ack < 0 || !session.acknowledge(ack)) {
         this.answers.violation(req, res, service, ctx, session, 400, 'fallback_bad_ack', 1002, 'acknowledgement of a message never sent');
         return;
@@ -357,12 +388,13 @@ export class FallbackEndpoints {
     }
     const settings = ctx.config.fallback;
     record.uploading = true;
-    let body: Buffer | BodyError;
+    let body: Buffer | BodyError | Promise<Buffer | BodyError>;
     try {
       body = reader.declaredOver(settings.max_body)
         ? 'too_big'
         // Held input and this body together stay within the session's budget, checked as the bytes arrive.
-        : await reader.rest(settings.max_body - KEY_FRAME_BYTES, () => settings.max_buffer + settings.max_body - session.inboundBuffered);
+        : reader.rest(settings.max_body - KEY_FRAME_BYTES, settings.max_buffer + settings.max_body, session);
+      if (body instanceof Promise) body = await body;
     } finally {
       record.uploading = false;
     }
@@ -376,14 +408,12 @@ export class FallbackEndpoints {
     }
     const accepted = session.receive(frames, () => {
       if (res.writableEnded || res.destroyed) return;
-      const parts = [encodeNumber(FrameType.ACK, session.acknowledged)];
+      const ack = encodeNumber(FrameType.ACK, session.acknowledged);
       const echo = session.closeEcho();
-      if (echo) parts.push(echo);
-      const out = Buffer.concat(parts);
-      res.statusCode = 200;
-      this.answers.commonHeaders(res, record.corsOrigin);
-      res.setHeader('Content-Type', 'application/octet-stream');
-      res.setHeader('Content-Length', out.length);
+      const out = echo ? Buffer.concat([ack, echo]) : ack;
+      const headers = record.replyHeaders;
+      headers[headers.length - 1] = String(out.length);
+      res.writeHead(200, headers);
       res.end(out);
     });
     if (accepted === 'gap') this.answers.violation(req, res, service, ctx, session, 400, 'fallback_sequence_gap', 1002, 'messages out of sequence');
@@ -410,9 +440,15 @@ export class FallbackEndpoints {
    * pipeline's own answer (401 with its challenge); one with another
    * principal's gets 403.
    */
-  private async sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, record: SessionRecord): Promise<boolean> {
+  private sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, record: SessionRecord): true | Promise<boolean> {
     const tag = this.credentialTag(req);
     if (tag === record.credentialTag) return true;
+    return this.recheckCredentials(req, res, service, ctx, record, tag);
+  }
+
+  /** The credential-bearing headers changed: check them afresh (see sameCredentials). */
+  private async recheckCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext,
+    record: SessionRecord, tag: string): Promise<boolean> {
     const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
     const outcome = await ctx.credentials.admit(request, service);
     if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome, true); return false; }
@@ -427,11 +463,18 @@ export class FallbackEndpoints {
     return true;
   }
 
+  /** The HMAC of a request's credential-bearing headers (the same for none as for empty ones: computed once). */
   private credentialTag(req: IncomingMessage): string {
+    const { authorization, cookie } = req.headers;
+    if (authorization === undefined && cookie === undefined) return this.noCredentialTag;
+    return this.tagOf(String(authorization ?? ''), String(cookie ?? ''));
+  }
+
+  private tagOf(authorization: string, cookie: string): string {
     const h = createHmac('sha256', this.tagKey);
-    h.update(String(req.headers.authorization ?? ''));
+    h.update(authorization);
     h.update('\0');
-    h.update(String(req.headers.cookie ?? ''));
+    h.update(cookie);
     return h.digest('base64url');
   }
 }
