@@ -54,9 +54,8 @@ export class FallbackAnswers {
     for (let i = 0; i < list.length; i += 2) res.setHeader(list[i], list[i + 1]);
   }
 
-  /** The pipeline's refusal (already audited by the pipeline), with CORS so a browser client can read the status. */
-  respondRejection(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection, audit: boolean): void {
-    if (audit) this.auditReject(req, service, ctx, rejection);
+  /** The pipeline's refusal (the pipeline audits its own: not again here), with CORS so a browser client can read the status. */
+  respondRejection(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, rejection: Rejection): void {
     this.writeRefusal(req, res, service, ctx, rejection);
   }
 

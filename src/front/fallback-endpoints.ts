@@ -203,7 +203,7 @@ export class FallbackEndpoints {
     const request = this.admissionRequest(req, query, protocols);
     const outcome = await ctx.pipeline.admit(request, service);
     unbound();
-    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome, false); return; }
+    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome); return; }
     const admission = outcome;
     const backend = ctx.services.get(service.name);
     if (!backend) {
@@ -451,7 +451,7 @@ export class FallbackEndpoints {
     record: SessionRecord, tag: string): Promise<boolean> {
     const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
     const outcome = await ctx.credentials.admit(request, service);
-    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome, true); return false; }
+    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome); return false; }
     outcome.release(); // only the identity was wanted (nothing was reserved: no connection check ran)
     const before = record.session.admission.principal;
     const now = outcome.principal;

@@ -106,6 +106,24 @@ test('a changed cookie re-checks the credential, not the door: the session holdi
   assert.equal(await session.echo('and again'), 'and again');
 });
 
+test('a changed credential that is refused is audited once, by the pipeline that refused it', async () => {
+  const { res, sid } = await openSession(gw.httpUrl('/echo'), { Origin: ALLOWED, Cookie: 'sid=alice' });
+  assert.equal(res.status, 200);
+  const session = new RawSession(gw.httpUrl('/echo'), sid!, { Origin: ALLOWED, Cookie: 'sid=alice' });
+  for (const [headers, reason] of [
+    [{ Origin: ALLOWED, Authorization: 'Bearer wrong' }, 'invalid_credentials'],
+    [{ Origin: ALLOWED }, 'missing_credentials'],
+  ] as const) {
+    const before = gw.logs.length;
+    const refused = await session.poll(headers);
+    assert.equal(refused.res.status, 401, JSON.stringify(headers));
+    // (the audit line is written before the answer: it is in the log by now)
+    const audited = gw.logs.slice(before).filter((l) => l.audit).map((l) => l.reason);
+    assert.deepEqual(audited, [reason], `${JSON.stringify(headers)}: exactly one audit line`);
+  }
+  assert.equal(await session.echo('unharmed'), 'unharmed');
+});
+
 test('the gateway serves the client bundle, its ESM build and the demo page', async () => {
   const bundle = await fetch(gw.httpUrl('/.gatehouse/client.js'));
   assert.equal(bundle.status, 200);
