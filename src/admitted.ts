@@ -57,6 +57,14 @@ export interface Principal {
   expiresAt?: number;
   /** Which authenticator established it (basic, jwt, forward, ticket, mtls). */
   method: string;
+  /**
+   * Where its credential was: `headers` (Authorization or Cookie, which a
+   * client sends again with each request: a fallback session's later requests
+   * are checked against them), `request` (the opening request's own — a query
+   * parameter, a subprotocol entry, a single-use ticket — which later requests
+   * never carry). Unset counts as `headers`.
+   */
+  carrier?: 'headers' | 'request';
 }
 
 export interface Admission {

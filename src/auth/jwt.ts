@@ -19,7 +19,8 @@ import { NONE, type AuthOutcome, type Authenticator } from './types.js';
 
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-type Found = { token: string } | { refused: Rejection } | undefined;
+/** The token and where it was (a query or subprotocol token is the opening request's alone). */
+type Found = { token: string; carrier: 'headers' | 'request' } | { refused: Rejection } | undefined;
 
 export class JwtAuthenticator implements Authenticator {
   readonly method = 'jwt';
@@ -41,22 +42,22 @@ export class JwtAuthenticator implements Authenticator {
       switch (source) {
         case 'header': {
           const auth = findAuthorization(ctx.request);
-          if (auth.kind === 'found' && auth.scheme === 'bearer') return { token: auth.value };
+          if (auth.kind === 'found' && auth.scheme === 'bearer') return { token: auth.value, carrier: 'headers' };
           break;
         }
         case 'cookie': {
           const c = findCookie(ctx.request, this.config.cookie);
           if (c.kind === 'ambiguous') return { refused: unauthorized('cookie_ambiguous', this.challenge) };
-          if (c.kind === 'found') return { token: c.value };
+          if (c.kind === 'found') return { token: c.value, carrier: 'headers' };
           break;
         }
         case 'protocol':
-          if (fromProtocol !== undefined) return { token: fromProtocol };
+          if (fromProtocol !== undefined) return { token: fromProtocol, carrier: 'request' };
           break;
         case 'query': {
           const q = findQuery(ctx.request, this.config.query_param);
           if (q.kind === 'ambiguous') return { refused: unauthorized('query_token_ambiguous', this.challenge) };
-          if (q.kind === 'found') return { token: q.value };
+          if (q.kind === 'found') return { token: q.value, carrier: 'request' };
           break;
         }
       }
@@ -117,6 +118,7 @@ export class JwtAuthenticator implements Authenticator {
       // The moment the gateway itself would stop accepting this token.
       expiresAt: (payload.exp as number) * 1000 + this.config.clock_skew,
       method: 'jwt',
+      carrier: found.carrier,
     };
     return { kind: 'ok', principal };
   }

@@ -172,7 +172,7 @@ export class TicketAuthenticator implements Authenticator {
       if (entry === 'expired') return this.refused('ticket_expired');
       if (entry.service !== ctx.service.name) return { kind: 'refused', rejection: forbidden('ticket_wrong_service'), failed: true };
       if (entry.origin !== null && entry.origin !== requestOrigin(ctx)) return { kind: 'refused', rejection: forbidden('ticket_wrong_origin'), failed: true };
-      const principal: Principal = { ...entry.principal, method: 'ticket', claims: { ...entry.principal.claims, via: entry.principal.method } };
+      const principal: Principal = { ...entry.principal, method: 'ticket', carrier: 'request', claims: { ...entry.principal.claims, via: entry.principal.method } };
       // The very principal (in-process store) carries its re-check; a copy from a shared store has it as data.
       const portable = entry.recheck;
       const recheck = recheckOf(entry.principal)
@@ -197,6 +197,7 @@ export class TicketAuthenticator implements Authenticator {
           claims: { ...(payload.claims ?? {}), via: 'minted' },
           expiresAt: payload.session_exp !== undefined ? payload.session_exp * 1000 : undefined,
           method: 'ticket',
+          carrier: 'request',
         },
       };
     }

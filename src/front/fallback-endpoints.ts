@@ -438,9 +438,13 @@ export class FallbackEndpoints {
    * without the door's counters, as the session already holds its slot — and
    * must name the same principal. A request without the credentials gets the
    * pipeline's own answer (401 with its challenge); one with another
-   * principal's gets 403.
+   * principal's gets 403. A session whose credential was the open request's
+   * own (a ticket, a token in the query or a subprotocol entry) has nothing
+   * in the headers to re-check: its key binds it, and a cookie it never used
+   * is not its credential.
    */
   private sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, record: SessionRecord): true | Promise<boolean> {
+    if (record.session.admission.principal?.carrier === 'request') return true;
     const tag = this.credentialTag(req);
     if (tag === record.credentialTag) return true;
     return this.recheckCredentials(req, res, service, ctx, record, tag);
