@@ -6,8 +6,8 @@
  * Over → 429 `too_many_connections` (address), 503 `service_full`, 503 `gateway_full`.
  * A limit of 0 is no limit.
  */
-import { addressKey, CidrSet } from '../http/cidr.js';
-import { orNoLimit } from '../config/limits.js';
+import { addressKey } from '../http/cidr.js';
+import { exemptAddresses, orNoLimit } from '../config/limits.js';
 import type { SlotRefusal } from '../shared-state/contract.js';
 import { Rejection, type AdmissionCheck, type AdmissionContext, type CheckFactory } from './types.js';
 import { sharedStateOf } from './state.js';
@@ -27,7 +27,7 @@ export const connectionLimitCheck: CheckFactory = (service, env) => {
     total: orNoLimit(config.connections_total),
   };
   // limits.exempt_addresses: no per-address count (a plain number: the limits may cross a process boundary).
-  const exempt = new CidrSet(config.exempt_addresses);
+  const exempt = exemptAddresses(config);
   const exemptLimits = { ...limits, perAddress: Number.MAX_SAFE_INTEGER };
   const metrics = env.metrics;
   // The open-connection series are taken once per service, not per connection.

@@ -7,7 +7,8 @@
  * The buckets are the shared state's: in-process they answer at once (no
  * promise); shared by a cluster they answer after a round trip.
  */
-import { addressKey, CidrSet } from '../http/cidr.js';
+import { addressKey } from '../http/cidr.js';
+import { exemptAddresses } from '../config/limits.js';
 import { Rejection, type AdmissionCheck, type CheckFactory } from './types.js';
 import { sharedStateOf } from './state.js';
 import { SHARED_ADDRESS_HINT } from './connection-limit.js';
@@ -17,7 +18,7 @@ export const handshakeRateCheck: CheckFactory = (_service, env) => {
   const config = env.config.limits;
   if (config.handshake_rate === 0 || config.handshake_burst === 0) return undefined;
   const limits = { rate: config.handshake_rate, burst: config.handshake_burst };
-  const exempt = new CidrSet(config.exempt_addresses);
+  const exempt = exemptAddresses(config);
   const verdict = (waitMs: number): Rejection | undefined => {
     if (waitMs === 0) return undefined;
     const seconds = String(Math.max(1, Math.ceil(waitMs / 1000)));

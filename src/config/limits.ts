@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { duration, size } from './units.js';
-import { parseCidr } from '../http/cidr.js';
+import { CidrSet, parseCidr } from '../http/cidr.js';
 
 const positiveInt = () => z.number().int().positive();
 
@@ -73,3 +73,16 @@ export type LimitsConfig = z.output<typeof limitsSchema>;
 
 /** The limits with every default applied (for code that runs without a loaded config). */
 export const DEFAULT_LIMITS: LimitsConfig = limitsSchema.parse({});
+
+const exemptSets = new WeakMap<LimitsConfig, CidrSet>();
+
+/**
+ * `exempt_addresses` as the set addresses are matched against: made once per
+ * loaded configuration, however many checks and services ask for it (the
+ * configuration itself stays plain data: it is cloned to workers).
+ */
+export function exemptAddresses(limits: LimitsConfig): CidrSet {
+  let set = exemptSets.get(limits);
+  if (!set) exemptSets.set(limits, (set = new CidrSet(limits.exempt_addresses)));
+  return set;
+}

@@ -10,14 +10,13 @@
  * limit of 0 is no limit.
  */
 import type { ServerResponse } from 'node:http';
-import { orNoLimit, type LimitsConfig } from '../config/limits.js';
-import { addressKey, CidrSet } from '../http/cidr.js';
+import { exemptAddresses, orNoLimit, type LimitsConfig } from '../config/limits.js';
+import { addressKey } from '../http/cidr.js';
 
 const NOTHING_HELD = (): void => undefined;
 
 export class UnboundRequests {
   private readonly counts = new Map<string, number>();
-  private readonly exempt = new WeakMap<LimitsConfig, CidrSet>();
 
   /**
    * Counts a request of `address`; its count ends when the returned function
@@ -25,7 +24,7 @@ export class UnboundRequests {
    * the address already has `connections_per_address` such requests.
    */
   enter(res: ServerResponse, address: string | undefined, limits: LimitsConfig): (() => void) | undefined {
-    if (address === undefined || this.exemptOf(limits).has(address)) return NOTHING_HELD;
+    if (address === undefined || exemptAddresses(limits).has(address)) return NOTHING_HELD;
     const key = addressKey(address);
     const n = this.counts.get(key) ?? 0;
     if (n >= orNoLimit(limits.connections_per_address)) return undefined;
@@ -40,11 +39,5 @@ export class UnboundRequests {
     };
     res.once('close', release);
     return release;
-  }
-
-  private exemptOf(limits: LimitsConfig): CidrSet {
-    let set = this.exempt.get(limits);
-    if (!set) { set = new CidrSet(limits.exempt_addresses); this.exempt.set(limits, set); }
-    return set;
   }
 }
