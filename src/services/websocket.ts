@@ -29,6 +29,7 @@ import { connectionSettings } from '../websocket/settings.js';
 import { BackendError } from '../errors.js';
 import { connectWebSocket } from '../websocket/client.js';
 import { HandshakeError } from '../websocket/handshake.js';
+import { CLOSE_TOO_BIG } from '../websocket/constants.js';
 import type { ConnectionOptions, WebSocketConnection } from '../websocket/connection.js';
 import { backendTlsOptions } from './backend-tls.js';
 import { LiveRelays, RelayedSession, observeBackendConnect, type BackendServiceDeps } from './backend-session.js';
@@ -146,9 +147,10 @@ export class WebSocketService implements Service {
       // The client's queue is the guard's; the backend's is bounded here.
       sendStallTimeout: this.deps.sendStallTimeout ?? 0,
       onViolation: (code, reason, conn) => {
-        // The backend broke the protocol (or timed out): audited like a client would be.
+        // The backend broke the protocol (or timed out): audited like a client would be. A message over
+        // max_message (plain, or compressed and inflating past it) has a reason of its own: the limit may be the one to raise.
         const admission = (conn as ServingConnection)[kClientAdmission];
-        this.deps.audit.violation('backend_protocol_error', {
+        this.deps.audit.violation(code === CLOSE_TOO_BIG ? 'backend_message_too_big' : 'backend_protocol_error', {
           service: this.name, client: admission?.client.address, connection: admission?.id, code, detail: reason,
         });
       },

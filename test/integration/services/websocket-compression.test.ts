@@ -264,8 +264,8 @@ test('a backend\'s compressed message that inflates past max_message: the backen
     for (let i = 0; i < 200 && b.closes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(b.closes, [1009], `${answer}: the backend is closed with 1009`);
     assert.ok(gw.gateway.metrics.get('gatehouse_backend_failures_total', { service: 'relay' }) > failuresBefore, 'counted as a backend failure');
-    assert.ok(gw.logs.slice(logsBefore).some((l) => l.audit && l.reason === 'backend_protocol_error' && l.code === 1009),
-      `${answer}: audited as backend_protocol_error with code 1009`);
+    assert.ok(gw.logs.slice(logsBefore).some((l) => l.audit && l.reason === 'backend_message_too_big' && l.code === 1009),
+      `${answer}: audited as backend_message_too_big with code 1009`);
   }
 });
 

@@ -342,15 +342,15 @@ describe('websocket service', () => {
     await assertCanary();
   });
 
-  for (const [name, frame, backendCode] of [
-    ['a masked frame', serverFrame(0x2, Buffer.from('masked'), { mask: true }), 1002],
-    ['invalid UTF-8 in a text frame', serverFrame(0x1, Buffer.from([0x68, 0xc3, 0x28])), 1007],
-    ['a frame with RSV1 set (no extension agreed)', Buffer.concat([Buffer.from([0xc2, 0x02]), Buffer.from('hi')]), 1002],
-    ['a frame declaring 32 MiB (over max_message)', Buffer.from([0x82, 127, 0, 0, 0, 0, 0x02, 0, 0, 0]), 1009],
-    ['a Close frame with code 1005', serverFrame(0x8, Buffer.from([0x03, 0xed])), 1002],
+  for (const [name, frame, backendCode, reason] of [
+    ['a masked frame', serverFrame(0x2, Buffer.from('masked'), { mask: true }), 1002, 'backend_protocol_error'],
+    ['invalid UTF-8 in a text frame', serverFrame(0x1, Buffer.from([0x68, 0xc3, 0x28])), 1007, 'backend_protocol_error'],
+    ['a frame with RSV1 set (no extension agreed)', Buffer.concat([Buffer.from([0xc2, 0x02]), Buffer.from('hi')]), 1002, 'backend_protocol_error'],
+    ['a frame declaring 32 MiB (over max_message)', Buffer.from([0x82, 127, 0, 0, 0, 0, 0x02, 0, 0, 0]), 1009, 'backend_message_too_big'],
+    ['a Close frame with code 1005', serverFrame(0x8, Buffer.from([0x03, 0xed])), 1002, 'backend_protocol_error'],
   ] as const) {
-    it(`closes the client with 1014 when the backend sends ${name}, never relaying it`, async () => {
-      const before = gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'backend_protocol_error' });
+    it(`closes the client with 1014 when the backend sends ${name}, never relaying it (audited ${reason})`, async () => {
+      const before = gw.gateway.metrics.get('gatehouse_violations_total', { reason });
       let backendSocket!: net.Socket;
       script = (s) => {
         backendSocket = s;
@@ -367,7 +367,7 @@ describe('websocket service', () => {
       assert.equal(f.opcode, 0x8);
       assert.equal(f.payload.readUInt16BE(0), backendCode);
       assert.equal(relayed, false);
-      assert.equal(gw.gateway.metrics.get('gatehouse_violations_total', { reason: 'backend_protocol_error' }), before + 1);
+      assert.equal(gw.gateway.metrics.get('gatehouse_violations_total', { reason }), before + 1, `counted as ${reason}`);
       await assertCanary();
     });
   }
