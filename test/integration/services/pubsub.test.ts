@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
-import { hashPassword } from '../../../src/auth/passwords.js';
+import { cheapPasswordHash } from '../../helpers/test-password-hash.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { GatehouseSocket, type GatehouseMessageEvent } from '../../../client/src/index.js';
 import { connect } from '../auth/common.js';
@@ -21,7 +21,8 @@ const basic = (u: string): string => `Basic ${Buffer.from(`${u}:${u}-secret-pw`)
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-pubsub-'));
-  writeFileSync(join(dir, 'users'), `alice:${await hashPassword('alice-secret-pw')}\nbob:${await hashPassword('bob-secret-pw')}\n`);
+  // (every connection logs in: a cheap hash, or each login costs seconds on a busy machine)
+  writeFileSync(join(dir, 'users'), `alice:${cheapPasswordHash('alice-secret-pw')}\nbob:${cheapPasswordHash('bob-secret-pw')}\n`);
   gw = await startGateway({
     limits: { handshake_rate: 1000, handshake_burst: 1000 },
     services: {
