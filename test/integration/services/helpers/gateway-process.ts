@@ -27,6 +27,14 @@ export interface GatewayProcess {
 /** `gatehouse start --config FILE`, from the TypeScript sources. */
 export const CLI = ['--import', 'tsx', 'src/main.ts', 'start', '--config'];
 
+/**
+ * How long to wait for "listening" unless told: the process compiles the
+ * sources through tsx first, which took over 20 s at load 25 (the backpressure
+ * suite's starts timed out at the former 20 s). A deadline for an event, not a
+ * pause: a process that listens sooner is used at once.
+ */
+export const START_TIMEOUT_MS = 90_000;
+
 /** `startTimeoutMs`: how long to wait for "listening" (a primary forks workers, each loads the sources: slower on a busy machine). */
 export async function startGatewayProcess(yaml: string, opts: { startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'));
@@ -39,7 +47,7 @@ export async function startGatewayProcess(yaml: string, opts: { startTimeoutMs?:
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let m: RegExpMatchArray;
   try {
-    m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], opts.startTimeoutMs ?? 20_000);
+    m = await waitForOutput(child, /listening on https?:\/\/\S+:(\d+)\//, ['stderr'], opts.startTimeoutMs ?? START_TIMEOUT_MS);
   } catch (err) {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
