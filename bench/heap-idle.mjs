@@ -32,10 +32,11 @@
  * deleted afterwards (kept with --keep). Taking a snapshot forces full GCs, so these numbers are
  * "after GC" and are not comparable to the idle suite's.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ECHO_PATH, GATEHOUSE_ECHO_SERVICE, HOST, startTarget } from './lib/targets.mjs';
+import { aggregate, snapshotNodeArgs, takeSnapshot } from './lib/heap-snapshot.mjs';
 import { LoadgenPool } from './lib/loadgen-pool.mjs';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 
@@ -69,56 +70,6 @@ if (service !== 'echo' && target !== 'gatehouse') throw new Error(`--service ${s
 const PROXY_PATH = '/proxy';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Aggregate a snapshot's nodes by "type:name" → { count, size }. */
-function aggregate(file) {
-  const snap = JSON.parse(readFileSync(file, 'utf8'));
-  const fields = snap.snapshot.meta.node_fields;
-  const types = snap.snapshot.meta.node_types[0];
-  const width = fields.length;
-  const iType = fields.indexOf('type');
-  const iName = fields.indexOf('name');
-  const iSize = fields.indexOf('self_size');
-  const { nodes, strings } = snap;
-  const out = new Map();
-  let totalSize = 0;
-  for (let i = 0; i < nodes.length; i += width) {
-    const type = types[nodes[i + iType]];
-    let name = strings[nodes[i + iName]];
-    if (type === 'string' || type === 'concatenated string' || type === 'sliced string') name = '(string)';
-    else if (type === 'number') name = '(heap number)';
-    else if (type === 'code') name = '(code)';
-    else if (name.length > 60) name = `${name.slice(0, 57)}...`;
-    const key = `${type}: ${name}`;
-    const e = out.get(key) ?? { count: 0, size: 0 };
-    e.count++;
-    e.size += nodes[i + iSize];
-    totalSize += nodes[i + iSize];
-    out.set(key, e);
-  }
-  return { groups: out, totalSize };
-}
-
-async function snapshot(server, dir) {
-  const before = new Set(readdirSync(dir));
-  process.kill(server.pid, 'SIGUSR2');
-  for (let i = 0; i < 600; i++) {
-    await sleep(100);
-    const fresh = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
-    if (fresh.length > 0) {
-      // wait until the file stops growing
-      const file = path.join(dir, fresh[0]);
-      let last = -1;
-      for (;;) {
-        const size = readFileSync(file).length;
-        if (size === last && size > 0) return file;
-        last = size;
-        await sleep(300);
-      }
-    }
-  }
-  throw new Error('no heap snapshot written');
-}
-
 const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-heap-'));
 const backend = service === 'proxy' ? await startTarget('ws') : undefined;
 /** `--service jwt`: an ES256 key of this run, its public half as the service's key file, and a 2 h token. */
@@ -141,7 +92,7 @@ async function jwtSetup() {
 const JWT_PATH = '/jwt';
 const jwt = service === 'jwt' ? await jwtSetup() : undefined;
 const started = await startTarget(target, {
-  nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`],
+  nodeArgs: snapshotNodeArgs(dir),
   gatehouseRoot: opt('--gatehouse-root'),
   wsArgs: compression !== undefined ? ['--deflate', WS_DEFLATE[compression]] : [],
   config: compression !== undefined ? {
@@ -167,12 +118,12 @@ try {
   await pool.all('close', { timeoutMs: 5000 });
   await sleep(2000);
   const rss0 = server.rssKiB();
-  const a = aggregate(await snapshot(server, dir));
+  const a = aggregate(await takeSnapshot(server.pid, dir));
   await pool.connect(server, total, { concurrency: 50, ...connectOptions });
   if (compression !== undefined) await pool.all('verify', exchange);
   await sleep(3000);
   const rss1 = server.rssKiB();
-  const b = aggregate(await snapshot(server, dir));
+  const b = aggregate(await takeSnapshot(server.pid, dir));
   const rss2 = server.rssKiB();
   await pool.assertClean('heap-idle');
 

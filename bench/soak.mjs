@@ -5,7 +5,7 @@
  * every message must be accounted for.
  *
  *   npm run build && node bench/soak.mjs [--minutes 30] [--connections 10000]
- *     [--fallback 0.1] [--workers 3] [--interval 10] [--churn 0.1] [--warmup 5]
+ *     [--fallback 0.1] [--workers 3] [--interval 10] [--churn 0.1] [--warmup 5] [--heap-snapshots]
  *
  * - The gateway runs as its own process (bench/lib/targets.mjs), its echo
  *   service without rate limits, its admin listener on a free port so its
@@ -15,7 +15,14 @@
  * - Each connection sends one message every `--interval` seconds (jittered)
  *   and checks its echo. Every minute `--churn` of the connections (a tenth)
  *   stop sending, wait for their last echoes, close cleanly and are replaced.
- * - Every 10 s the gateway's RSS and open file descriptors are read from /proc.
+ * - Every 10 s the gateway's RSS and open file descriptors are read from /proc,
+ *   its V8 heap (used), external memory and live timers from its /metrics.
+ * - `--heap-snapshots`: the gateway writes V8 heap snapshots when idle, at the
+ *   warm-up mark, at the end of the run and after every client is gone; the
+ *   soak prints what grew between them by object kind (what a leak per
+ *   churned connection would show as) and keeps the files. Snapshots force
+ *   full GCs and pause the gateway for seconds: the RSS verdict of such a run
+ *   is not comparable to one without.
  * - Verdict (see docs/benchmarks.md, "Soak"): memory flat after the warm-up,
  *   file descriptors flat during the run and back to the idle count after it,
  *   every message echoed and counted by the gateway both ways, no connection
@@ -23,11 +30,12 @@
  * Prints one JSON summary line at the end (`"pass": true|false`) and exits 1 on FAIL.
  */
 import { fork } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, rssKiB } from './lib/proc.mjs';
+import { aggregate, difference, snapshotNodeArgs, takeSnapshot } from './lib/heap-snapshot.mjs';
 import { freePort, HOST, killAllServers, startTarget } from './lib/targets.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -43,6 +51,9 @@ const workers = opt('workers', Math.max(2, Math.ceil(connections / 4000)));
 const interval = opt('interval', 10);
 const churn = opt('churn', 0.1);
 const warmup = opt('warmup', Math.min(5, minutes / 3));
+const snapshotDir = args.includes('--heap-snapshots') ? mkdtempSync(path.join(os.tmpdir(), 'gatehouse-soak-heap-')) : undefined;
+/** Kinds listed per snapshot comparison. */
+const SNAPSHOT_TOP = 25;
 const SAMPLE_MS = 10_000;
 /** File descriptors the gateway may hold above its idle count once every client is gone (timers, a late keep-alive socket). */
 const FD_IDLE_SLACK = 10;
@@ -68,7 +79,7 @@ function abort(why) {
 async function gatewayCounts(adminPort) {
   const text = await (await fetch(`http://${HOST}:${adminPort}/metrics`)).text();
   const sum = (name, filter = () => true) => text.split('\n')
-    .filter((line) => line.startsWith(`${name}{`) && filter(line))
+    .filter((line) => (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && filter(line))
     .reduce((a, line) => a + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
   return {
     messagesIn: sum('gatehouse_messages_total', (l) => l.includes('direction="in"')),
@@ -77,11 +88,36 @@ async function gatewayCounts(adminPort) {
     closedByTransport: sum('gatehouse_closes_total', (l) => l.includes('closed_by="transport"')),
     connectionsOpen: sum('gatehouse_connections_open'),
     fallbackSessions: sum('gatehouse_fallback_sessions'),
+    heapUsedKiB: Math.round(sum('nodejs_heap_size_used_bytes') / 1024),
+    heapTotalKiB: Math.round(sum('nodejs_heap_size_total_bytes') / 1024),
+    externalKiB: Math.round(sum('nodejs_external_memory_bytes') / 1024),
+    timers: sum('nodejs_active_resources', (l) => l.includes('type="Timeout"')),
   };
+}
+
+const snapshots = {};
+/** `--heap-snapshots`: has the gateway write one, named `label`, and sums it by object kind. */
+async function snapshot(label) {
+  if (snapshotDir === undefined) return;
+  const file = await takeSnapshot(server.pid, snapshotDir);
+  snapshots[label] = { file, ...aggregate(file) };
+  log(`heap snapshot "${label}": ${(snapshots[label].totalSize / 1048576).toFixed(1)} MiB live, ${file}`);
+}
+
+/** Prints what grew (and shrank) by object kind between two snapshots. */
+function printGrowth(from, to) {
+  const a = snapshots[from];
+  const b = snapshots[to];
+  if (a === undefined || b === undefined) return;
+  log(`heap from "${from}" to "${to}": ${((b.totalSize - a.totalSize) / 1024).toFixed(0)} KiB live\n` +
+    '     KiB    objects  kind\n' +
+    difference(a, b).slice(0, SNAPSHOT_TOP)
+      .map((r) => `${(r.size / 1024).toFixed(1).padStart(8)} ${String(r.count).padStart(10)}  ${r.key}`).join('\n'));
 }
 
 const adminPort = await freePort();
 const server = await startTarget('gatehouse', {
+  nodeArgs: snapshotDir === undefined ? [] : snapshotNodeArgs(snapshotDir),
   config: {
     topLevel: {
       limits: {
@@ -98,6 +134,7 @@ const server = await startTarget('gatehouse', {
 const idle = { rssKiB: rssKiB(server.pid), fds: openFds(server.pid) };
 log(`gateway pid ${server.pid} on ${server.host}:${server.port} (idle: ${idle.fds} fds, ${(idle.rssKiB / 1024).toFixed(1)} MiB); ` +
   `${connections} connections (${Math.round(fallbackShare * 100)} % fallback) over ${workers} workers, ${minutes} min`);
+await snapshot('idle');
 
 const children = [];
 let stopping = false;
@@ -132,11 +169,15 @@ async function sampleUntil(endAt, started) {
         open: sum('open'), sent: sum('sent'), echoed: sum('echoed'), clientLagMs: max('lagMs'),
       };
       cpu = now;
+      const gw = await gatewayCounts(adminPort);
+      Object.assign(sample, { heapUsedKiB: gw.heapUsedKiB, heapTotalKiB: gw.heapTotalKiB, externalKiB: gw.externalKiB, timers: gw.timers });
     } catch (err) {
       abort(`the gateway (pid ${server.pid}) is gone: ${err.message}\n${server.stderr()}`);
     }
     samples.push(sample);
-    log(`t=${sample.t}s rss=${(sample.rssKiB / 1024).toFixed(1)} MiB fds=${sample.fds} cpu=${sample.cpuPercent}% load=${sample.load} ` +
+    if (sample.t >= warmup * 60 && snapshots.warmup === undefined) await snapshot('warmup');
+    log(`t=${sample.t}s rss=${(sample.rssKiB / 1024).toFixed(1)} MiB heap=${(sample.heapUsedKiB / 1024).toFixed(1)}/${(sample.heapTotalKiB / 1024).toFixed(1)} MiB ` +
+      `external=${(sample.externalKiB / 1024).toFixed(1)} MiB timers=${sample.timers} fds=${sample.fds} cpu=${sample.cpuPercent}% load=${sample.load} ` +
       `open=${sample.open} sent=${sample.sent} echoed=${sample.echoed} unexpected=${sum('unexpectedCloses')} failedOpens=${sum('failedOpens')} clientLag=${sample.clientLagMs}ms`);
   }
   return samples;
@@ -174,8 +215,12 @@ async function settle() {
 
 const started = Date.now();
 const samples = await sampleUntil(started + minutes * 60_000, started);
+await snapshot('end');
 await stopClients();
 const afterClose = await settle();
+await snapshot('after close');
+printGrowth('warmup', 'end');
+printGrowth('idle', 'after close');
 const gateway = afterClose.gateway;
 await server.stop();
 
@@ -186,6 +231,7 @@ summary.why = all.reduce((acc, s) => { for (const [k, n] of Object.entries(s.why
 summary.clientLagMaxMs = Math.max(0, ...all.map((s) => s.lagMaxMs));
 summary.loadMax = Math.max(...samples.map((s) => s.load));
 summary.samples = samples;
+if (snapshotDir !== undefined) summary.heapSnapshots = Object.fromEntries(Object.entries(snapshots).map(([k, v]) => [k, v.file]));
 process.stdout.write(`${JSON.stringify(summary)}\n`);
 log(summary.pass ? 'PASS' : `FAIL: ${Object.entries(summary.checks).filter(([, ok]) => !ok).map(([k]) => k).join(', ')}`);
 if (summary.clientLagMaxMs >= CLIENT_LAG_WARN_MS) {
@@ -225,6 +271,9 @@ function verdict(samples, after, gw, total) {
     checks,
     minutes, connections, fallbackShare, workers, interval, churn, warmupMinutes: warmup,
     rss: { idleMiB: mib(idle.rssKiB), atWarmupMiB: mib(base.rssKiB), minMiB: mib(rssMin), maxMiB: mib(rssMax), afterCloseMiB: mib(after.rssKiB) },
+    heapUsed: { atWarmupMiB: mib(base.heapUsedKiB), endMiB: mib(samples.at(-1).heapUsedKiB), afterCloseMiB: mib(gw.heapUsedKiB) },
+    heapTotal: { atWarmupMiB: mib(base.heapTotalKiB), endMiB: mib(samples.at(-1).heapTotalKiB), afterCloseMiB: mib(gw.heapTotalKiB) },
+    external: { atWarmupMiB: mib(base.externalKiB), endMiB: mib(samples.at(-1).externalKiB), afterCloseMiB: mib(gw.externalKiB) },
     fds: { idle: idle.fds, atWarmup: base.fds, firstMinuteMin: fdsFirstMinute, lastMinuteMin: fdsLastMinute, afterClose: after.fds },
     messages: { sent, echoed: total('echoed'), inFlightAtClose: total('inFlightAtClose'), lost: total('lost'), strayEchoes: total('strayEchoes') },
     gateway: gw,
