@@ -122,17 +122,18 @@ function sendDue() {
 }
 
 async function churnSome() {
-  const open = [...live].filter((c) => c.isOpen && !c.draining);
+  const open = [...live].filter((c) => c.isOpen && !c.ended && !c.draining);
   const n = Math.round(open.length * cfg.churn);
   for (let i = 0; i < n; i++) {
     const j = i + Math.floor(Math.random() * (open.length - i));
     [open[i], open[j]] = [open[j], open[i]];
   }
   const victims = open.slice(0, n);
-  const kinds = victims.map((c) => c.fallback);
   await Promise.all(victims.map((c) => c.close()));
-  stats.replaced += n;
-  for (const fallback of kinds) if (!stopping) void openSome(1, fallback);
+  // A victim that ended on its own while draining has been replaced by its close handler already.
+  const closedByUs = victims.filter((c) => c.closingByUs);
+  stats.replaced += closedByUs.length;
+  for (const c of closedByUs) if (!stopping) void openSome(1, c.fallback);
 }
 
 process.on('message', async (m) => {

@@ -233,6 +233,9 @@ summary.loadMax = Math.max(...samples.map((s) => s.load));
 summary.samples = samples;
 if (snapshotDir !== undefined) summary.heapSnapshots = Object.fromEntries(Object.entries(snapshots).map(([k, v]) => [k, v.file]));
 process.stdout.write(`${JSON.stringify(summary)}\n`);
+log('memory after the warm-up, medians by minute (MiB):\n   from s      RSS  heap used  heap total  RSS - heap total  external\n' +
+  summary.memoryByMinute.map((m) => [m.fromS, m.rssMiB, m.heapUsedMiB, m.heapTotalMiB, m.nativeMiB, m.externalMiB]
+    .map((v, i) => String(v).padStart([8, 9, 11, 12, 18, 10][i])).join('')).join('\n'));
 log(summary.pass ? 'PASS' : `FAIL: ${Object.entries(summary.checks).filter(([, ok]) => !ok).map(([k]) => k).join(', ')}`);
 if (summary.clientLagMaxMs >= CLIENT_LAG_WARN_MS) {
   log(`note: a client process stalled for ${summary.clientLagMaxMs} ms (load average up to ${summary.loadMax}); ` +
@@ -251,13 +254,15 @@ function verdict(samples, after, gw, total) {
   const base = warm[0] ?? samples.at(-1);
   const rssMin = Math.min(...warm.map((s) => s.rssKiB));
   const rssMax = Math.max(...warm.map((s) => s.rssKiB));
+  const minutesAfter = memoryByMinute(warm.length > 0 ? warm : [base], base.t);
+  const rssBase = minutesAfter[0].rssKiB;
   const minFds = (from, to) => Math.min(...warm.filter((s) => s.t >= from && s.t < to).map((s) => s.fds));
   const lastT = samples.at(-1).t;
   const fdsFirstMinute = minFds(base.t, base.t + 60);
   const fdsLastMinute = minFds(Math.max(base.t, lastT - 59), lastT + 1);
   const sent = total('sent');
   const checks = {
-    rssWithin10Percent: rssMin >= base.rssKiB * 0.9 && rssMax <= base.rssKiB * 1.1,
+    rssWithin10Percent: minutesAfter.every((m) => m.rssKiB >= rssBase * 0.9 && m.rssKiB <= rssBase * 1.1),
     noFdGrowth: fdsLastMinute <= fdsFirstMinute + Math.ceil(connections * 0.01),
     fdsBackToIdle: after.fds <= idle.fds + FD_IDLE_SLACK,
     everyMessageEchoed: total('echoed') === sent && total('inFlightAtClose') === 0 && total('lost') === 0 && total('strayEchoes') === 0,
@@ -270,15 +275,42 @@ function verdict(samples, after, gw, total) {
     pass: Object.values(checks).every(Boolean),
     checks,
     minutes, connections, fallbackShare, workers, interval, churn, warmupMinutes: warmup,
-    rss: { idleMiB: mib(idle.rssKiB), atWarmupMiB: mib(base.rssKiB), minMiB: mib(rssMin), maxMiB: mib(rssMax), afterCloseMiB: mib(after.rssKiB) },
-    heapUsed: { atWarmupMiB: mib(base.heapUsedKiB), endMiB: mib(samples.at(-1).heapUsedKiB), afterCloseMiB: mib(gw.heapUsedKiB) },
-    heapTotal: { atWarmupMiB: mib(base.heapTotalKiB), endMiB: mib(samples.at(-1).heapTotalKiB), afterCloseMiB: mib(gw.heapTotalKiB) },
-    external: { atWarmupMiB: mib(base.externalKiB), endMiB: mib(samples.at(-1).externalKiB), afterCloseMiB: mib(gw.externalKiB) },
+    rss: {
+      idleMiB: mib(idle.rssKiB), atWarmupMiB: mib(rssBase), endMiB: mib(minutesAfter.at(-1).rssKiB),
+      minMiB: mib(rssMin), maxMiB: mib(rssMax), afterCloseMiB: mib(after.rssKiB),
+    },
+    memoryByMinute: minutesAfter.map((m) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k.replace(/KiB$/, 'MiB'), k === 'fromS' ? v : mib(v)]))),
+    memoryAfterClose: { rssMiB: mib(after.rssKiB), heapUsedMiB: mib(gw.heapUsedKiB), heapTotalMiB: mib(gw.heapTotalKiB), externalMiB: mib(gw.externalKiB) },
     fds: { idle: idle.fds, atWarmup: base.fds, firstMinuteMin: fdsFirstMinute, lastMinuteMin: fdsLastMinute, afterClose: after.fds },
     messages: { sent, echoed: total('echoed'), inFlightAtClose: total('inFlightAtClose'), lost: total('lost'), strayEchoes: total('strayEchoes') },
     gateway: gw,
     connectionsOpened: total('opened'), replaced: total('replaced'), unexpectedCloses: total('unexpectedCloses'), failedOpens: total('failedOpens'),
   };
+}
+
+/**
+ * The memory samples from `from` (s) on, as one row per minute: the median of
+ * each figure over that minute. The RSS check compares these, not single
+ * samples: a 10 s sample can land in the trough after V8 has compacted and
+ * given pages back, and be several MiB below the minute around it. `nativeKiB`
+ * is RSS less V8's heap: what the heap does not explain (the binary and its
+ * libraries, malloc: buffers, libuv, OpenSSL).
+ */
+function memoryByMinute(samples, from) {
+  const minutes = [];
+  for (const s of samples) {
+    const i = Math.floor((s.t - from) / 60);
+    (minutes[i] ??= []).push(s);
+  }
+  const median = (xs) => { const v = xs.slice().sort((a, b) => a - b); return v[(v.length - 1) >> 1]; };
+  return minutes.filter(Boolean).map((group) => ({
+    fromS: group[0].t,
+    rssKiB: median(group.map((s) => s.rssKiB)),
+    heapUsedKiB: median(group.map((s) => s.heapUsedKiB)),
+    heapTotalKiB: median(group.map((s) => s.heapTotalKiB)),
+    nativeKiB: median(group.map((s) => s.rssKiB - s.heapTotalKiB)),
+    externalKiB: median(group.map((s) => s.externalKiB)),
+  }));
 }
 
 function mib(kib) {
