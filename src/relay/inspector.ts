@@ -37,6 +37,14 @@
  * Sends never fail; when a side is full the relay stops reading the other
  * side until it drains, so an inspector holds at most what one read brought.
  *
+ * The backend's end. A backend that closes as if all were well (a byte
+ * stream's FIN, a WebSocket close 1000 or without a code) is asked about
+ * first: `backendEnded()` says whether the protocol expected that end (the
+ * client said goodbye, or the broker explained itself in the protocol) or
+ * returns the violation the client gets instead (1014, audited as the
+ * backend's, `to_client`). Without the method such an end reaches the client
+ * as 1000.
+ *
  * Lifetime. `end()` is called once when the relay stops relaying (either side
  * closed, a violation, the gateway draining): release timers there. After it
  * no more traffic arrives, and actions do nothing.
@@ -79,6 +87,8 @@ export interface Inspector {
   readonly name: string;
   fromClient(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void;
   fromBackend(data: Buffer, isBinary: boolean, first: boolean, fin: boolean): void;
+  /** The backend closed normally: undefined when the protocol expected it, else the violation the client's close gets. */
+  backendEnded?(): Violation | undefined;
   /** The relay stopped: release timers and buffers. */
   end(): void;
 }

@@ -226,9 +226,16 @@ export class Relay extends Backpressure implements InspectorActions {
   backendClosed(info: CloseInfo): void {
     this.backendInfo = info;
     if (!this.ending) {
+      let { code, reason } = clientCodeForBackendEnd(info);
+      // A normal end is the inspector's to judge: its protocol may say the broker had no business ending here.
+      const unexpected = code === 1000 ? this.inspector?.backendEnded?.() : undefined;
       this.stopRelaying();
-      const { code, reason } = clientCodeForBackendEnd(info);
-      if (code === 1014) this.options.onBackendFailed?.(info);
+      if (unexpected !== undefined) {
+        this.options.onViolation?.(unexpected, 'to_client', this.inspector!.name);
+        ({ code, reason } = unexpected);
+      } else if (code === 1014) {
+        this.options.onBackendFailed?.(info);
+      }
       if (!this.client.closed) this.client.close(code, reason);
     }
     this.maybeEnd();

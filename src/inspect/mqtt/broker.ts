@@ -17,6 +17,8 @@ import { connackWith, suback } from './writer.js';
 const REPLACED = new Set([TOPIC_ALIAS_MAXIMUM, MAXIMUM_QOS, RETAIN_AVAILABLE, MAXIMUM_PACKET_SIZE]);
 
 export function handleConnack(s: MqttSessionState, head: Buffer, body: number): Decision {
+  // The return code (3.1.1) or reason code (5.0) follows the acknowledge flags; a refusal ends the connection.
+  if (head[body + 1] !== 0) s.goodbye = true;
   if (s.level !== LEVEL_5) return PASS;
   const c = readConnack(head, body, LEVEL_5, s.properties);
   const spans = c.properties ? propertySpans(head, c.properties.start, c.properties.end) : [];

@@ -9,8 +9,13 @@
  * forwards from one message leaves as one message (several pieces are sent
  * as fragments of it), so a message carrying one allowed PUBLISH is
  * forwarded as the very buffer that arrived.
+ *
+ * A broker that closes the connection unasked — not after a DISCONNECT of
+ * either side or a CONNACK refusing the CONNECT (3.1.1 has no other way to
+ * end a session: takeover, keep-alive, a broker's own error) — gets the
+ * client 1014, audited `mqtt_backend_closed`, not a normal 1000.
  */
-import type { Inspector, InspectorActions, InspectorContext } from '../../relay/inspector.js';
+import type { Inspector, InspectorActions, InspectorContext, Violation } from '../../relay/inspector.js';
 import type { MqttInspectConfig } from '../../config/inspect-mqtt.js';
 import { MqttSession } from './session.js';
 import type { MqttIO, MqttRefusal } from './state.js';
@@ -41,6 +46,12 @@ export class MqttInspector implements Inspector, MqttIO {
       return;
     }
     this.session.fromBackend(data);
+  }
+
+  /** The broker closes after a DISCONNECT (either side's) or a refusing CONNACK; any other end is a fault (1014). */
+  backendEnded(): Violation | undefined {
+    if (this.session.goodbye) return undefined;
+    return { code: 1014, reason: 'mqtt_backend_closed', detail: 'the broker closed the connection without a DISCONNECT or a refusing CONNACK' };
   }
 
   end(): void {

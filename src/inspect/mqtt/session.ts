@@ -38,6 +38,8 @@ export class MqttSession implements MqttSessionState {
   readonly subscriptions = new Set<string>();
   readonly pendingSubacks = new Map<number, PendingSuback>();
   lastAllowed?: Buffer;
+  /** The client sent DISCONNECT, or the broker a DISCONNECT or a refusing CONNACK: the broker may close now. */
+  goodbye = false;
   private readonly fromClientFramer: PacketFramer;
   private readonly fromBrokerFramer: PacketFramer;
   private queuedAnswers: Buffer[] = [];
@@ -173,6 +175,9 @@ class ClientPackets implements PacketOwner {
         return handleSubscribe(s, head, fixedLength);
       case UNSUBSCRIBE:
         return handleUnsubscribe(s, head, fixedLength);
+      case DISCONNECT:
+        s.goodbye = true;
+        return PASS;
       case CONNACK: case SUBACK: case UNSUBACK: case PINGRESP:
         throw protocolError('mqtt_wrong_direction', `packet type ${type} is sent by the broker only`);
       case AUTH:
@@ -202,6 +207,7 @@ class BrokerPackets implements PacketOwner {
   decide(type: number, _flags: number, _remaining: number, head: Buffer, fixedLength: number): Decision {
     if (type === CONNACK) return handleConnack(this.s, head, fixedLength);
     if (type === SUBACK && this.s.pendingSubacks.size > 0) return handleSuback(this.s, head, fixedLength);
+    if (type === DISCONNECT) this.s.goodbye = true;
     return PASS;
   }
 }

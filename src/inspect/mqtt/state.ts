@@ -64,6 +64,8 @@ export interface MqttSessionState {
   readonly pendingSubacks: Map<number, PendingSuback>;
   /** The topic (bytes) of the last PUBLISH allowed by name: a repeated topic skips the policy walk. */
   lastAllowed?: Buffer;
+  /** The client sent DISCONNECT, or the broker a DISCONNECT or a refusing CONNACK: the broker may close now. */
+  goodbye: boolean;
   /** CONNECT accepted at this level: the limits of an open session apply from here. */
   accepted(level: number): void;
   /** Send the client an answer of the gateway's own, at a packet boundary of the broker's stream. */

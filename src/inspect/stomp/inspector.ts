@@ -16,14 +16,15 @@
  * From the broker: CONNECTED (or ERROR) first, naming a version the client
  * accepted; then anything a server may send. Broker input that breaks the
  * grammar or the limits closes the client with 1014 (the relay audits it);
- * nothing malformed is passed on.
+ * nothing malformed is passed on. So does a broker that closes the
+ * connection other than after its ERROR frame or the client's DISCONNECT.
  *
  * Heart-beats (EOLs outside frames) go through both ways. With a byte-stream
  * (`tcp`) backend, frames reach the client as text messages when they are
  * UTF-8, else binary; with a WebSocket backend each keeps the type the broker gave it.
  */
 import { isUtf8 } from 'node:buffer';
-import type { Inspector, InspectorActions, InspectorContext } from '../../relay/inspector.js';
+import type { Inspector, InspectorActions, InspectorContext, Violation } from '../../relay/inspector.js';
 import type { PlaceholderIdentity } from '../placeholders.js';
 import { checkConnect } from './connect.js';
 import { checkSend, checkSubscribe, checkUnsubscribe, refusal, type Refusal } from './checks.js';
@@ -53,6 +54,8 @@ export class StompInspector implements Inspector {
   /** The open subscriptions, key (id) → destination (created at the first SUBSCRIBE). */
   private subscriptions?: Map<string, string>;
   private timer?: NodeJS.Timeout;
+  /** The client sent DISCONNECT or the broker an ERROR: the broker may close now. */
+  private goodbye = false;
 
   constructor(context: InspectorContext, private readonly policy: StompPolicy) {
     this.actions = context.actions;
@@ -74,6 +77,12 @@ export class StompInspector implements Inspector {
   fromBackend(data: Buffer, isBinary: boolean): void {
     const err = this.fromBrokerParser.push(data, isBinary);
     if (err !== null && this.phase !== Phase.Ended) this.brokerBroke(`${err.reason}: ${err.message}`);
+  }
+
+  /** A broker closes after its ERROR frame, or after the client's DISCONNECT; any other end is a fault (1014). */
+  backendEnded(): Violation | undefined {
+    if (this.goodbye) return undefined;
+    return { code: 1014, reason: 'stomp_backend_closed', detail: 'the broker closed the connection without an ERROR frame or the client\'s DISCONNECT' };
   }
 
   end(): void {
@@ -102,6 +111,7 @@ export class StompInspector implements Inspector {
     if (c === 'SEND') verdict = checkSend(frame, this.policy, this.identity, this.fromClientParser.version);
     else if (c === 'SUBSCRIBE') verdict = this.subscribe(frame);
     else if (c === 'UNSUBSCRIBE') verdict = this.unsubscribe(frame);
+    else if (c === 'DISCONNECT') this.goodbye = true;
     if (verdict === undefined) this.actions.sendToBackend(frame.raw, frame.binary);
     else if (Buffer.isBuffer(verdict)) this.actions.sendToBackend(verdict, frame.binary);
     else this.refuse(frame, verdict);
@@ -125,6 +135,7 @@ export class StompInspector implements Inspector {
     } else if (frame.command === 'CONNECTED') {
       return this.brokerBroke('a second CONNECTED');
     }
+    if (frame.command === 'ERROR') this.goodbye = true;
     this.actions.sendToClient(frame.raw, this.backendStream ? !isUtf8(frame.raw) : frame.binary);
   }
 

@@ -400,8 +400,11 @@ describe('MQTT inspection: bounds, timeouts and the mqttv3.1 name (a service wit
     const closed = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
     await new Promise((resolve) => ws.once('open', resolve));
     ws.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 1 } as mqttPacket.IConnectPacket));
-    await closed; // the gateway closes the WebSocket as the broker closes its connection
+    // 3.1.1 has no DISCONNECT from the broker: it just closes, which is no normal end for the client.
+    assert.equal(await closed, 1014, 'the broker closing unasked is a bad gateway, not a normal close');
     assert.match(broker.log(), /Client bob has exceeded timeout, disconnecting/, 'Mosquitto\'s keep-alive ended it');
+    const line = gw.logs.findLast((l) => l.audit && l.reason === 'mqtt_backend_closed');
+    assert.deepEqual([line?.service, line?.direction, line?.code, line?.principal], ['mqtt-strict', 'to_client', 1014, 'bob'], 'audited as the broker\'s doing');
   });
 
   it('a client offering only mqttv3.1 (listed by the service) is inspected: MQTT 3.1.1 works, MQTT 3.1 gets CONNACK 0x01', T, async () => {

@@ -58,6 +58,10 @@ const BAD_BROKER: Record<string, string> = {
   'frame-too-large': `CONNECTED\nversion:1.2\n\n\0MESSAGE\n${Array.from({ length: 20 }, (_, i) => `h${i}:${'v'.repeat(300)}\n`).join('')}`,
   'body-too-large': `CONNECTED\nversion:1.2\n\n\0MESSAGE\ndestination:/queue/x\n\n${'m'.repeat(64 * 1024)}`,
   'too-many-headers': `CONNECTED\nversion:1.2\n\n\0MESSAGE\n${Array.from({ length: 40 }, (_, i) => `h${i}:v\n`).join('')}\n\0`,
+  // These close the connection (a FIN): at once, after an ERROR, after the client's DISCONNECT.
+  'hang-up': 'CONNECTED\nversion:1.2\n\n\0',
+  'error-then-close': 'ERROR\nmessage:go away\n\n\0',
+  'close-on-disconnect': 'CONNECTED\nversion:1.2\n\n\0',
 };
 before(async () => {
   broker = await startRabbitMq();
@@ -67,11 +71,17 @@ before(async () => {
   badBroker = net.createServer((s) => {
     s.on('error', () => {});
     let head = '';
+    let host: string | undefined;
     s.on('data', (d) => {
-      if (head.includes('\0')) return;
+      if (host !== undefined) {
+        if (host === 'close-on-disconnect' && d.toString('latin1').includes('DISCONNECT')) s.end();
+        return;
+      }
       head += d.toString('latin1');
-      const host = /\nhost:([^\n]*)\n/.exec(head)?.[1];
-      if (head.includes('\0') && host !== undefined) s.write(BAD_BROKER[host] ?? 'ERROR\nmessage:no such case\n\n\0');
+      host = head.includes('\0') ? /\nhost:([^\n]*)\n/.exec(head)?.[1] : undefined;
+      if (host === undefined) return;
+      s.write(BAD_BROKER[host] ?? 'ERROR\nmessage:no such case\n\n\0');
+      if (host === 'hang-up' || host === 'error-then-close') s.end();
     });
     s.once('close', () => badBrokerClosed.emit('closed'));
   });
@@ -441,6 +451,32 @@ describe('STOMP inspection: bad input', () => {
     s.client.publish({ destination: '/queue/user.alice', body: 'still here' });
     assert.equal((await own.message).body, 'still here');
     await s.client.deactivate();
+  });
+});
+
+describe('STOMP inspection: a broker that closes', () => {
+  it('unasked: the client gets 1014, audited stomp_backend_closed; after its ERROR frame or the client\'s DISCONNECT: a normal close', { timeout: 60_000 }, async () => {
+    const closeAfter = async (host: string, then?: string): Promise<{ code: number; reason: string }> => {
+      const brokerClosed = once(badBrokerClosed, 'closed');
+      const c = await raw('/bad', 'alice');
+      c.ws.send(`CONNECT\naccept-version:1.2\nhost:${host}\n\n\0`);
+      if (then !== undefined) {
+        await c.until((all) => all.startsWith('CONNECTED'));
+        c.ws.send(then);
+      }
+      const closed = await c.closed;
+      await brokerClosed;
+      return closed;
+    };
+    const counter = { service: 'bad', protocol: 'v12.stomp', reason: 'stomp_backend_closed' };
+    const before = gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter);
+    assert.deepEqual(await closeAfter('hang-up'), { code: 1014, reason: 'stomp_backend_closed' });
+    const line = gw.logs.findLast((l) => l.audit && l.reason === 'stomp_backend_closed');
+    assert.deepEqual([line?.service, line?.direction, line?.code, line?.principal], ['bad', 'to_client', 1014, 'alice']);
+    assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter), before + 1, 'counted');
+    assert.equal((await closeAfter('error-then-close')).code, 1000, 'after an ERROR frame the broker may close');
+    assert.equal((await closeAfter('close-on-disconnect', 'DISCONNECT\nreceipt:bye\n\n\0')).code, 1000, 'after the client\'s DISCONNECT too');
+    assert.equal(gw.gateway.metrics.get('gatehouse_inspection_refusals_total', counter), before + 1, 'those two are not faults');
   });
 });
 
