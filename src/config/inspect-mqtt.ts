@@ -98,6 +98,14 @@ export const mqttInspectSchema = z.strictObject({
    * Empty: no shared subscriptions.
    */
   share_groups: z.array(shareGroupTemplate).default([]),
+  /**
+   * false: refuse a CONNECT asking for a session the broker keeps past the
+   * connection (3.1.1 Clean Session 0; 5.0 Clean Start 0 or a Session Expiry
+   * Interval). true: pass it — the subscriptions of a resumed session were
+   * checked under the policy of the connection that made them, and the
+   * gateway cannot see them (docs/inspection.md, "Persistent sessions").
+   */
+  persistent_sessions: z.boolean().default(false),
   /** false: refuse PUBLISH (and wills) with the retain flag. */
   retain: z.boolean().default(true),
   /** Highest QoS; SUBSCRIBE asks are lowered to it, a PUBLISH above it is refused. */

@@ -6,6 +6,14 @@
  * properties are dropped (a broker plugin must not read identity the client
  * wrote); enhanced authentication (an Authentication Method) is refused: the
  * gateway authenticates.
+ *
+ * A session the broker keeps past the connection (3.1.1 Clean Session 0;
+ * 5.0 Clean Start 0, or a Session Expiry Interval) is refused unless
+ * `persistent_sessions` allows it: its subscriptions, made under the policy
+ * of an earlier connection, would be resumed where the gateway cannot see
+ * them, whatever the policy says now. With clean sessions only, every
+ * subscription the broker holds for a connection was checked on that
+ * connection, and the per-connection subscription limit is the session's.
  */
 import { randomBytes } from 'node:crypto';
 import { parseTemplate } from '../../config/placeholders.js';
@@ -19,6 +27,9 @@ import { propertySpans, USER_PROPERTY } from './properties.js';
 import type { MqttSessionState } from './state.js';
 import { anyMatches, isValidTopicName } from './topics.js';
 import { connack, connect } from './writer.js';
+
+/** Clean Session (3.1.1) / Clean Start (5.0): the broker starts a new session, discarding any it kept. */
+const CLEAN_SESSION = 0x02;
 
 /** A refused CONNECT: the CONNACK with the code of the client's version, then close 1008. */
 function refuse(level: number, reason: string, rc311: number, rc5: number, message: string, topic?: string): MqttStreamError {
@@ -56,6 +67,9 @@ function rewriteConnect(s: MqttSessionState, head: Buffer, body: number): Decisi
   }
   const level = c.level;
   if (c.authMethod) throw refuse(level, 'mqtt_enhanced_auth', RC311.notAuthorized, RC5.badAuthMethod, 'enhanced authentication is not passed on');
+  if (!s.config.persistent_sessions && ((c.flags & CLEAN_SESSION) === 0 || c.sessionExpiry)) {
+    throw refuse(level, 'mqtt_persistent_session_refused', RC311.notAuthorized, RC5.notAuthorized, 'sessions that outlive the connection are not allowed');
+  }
   s.publishFilters = compileFilters(s.config.publish, s.principal);
   s.subscribeFilters = compileFilters(s.config.subscribe, s.principal);
   s.shareGroups = compileShareGroups(s.config.share_groups, s.principal);

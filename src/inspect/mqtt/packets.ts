@@ -8,7 +8,7 @@
  */
 import { LEVEL_311, LEVEL_5, RC5 } from './constants.js';
 import { malformed, MqttStreamError, protocolError, overLimit } from './errors.js';
-import { AUTH_METHOD, readProperties, TOPIC_ALIAS, type PropertyLimits } from './properties.js';
+import { AUTH_METHOD, readProperties, SESSION_EXPIRY, TOPIC_ALIAS, type PropertyLimits } from './properties.js';
 import { PacketReader } from './reader.js';
 
 export interface Range { start: number; end: number }
@@ -23,6 +23,8 @@ export interface ConnectPacket {
   properties?: Range;
   /** MQTT 5.0: an Authentication Method was given (enhanced authentication). */
   authMethod: boolean;
+  /** MQTT 5.0: a Session Expiry Interval other than 0 (the session outlives the connection). */
+  sessionExpiry?: boolean;
   clientId: string;
   will?: { qos: number; retain: boolean; topic: string; /** will properties (5.0), topic and payload, verbatim */ raw: Range };
   username?: string;
@@ -48,8 +50,12 @@ export function readConnect(buf: Buffer, body: number, limits: PropertyLimits): 
   const keepAlive = r.u16();
   let properties: Range | undefined;
   let authMethod = false;
+  let sessionExpiry = false;
   if (level === LEVEL_5) {
-    properties = readProperties(r, limits, (id) => { if (id === AUTH_METHOD) authMethod = true; });
+    properties = readProperties(r, limits, (id, v) => {
+      if (id === AUTH_METHOD) authMethod = true;
+      else if (id === SESSION_EXPIRY) sessionExpiry = v.u32() !== 0;
+    });
   }
   const clientId = r.string();
   let will: ConnectPacket['will'];
@@ -63,7 +69,7 @@ export function readConnect(buf: Buffer, body: number, limits: PropertyLimits): 
   const username = flags & 0x80 ? r.string() : undefined;
   const password = flags & 0x40 ? r.binary() : undefined;
   if (r.left !== 0) throw malformed('bytes after the CONNECT payload');
-  return { level, unsupported: false, flags, keepAlive, properties, authMethod, clientId, will, username, password };
+  return { level, unsupported: false, flags, keepAlive, properties, authMethod, sessionExpiry, clientId, will, username, password };
 }
 
 export interface PublishHead {

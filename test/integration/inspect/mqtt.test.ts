@@ -93,6 +93,9 @@ before(async () => {
     services: {
       'mqtt-tcp': { ...service, path: '/mqtt', type: 'tcp', backend: `tcp://127.0.0.1:${broker.port}` },
       'mqtt-ws': { ...service, path: '/mqtt-ws', type: 'websocket', backend: `ws://127.0.0.1:${broker.wsPort}/` },
+      'mqtt-persistent': {
+        ...service, path: '/mqtt-persistent', type: 'tcp', backend: `tcp://127.0.0.1:${broker.port}`, inspect: { mqtt: { ...POLICY, persistent_sessions: true } },
+      },
       'mqtt-strict': {
         ...service, path: '/mqtt-strict', type: 'tcp', backend: `tcp://127.0.0.1:${broker.port}`, subprotocols: ['mqtt', 'mqttv3.1'],
         inspect: { mqtt: { ...POLICY, retain: false, max_qos: 1, limits: { connect_timeout: '300ms' } } },
@@ -331,6 +334,33 @@ describe('MQTT inspection: bad input', () => {
     await canary.client.publishAsync('devices/bob/canary', 'ok');
     assert.equal(await got, 'devices/bob/canary ok');
     await canary.client.endAsync();
+  });
+});
+
+describe('MQTT inspection: sessions that outlive the connection', () => {
+  it('refused by default (3.1.1 clean:false, 5.0 Clean Start 0 or a Session Expiry Interval) with CONNACK 0x05 / 0x87, audited; allowed with persistent_sessions: true', T, async () => {
+    const asks: Array<[4 | 5, Partial<IClientOptions>]> = [
+      [4, { clean: false }], [5, { clean: false }], [5, { clean: true, properties: { sessionExpiryInterval: 3600 } }],
+    ];
+    // The broker would accept each (it knows alice and her injected password): a refusing CONNACK is the gateway's.
+    for (const [version, ask] of asks) {
+      await assert.rejects(connect('/mqtt', 'alice', version, { ...ask, clientId: 'alice-persistent' }),
+        (err: Error & { code?: number }) => err.code === (version === 5 ? 0x87 : 0x05), `${version} ${JSON.stringify(ask)}: CONNACK not authorized`);
+    }
+    const lines = gw.logs.filter((l) => l.audit && l.reason === 'mqtt_persistent_session_refused');
+    assert.equal(lines.length, 3, 'each audited');
+    assert.deepEqual([lines[0].principal, lines[0].command, lines[0].code], ['alice', 'CONNECT', 1008]);
+    // Where the operator allows them, a persistent session is resumed: the broker reports it present.
+    const first = await connect('/mqtt-persistent', 'bob', 4, { clean: false });
+    await first.client.subscribeAsync('devices/bob/#', { qos: 1 });
+    await first.client.endAsync();
+    const again = await connect('/mqtt-persistent', 'bob', 4, { clean: false });
+    const connack = (again.client as unknown as { connackPacket?: { sessionPresent?: boolean } }).connackPacket;
+    assert.equal(connack?.sessionPresent, true, 'the broker kept bob\'s session');
+    await again.client.endAsync();
+    // Clean up the broker's session of bob, so no later test resumes it.
+    const clean = await connect('/mqtt-persistent', 'bob', 4, { clean: true });
+    await clean.client.endAsync();
   });
 });
 
