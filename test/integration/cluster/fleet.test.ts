@@ -78,8 +78,8 @@ function pidsOf(gw: GatewayProcess): number[] {
 before(async () => {
   redis = await startRedis();
   [machineA, machineB] = await Promise.all([
-    startGatewayProcess(config(2, ADMIN), { startTimeoutMs: 90_000 }),
-    startGatewayProcess(config(1, ADMIN), { startTimeoutMs: 90_000 }),
+    startGatewayProcess(config(2, ADMIN)),
+    startGatewayProcess(config(1, ADMIN)),
   ]);
   [adminA, adminB] = await Promise.all([adminOf(machineA), adminOf(machineB)]);
   // Every process of A takes hops once it says so: wait for both workers.
@@ -275,11 +275,18 @@ async function sessionsOnB(): Promise<number> {
   return Number(/gatehouse_fallback_sessions\{service="echo"\} (\d+)/.exec(text)?.[1] ?? 0);
 }
 
+/** Sends `text` and resolves with whether it came back; a session that closes meanwhile fails the test with its code and reason, not by hanging. */
 async function echoes(s: GatehouseSocket, text: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    s.onmessage = (e: GatehouseMessageEvent) => resolve(e.data === text);
-    s.send(text);
-  });
+  const onclose = s.onclose;
+  try {
+    return await new Promise<boolean>((resolve, reject) => {
+      s.onmessage = (e: GatehouseMessageEvent) => resolve(e.data === text);
+      s.onclose = (e) => { onclose?.call(s, e); reject(new Error(`the session closed ${e.code} ${e.reason} before "${text}" came back`)); };
+      s.send(text);
+    });
+  } finally {
+    s.onclose = onclose;
+  }
 }
 
 /** Opens through HAProxy from `localAddress`, trying again while refused with 429 (slots a dead process held still count). */
@@ -294,7 +301,10 @@ async function reopen(localAddress: string, deadline: number): Promise<WebSocket
 }
 
 async function echoedBack(ws: WebSocket, text: string): Promise<string> {
-  const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+  const echoed = new Promise<string>((resolve, reject) => {
+    ws.once('message', (d) => resolve(String(d)));
+    ws.once('close', (code, reason) => reject(new Error(`closed ${code} ${String(reason)} before "${text}" came back`)));
+  });
   ws.send(text);
   return echoed;
 }
