@@ -77,10 +77,11 @@ function pidsOf(gw: GatewayProcess): number[] {
 
 before(async () => {
   redis = await startRedis();
-  [machineA, machineB] = await Promise.all([
-    startGatewayProcess(config(2, ADMIN)),
-    startGatewayProcess(config(1, ADMIN)),
-  ]);
+  const [a, b] = await Promise.allSettled([startGatewayProcess(config(2, ADMIN)), startGatewayProcess(config(1, ADMIN))]);
+  // Kept even when the other failed to start, so that `after` stops it: a machine left running held the file (and the run) open.
+  if (a.status === 'fulfilled') machineA = a.value;
+  if (b.status === 'fulfilled') machineB = b.value;
+  for (const s of [a, b]) if (s.status === 'rejected') throw s.reason;
   [adminA, adminB] = await Promise.all([adminOf(machineA), adminOf(machineB)]);
   // Every process of A takes hops once it says so: wait for both workers.
   while ((machineA.output().match(/taking fallback hops/g) ?? []).length < 2) await machineA.waitFor(/taking fallback hops/, 30_000);
