@@ -33,8 +33,6 @@ interface Downstream {
   /** bytes written in this response (streams rotate at response_limit) */
   bytes: number;
   timer?: NodeJS.Timeout;
-  /** poll: answer scheduled for the end of this tick so that sends of one tick share a response */
-  flushScheduled?: boolean;
 }
 
 export interface FallbackSessionOptions {
@@ -106,6 +104,24 @@ export class FallbackSession implements Channel {
   private resent = 0;
   /** stream frames waiting for this tick's write */
   private pendingWrite: Buffer[] = [];
+  /**
+   * The downstream's write (stream) or answer (poll) is scheduled for the end
+   * of this tick, so that the sends of one tick share one write or response.
+   * One flag and one bound function per session, not a closure per message.
+   */
+  private flushScheduled = false;
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const down = this.down;
+    if (down?.mode === 'stream') {
+      if (this.pendingWrite.length === 0) return;
+      const parts = this.pendingWrite;
+      this.pendingWrite = [];
+      this.writeStream(parts);
+    } else if (down !== undefined && this.out.length > 0) {
+      this.answerPoll();
+    }
+  };
   private closedInfo?: CloseInfo;
   private readonly closeWatchers: Array<(info: CloseInfo) => void> = [];
   private fragments: Buffer[] = [];
@@ -339,20 +355,11 @@ export class FallbackSession implements Channel {
     }
     const down = this.down;
     if (!down) return;
-    if (down.mode === 'stream') {
-      // Frames of one tick go out in one write (one chunk, one syscall), not one each.
-      this.pendingWrite.push(frame);
-      if (!down.flushScheduled) {
-        down.flushScheduled = true;
-        setImmediate(() => {
-          down.flushScheduled = false;
-          const parts = this.pendingWrite.splice(0);
-          if (this.down === down && parts.length > 0) this.writeStream(parts);
-        });
-      }
-    } else if (!down.flushScheduled) {
-      down.flushScheduled = true;
-      setImmediate(() => { if (this.down === down) this.answerPoll(); });
+    // Frames of one tick go out in one write (one chunk, one syscall), not one each.
+    if (down.mode === 'stream') this.pendingWrite.push(frame);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
     }
   }
 

@@ -14,9 +14,9 @@
  * origin policy and bound to the session's origin and credentials.
  * See docs/fallback.md for the full protocol.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Admission, AdmissionRequest } from '../admission/types.js';
+import type { Admission } from '../admission/types.js';
 import { Rejection } from '../admission/types.js';
 import { withProtocol } from '../admission/pipeline.js';
 import type { ServiceConfig } from '../config/schema.js';
@@ -29,6 +29,7 @@ import { decodeFrames, encodeNumber, FrameType, KEY_FRAME_BYTES, keyOf, SESSION_
 import { RequestBody, type BodyError } from './fallback-body.js';
 import { clientOf, FallbackAnswers, originRequestInfo } from './fallback-answers.js';
 import { fallbackQuery, OP_PARAM, type FallbackQuery } from './fallback-query.js';
+import { CredentialBinding, fallbackAdmissionRequest } from './fallback-credentials.js';
 import { UnboundRequests } from './fallback-unbound.js';
 import type { FallbackContext } from './fallback-context.js';
 import { serializeOrigin, serviceOriginPolicy, type OriginPolicy } from './fallback-origin.js';
@@ -86,7 +87,7 @@ interface SessionRecord {
   origin: string | null;
   /** the origin CORS answers name, null when none may be named */
   corsOrigin: string | null;
-  /** HMAC of the credential-bearing headers presented at open (never the values themselves) */
+  /** HMAC of the credential-bearing headers presented at open (never the values themselves): see fallback-credentials.ts */
   credentialTag: string;
   /** a send's body is being received */
   uploading: boolean;
@@ -109,19 +110,17 @@ function bindingOrigin(req: IncomingMessage): string | null {
 
 export class FallbackEndpoints {
   private readonly sessions = new Map<string, SessionRecord>();
-  private readonly tagKey = randomBytes(32);
   private readonly originPolicy: OriginPolicy;
   private readonly answers: FallbackAnswers;
   private readonly unbound = new UnboundRequests();
-  /** The tag of a request without credential-bearing headers (most requests of a session opened without any). */
-  private readonly noCredentialTag: string;
+  private readonly credentials: CredentialBinding;
   /** The request counter's series per operation (per Metrics: a test may give each gateway its own). */
   private readonly requestSeries = new WeakMap<Metrics, Record<OpLabel, Series>>();
 
   constructor(private readonly opts: FallbackOptions = {}) {
     this.originPolicy = opts.originPolicy ?? serviceOriginPolicy;
     this.answers = new FallbackAnswers(this.originPolicy);
-    this.noCredentialTag = this.tagOf('', '');
+    this.credentials = new CredentialBinding(this.answers);
   }
 
   get sessionCount(): number { return this.sessions.size; }
@@ -200,7 +199,7 @@ export class FallbackEndpoints {
       }
       protocols = (list as string[] | undefined) ?? [];
     }
-    const request = this.admissionRequest(req, query, protocols);
+    const request = fallbackAdmissionRequest(req, query, protocols);
     const outcome = await ctx.pipeline.admit(request, service);
     unbound();
     if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome); return; }
@@ -254,7 +253,7 @@ export class FallbackEndpoints {
     // The session's key: every later request carries it in its body (never in the URL, so never in a log).
     const key = randomBytes(SESSION_KEY_BYTES);
     const replyHeaders = [...this.answers.commonHeaderList(corsOrigin), 'Content-Type', 'application/octet-stream', 'Content-Length', ''];
-    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentialTag(req), uploading: false, key, replyHeaders });
+    this.sessions.set(id, { session, service, ctx, origin: boundOrigin, corsOrigin, credentialTag: this.credentials.tag(req), uploading: false, key, replyHeaders });
     ctx.metrics.fallbackSessions.inc({ service: service.name }, 1);
     // As the WebSocket path does: the front door tracks the channel (drain, expiry hooks) before the service attaches.
     const tracked = this.opts.track?.(session, session.admission);
@@ -277,30 +276,6 @@ export class FallbackEndpoints {
     this.answers.commonHeaders(res, corsOrigin);
     res.setHeader('Content-Type', 'application/json');
     res.end(answer);
-  }
-
-  /**
-   * The AdmissionRequest of an open: the request as sent, minus our reserved
-   * parameter, with the offered subprotocols where the WebSocket path has them
-   * (browsers may not set Sec-* headers on fetch, so they travel in the body).
-   */
-  private admissionRequest(req: IncomingMessage, query: URLSearchParams, protocols: readonly string[]): AdmissionRequest {
-    const request = toAdmissionRequest(req, 'fallback');
-    const own = new URLSearchParams(query);
-    own.delete(OP_PARAM);
-    const qs = own.toString();
-    // Both views of the headers, as checks read either: the parsed object and the raw name/value list.
-    const headers = { ...request.headers };
-    delete headers['sec-websocket-protocol'];
-    const rawHeaders: string[] = [];
-    for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) {
-      if (request.rawHeaders[i].toLowerCase() !== 'sec-websocket-protocol') rawHeaders.push(request.rawHeaders[i], request.rawHeaders[i + 1]);
-    }
-    if (protocols.length > 0) {
-      headers['sec-websocket-protocol'] = protocols.join(', ');
-      rawHeaders.push('Sec-WebSocket-Protocol', headers['sec-websocket-protocol']);
-    }
-    return { ...request, url: request.path + (qs ? `?${qs}` : ''), query: own, headers, rawHeaders };
   }
 
   // ---- session requests ------------------------------------------------------------
@@ -360,7 +335,7 @@ export class FallbackEndpoints {
       return;
     }
     unbound();
-    const same = this.sameCredentials(req, res, service, ctx, record);
+    const same = this.credentials.same(req, res, service, ctx, record);
     if (same !== true && !(await same)) { reader.done(); return; }
 
     if (op === 'stream' || op === 'poll') {
@@ -431,56 +406,6 @@ export class FallbackEndpoints {
     return release;
   }
 
-  /**
-   * Same credentials as at open? The fast path compares an HMAC of the
-   * credential-bearing headers; when they changed (a refreshed cookie, or
-   * someone else's), the credential is checked afresh — by the pipeline
-   * without the door's counters, as the session already holds its slot — and
-   * must name the same principal. A request without the credentials gets the
-   * pipeline's own answer (401 with its challenge); one with another
-   * principal's gets 403. A session whose credential was the open request's
-   * own (a ticket, a token in the query or a subprotocol entry) has nothing
-   * in the headers to re-check: its key binds it, and a cookie it never used
-   * is not its credential.
-   */
-  private sameCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext, record: SessionRecord): true | Promise<boolean> {
-    if (record.session.admission.principal?.carrier === 'request') return true;
-    const tag = this.credentialTag(req);
-    if (tag === record.credentialTag) return true;
-    return this.recheckCredentials(req, res, service, ctx, record, tag);
-  }
-
-  /** The credential-bearing headers changed: check them afresh (see sameCredentials). */
-  private async recheckCredentials(req: IncomingMessage, res: ServerResponse, service: ServiceConfig, ctx: FallbackContext,
-    record: SessionRecord, tag: string): Promise<boolean> {
-    const request = this.admissionRequest(req, new URLSearchParams(), record.session.admission.offeredProtocols);
-    const outcome = await ctx.credentials.admit(request, service);
-    if (outcome instanceof Rejection) { this.answers.respondRejection(req, res, service, ctx, outcome); return false; }
-    outcome.release(); // only the identity was wanted (nothing was reserved: no connection check ran)
-    const before = record.session.admission.principal;
-    const now = outcome.principal;
-    if (before?.id !== now?.id || before?.method !== now?.method) {
-      this.answers.refuse(req, res, service, ctx, new Rejection(403, 'fallback_principal_mismatch', 'credentials do not match the session'));
-      return false;
-    }
-    record.credentialTag = tag;
-    return true;
-  }
-
-  /** The HMAC of a request's credential-bearing headers (the same for none as for empty ones: computed once). */
-  private credentialTag(req: IncomingMessage): string {
-    const { authorization, cookie } = req.headers;
-    if (authorization === undefined && cookie === undefined) return this.noCredentialTag;
-    return this.tagOf(String(authorization ?? ''), String(cookie ?? ''));
-  }
-
-  private tagOf(authorization: string, cookie: string): string {
-    const h = createHmac('sha256', this.tagKey);
-    h.update(authorization);
-    h.update('\0');
-    h.update(cookie);
-    return h.digest('base64url');
-  }
 }
 
 /** The client as this process resolved it, for the session's owner (a hop's own hop keeps the first's view). */
