@@ -13,29 +13,29 @@ function isFilterSyntax(filter: string): boolean {
   return filter.length > 0 && levels.every((l, i) => l === '+' || (l === '#' && i === levels.length - 1) || !/[+#]/.test(l));
 }
 
-/** A topic filter template: a valid MQTT filter once each placeholder is read as literal text. */
-const filterTemplate = z.string().superRefine((t, ctx) => {
+/**
+ * A template whose text, once each placeholder is read as literal text, must
+ * pass `problem` (which returns what is wrong, or undefined).
+ */
+const templateWhere = (problem: (literal: string, template: string) => string | undefined) => z.string().superRefine((t, ctx) => {
   const parsed = parseTemplate(t);
   if ('error' in parsed) {
     ctx.addIssue({ code: 'custom', message: parsed.error });
     return;
   }
-  const literal = parsed.parts.map((p) => (typeof p === 'string' ? p : 'x')).join('');
-  if (t.startsWith('$share/') || !isFilterSyntax(literal)) {
-    ctx.addIssue({ code: 'custom', message: `not a topic filter: ${JSON.stringify(t)} ("+" and "#" fill a whole level, "#" only last)` });
-  }
+  const found = problem(parsed.parts.map((p) => (typeof p === 'string' ? p : 'x')).join(''), t);
+  if (found !== undefined) ctx.addIssue({ code: 'custom', message: found });
 });
 
+/** A topic filter template: a valid MQTT filter once each placeholder is read as literal text. */
+const filterTemplate = templateWhere((literal, t) => (t.startsWith('$share/') || !isFilterSyntax(literal)
+  ? `not a topic filter: ${JSON.stringify(t)} ("+" and "#" fill a whole level, "#" only last)`
+  : undefined));
+
 /** A shared subscription's group name (`$share/{group}/...`): one level's text, no wildcard, once filled. */
-const shareGroupTemplate = z.string().superRefine((t, ctx) => {
-  const parsed = parseTemplate(t);
-  if ('error' in parsed) {
-    ctx.addIssue({ code: 'custom', message: parsed.error });
-    return;
-  }
-  const literal = parsed.parts.map((p) => (typeof p === 'string' ? p : 'x')).join('');
-  if (/[/+#\u0000]/.test(literal)) ctx.addIssue({ code: 'custom', message: `not a share group name: ${JSON.stringify(t)} (no "/", "+" or "#")` });
-});
+const shareGroupTemplate = templateWhere((literal, t) => (/[/+#\u0000]/.test(literal)
+  ? `not a share group name: ${JSON.stringify(t)} (no "/", "+" or "#")`
+  : undefined));
 
 const textTemplate = z.string().superRefine((t, ctx) => {
   const parsed = parseTemplate(t);
