@@ -83,6 +83,10 @@ export class FallbackTransport implements Transport {
   private readonly outgoing: Outgoing[] = [];
   private outBytes = 0;
   private sending = false;
+  /** Consecutive failed attempts of the batch in flight. */
+  private sendRetries = 0;
+  /** The gateway refused a batch (it closes the session): nothing more is sent. */
+  private sendRefused = false;
   private failingSince = 0;
   private closeTimer?: ReturnType<typeof setTimeout>;
   private closeSent?: { code: number; reason: string };
@@ -443,7 +447,7 @@ export class FallbackTransport implements Transport {
   /** Send what is waiting (and our acknowledgement) in one POST; one POST in flight at a time. */
   /** `ackNow`: the acknowledgement cannot wait for the next batch (enough bytes, or its timer ran out). */
   private pump(ackNow = false): void {
-    if (!this.answer || this.state === 'closed') return;
+    if (!this.answer || this.state === 'closed' || this.sendRefused) return;
     const needAck = this.lastIn > this.ackedIn;
     if (this.sending) {
       // A batch is in flight (held while the gateway is paused): acknowledge on the side, so the
@@ -500,9 +504,11 @@ export class FallbackTransport implements Transport {
         }
       } else {
         void res.body?.cancel().catch(() => undefined);
-        if (res.status >= 400 && res.status < 500) {
+        if (res.status >= 400 && res.status < 500 && !isBusy(res.status)) {
           // The gateway refused the batch and closes the session; its CLOSE (with the code a
-          // WebSocket would get) comes on the downstream. Stop sending; fail if it never comes.
+          // WebSocket would get) comes on the downstream. Stop sending for good: a later batch
+          // would start past what the gateway has received, a gap it must refuse (1002).
+          this.sendRefused = true;
           this.outgoing.length = 0;
           this.outBytes = 0;
           setTimeout(() => this.finish(1006, '', false, `fallback send refused: HTTP ${res.status}`, res.status), 2000);
@@ -522,7 +528,12 @@ export class FallbackTransport implements Transport {
         this.finish(1006, 'connection to the gateway lost', false, 'fallback send keeps failing');
         return;
       }
-      await delay(100);
+      // The same numbers again (the gateway skips what it has): an earlier attempt may still be
+      // arriving (409) or may have been received with its answer lost. Back off while it lasts.
+      this.sendRetries++;
+      await delay(Math.min(100 * 2 ** Math.min(this.sendRetries - 1, 4), 1000));
+    } else {
+      this.sendRetries = 0;
     }
     this.pump();
   }
@@ -556,6 +567,17 @@ export class FallbackTransport implements Transport {
     this.abort.abort();
     this.events.close(code, reason, wasClean, error, status);
   }
+}
+
+/**
+ * Answers to a batch that mean "not now", not "never": 409, another upload of
+ * the session is still arriving (an earlier attempt of this very batch, held
+ * on its way, or an acknowledgement or probe sent beside it); 429, too many
+ * requests from this address are not yet bound to a session. The gateway has
+ * not read the batch: it is sent again, with the same numbers.
+ */
+function isBusy(status: number): boolean {
+  return status === 409 || status === 429;
 }
 
 function delay(ms: number): Promise<void> {

@@ -240,12 +240,18 @@ test('invalid UTF-8 â†’ 400 and close 1007; malformed frames and sequence gaps â
   audited('fallback_malformed_frame', 400);
   assert.equal(((await junk.receive(1))[0] as { code: number }).code, 1002);
 
+  // A batch that starts past what was received (a broken or hostile client): refused, the session closed 1002.
   const gap = await newSession();
+  const r0 = await gap.send(['one']);
+  assert.equal(r0.status, 200);
+  await r0.arrayBuffer();
   gap.nextOut = 5;
   const r3 = await gap.send(['skipped ahead']);
   assert.equal(r3.status, 400);
   await r3.arrayBuffer();
   audited('fallback_sequence_gap', 400);
+  const gapClose = (await gap.receive(2)).map((f) => f.type === FrameType.CLOSE ? (f as { code: number }).code : (f as { payload: Buffer }).payload.toString());
+  assert.deepEqual(gapClose, ['one', 1002], 'what came before is delivered, then the session closes 1002');
 
   const ack = await newSession();
   const r4 = await ack.request('poll', undefined, ALICE, '&a=99');
@@ -270,6 +276,26 @@ test('a replayed batch is not delivered twice', async () => {
   assert.deepEqual(got.map((f) => (f as { payload: Buffer }).payload.toString()), ['once', 'twice?']);
   const extra = await s.poll();
   assert.equal(extra.messages.length, 0);
+});
+
+test('a retried batch overlapping what was received delivers only the new messages, acknowledged, no close', async () => {
+  const gaps = (): number => h.lines.filter((l) => l.reason === 'fallback_sequence_gap').length;
+  const gapsBefore = gaps();
+  const s = await newSession();
+  const batch = (first: number, texts: string[]): Buffer => Buffer.concat([encodeNumber(FrameType.SEQ, first), ...texts.map((t) => encodeMessage(Buffer.from(t), false))]);
+  const acks: number[] = [];
+  for (const body of [batch(1, ['a', 'b']), batch(2, ['b', 'c', 'd']), batch(1, ['a']), batch(4, ['d', 'e'])]) {
+    const r = await s.request('send', body);
+    assert.equal(r.status, 200);
+    const ack = frames(Buffer.from(await r.arrayBuffer())).find((f) => f.type === FrameType.ACK) as { value: number } | undefined;
+    acks.push(ack?.value ?? -1);
+  }
+  assert.deepEqual(acks, [2, 4, 4, 5], 'each answer acknowledges everything received so far');
+  const got = await s.receive(5);
+  assert.deepEqual(got.map((f) => (f as { payload: Buffer }).payload.toString()), ['a', 'b', 'c', 'd', 'e']);
+  s.nextOut = 6;
+  assert.equal(await s.echo('still open'), 'still open');
+  assert.equal(gaps(), gapsBefore, 'no sequence gap audited');
 });
 
 test('responses are not cacheable or sniffable, and there is no JSONP, htmlfile or GET transport', async () => {

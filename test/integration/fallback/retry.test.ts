@@ -1,0 +1,155 @@
+/**
+ * An honest client on a slow path: its upstream POST is re-sent while the
+ * first attempt is still reaching the gateway (a proxy, or the client itself
+ * after a timeout). The gateway answers the overlapping re-send with 409
+ * (one upload at a time per session); the client must send the same numbers
+ * again, never skip past what the gateway has not received — a skip is a
+ * sequence gap, which the gateway rightly closes with 1002.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { startHarness, type Harness } from './harness.js';
+import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
+import { originKeys, TEST_LIMITS } from './stand-in-checks.js';
+import { ALLOWED } from './raw.js';
+
+let h: Harness;
+before(async () => {
+  h = await startHarness({
+    limits: TEST_LIMITS,
+    // Node clients send no Origin.
+    services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED], allowMissing: true }) } },
+    fallback: { heartbeat: '1s', poll_timeout: '2s' },
+  });
+});
+after(async () => { await h.stop(); });
+
+const TEXT = 0x01;
+
+/** True when a send body carries a TEXT frame (a batch of messages, not an acknowledgement or a probe). */
+function carriesText(body: Uint8Array): boolean {
+  for (let off = 0; off + 5 <= body.length;) {
+    if (body[off] === TEXT) return true;
+    off += 5 + ((body[off + 1] << 24) >>> 0) + (body[off + 2] << 16) + (body[off + 3] << 8) + body[off + 4];
+  }
+  return false;
+}
+
+function sendRequests(): number {
+  return h.metrics.fallbackRequests.series({ op: 'send' }).value;
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/**
+ * A fetch whose first upstream batch is held on its way: the gateway gets the
+ * request's head and all its body but the last byte, and is still reading it
+ * when the client is told the request failed (as a proxy's or the client's own
+ * timeout would). Everything else passes through. `answered(n)` settles once
+ * the gateway has answered `n` later batches (the re-sends).
+ */
+function holdingFetch(): { fetch: typeof fetch; answered: (n: number) => Promise<number[]>; held: () => { socket: Socket; lastByte: Uint8Array } } {
+  let held: { socket: Socket; lastByte: Uint8Array } | undefined;
+  const statuses: number[] = [];
+  const waiters: Array<() => void> = [];
+  const holding: typeof fetch = async (input, init) => {
+    const url = new URL(String(input));
+    const body = init?.body as Uint8Array | undefined;
+    const isBatch = url.searchParams.get('gh') === 'send' && body !== undefined && carriesText(body);
+    if (isBatch && !held) {
+      const socket = connect(h.port, '127.0.0.1');
+      await once(socket, 'connect');
+      const before = sendRequests();
+      held = { socket, lastByte: body.subarray(body.length - 1) };
+      socket.on('error', () => undefined);
+      socket.write(Buffer.concat([
+        Buffer.from(`POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: ${body.length}\r\n\r\n`),
+        body.subarray(0, body.length - 1),
+      ]));
+      // The gateway has the head and the session key: it is receiving this body now.
+      await until(() => sendRequests() > before, 'the gateway to take the held request');
+      await new Promise((r) => setImmediate(r));
+      throw new TypeError('fetch failed (the request timed out on its way)');
+    }
+    const res = await fetch(input, init);
+    if (isBatch) {
+      statuses.push(res.status);
+      // (after the client has read the answer)
+      setImmediate(() => { for (const w of waiters.splice(0)) w(); });
+    }
+    return res;
+  };
+  const answered = async (n: number): Promise<number[]> => {
+    while (statuses.length < n) await new Promise<void>((r) => waiters.push(r));
+    return statuses.slice();
+  };
+  return { fetch: holding, answered, held: () => held! };
+}
+
+function opened(s: GatehouseSocket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.addEventListener('open', () => resolve(), { once: true });
+    s.addEventListener('close', (e) => reject(new Error(`closed ${(e as GatehouseCloseEvent).code} before open`)), { once: true });
+  });
+}
+
+/** The next `count` messages, or the close that came first (as an error naming its code and reason). */
+function messagesOrClose(s: GatehouseSocket, count: number): Promise<unknown[]> {
+  const got: unknown[] = [];
+  return new Promise((resolve, reject) => {
+    s.addEventListener('message', (e) => {
+      got.push((e as GatehouseMessageEvent).data);
+      if (got.length === count) resolve(got);
+    });
+    s.addEventListener('close', (e) => {
+      const c = e as GatehouseCloseEvent;
+      reject(new Error(`closed ${c.code} "${c.reason}" after ${JSON.stringify(got)}`));
+    }, { once: true });
+  });
+}
+
+function auditReasons(): unknown[] {
+  return h.lines.map((l) => l.reason);
+}
+
+for (const firstAttempt of ['dies on its way', 'reaches the gateway after the re-send'] as const) {
+  test(`a batch re-sent while its first attempt is still arriving (which then ${firstAttempt}): nothing lost, nothing twice, no close`, { timeout: 30_000 }, async () => {
+    const net = holdingFetch();
+    const s = new GatehouseSocket(`ws://127.0.0.1:${h.port}/echo`, [], { transport: 'fallback', fetch: net.fetch, streamDelay: 0 });
+    await opened(s);
+    const echoes = messagesOrClose(s, 3);
+    echoes.catch(() => undefined);
+    s.send('m1');
+    // The re-send met the first attempt while the gateway was still receiving it.
+    const [resend] = await net.answered(1);
+    assert.equal(resend, 409, 'the re-send met the first attempt still being received');
+    const { socket, lastByte } = net.held();
+    if (firstAttempt === 'dies on its way') {
+      socket.destroy();
+      s.send('m2');
+      s.send('m3');
+    } else {
+      s.send('m2');
+      s.send('m3');
+      await net.answered(2);
+      socket.write(lastByte);
+      socket.resume();
+    }
+    assert.deepEqual(await echoes, ['m1', 'm2', 'm3'], 'each message echoed once, in order');
+    assert.ok(!auditReasons().includes('fallback_sequence_gap'), 'no sequence gap audited');
+    const done = new Promise<GatehouseCloseEvent>((resolve) => s.addEventListener('close', (e) => resolve(e as GatehouseCloseEvent), { once: true }));
+    s.close(1000, 'done');
+    const ev = await done;
+    assert.equal(ev.code, 1000, `clean close, got ${ev.code} ${ev.reason}`);
+    assert.equal(ev.wasClean, true);
+    socket.destroy();
+  });
+}
