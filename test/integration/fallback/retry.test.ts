@@ -13,7 +13,9 @@ import { once } from 'node:events';
 import { startHarness, type Harness } from './harness.js';
 import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
 import { originKeys, TEST_LIMITS } from './stand-in-checks.js';
-import { ALLOWED } from './raw.js';
+import { ALLOWED, RawSession, openSession } from './raw.js';
+import { FrameType } from '../../../src/fallback/wire.js';
+import type { FallbackSession } from '../../../src/fallback/session.js';
 
 let h: Harness;
 before(async () => {
@@ -153,3 +155,56 @@ for (const firstAttempt of ['dies on its way', 'reaches the gateway after the re
     socket.destroy();
   });
 }
+
+/** The messages of a stream response as they arrive, numbered as a client numbers them (from the stream's SEQ). */
+async function* streamMessages(res: Response): AsyncGenerator<{ n: number; text: string }> {
+  const reader = res.body!.getReader();
+  let buf = Buffer.alloc(0);
+  let next = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf = Buffer.concat([buf, value]);
+    while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+      const type = buf[0];
+      const payload = buf.subarray(5, 5 + buf.readUInt32BE(1));
+      buf = buf.subarray(5 + payload.length);
+      if (type === FrameType.SEQ) next = payload.readUIntBE(0, 6);
+      else if (type === FrameType.TEXT) yield { n: next++, text: payload.toString() };
+    }
+  }
+}
+
+test('a stream that takes over while messages wait for the old one\'s write carries every message, numbered right', { timeout: 30_000 }, async () => {
+  const base = h.url('/echo');
+  const { sid } = await openSession(base, {});
+  const raw = new RawSession(base, sid!, {});
+  const session = h.channels.at(-1) as FallbackSession;
+  const first = await raw.request('stream', undefined, {}, '&a=0');
+  assert.equal(first.status, 200);
+  // A new stream request (the client gave up on the first: a timeout, a cut) arrives in the same
+  // turn of the event loop as messages from the service, one before it and one after it.
+  const attach = session.attachDownstream.bind(session);
+  session.attachDownstream = (res, mode) => {
+    session.send('a', false);
+    const ok = attach(res, mode);
+    session.send('b', false);
+    return ok;
+  };
+  const second = await raw.request('stream', undefined, {}, '&a=0');
+  assert.equal(second.status, 200);
+  session.attachDownstream = attach;
+  void first.body?.cancel();
+  const got: Array<{ n: number; text: string }> = [];
+  const messages = streamMessages(second);
+  while (got.length < 3) {
+    const { value, done } = await messages.next();
+    if (done) break;
+    got.push(value);
+    if (got.length === 1) { session.send('c', false); session.send('d', false); }
+  }
+  assert.deepEqual(got, [{ n: 1, text: 'a' }, { n: 2, text: 'b' }, { n: 3, text: 'c' }],
+    'each message on the new stream once, under its own number');
+  assert.deepEqual((await messages.next()).value, { n: 4, text: 'd' });
+  session.close(1000, 'done');
+});
