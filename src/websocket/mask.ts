@@ -8,7 +8,6 @@
  * payload that arrives in pieces can be unmasked piece by piece.
  */
 import { randomFillSync } from 'node:crypto';
-import { SIMD_MIN, simdAvailable, xorSimd } from './mask-simd.js';
 
 /** Below this length a plain byte loop is cheaper than creating a word view. */
 const WORD_MIN = 32;
@@ -43,11 +42,6 @@ function wordsOf(ab: ArrayBuffer): Int32Array {
  * key as four numbers to stay allocation-free) and the public functions.
  */
 export function xorRange(buf: Uint8Array, start: number, end: number, k0: number, k1: number, k2: number, k3: number): void {
-  // Large payloads (a relay re-masking a 4 KiB piece in place, a server unmasking one): see mask-simd.ts.
-  if (end - start >= SIMD_MIN && simdAvailable) {
-    xorSimd(buf, start, end, k0, k1, k2, k3);
-    return;
-  }
   if (end - start >= WORD_MIN) {
     xorRangeIn(buf, wordsOf(buf.buffer as ArrayBuffer), buf.byteOffset, start, end, k0, k1, k2, k3);
     return;
