@@ -348,8 +348,10 @@ export class FallbackTransport implements Transport {
 
   private refused(res: Response): 'fatal' | false {
     void res.body?.cancel().catch(() => undefined);
-    // 404: the session is gone (reaped, or ended); 4xx: refused for good. 5xx / others: try again.
-    if (res.status >= 400 && res.status < 500) {
+    // 404: the session is gone (reaped, or ended); 4xx: refused for good. 5xx, and the "not now"
+    // answers (429: too many requests of this address are still showing their session's key),
+    // try again within retryTimeout, as a send does.
+    if (res.status >= 400 && res.status < 500 && !isBusy(res.status)) {
       // The gateway may have explained itself with a CLOSE on the other request; give it a moment.
       setTimeout(() => this.finish(1006, '', false, `fallback request refused: HTTP ${res.status}`, res.status), 200);
       return 'fatal';
@@ -570,7 +572,7 @@ export class FallbackTransport implements Transport {
 }
 
 /**
- * Answers to a batch that mean "not now", not "never": 409, another upload of
+ * Answers that mean "not now", not "never" (429 also to a stream or poll): 409, another upload of
  * the session is still arriving (an earlier attempt of this very batch, held
  * on its way, or an acknowledgement or probe sent beside it); 429, too many
  * requests from this address are not yet bound to a session. The gateway has

@@ -27,7 +27,7 @@ import { startGatewayProcess, type GatewayProcess } from '../services/helpers/ga
 import { connect, type Outcome } from '../auth/common.js';
 import { startRedis, type Redis } from '../../helpers/redis.js';
 import { startHaproxy, type Haproxy } from '../../helpers/haproxy.js';
-import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
+import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseErrorEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
 
 const KEY = randomBytes(32).toString('hex');
 const SECRET = randomBytes(24).toString('hex');
@@ -118,7 +118,9 @@ async function exchangeSequenced(s: GatehouseSocket, total: number, window: numb
       if (got.length === total) resolve();
       else if (got.length % window === 0) pump();
     };
-    s.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason} after ${got.length} messages`));
+    let why = '';
+    s.onerror = (e) => { why = ` (${(e as GatehouseErrorEvent).message})`; };
+    s.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason}${why} after ${got.length} messages`));
     const pump = (): void => { for (const end = Math.min(total, sent + window); sent < end; sent++) s.send(`m${sent}`); };
     pump();
   });
@@ -279,10 +281,12 @@ async function sessionsOnB(): Promise<number> {
 /** Sends `text` and resolves with whether it came back; a session that closes meanwhile fails the test with its code and reason, not by hanging. */
 async function echoes(s: GatehouseSocket, text: string): Promise<boolean> {
   const onclose = s.onclose;
+  let why = '';
+  s.onerror = (e) => { why = ` (${(e as GatehouseErrorEvent).message})`; };
   try {
     return await new Promise<boolean>((resolve, reject) => {
       s.onmessage = (e: GatehouseMessageEvent) => resolve(e.data === text);
-      s.onclose = (e) => { onclose?.call(s, e); reject(new Error(`the session closed ${e.code} ${e.reason} before "${text}" came back`)); };
+      s.onclose = (e) => { onclose?.call(s, e); reject(new Error(`the session closed ${e.code} ${e.reason}${why} before "${text}" came back`)); };
       s.send(text);
     });
   } finally {

@@ -18,7 +18,15 @@ import { FrameType } from '../../../src/fallback/wire.js';
 import type { FallbackSession } from '../../../src/fallback/session.js';
 
 let h: Harness;
+// connections_per_address is also the cap on a client address's requests still showing their session's key.
+const CROWDED_LIMIT = 3;
+let crowded: Harness;
 before(async () => {
+  crowded = await startHarness({
+    limits: { ...TEST_LIMITS, connections_per_address: CROWDED_LIMIT },
+    services: { echo: { path: '/echo', type: 'echo', ...originKeys({ origins: [ALLOWED], allowMissing: true }) } },
+    fallback: { heartbeat: '1s', poll_timeout: '2s' },
+  });
   h = await startHarness({
     limits: TEST_LIMITS,
     // Node clients send no Origin.
@@ -26,7 +34,7 @@ before(async () => {
     fallback: { heartbeat: '1s', poll_timeout: '2s' },
   });
 });
-after(async () => { await h.stop(); });
+after(async () => { await h.stop(); await crowded.stop(); });
 
 const TEXT = 0x01;
 
@@ -208,3 +216,54 @@ test('a stream that takes over while messages wait for the old one\'s write carr
   assert.deepEqual((await messages.next()).value, { n: 4, text: 'd' });
   session.close(1000, 'done');
 });
+
+/**
+ * A fetch whose first downstream request (stream or poll) finds its address
+ * crowded: CROWDED_LIMIT other requests from 127.0.0.1 are still sending the
+ * head of their body, so the gateway refuses this one with 429 ("not now",
+ * Retry-After). They go away once the client has its answer.
+ */
+function crowdingFetch(): { fetch: typeof fetch; statuses: number[] } {
+  let done = false;
+  const statuses: number[] = [];
+  const crowding: typeof fetch = async (input, init) => {
+    const url = new URL(String(input));
+    const op = url.searchParams.get('gh');
+    if (done || (op !== 'stream' && op !== 'poll')) return fetch(input, init);
+    done = true;
+    const requests = (): number => crowded.metrics.fallbackRequests.series({ op }).value;
+    const before = requests();
+    const stalled: Socket[] = [];
+    for (let i = 0; i < CROWDED_LIMIT; i++) {
+      const socket = connect(crowded.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await once(socket, 'connect');
+      socket.write(`POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: 127.0.0.1:${crowded.port}\r\nContent-Length: 64\r\n\r\n`);
+      stalled.push(socket);
+    }
+    await until(() => requests() >= before + CROWDED_LIMIT, 'the gateway to count the stalled requests');
+    const res = await fetch(input, init);
+    statuses.push(res.status);
+    for (const socket of stalled) socket.destroy();
+    return res;
+  };
+  return { fetch: crowding, statuses };
+}
+
+for (const mode of ['stream', 'poll'] as const) {
+  test(`a ${mode} request refused 429 (its address's requests crowd the gateway for a moment) is tried again: the session goes on`, { timeout: 30_000 }, async () => {
+    const net = crowdingFetch();
+    const s = new GatehouseSocket(`ws://127.0.0.1:${crowded.port}/echo`, [], { transport: 'fallback', fetch: net.fetch, poll: mode === 'poll', streamDelay: 0 });
+    await opened(s);
+    const echoes = messagesOrClose(s, 2);
+    echoes.catch(() => undefined);
+    s.send('m1');
+    s.send('m2');
+    assert.deepEqual(await echoes, ['m1', 'm2'], 'both messages echoed, the session still open');
+    assert.deepEqual(net.statuses, [429], `the first ${mode} request was refused for its address's crowd`);
+    assert.ok(crowded.lines.some((l) => l.reason === 'fallback_too_many_requests'), 'the refusal was audited');
+    const done = new Promise<GatehouseCloseEvent>((resolve) => s.addEventListener('close', (e) => resolve(e as GatehouseCloseEvent), { once: true }));
+    s.close(1000, 'done');
+    assert.equal((await done).code, 1000, 'closed cleanly, not by the refusal');
+  });
+}
