@@ -295,6 +295,7 @@ export class FallbackSession implements Channel {
     let accepted = this.lastIn;
     const items: InItem[] = [];
     let bytes = 0;
+    let carriesMessages = false;
     for (const f of frames) {
       if (f.type === FrameType.SEQ) {
         if (f.value > accepted + 1 || f.value === 0) return 'gap';
@@ -305,6 +306,7 @@ export class FallbackSession implements Channel {
         this.pong(f.value);
       } else if (f.type === FrameType.TEXT || f.type === FrameType.BINARY || f.type === FrameType.CLOSE) {
         if (seq === 0) return 'gap';
+        carriesMessages = true;
         const n = seq++;
         if (n <= accepted) continue; // already delivered: a retried batch
         accepted = n;
@@ -314,9 +316,11 @@ export class FallbackSession implements Channel {
     }
     if (this.inboundBytes + bytes > this.settings.max_buffer + this.settings.max_body) return 'overflow';
     this.lastIn = accepted;
-    if (items.length === 0) {
-      // Nothing to deliver (an acknowledgement, or a batch already delivered): answer now, even while paused,
-      // so a client's acknowledgements never wait behind its own held batch.
+    // An acknowledgement, or a batch whose messages have all been handed to the service: answer now, even
+    // while paused, so a client's acknowledgements never wait behind its own held batch. A re-sent batch
+    // whose messages are still held (paused) is answered after them, as its first attempt is: answered
+    // now, its acknowledgement would let the client send more past the backpressure.
+    if (items.length === 0 && !(carriesMessages && this.pendingUps > 0)) {
       reply();
       return 'ok';
     }

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { startHarness, type Harness } from './harness.js';
 import { GatehouseSocket, type GatehouseCloseEvent, type GatehouseMessageEvent } from '../../../client/src/index.js';
 import { originKeys, TEST_LIMITS } from './stand-in-checks.js';
-import { ALLOWED, RawSession, openSession } from './raw.js';
+import { ALLOWED, RawSession, frames, openSession } from './raw.js';
 import { FrameType } from '../../../src/fallback/wire.js';
 import type { FallbackSession } from '../../../src/fallback/session.js';
 
@@ -267,3 +267,27 @@ for (const mode of ['stream', 'poll'] as const) {
     assert.equal((await done).code, 1000, 'closed cleanly, not by the refusal');
   });
 }
+
+test('a batch re-sent while its first attempt is held by a paused session is answered after it, not before: no acknowledgement runs ahead of the backpressure', { timeout: 30_000 }, async () => {
+  const base = h.url('/echo');
+  const { sid } = await openSession(base, {});
+  const raw = new RawSession(base, sid!, {});
+  const session = h.channels.at(-1) as FallbackSession;
+  const held = session as unknown as { pendingUps: number };
+  session.pause();
+  const first = raw.send(['x1', 'x2']);
+  await until(() => held.pendingUps === 1 && session.acknowledged === 2, 'the first attempt to be held by the session');
+  // The client lost the first attempt's answer (a proxy timed out) and sends the batch again.
+  raw.nextOut = 1;
+  const again = raw.send(['x1', 'x2']);
+  await until(() => held.pendingUps === 2, 'the re-send to be held behind the first attempt');
+  session.resume();
+  for (const res of [await first, await again]) {
+    assert.equal(res.status, 200, 'both attempts answered once the session resumed');
+    const acks = [...frames(Buffer.from(await res.arrayBuffer()))].flatMap((f) => (f.type === FrameType.ACK ? [f.value] : []));
+    assert.deepEqual(acks, [2], 'each answer acknowledges the batch, delivered by then');
+  }
+  const { messages } = await raw.poll();
+  assert.deepEqual(messages.map((m) => ('payload' in m ? String(m.payload) : `frame ${m.type}`)), ['x1', 'x2'], 'each message delivered (and echoed) once');
+  session.close(1000, 'done');
+});
