@@ -5,6 +5,7 @@
  * synchronous, so each operation is atomic. Memory is bounded: each store
  * holds at most `maxKeys` entries.
  */
+import { monoClock } from '../clock.js';
 import { MemoryConnectionSlots, MemoryHandshakeBuckets } from './memory-admission.js';
 import type {
   AttemptCounter, AttemptLimits, IssueResult, IssuedTicket, SharedState, SingleUseIds, TicketVault,
@@ -27,11 +28,15 @@ interface Window {
 /**
  * Fixed windows per key. When full, the oldest window is dropped first (an
  * attacker rotating addresses only ever evicts stale entries).
+ *
+ * Windows run on the monotonic clock, like the handshake buckets: on the wall
+ * clock a step forward (NTP, an operator) would end every lockout at once, a
+ * step back would make one last until the clock caught up again.
  */
 export class MemoryAttemptCounter implements AttemptCounter {
   private readonly windows = new Map<string, Window>();
 
-  constructor(private readonly maxKeys = MAX_KEYS, private readonly now: Clock = Date.now) {}
+  constructor(private readonly maxKeys = MAX_KEYS, private readonly now: Clock = monoClock) {}
 
   reserve(key: string, limits: AttemptLimits): number {
     const w = this.current(key, limits);
@@ -170,10 +175,11 @@ export class MemorySharedState implements SharedState {
   readonly handshakes = new MemoryHandshakeBuckets();
   readonly connections = new MemoryConnectionSlots();
 
+  /** `now`: the wall clock of the ticket stores, whose expiries are absolute times carried in the tickets. */
   constructor(opts: { maxKeys?: number; now?: Clock } = {}) {
     const { maxKeys = MAX_KEYS, now = Date.now } = opts;
-    this.addressFailures = new MemoryAttemptCounter(maxKeys, now);
-    this.userFailures = new MemoryAttemptCounter(maxKeys, now);
+    this.addressFailures = new MemoryAttemptCounter(maxKeys);
+    this.userFailures = new MemoryAttemptCounter(maxKeys);
     this.usedTicketIds = new MemorySingleUseIds(maxKeys, now);
     this.issuedTickets = new MemoryTicketVault(maxKeys, now);
   }

@@ -7,7 +7,7 @@ import { findCookie, takeProtocolCredential } from '../../../src/auth/credential
 import { hashPasswordCommand } from '../../../src/auth/hash-password-command.js';
 import { hashAlgorithmOf, hashPassword, verifyPassword } from '../../../src/auth/passwords.js';
 import { DeadlineScheduler, type ScheduledTask } from '../../../src/auth/scheduler.js';
-import { MemoryAttemptCounter } from '../../../src/shared-state/memory.js';
+import { MemoryAttemptCounter, MemorySharedState } from '../../../src/shared-state/memory.js';
 import { stopWatching, unwatchChannel, watchCredentials } from '../../../src/auth/expiry.js';
 import type { Admission, Principal } from '../../../src/admission/types.js';
 import type { Channel } from '../../../src/channel.js';
@@ -115,6 +115,22 @@ describe('failure counter (in-process shared state)', () => {
     assert.equal(ok.reserve('x', limits), 0);
     ok.settle('x', false, limits);
     assert.equal(ok.size, 0, 'a key with no failure and nothing under way is forgotten');
+  });
+
+  it('keeps its windows on the monotonic clock: a wall-clock step neither ends nor extends a lockout', (t) => {
+    // The system time as the process sees it, stepped below (NTP, an operator). One mock: mocking a mocked method restores wrongly.
+    const realNow = Date.now;
+    let step = 0;
+    t.mock.method(Date, 'now', () => realNow() + step);
+    // The counters the gateway uses, on their own clock (none injected).
+    const { addressFailures: l } = new MemorySharedState();
+    for (let i = 0; i < 3; i++) fail(l, 'a');
+    step = 86_400_000;
+    const forward = l.reserve('a', limits);
+    assert.ok(forward > 0 && forward <= 60_000, `the system time jumps a day forward: still blocked for at most the window, got ${forward} ms`);
+    step = -3_600_000;
+    const back = l.reserve('a', limits);
+    assert.ok(back > 0 && back <= 60_000, `the system time jumps an hour back: blocked for at most the window, not an hour more, got ${back} ms`);
   });
 });
 
