@@ -491,6 +491,7 @@ export class FallbackTransport implements Transport {
 
   private async postBatch(body: Uint8Array, ackValue: number): Promise<void> {
     let retry = false;
+    let stillArriving = false;
     try {
       const res = await this.request(this.url('send'), body);
       if (res.status === 200) {
@@ -517,6 +518,7 @@ export class FallbackTransport implements Transport {
           return;
         }
         retry = true;
+        stillArriving = res.status === 409;
       }
     } catch {
       retry = true;
@@ -525,8 +527,11 @@ export class FallbackTransport implements Transport {
     }
     if (this.state === 'closed') return;
     if (retry) {
-      if (!this.failingSince) this.failingSince = Date.now();
-      if (Date.now() - this.failingSince > this.opts.retryTimeout) {
+      // 409: the gateway answers, and is still receiving an earlier attempt, which it drops after its
+      // own request_timeout at the latest (30 s by default, longer than retryTimeout): not a lost gateway.
+      if (stillArriving) this.failingSince = 0;
+      else if (!this.failingSince) this.failingSince = Date.now();
+      if (this.failingSince && Date.now() - this.failingSince > this.opts.retryTimeout) {
         this.finish(1006, 'connection to the gateway lost', false, 'fallback send keeps failing');
         return;
       }

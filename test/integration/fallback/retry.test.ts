@@ -291,3 +291,28 @@ test('a batch re-sent while its first attempt is held by a paused session is ans
   assert.deepEqual(messages.map((m) => ('payload' in m ? String(m.payload) : `frame ${m.type}`)), ['x1', 'x2'], 'each message delivered (and echoed) once');
   session.close(1000, 'done');
 });
+
+test('a batch whose first attempt stays on its way for longer than retryTimeout is sent again until the gateway takes it: 409 is an answer, not a lost gateway', { timeout: 30_000 }, async () => {
+  const RETRY_TIMEOUT = 1000;
+  const net = holdingFetch();
+  const s = new GatehouseSocket(`ws://127.0.0.1:${h.port}/echo`, [], { transport: 'fallback', fetch: net.fetch, streamDelay: 0, retryTimeout: RETRY_TIMEOUT });
+  await opened(s);
+  const echoes = messagesOrClose(s, 1);
+  echoes.catch(() => undefined);
+  s.send('m1');
+  const closedFirst = echoes.then(() => { throw new Error('echoed while the first attempt was held'); });
+  closedFirst.catch(() => undefined);
+  const started = Date.now();
+  let statuses = await Promise.race([net.answered(1), closedFirst]);
+  // The re-sends meet the held first attempt for longer than retryTimeout (the gateway's request_timeout is 30 s).
+  while (Date.now() - started < RETRY_TIMEOUT * 1.5) statuses = await Promise.race([net.answered(statuses.length + 1), closedFirst]);
+  assert.ok(statuses.every((status) => status === 409), `every re-send met the held attempt: ${statuses.join(' ')}`);
+  const { socket, lastByte } = net.held();
+  socket.write(lastByte);
+  socket.resume();
+  assert.deepEqual(await echoes, ['m1'], 'echoed once the first attempt arrived');
+  const done = new Promise<GatehouseCloseEvent>((resolve) => s.addEventListener('close', (e) => resolve(e as GatehouseCloseEvent), { once: true }));
+  s.close(1000, 'done');
+  assert.equal((await done).code, 1000, 'closed cleanly');
+  socket.destroy();
+});
