@@ -11,6 +11,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { BackendError } from '../errors.js';
 import { HandshakeError, buildClientRequest, generateKey, validateServerResponse } from './handshake.js';
 import { WebSocketConnection, type ConnectionOptions } from './connection.js';
+import { DIALLED_READS } from './dialled-reads.js';
 import { acceptDeflateResponse, type DeflateClientOffer, type DeflateOptions } from './permessage-deflate.js';
 
 export interface ConnectOptions {
@@ -115,7 +116,7 @@ export function connectWebSocket(url: string, opts: ConnectOptions = {}): Promis
 
     const socket: net.Socket = secure
       ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, ...opts.tls })
-      : net.connect({ host, port });
+      : net.connect({ host, port, onread: DIALLED_READS });
 
     const fail = (err: Error): void => {
       if (settled) return;
