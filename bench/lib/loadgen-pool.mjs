@@ -119,12 +119,15 @@ export class LoadgenPool {
   async measureInterval(server, sleep, warmup, duration) {
     await sleep(warmup);
     const cpu0 = server.cpuSeconds();
+    // Not every server is ours to read (nginx): NaN then.
+    const faults0 = server.minorFaults?.() ?? NaN;
     await this.all('mark');
     await sleep(duration);
     const marks = await this.all('mark');
     const cpu = server.cpuSeconds() - cpu0;
+    const faults = (server.minorFaults?.() ?? NaN) - faults0;
     await this.all('stop');
-    return { marks, cpu, messages: marks.reduce((s, m) => s + m.interval.messages, 0) };
+    return { marks, cpu, faults, messages: marks.reduce((s, m) => s + m.interval.messages, 0) };
   }
 
   /** Throw if any process has recorded an error (bad echo, unexpected close, ...). */

@@ -18,7 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, rssKiB } from './proc.mjs';
+import { cpuSeconds, minorFaults, rssKiB } from './proc.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const HOST = '127.0.0.1';
@@ -142,7 +142,7 @@ export function killAllServers() {
 /**
  * A started server process.
  * @typedef {{ target: string, label: string, pid: number, host: string, port: number, path: string,
- *   cpuSeconds: () => number, rssKiB: () => number, stop: () => Promise<void>, stderr: () => string }} Server
+ *   cpuSeconds: () => number, minorFaults: () => number, rssKiB: () => number, stop: () => Promise<void>, stderr: () => string }} Server
  */
 
 /**
@@ -192,6 +192,7 @@ async function launch(target, label, script, args, { nodeArgs = [], port, readyT
     port,
     path: ECHO_PATH,
     cpuSeconds: () => cpuSeconds(child.pid),
+    minorFaults: () => minorFaults(child.pid),
     rssKiB: () => rssKiB(child.pid),
     stderr: () => errText,
     async stop(timeoutMs = 10000) {

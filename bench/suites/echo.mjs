@@ -67,11 +67,13 @@ export async function measure(ctx, server, c, t) {
     await pool.all('start', { mode: 'throughput', window: c.window, refillAt: c.refillAt, ...phase });
     await ctx.sleep(t.warmup);
     const cpu0 = server.cpuSeconds();
+    const faults0 = server.minorFaults?.() ?? NaN;
     const sched0 = schedstat(server.pid);
     await pool.all('mark');
     await ctx.sleep(t.duration);
     const m1 = await pool.all('mark');
     const cpu1 = server.cpuSeconds();
+    const faults1 = server.minorFaults?.() ?? NaN;
     const sched1 = schedstat(server.pid);
     await pool.all('stop');
     const messages = m1.reduce((s, m) => s + m.interval.messages, 0);
@@ -81,13 +83,15 @@ export async function measure(ctx, server, c, t) {
 
     // Closed loop: 1 in flight per connection (the next message goes when the echo is in).
     await pool.all('start', { mode: 'latency', ...phase });
-    const { marks: l1, cpu: lcpu, messages: latencyMessages } = await pool.measureInterval(server, ctx.sleep, t.latWarmup, t.latDuration);
+    const { marks: l1, cpu: lcpu, faults: lfaults, messages: latencyMessages } = await pool.measureInterval(server, ctx.sleep, t.latWarmup, t.latDuration);
     const hist = mergeHists(l1.map((m) => m.interval.hist));
     await pool.assertClean(`${server.label} ${c.label}`);
 
     return {
       rate,
       cpuPerMsgUs: messages > 0 ? (cpu * 1e6) / messages : NaN,
+      // minor page faults per message: a run whose server faults for its reads is not comparable with one that does not
+      faultsPerMsg: messages > 0 ? (faults1 - faults0) / messages : NaN,
       p50Us: histQuantile(hist, 0.5),
       p99Us: histQuantile(hist, 0.99),
       // context, kept in the JSON
@@ -101,6 +105,7 @@ export async function measure(ctx, server, c, t) {
       // closed loop, 1 in flight: messages/s and CPU per message of the same interval as p50/p99
       latencyRate: l1.reduce((s, m) => s + m.interval.rate, 0),
       latencyCpuPerMsgUs: latencyMessages > 0 ? (lcpu * 1e6) / latencyMessages : NaN,
+      latencyFaultsPerMsg: latencyMessages > 0 ? lfaults / latencyMessages : NaN,
       // bytes on the wire per message (throughput phase): client → server, server → client
       wireUpBytes: messages > 0 ? m1.reduce((s, m) => s + m.interval.wireOut, 0) / messages : NaN,
       wireDownBytes: messages > 0 ? m1.reduce((s, m) => s + m.interval.wireIn, 0) / messages : NaN,
@@ -134,8 +139,10 @@ export async function run(ctx) {
           const m = await measure(ctx, servers[target], c, t);
           results[ci][target][r] = m;
           ctx.log(`echo run ${r + 1}/${ctx.runs} ${c.label.padEnd(18)} ${servers[target].label.padEnd(10)} ` +
-            `${Math.round(m.rate).toLocaleString('en-US').padStart(9)} msg/s  cpu ${m.cpuPerMsgUs.toFixed(2)} µs/msg; ` +
-            `1 in flight ${Math.round(m.latencyRate).toLocaleString('en-US')} msg/s  cpu ${m.latencyCpuPerMsgUs.toFixed(2)} µs/msg  ` +
+            `${Math.round(m.rate).toLocaleString('en-US').padStart(9)} msg/s  cpu ${m.cpuPerMsgUs.toFixed(2)} µs/msg ` +
+            `faults ${m.faultsPerMsg.toFixed(1)}/msg; ` +
+            `1 in flight ${Math.round(m.latencyRate).toLocaleString('en-US')} msg/s  cpu ${m.latencyCpuPerMsgUs.toFixed(2)} µs/msg ` +
+            `faults ${m.latencyFaultsPerMsg.toFixed(1)}/msg  ` +
             `p50 ${m.p50Us.toFixed(0)} µs  p99 ${m.p99Us.toFixed(0)} µs  ` +
             `(server ${(m.serverBusy * 100).toFixed(0)} % CPU, loop ${(m.serverLoopRun * 100).toFixed(0)} % running ` +
             `+ ${(m.serverLoopWait * 100).toFixed(0)} % waiting for a CPU; loadgen ${(m.loadgenBusy * 100).toFixed(0)} % CPU)`);
