@@ -22,11 +22,14 @@
  *   `reply-to` must be a `/temp-queue/...` (private to the connection) or a
  *   destination the client may subscribe to; `user-id` is stripped (the
  *   broker's consumers must not read an identity the gateway did not verify).
+ * - SUBSCRIBE, SEND and `reply-to`: a destination naming a durable
+ *   subscription's queue itself (`/queue/stomp-subscription-…`) is refused
+ *   whatever the patterns say (durable.ts).
  * - CONNECT/STOMP: see connect.ts.
  */
 import type { PlaceholderIdentity } from '../placeholders.js';
 import type { DestinationPattern } from './destinations.js';
-import { durableQueueName, isDurable } from './durable.js';
+import { durableQueueName, isDurable, namesSubscriptionQueue } from './durable.js';
 import type { StompFrame, StompVersion } from './frame.js';
 import type { StompPolicy } from './policy.js';
 import { writeFrame } from './writer.js';
@@ -80,6 +83,7 @@ export function checkSubscribe(frame: StompFrame, policy: StompPolicy, identity:
   if (routing) return routing;
   if (!known && open >= policy.maxSubscriptions) return refusal(1008, 'stomp_too_many_subscriptions', `more than ${policy.maxSubscriptions} subscriptions`, destination);
   if (!allowed(policy.subscribe, destination, identity)) return refusal(1008, 'stomp_subscribe_denied', 'subscription not allowed', destination);
+  if (namesSubscriptionQueue(destination)) return subscriptionQueueRefused(destination);
   if (!isDurable(frame)) return undefined;
   const id = frame.header('id');
   if (id === undefined) return refusal(1002, 'stomp_missing_header', 'durable SUBSCRIBE without id', destination);
@@ -101,6 +105,10 @@ export function checkUnsubscribe(frame: StompFrame, identity: PlaceholderIdentit
   return withDurableQueue(frame, identity, destination, id, version);
 }
 
+function subscriptionQueueRefused(destination: string): Refusal {
+  return refusal(1008, 'stomp_subscription_queue_refused', 'a durable subscription\'s queue is reached through its subscription only', destination);
+}
+
 /** The frame with the principal's queue name for durable subscription `id` on `destination`. */
 function withDurableQueue(frame: StompFrame, identity: PlaceholderIdentity | undefined, destination: string, id: string, version: StompVersion): Refusal | Buffer {
   const queue = durableQueueName(identity, destination, id);
@@ -117,10 +125,12 @@ export function checkSend(frame: StompFrame, policy: StompPolicy, identity: Plac
   const routing = routingHeader(frame, destination);
   if (routing) return routing;
   if (!allowed(policy.send, destination, identity)) return refusal(1008, 'stomp_send_denied', 'send not allowed', destination);
+  if (namesSubscriptionQueue(destination)) return subscriptionQueueRefused(destination);
   const replyTo = frame.header('reply-to');
   if (replyTo !== undefined && !replyTo.startsWith('/temp-queue/') && !allowed(policy.subscribe, replyTo, identity)) {
     return refusal(1008, 'stomp_reply_to_denied', 'reply-to not allowed', replyTo);
   }
+  if (replyTo !== undefined && namesSubscriptionQueue(replyTo)) return subscriptionQueueRefused(replyTo);
   if (frame.header('user-id') === undefined) return undefined;
   return rewritten(frame, 'user-id', [], version) ?? refusal(1002, 'stomp_syntax', 'frame cannot be rewritten');
 }

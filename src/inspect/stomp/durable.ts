@@ -49,3 +49,22 @@ export function durableQueueName(principal: PlaceholderIdentity | undefined, des
   const digest = createHash('sha256').update(JSON.stringify([principal.id, destination, id])).digest('base64url');
   return PREFIX + digest;
 }
+
+/**
+ * Does `destination` name a durable subscription's queue directly? The queues
+ * the gateway names are reached only through their subscription: `/queue/<name>`
+ * and `/amq/queue/<name>` would consume (or, with SEND, fill) another user's
+ * queue, and the default exchange routes by queue name. Any segment that names
+ * one, read as RabbitMQ reads it (it undoes `%2F`; every `%XX` is undone here,
+ * wider than that), is refused, whatever the patterns allow.
+ */
+export function namesSubscriptionQueue(destination: string): boolean {
+  if (!destination.includes(PREFIX) && !destination.includes('%')) return false;
+  for (const segment of destination.split('/')) if (decoded(segment).startsWith(PREFIX)) return true;
+  return false;
+}
+
+function decoded(segment: string): string {
+  if (!segment.includes('%')) return segment;
+  return segment.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}

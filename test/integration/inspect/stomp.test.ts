@@ -106,6 +106,8 @@ before(async () => {
       bad: service('/bad', `tcp://127.0.0.1:${(badBroker.address() as net.AddressInfo).port}`, { ...policy, max_frame: '4KiB' }),
       'bad-ws': service('/bad-ws', `ws://127.0.0.1:${(badWebStomp.address() as net.AddressInfo).port}/ws`, { ...policy }),
       small: service('/small', broker.webStompUrl, { ...policy, connect: identity, max_frame: '1KiB', max_body: 256, max_headers: 8 }),
+      // Patterns as wide as an operator might write them: every queue by name.
+      wide: service('/wide', broker.stompUrl, { subscribe: ['/amq/queue/**', '/queue/**', '/topic/**'], send: ['/amq/queue/**', '/queue/**', '/exchange/**'], connect: identity }),
     },
   }, { BROKER_PASSWORD });
 }, { timeout: 120_000 });
@@ -590,6 +592,48 @@ describe('STOMP inspection: durable subscriptions are bound to the principal', (
       alice2.ws.send(durable('UNSUBSCRIBE', 'a3'));
       await alice2.until((all) => all.includes('receipt-id:a3'));
       for (const c of [alice2, bob]) c.ws.close();
+    } finally {
+      publisher.end();
+    }
+  });
+
+  it('another user allowed every queue by name can neither read, take nor fill a durable subscription\'s queue: /amq/queue/, /queue/ and the default exchange naming it are refused', { timeout: 30_000 }, async () => {
+    const topic = `/topic/news.kept${randomBytes(3).toString('hex')}`;
+    const queue = durableQueue('alice', topic, 'mine');
+    // Acknowledged by the client: a message the broker hands a closing session goes back to the queue, not lost.
+    const durable = (command: string, receipt: string): string => `${command}\nid:mine\ndestination:${topic}\ndurable:true\nauto-delete:false\nack:client-individual\nreceipt:${receipt}\n\n\0`;
+    const session = async (path: string, user: string): Promise<Awaited<ReturnType<typeof raw>>> => {
+      const c = await raw(path, user);
+      c.ws.send(CONNECT);
+      await c.until((all) => all.startsWith('CONNECTED'));
+      return c;
+    };
+    const publisher = await brokerPublisher();
+    try {
+      const alice = await session('/tcp', 'alice');
+      alice.ws.send(durable('SUBSCRIBE', 'a1'));
+      await alice.until((all) => all.includes('receipt-id:a1'));
+      alice.ws.close();
+      await alice.closed;
+      await publisher.send(topic, 'for alice');
+      for (const frame of [
+        `SUBSCRIBE\nid:1\ndestination:/amq/queue/${queue}\nreceipt:b\n\n\0`,
+        `SUBSCRIBE\nid:1\ndestination:/queue/${queue}\nreceipt:b\n\n\0`,
+        `SEND\ndestination:/exchange/amq.default/${queue}\nreceipt:b\n\nforged\0`,
+        `SEND\ndestination:/amq/queue/${queue}\nreceipt:b\n\nforged\0`,
+      ]) {
+        const bob = await session('/wide', 'bob');
+        bob.ws.send(frame);
+        assert.deepEqual(await bob.closed, { code: 1008, reason: 'stomp_subscription_queue_refused' }, frame.split('\n').slice(0, 2).join(' '));
+      }
+      const alice2 = await session('/tcp', 'alice');
+      alice2.ws.send(durable('SUBSCRIBE', 'a2'));
+      await alice2.until((all) => all.includes('\n\nfor alice\0'));
+      const kept = alice2.got.filter((m) => m.startsWith('MESSAGE\n')).map((m) => m.slice(m.indexOf('\n\n') + 2, -1));
+      assert.deepEqual(kept, ['for alice'], 'alice\'s queue kept her message, and nothing was put in it');
+      alice2.ws.send(durable('UNSUBSCRIBE', 'a3'));
+      await alice2.until((all) => all.includes('receipt-id:a3'));
+      alice2.ws.close();
     } finally {
       publisher.end();
     }

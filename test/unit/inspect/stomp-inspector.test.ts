@@ -200,6 +200,33 @@ describe('STOMP inspector: SUBSCRIBE and SEND headers', () => {
     }
   });
 
+  it('a durable subscription\'s queue is reached through its subscription only: /queue/, /amq/queue/, the default exchange and reply-to naming one are refused, whatever the patterns allow', (t) => {
+    const wide = { subscribe: ['**'], send: ['**'] };
+    const queue = 'stomp-subscription-0aFbEJdEY9rY2r3cJk4yQ8qD1Zz0pN5cJb8sL0uYx1c';
+    const frames = [
+      `SUBSCRIBE\nid:1\ndestination:/amq/queue/${queue}\n\n\0`,
+      `SUBSCRIBE\nid:1\ndestination:/queue/${queue}\n\n\0`,
+      `SUBSCRIBE\nid:1\ndestination:/queue/stomp%2Dsubscription-x\n\n\0`,
+      `SEND\ndestination:/amq/queue/${queue}\n\nstolen\0`,
+      `SEND\ndestination:/exchange/amq.default/${queue}\n\ninjected\0`,
+      `SEND\ndestination:/queue/support\nreply-to:/queue/${queue}\n\n\0`,
+    ];
+    for (const frame of frames) {
+      const r = connected(wide, { principal: { id: 'mallory', claims: {} } });
+      t.after(() => r.i.end());
+      r.client(frame);
+      assert.deepEqual([r.actions.ended()?.code, r.actions.ended()?.reason], [1008, 'stomp_subscription_queue_refused'], frame);
+      assert.deepEqual(r.actions.to('backend'), [], `nothing reached the broker: ${frame}`);
+    }
+    // Names that only resemble one pass.
+    const r = connected(wide);
+    t.after(() => r.i.end());
+    const fine = ['SUBSCRIBE\nid:1\ndestination:/queue/my-stomp-subscription-list\n\n\0', 'SEND\ndestination:/topic/stomp-subscriptions\n\n\0'];
+    for (const frame of fine) r.client(frame);
+    assert.equal(r.actions.ended(), undefined);
+    assert.deepEqual(r.actions.to('backend'), fine);
+  });
+
   it('frames of a byte-stream (tcp) backend reach the client as text when UTF-8, else binary; heart-beats pass both ways', (t) => {
     const r = connected({}, { backendStream: true });
     t.after(() => r.i.end());
