@@ -57,6 +57,8 @@ export class Gateway {
   readonly front: FrontDoor;
   /** Per-connection rate limits and slow-consumer policing, installed on every admitted channel. */
   readonly guard: ChannelGuard;
+  /** The HTTP fallback's endpoints: its sessions, and its requests not yet bound to a connection slot. */
+  readonly fallback: FallbackEndpoints;
   /** Failure counts, used and issued tickets: what guards security outlives every reload. */
   private readonly sharedState: SharedState;
   /** Where `pubsub` services publish and subscribe; one for the gateway's life, so reloaded services share it. */
@@ -92,13 +94,14 @@ export class Gateway {
     this.front.addHttpHandler(ticketHttpHandler(toAdmissionRequest, (request, service) => this.ticketDoor.admit(request, service)));
     this.front.addChannelHook((channel, admission, ctx) => { watchCredentials(channel, admission, { audit: ctx.audit }); }, unwatchChannel);
     // The HTTP fallback (issue 6): same URLs, same admission; its sessions are tracked channels.
-    this.front.addHttpHandler(new FallbackEndpoints({
+    this.fallback = new FallbackEndpoints({
       track: (ch, a) => this.front.track(ch, a),
       untrack: (ch, info) => this.front.untrack(ch, info),
       draining: () => this.front.drainingRefusal(),
       opening: (work) => this.front.trackOpening(work),
       route: opts.fallbackRoute,
-    }).handle);
+    });
+    this.front.addHttpHandler(this.fallback.handle);
     if (config.admin) this.admin = new AdminServer(config.admin, this.adminHooks(), this.audit);
   }
 

@@ -125,6 +125,9 @@ export class FallbackEndpoints {
 
   get sessionCount(): number { return this.sessions.size; }
 
+  /** Client addresses with requests not yet bound to a slot (fallback-unbound.ts). */
+  get unboundAddresses(): number { return this.unbound.size; }
+
   /** For the front door's addHttpHandler: returns true when the request is the fallback's. */
   handle = (req: IncomingMessage, res: ServerResponse, ctx: FallbackContext): boolean => {
     const url = req.url ?? '/';

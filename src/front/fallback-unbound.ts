@@ -40,4 +40,9 @@ export class UnboundRequests {
     res.once('close', release);
     return release;
   }
+
+  /** Address keys with requests counted now. */
+  get size(): number {
+    return this.counts.size;
+  }
 }

@@ -19,6 +19,11 @@ export class MemoryHandshakeBuckets implements HandshakeBuckets {
     return this.keyed(limits).take(key, this.now());
   }
 
+  /** Keys with a bucket kept now (full buckets are swept away on use). */
+  get size(): number {
+    return this.buckets?.keyed.size ?? 0;
+  }
+
   /** The buckets for these limits (made anew when a reload changed them). */
   private keyed(limits: RateLimits): KeyedBuckets {
     const b = this.buckets;
@@ -48,6 +53,11 @@ export class MemoryConnectionSlots implements ConnectionSlots {
     this.total--;
     decrement(this.byAddress, address);
     decrement(this.byService, service);
+  }
+
+  /** Address keys with connections counted now. */
+  get size(): number {
+    return this.byAddress.size;
   }
 
   /** Open connections counted now: in all, of one address key, of one service. */

@@ -35,10 +35,20 @@ interface Window {
  */
 export class MemoryAttemptCounter implements AttemptCounter {
   private readonly windows = new Map<string, Window>();
+  /** Ended windows are forgotten on use, at most once a second: memory follows the keys that failed lately, not every key that ever did. */
+  private readonly sweeper: Sweeper;
+  /** The window length of the latest call (limits come with each call: a reload may change them). */
+  private windowMs = 0;
 
-  constructor(private readonly maxKeys = MAX_KEYS, private readonly now: Clock = monoClock) {}
+  constructor(private readonly maxKeys = MAX_KEYS, private readonly now: Clock = monoClock) {
+    this.sweeper = new Sweeper(now, (t) => {
+      for (const [k, w] of this.windows) if (w.pending === 0 && t - w.start >= this.windowMs) this.windows.delete(k);
+    });
+  }
 
   reserve(key: string, limits: AttemptLimits): number {
+    this.windowMs = limits.windowMs;
+    this.sweeper.maybe();
     const w = this.current(key, limits);
     if (w && w.count + w.pending >= limits.limit) {
       return w.count >= limits.limit ? limits.windowMs - (this.now() - w.start) : IN_FLIGHT_RETRY_MS;

@@ -117,6 +117,19 @@ describe('failure counter (in-process shared state)', () => {
     assert.equal(ok.size, 0, 'a key with no failure and nothing under way is forgotten');
   });
 
+  it('forgets windows that are over, though their keys never come again', () => {
+    let now = 0;
+    const l = new MemoryAttemptCounter(100, () => now);
+    for (let i = 0; i < 50; i++) fail(l, `k${i}`);
+    assert.equal(l.reserve('u', limits), 0, 'under way');
+    now = 60_000;
+    assert.equal(l.reserve('other', limits), 0);
+    l.settle('other', false, limits);
+    assert.equal(l.size, 1, 'the 50 ended windows swept on use; the attempt under way kept');
+    l.settle('u', false, limits);
+    assert.equal(l.size, 0);
+  });
+
   it('keeps its windows on the monotonic clock: a wall-clock step neither ends nor extends a lockout', (t) => {
     // The system time as the process sees it, stepped below (NTP, an operator). One mock: mocking a mocked method restores wrongly.
     const realNow = Date.now;
