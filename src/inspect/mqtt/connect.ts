@@ -85,6 +85,7 @@ function rewriteConnect(s: MqttSessionState, head: Buffer, body: number): Decisi
   let password = injected.password !== undefined ? Buffer.from(injected.password, 'utf8') : c.password;
   // 3.1.1 has no password without a user name [MQTT-3.1.2-22].
   if (level === LEVEL_311 && username === undefined) password = undefined;
+  s.sessionExpires = c.sessionExpiry === true;
   s.accepted(level);
   return connect({
     level,

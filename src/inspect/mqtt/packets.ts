@@ -1,6 +1,6 @@
 /**
  * Decoders of the packets the inspector reads in full or in part: CONNECT,
- * the head of PUBLISH, SUBSCRIBE, UNSUBSCRIBE from the client; CONNACK and
+ * the head of PUBLISH, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT from the client; CONNACK and
  * SUBACK from the broker. Each takes the packet's bytes (fixed header
  * included, `body` = offset of the body) and checks what the spec says a
  * receiver must check; ranges point into the input so that rewriting copies
@@ -161,6 +161,23 @@ function propertyBlock(r: PacketReader, limits: PropertyLimits): Range {
   const start = r.pos;
   readProperties(r, limits);
   return { start, end: r.pos };
+}
+
+export interface DisconnectPacket {
+  reasonCode: number;
+  /** The Session Expiry Interval it sets (seconds), when it sets one. */
+  sessionExpiry?: number;
+}
+
+/** A 5.0 DISCONNECT: a reason code and properties, each left out when the packet ends before it (§3.14.2.1). */
+export function readDisconnect(buf: Buffer, body: number, limits: PropertyLimits): DisconnectPacket {
+  const r = new PacketReader(buf, body, buf.length);
+  if (r.left === 0) return { reasonCode: RC5.success };
+  const reasonCode = r.u8();
+  let sessionExpiry: number | undefined;
+  if (r.left > 0) readProperties(r, limits, (id, v) => { if (id === SESSION_EXPIRY) sessionExpiry = v.u32(); });
+  if (r.left !== 0) throw malformed('bytes after the DISCONNECT properties');
+  return { reasonCode, sessionExpiry };
 }
 
 export interface ConnackPacket {

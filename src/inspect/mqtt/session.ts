@@ -17,6 +17,7 @@ import { PacketFramer, PASS, type Decision, type PacketOwner } from './framer.js
 import type { PropertyLimits } from './properties.js';
 import type { Filter } from './topics.js';
 import { handleConnect } from './connect.js';
+import { handleDisconnect } from './disconnect.js';
 import { handlePublish } from './publish.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 import { handleConnack, handleSuback } from './broker.js';
@@ -38,6 +39,7 @@ export class MqttSession implements MqttSessionState {
   readonly subscriptions = new Set<string>();
   readonly pendingSubacks = new Map<number, PendingSuback>();
   lastAllowed?: Buffer;
+  sessionExpires = false;
   /** The client sent DISCONNECT, or the broker a DISCONNECT or a refusing CONNACK: the broker may close now. */
   goodbye = false;
   private readonly fromClientFramer: PacketFramer;
@@ -176,8 +178,7 @@ class ClientPackets implements PacketOwner {
       case UNSUBSCRIBE:
         return handleUnsubscribe(s, head, fixedLength);
       case DISCONNECT:
-        s.goodbye = true;
-        return PASS;
+        return handleDisconnect(s, head, fixedLength);
       case CONNACK: case SUBACK: case UNSUBACK: case PINGRESP:
         throw protocolError('mqtt_wrong_direction', `packet type ${type} is sent by the broker only`);
       case AUTH:

@@ -64,6 +64,8 @@ export interface MqttSessionState {
   readonly pendingSubacks: Map<number, PendingSuback>;
   /** The topic (bytes) of the last PUBLISH allowed by name: a repeated topic skips the policy walk. */
   lastAllowed?: Buffer;
+  /** MQTT 5.0: the CONNECT set a Session Expiry Interval other than 0 (the session may outlive the connection). */
+  sessionExpires: boolean;
   /** The client sent DISCONNECT, or the broker a DISCONNECT or a refusing CONNACK: the broker may close now. */
   goodbye: boolean;
   /** CONNECT accepted at this level: the limits of an open session apply from here. */

@@ -364,6 +364,39 @@ describe('MQTT inspection: sessions that outlive the connection', () => {
   });
 });
 
+describe('MQTT inspection: a session made persistent at DISCONNECT', () => {
+  it('5.0 DISCONNECT setting a Session Expiry Interval after a CONNECT that set none: DISCONNECT 0x82, close 1002, audited; the broker never gets it and keeps no session', T, async () => {
+    const mark = broker.log().length;
+    const { client, closed, ws } = await connect('/mqtt', 'alice', 5);
+    await client.subscribeAsync('devices/alice/#', { qos: 1 });
+    const disconnected = new Promise<number | undefined>((resolve) => client.once('disconnect', (p) => resolve(p.reasonCode)));
+    // Would turn the clean session into one the broker keeps for an hour (mqtt.js itself refuses to send it).
+    ws().send(mqttPacket.generate({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 3600 } }, { protocolVersion: 5 }));
+    assert.equal(await closed, 1002, 'close 1002 (protocol error)');
+    assert.equal(await disconnected, 0x82, 'DISCONNECT 0x82 (protocol error), as the spec has a server answer it');
+    client.end(true);
+    const line = gw.logs.find((l) => l.audit && l.reason === 'mqtt_disconnect_session_expiry');
+    assert.deepEqual([line?.principal, line?.command, line?.code], ['alice', 'DISCONNECT', 1002], 'audited');
+    // The broker sees the connection end without a DISCONNECT (Mosquitto 2.0 would refuse this one itself,
+    // logging "disconnected due to protocol error"; a broker that took it would keep the session)...
+    const ended = /Client alice (closed its connection|disconnected)/;
+    for (let i = 0; i < 100 && !ended.test(broker.log().slice(mark)); i++) await new Promise((r) => setTimeout(r, 50));
+    const seen = broker.log().slice(mark);
+    assert.match(seen, /Client alice closed its connection\./, 'the broker saw alice\'s connection end, and no DISCONNECT before it');
+    assert.doesNotMatch(seen, /Received DISCONNECT from alice|alice disconnected due to protocol error/, 'the DISCONNECT never reached the broker');
+    // ...so the session (expiry 0) ended with it: alice, straight at the broker, resumes nothing.
+    const direct = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, {
+      protocolVersion: 5, clientId: 'alice', username: 'alice', password: BACKEND_PASSWORD, clean: false, reconnectPeriod: 0, connectTimeout: 5_000,
+    });
+    try {
+      const connack = (direct as unknown as { connackPacket?: { sessionPresent?: boolean } }).connackPacket;
+      assert.equal(connack?.sessionPresent, false, 'the broker kept no session of alice');
+    } finally {
+      await direct.endAsync();
+    }
+  });
+});
+
 describe('MQTT inspection: bounds, timeouts and the mqttv3.1 name (a service with retain: false, max_qos: 1, connect_timeout 300 ms)', () => {
   const STRICT = '/mqtt-strict';
 

@@ -452,6 +452,9 @@ const ENDING: EndingCase[] = [
     send: (l) => { const b = connectWith(l); b[9] |= 0x01; return [b]; }, reason: 'mqtt_malformed', code: 1002, v5: 0x81, v311: undefined },
   { what: 'a topic alias of 0', levels: [5], send: (l) => [publish(l, 'devices/alice/a', { properties: { topicAlias: 0 } })],
     reason: 'mqtt_topic_alias_invalid', code: 1002, v5: 0x94, v311: undefined },
+  { what: 'a DISCONNECT that sets a Session Expiry Interval after a CONNECT that set none (§3.14.2.2.2)', levels: [5],
+    send: (l) => [gen({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 3600 } }, l)],
+    reason: 'mqtt_disconnect_session_expiry', code: 1002, v5: 0x82, v311: undefined },
   { what: 'an AUTH packet', levels: [5], send: (l) => [gen({ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'x' } }, l)],
     reason: 'mqtt_auth_packet', code: 1002, v5: 0x82, v311: undefined },
   { what: 'a protocol level the gateway does not speak (6)', levels: [5], beforeConnect: true, connack: true,
@@ -488,6 +491,35 @@ describe('MQTT session: every refusal that ends the connection, per protocol ver
       });
     }
   }
+});
+
+describe('MQTT session: DISCONNECT', () => {
+  it('passes a DISCONNECT that keeps the session as it was: none, a reason code only, a Session Expiry Interval of 0; 3.1.1', () => {
+    const goodbyes: Array<[Level, object]> = [
+      [5, { cmd: 'disconnect' }], [5, { cmd: 'disconnect', reasonCode: 0x04 }],
+      [5, { cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0, reasonString: 'bye' } }], [4, { cmd: 'disconnect' }],
+    ];
+    for (const [level, packet] of goodbyes) {
+      const { s, io } = open(level);
+      io.takeBackend(level);
+      const bytes = gen(packet, level);
+      s.fromClient(bytes);
+      assert.equal(io.ended, undefined, JSON.stringify(packet));
+      assert.deepEqual(Buffer.concat(io.backend), bytes, `${JSON.stringify(packet)} reaches the broker as it came`);
+      assert.equal(s.goodbye, true, 'the broker may close now');
+    }
+  });
+
+  it('with persistent_sessions, a CONNECT that set a Session Expiry Interval may change it at DISCONNECT', () => {
+    const io = new Recorder();
+    const s = new MqttSession(policy({ persistent_sessions: true }), alice, io);
+    s.fromClient(connectWith(5, { properties: { sessionExpiryInterval: 60 } }));
+    io.takeBackend(5);
+    const bytes = gen({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 3600 } }, 5);
+    s.fromClient(bytes);
+    assert.equal(io.ended, undefined);
+    assert.deepEqual(Buffer.concat(io.backend), bytes);
+  });
 });
 
 describe('MQTT session: refusals answered in MQTT, the connection kept', () => {
