@@ -314,6 +314,17 @@ async function echoedBack(ws: WebSocket, text: string): Promise<string> {
   return echoed;
 }
 
+/** `p`, or a failure naming the step that did not finish in `ms` (the test's own timeout would not say which). */
+async function phase<T>(what: string, p: Promise<T>, ms = 45_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 test('killing machine B closes only its clients, which reconnect through HAProxy to A: its fallback session ends with 1006, one owned by A goes on', { timeout: 120_000 }, async () => {
   const sockets: WebSocket[] = [];
   for (let i = 0; i < 2; i++) {
@@ -336,32 +347,37 @@ test('killing machine B closes only its clients, which reconnect through HAProxy
   for (let i = 0; i < 10 && !(ownedByA && ownedByB); i++) {
     const before = await sessionsOnB();
     const s = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback', retryTimeout: 60_000 });
-    await opened(s);
+    await phase(`fallback session ${i} opened`, opened(s));
     const onB = (await sessionsOnB()) > before;
     if (onB && !ownedByB) ownedByB = s;
     else if (!onB && !ownedByA) ownedByA = s;
-    else s.close();
+    else {
+      s.close();
+      // Gone from B's gauge before the next session is told apart by it: a session on B that ended
+      // between the two readings would make the next one on B look like A's.
+      if (onB) await phase(`session ${i} gone from B`, (async () => { while ((await sessionsOnB()) > before) await new Promise((r) => setTimeout(r, 20)); })());
+    }
   }
   assert.ok(ownedByA && ownedByB, 'a session owned by each machine');
-  assert.ok(await echoes(ownedByB, 'b1') && await echoes(ownedByA, 'a1'));
+  assert.ok(await phase('b1 echoed', echoes(ownedByB, 'b1')) && await phase('a1 echoed', echoes(ownedByA, 'a1')));
   const bClosed = new Promise<GatehouseCloseEvent>((resolve) => { ownedByB!.onclose = (e) => resolve(e); });
   let aClosed: GatehouseCloseEvent | undefined;
   ownedByA.onclose = (e) => { aClosed = e; };
   const codes = [...sockets, ...full].map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))));
 
   machineB.child.kill('SIGKILL');
-  await machineB.exited;
+  await phase('machine B exited', machineB.exited);
 
-  assert.deepEqual(await Promise.all([codes[1], codes[3], ...codes.slice(4)]), [1006, 1006, 1006, 1006, 1006], 'B\'s clients lost their connections');
+  assert.deepEqual(await phase('B\'s clients closed', Promise.all([codes[1], codes[3], ...codes.slice(4)])), [1006, 1006, 1006, 1006, 1006], 'B\'s clients lost their connections');
   for (const i of [0, 2]) {
     const ws = sockets[i];
     assert.equal(ws.readyState, WebSocket.OPEN, 'A\'s clients stay');
-    assert.equal(await echoedBack(ws, 'still here'), 'still here');
+    assert.equal(await phase('A\'s client echoed', echoedBack(ws, 'still here')), 'still here');
     ws.terminate();
   }
   // B's session: its requests that reach A find the owner gone (404), so the client ends it with 1006.
-  assert.equal((await bClosed).code, 1006, 'the session whose owner died ends with 1006');
-  assert.ok(await echoes(ownedByA, 'a2'), 'the session owned by A goes on');
+  assert.equal((await phase('B\'s fallback session closed', bClosed)).code, 1006, 'the session whose owner died ends with 1006');
+  assert.ok(await phase('a2 echoed', echoes(ownedByA, 'a2')), 'the session owned by A goes on');
   assert.equal(aClosed, undefined);
   ownedByA.close();
 
@@ -372,8 +388,8 @@ test('killing machine B closes only its clients, which reconnect through HAProxy
   for (const ws of back) assert.equal(await echoedBack(ws, 'back'), 'back', 'a reconnected client is served by A');
   for (const ws of back) ws.terminate();
   const again = new GatehouseSocket(lb.url('/echo'), [], { transport: 'fallback' });
-  await opened(again);
-  const got = await exchangeSequenced(again, 500, 50);
+  await phase('a new fallback session opened', opened(again));
+  const got = await phase('500 messages through the new session', exchangeSequenced(again, 500, 50));
   assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => `m${i}`), 'a new fallback session, every request at A');
   again.close();
 });
