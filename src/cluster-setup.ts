@@ -102,7 +102,10 @@ export async function clusterPart(config: GatehouseConfig, log: Logger, worker?:
         hop: async (req, res, owner, client) => {
           const url = await locate(owner);
           if (url === 'gone' || url === 'unknown') return url === 'gone' ? 'owner_gone' : 'owner_unknown';
-          if (await forwarder.forward(req, res, url, client)) return 'passed';
+          const outcome = await forwarder.forward(req, res, url, client);
+          if (outcome === 'passed') return 'passed';
+          // A connection that broke is no verdict on the owner: the client tries again (503).
+          if (outcome === 'broken') return 'owner_unknown';
           cache.delete(owner);
           return 'owner_gone';
         },

@@ -55,6 +55,8 @@ export class HopSigner {
   }
 }
 
+export type HopOutcome = 'passed' | 'unreachable' | 'broken';
+
 /** Passes requests on to their owners (keep-alive connections, no Nagle: stream frames go on at once). */
 export class HopForwarder {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
@@ -63,10 +65,14 @@ export class HopForwarder {
 
   /**
    * Sends `req` to the owner at `base` (http://host:port) and its answer back
-   * on `res`. Resolves false when the owner cannot be reached before it
-   * answered (nothing has been sent to the client then), true otherwise.
+   * on `res`. Resolves 'passed' once the owner answered; before that (nothing
+   * has been sent to the client then) 'unreachable' when no connection to the
+   * owner could be made — it is gone — and 'broken' when a connection was made
+   * and failed: a kept-alive socket the owner had just closed (Node's agent
+   * reuses it as the owner's idle timer ends it), a reset — not proof that the
+   * owner is gone, and the client may try again.
    */
-  forward(req: IncomingMessage, res: ServerResponse, base: string, client: HopClient): Promise<boolean> {
+  forward(req: IncomingMessage, res: ServerResponse, base: string, client: HopClient): Promise<HopOutcome> {
     const target = req.url ?? '/';
     const meta = Buffer.from(JSON.stringify(client)).toString('base64url');
     const headers: IncomingHttpHeaders = {};
@@ -76,6 +82,7 @@ export class HopForwarder {
     const url = new URL(base);
     return new Promise((resolve) => {
       let answered = false;
+      let connected = false;
       const out = http.request({ host: url.hostname, port: url.port, method: req.method, path: target, headers, agent: this.agent }, (up) => {
         answered = true;
         const back: Record<string, string | string[]> = {};
@@ -85,11 +92,15 @@ export class HopForwarder {
         up.pipe(res);
         up.on('error', () => res.destroy());
         up.on('aborted', () => res.destroy());
-        resolve(true);
+        resolve('passed');
       });
-      out.on('socket', (s) => s.setNoDelay(true));
+      out.on('socket', (s) => {
+        s.setNoDelay(true);
+        if (!s.connecting) connected = true;
+        else s.once('connect', () => { connected = true; });
+      });
       out.on('error', () => {
-        if (!answered) { resolve(false); return; }
+        if (!answered) { resolve(connected || out.reusedSocket ? 'broken' : 'unreachable'); return; }
         res.destroy();
       });
       // The client went away: so does the hop (a stream the owner writes to would be held for nobody).

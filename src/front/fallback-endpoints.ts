@@ -69,8 +69,9 @@ export interface FallbackOptions {
    * Sessions of a cluster: `self` names this process in every session id it
    * makes; a request for another process's session is passed on to it with
    * `hop`: 'passed' (the owner answered, or is answering, on `res`),
-   * 'owner_gone' (it is not alive or cannot be reached: its sessions ended),
-   * 'owner_unknown' (where it is cannot be learnt now: the client may retry).
+   * 'owner_gone' (no connection to it can be made: its sessions ended),
+   * 'owner_unknown' (where it is cannot be learnt now, or the connection to it
+   * broke before it answered: the client may retry).
    */
   route?: {
     readonly self: string;
