@@ -171,9 +171,13 @@ export function readProxyHeader(
   };
   const onEnd = (): void => fail('closed before the header');
   const onError = (): void => fail('socket error');
-  const timer = setTimeout(() => fail('header timeout'), timeoutMs);
+  // The verdict waits for the I/O of this turn of the event loop: when the gateway's own loop stalled
+  // past the deadline (load, a long GC), bytes that arrived in time are read first, not refused unread.
+  let verdict: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => { verdict = setImmediate(fail, 'header timeout'); }, timeoutMs);
   const cleanup = (): void => {
     clearTimeout(timer);
+    if (verdict) clearImmediate(verdict);
     socket.removeListener('data', onData);
     socket.removeListener('end', onEnd);
     socket.removeListener('error', onError);

@@ -29,8 +29,9 @@ before(async () => {
   pki = new TestPki();
   const cert = pki.serverCert('p', ['localhost']);
   door = await startDoor({
+    // The default header_timeout (10 s): a short one refused prompt clients whenever the loaded machine stalled
+    // this process (gateway and clients) past it. Timeouts are tested on a door of their own below.
     listen: [{ port: 0, proxy_protocol: true }, { port: 0, proxy_protocol: true, tls: cert }],
-    limits: { header_timeout: '500ms' },
     services: { s: { path: '/s', type: 'echo', allow_missing_origin: true } },
   });
   // The canary comes through the "load balancer" too.
@@ -76,13 +77,12 @@ test('PROXY header before TLS', async () => {
   assert.equal(door.admissions.at(-1)?.tls?.servername, 'localhost');
 });
 
-test('missing, malformed or late PROXY headers drop the connection, audited; canary unaffected', async () => {
+test('missing or malformed PROXY headers drop the connection, audited; canary unaffected', async () => {
   const cases = [
     upgradeRequest('/s'),
     'PROXY TCP4 1.2.3.999 127.0.0.1 1 2\r\n' + upgradeRequest('/s'),
     'PROXY TCP4 1.2.3.4 127.0.0.1 1\r\n',
     'PROXY ' + 'x'.repeat(300),
-    'PROXY TCP4 1.2.3.4 ', // never completed: header timeout
   ];
   const results = await canary.during(Promise.all(cases.map((c) => rawExchange(door.ports[0], c))));
   for (const r of results) {
@@ -92,6 +92,38 @@ test('missing, malformed or late PROXY headers drop the connection, audited; can
   const line = await door.audited('proxy_protocol_invalid');
   assert.ok(line);
   assert.equal(door.metrics.get('gatehouse_rejections_total', { reason: 'proxy_protocol_invalid' }), cases.length);
+});
+
+test('a PROXY header that never completes is dropped at header_timeout; one that arrived is read even when the gateway\'s loop stalled past the deadline', async () => {
+  const short = await startDoor({
+    listen: [{ port: 0, proxy_protocol: true }],
+    limits: { header_timeout: '300ms' },
+    services: { s: { path: '/s', type: 'echo', allow_missing_origin: true } },
+  });
+  const refused = (): number => short.metrics.get('gatehouse_rejections_total', { reason: 'proxy_protocol_invalid' });
+  try {
+    const status = await new Promise<string>((resolve, reject) => {
+      const s = netConnect(short.port, '127.0.0.1', () => {
+        s.write(`PROXY TCP4 203.0.113.77 127.0.0.1 5000 80\r\n${upgradeRequest('/s')}`);
+        // The gateway runs in this process: hold its event loop past the deadline, the header waiting in its socket.
+        setImmediate(() => { const until = Date.now() + 500; while (Date.now() < until) { /* a stall, as under load or a long GC */ } });
+      });
+      let got = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => { got += d; if (got.includes('\r\n')) { resolve(got.split('\r\n')[0]); s.destroy(); } });
+      s.on('error', reject);
+      s.on('close', () => resolve(`closed after ${JSON.stringify(got)}`));
+    });
+    assert.equal(status, 'HTTP/1.1 101 Switching Protocols', 'a header that had arrived is not refused for the gateway\'s own stall');
+    assert.equal(short.admissions.at(-1)?.client.address, '203.0.113.77');
+    assert.equal(refused(), 0, 'no proxy_protocol_invalid');
+    const late = await rawExchange(short.port, 'PROXY TCP4 1.2.3.4 ');
+    assert.deepEqual([late.status, late.closed], [0, true], 'never completed: dropped, no HTTP answer');
+    assert.equal((await short.audited('proxy_protocol_invalid'))?.detail, 'header timeout');
+    assert.equal(refused(), 1);
+  } finally {
+    await short.stop();
+  }
 });
 
 test('X-Forwarded-For: honoured from trusted proxies only; per-address limits follow the client', async () => {
