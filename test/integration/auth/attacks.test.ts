@@ -12,8 +12,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hashPassword } from '../../../src/auth/passwords.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { cheapPasswordHash } from '../../helpers/test-password-hash.js';
 import { connect, type Outcome } from './common.js';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
@@ -21,7 +21,9 @@ let gw: TestGateway;
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-auth-attacks-'));
-  writeFileSync(join(dir, 'users'), `alice:${await hashPassword('alice-secret-pw')}\nbob:${await hashPassword('bob-secret-pw')}\ncarol:${await hashPassword('carol-secret-pw')}\n`);
+  // Cheap scrypt: what is under test is how many attempts are checked, not the hash (the default cost took
+  // over 10 s per check at load 30, and these tests check dozens).
+  writeFileSync(join(dir, 'users'), `alice:${cheapPasswordHash('alice-secret-pw')}\nbob:${cheapPasswordHash('bob-secret-pw')}\ncarol:${cheapPasswordHash('carol-secret-pw')}\n`);
   gw = await startGateway({
     trusted_proxies: ['127.0.0.1'],
     // Guessers come in bursts from one address: the handshake rate is not what is under test.

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { cheapPasswordHash } from '../../helpers/test-password-hash.js';
 import { open, refused, roundTrip } from './common.js';
 
 const MAIN = join(import.meta.dirname, '../../../src/main.ts');
@@ -32,7 +33,9 @@ async function hashPasswordCli(user: string, password: string): Promise<string> 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-basic-int-'));
   usersFile = join(dir, 'users');
-  writeFileSync(usersFile, `${await hashPasswordCli('alice', 'alice-secret-pw')}\n${await hashPasswordCli('carol', 'carol-secret-pw')}\n`);
+  // alice's hash is the command's, at its default cost; carol and dave, whom the guessing tests check dozens of
+  // times, have cheap ones (the default cost took over 10 s per check at load 30).
+  writeFileSync(usersFile, `${await hashPasswordCli('alice', 'alice-secret-pw')}\ncarol:${cheapPasswordHash('carol-secret-pw')}\ndave:${cheapPasswordHash('dave-secret-pw')}\n`);
   gw = await startGateway({
     auth: { failures: { per_address: 4, per_user: 3, window: '1m' } },
     services: {
@@ -52,11 +55,11 @@ describe('basic through the gateway', () => {
   it('stops guessing with 429 + Retry-After; a canary connection keeps working; no password in the log', async () => {
     const canary = await open(gw.url('/admin'), { headers: { authorization: basic('carol', 'carol-secret-pw') } });
     for (let i = 0; i < 3; i++) {
-      const r = await refused(gw.url('/admin'), { headers: { authorization: basic('alice', `guess-${i}`) } });
+      const r = await refused(gw.url('/admin'), { headers: { authorization: basic('dave', `guess-${i}`) } });
       assert.equal(r.status, 401);
       assert.equal(r.headers['www-authenticate'], 'Basic realm="Admin", charset="UTF-8"');
     }
-    const blocked = await refused(gw.url('/admin'), { headers: { authorization: basic('alice', 'alice-secret-pw') } });
+    const blocked = await refused(gw.url('/admin'), { headers: { authorization: basic('dave', 'dave-secret-pw') } });
     assert.equal(blocked.status, 429);
     assert.ok(Number(blocked.headers['retry-after']) >= 1, 'Retry-After');
     assert.ok(gw.auditReasons().includes('basic_invalid') && gw.auditReasons().includes('auth_rate_limited'));
@@ -69,13 +72,13 @@ describe('basic through the gateway', () => {
     const service = { path: '/admin', type: 'echo', allow_missing_origin: true, auth: { methods: [{ type: 'basic', realm: 'Admin', users_file: usersFile }] } };
     const guesses = async (g: TestGateway, n: number): Promise<number[]> => {
       const statuses: number[] = [];
-      for (let i = 0; i < n; i++) statuses.push((await refused(g.url('/admin'), { headers: { authorization: basic('alice', `guess-${i}`) } })).status);
+      for (let i = 0; i < n; i++) statuses.push((await refused(g.url('/admin'), { headers: { authorization: basic('dave', `guess-${i}`) } })).status);
       return statuses;
     };
     const unlimited = await startGateway({ auth: { failures: { per_address: 0, per_user: 0 } }, services: { admin: service } });
     try {
       assert.deepEqual(await guesses(unlimited, 12), Array(12).fill(401), '12 wrong passwords: each answered 401, none 429');
-      const ws = await open(unlimited.url('/admin'), { headers: { authorization: basic('alice', 'alice-secret-pw') } });
+      const ws = await open(unlimited.url('/admin'), { headers: { authorization: basic('dave', 'dave-secret-pw') } });
       assert.equal(await roundTrip(ws), 'ping', 'the right password still admitted');
       ws.close();
     } finally {
