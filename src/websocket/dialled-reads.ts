@@ -18,6 +18,8 @@
  * `socket.pause()` stops reading at the handle (net.Socket does that for
  * `onread` sockets), and no read is delivered until `resume()`.
  */
+// The global `Buffer` is an accessor in Node 20: the import is a plain binding (this runs per read).
+import { Buffer } from 'node:buffer';
 import type { OnReadOpts, Socket } from 'node:net';
 
 /** Node's own read size for stream sockets. */

@@ -13,6 +13,8 @@
  * (§5.3) masks every frame with a fresh key and never mutates the caller's
  * buffer unless told it may.
  */
+// The global `Buffer` is an accessor in Node 20 (a generic global load per use in hot code); the import is a plain binding.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import {
   OP_CLOSE, OP_PING, OP_PONG, MAX_CLOSE_REASON, CLOSE_NO_STATUS, isValidCloseCode,
@@ -118,6 +120,12 @@ const SLAB_SIZE = 16 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 /** The slab as 32-bit words (it owns its backing store from byte 0): masking in it needs no view per frame. */
 let slabWords = new Int32Array(slab.buffer, 0, SLAB_SIZE >>> 2);
+/**
+ * The slab's memory: a segment is handed to the socket as `Buffer.from(bytes,
+ * start, length)`, not `slab.subarray(…)`, whose generic loads of the
+ * prototype method and the `buffer`/`byteOffset` getters cost more than the view.
+ */
+let slabBytes = slab.buffer;
 let slabPos = 0;
 
 /**
@@ -176,8 +184,8 @@ export class FrameWriter {
   batching = false;
   /** We corked the socket for this batch (something was written to it directly): uncorked when the batch ends. */
   private corked = false;
-  /** This tick's segment of small frames: `segSlab[segStart, segEnd)`, not yet given to the socket. */
-  private segSlab: Buffer | null = null;
+  /** This tick's segment of small frames: bytes `[segStart, segEnd)` of a slab's memory, not yet given to the socket. */
+  private segSlab: ArrayBuffer | null = null;
   private segStart = 0;
   private segEnd = 0;
 
@@ -225,16 +233,17 @@ export class FrameWriter {
    * far goes to the socket and a new one starts.
    */
   private reserve(n: number): number {
-    if (this.segSlab !== null && (this.segSlab !== slab || this.segEnd !== slabPos || slabPos + n > SLAB_SIZE)) this.spill();
+    if (this.segSlab !== null && (this.segSlab !== slabBytes || this.segEnd !== slabPos || slabPos + n > SLAB_SIZE)) this.spill();
     if (slabPos + n > SLAB_SIZE) {
       slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-      slabWords = new Int32Array(slab.buffer, 0, SLAB_SIZE >>> 2);
+      slabBytes = slab.buffer;
+      slabWords = new Int32Array(slabBytes, 0, SLAB_SIZE >>> 2);
       slabPos = 0;
     }
     const at = slabPos;
     slabPos += n;
     if (this.segSlab === null) {
-      this.segSlab = slab;
+      this.segSlab = slabBytes;
       this.segStart = at;
     }
     this.segEnd = slabPos;
@@ -259,7 +268,7 @@ export class FrameWriter {
     // Spilled before the batch ends (a large frame follows, the slab ran out, end()): the rest joins it.
     if (this.batching) this.hold();
     if (socket.writableLength === 0) {
-      socket.write(seg.subarray(start, end));
+      socket.write(Buffer.from(seg, start, end - start));
       return;
     }
     // The socket is already queueing (a peer reading slower than we write,
@@ -268,7 +277,7 @@ export class FrameWriter {
     // the 16 KiB slabs its small frames were built in (a view would pin a
     // whole slab for a 10-byte reply).
     const copy = Buffer.allocUnsafeSlow(end - start);
-    seg.copy(copy, 0, start, end);
+    copy.set(new Uint8Array(seg, start, end - start));
     socket.write(copy);
   }
 
