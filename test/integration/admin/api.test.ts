@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import WebSocket from 'ws';
-import { hashPassword } from '../../../src/auth/passwords.js';
+import { cheapPasswordHash } from '../../helpers/test-password-hash.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 
 const TOKEN = 'test-admin-token-0123456789';
@@ -46,7 +46,8 @@ async function open(path: string, user: string): Promise<WebSocket> {
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-admin-'));
   const users = join(dir, 'users');
-  writeFileSync(users, `alice:${await hashPassword('alice-password', 'scrypt')}\nbob:${await hashPassword('bob-password', 'scrypt')}\n`);
+  // (every connection logs in: a cheap hash, or each login costs seconds on a busy machine)
+  writeFileSync(users, `alice:${cheapPasswordHash('alice-password')}\nbob:${cheapPasswordHash('bob-password')}\n`);
   const auth = { methods: [{ type: 'basic', realm: 'test', users_file: users }] };
   gw = await startGateway({
     admin: { host: '127.0.0.1', port: 0, token: TOKEN },
